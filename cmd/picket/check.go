@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe"
+)
+
+type checkFlags struct {
+	path        string
+	products    []string
+	regions     []string
+	journeys    []string
+	output      string
+	concurrency int
+}
+
+func newCheckCmd() *cobra.Command {
+	var f checkFlags
+	cmd := &cobra.Command{
+		Use:   "check -c FILE",
+		Short: "Run each selected target once and print the results",
+		Long: `Run each selected target once, print a table (or JSON with -o json).
+Exit status: 0 when every target is up or degraded, 1 when any is down, 2 on a config
+or usage error.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runCheck(cmd, f) },
+	}
+	addConfigFlag(cmd, &f.path)
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.products, "product", nil, "only these products (repeat or comma-separate)")
+	fl.StringSliceVar(&f.regions, "region", nil, "only these regions")
+	fl.StringSliceVar(&f.journeys, "journey", nil, "only these journeys")
+	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	fl.IntVar(&f.concurrency, "concurrency", 0, "targets run at once (default: the config's concurrency)")
+	return cmd
+}
+
+func runCheck(cmd *cobra.Command, f checkFlags) error {
+	if f.output != "table" && f.output != "json" {
+		return &exitError{code: exitUsage, err: fmt.Errorf("-o %q: want table or json", f.output)}
+	}
+	cfg, err := loadConfig(cmd, f.path)
+	if err != nil {
+		return err
+	}
+	targets := selectTargets(cfg.Targets, f)
+	if len(targets) == 0 {
+		return &exitError{code: exitUsage, err: fmt.Errorf("no target matches --product %v --region %v --journey %v", f.products, f.regions, f.journeys)}
+	}
+	concurrency := cfg.Concurrency
+	if f.concurrency > 0 {
+		concurrency = f.concurrency
+	}
+	runner := probe.NewRunner()
+	defer runner.Close()
+	started := time.Now()
+	results := runner.RunAll(cmd.Context(), targets, concurrency)
+	rep := alert.BuildReport(cfg, started, results)
+	if err := printReport(cmd, f.output, rep); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	if rep.Summary.Down > 0 {
+		return &exitError{code: exitDown}
+	}
+	return nil
+}
+
+func printReport(cmd *cobra.Command, format string, rep alert.Report) error {
+	if format == "json" {
+		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return alert.WriteTable(cmd.OutOrStdout(), rep)
+}
+
+func selectTargets(all []*config.Target, f checkFlags) []*config.Target {
+	var out []*config.Target
+	for _, t := range all {
+		if matches(f.products, t.Product) && matches(f.regions, t.Region) && matches(f.journeys, t.Journey) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func matches(filter []string, v string) bool { return len(filter) == 0 || slices.Contains(filter, v) }

@@ -1,0 +1,253 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/picket-dev/picket/probe/tmpl"
+)
+
+func (b *builder) buildAlerting() {
+	b.buildNotifiers()
+	b.buildRoutes()
+	br := b.f.BlastRadius
+	b.cfg.BlastRadius = BlastRadius{
+		RegionMinProducts: positiveOr(br.RegionMinProducts, 2),
+		ProductMinRegions: positiveOr(br.ProductMinRegions, 2),
+		GlobalMinRegions:  positiveOr(br.GlobalMinRegions, 2),
+	}
+	for _, k := range []struct {
+		key string
+		v   int
+	}{{"region_min_products", br.RegionMinProducts}, {"product_min_regions", br.ProductMinRegions}, {"global_min_regions", br.GlobalMinRegions}} {
+		if k.v < 0 {
+			b.d.errorf(b.d.at(&b.f.BlastRadius, k.key), "%s must be at least 1", k.key)
+		}
+	}
+	a := b.f.Alerting
+	b.cfg.Alerting = Alerting{
+		Degraded:      orDefault(a.Degraded, "notify"),
+		FallbackAfter: pickDur(a.FallbackAfter, nil, DefaultFallbackAfter),
+		StatusURL:     a.StatusURL,
+	}
+	switch b.cfg.Alerting.Degraded {
+	case "page", "notify", "ignore":
+	default:
+		b.d.errorf(b.d.at(&b.f.Alerting, "degraded"), "alerting.degraded must be page, notify or ignore, got %q", a.Degraded)
+	}
+	b.positiveDuration(&b.f.Alerting, "fallback_after", a.FallbackAfter)
+	b.buildSilences()
+	b.buildSelfCheck()
+	if h := b.f.Heartbeat; h != nil {
+		if h.URL == "" {
+			b.d.errorf(b.d.at(h, ""), "heartbeat.url is required")
+		} else {
+			b.checkURL(h, "url", h.URL)
+		}
+		if h.Every <= 0 {
+			b.d.errorf(b.d.at(h, ""), "heartbeat.every must be more than 0")
+		}
+		b.cfg.Heartbeat = h
+	}
+	if b.f.API.Token != "" {
+		b.cfg.APIToken = b.secretValue(&b.f.API, "token", b.f.API.Token)
+	}
+}
+
+func positiveOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// secretValue renders a template (usually "{{.secret.NAME}}") with only the secrets in
+// reach, and wraps the result so it is never printed.
+func (b *builder) secretValue(owner any, key, raw string) Secret {
+	t, err := tmpl.Parse(key, raw)
+	if err != nil {
+		b.d.errorf(b.d.at(owner, key), "%s: %v", key, err)
+		return Secret{}
+	}
+	v, err := t.Render(tmpl.Data{"secret": b.cfg.Secrets.templateData()})
+	if err != nil {
+		b.d.errorf(b.d.at(owner, key), "%s: %v", key, b.cfg.Secrets.Redact(err.Error()))
+		return Secret{}
+	}
+	return NewSecret(v)
+}
+
+func (b *builder) checkURL(owner any, key, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		b.d.errorf(b.d.at(owner, key), "%s: want an absolute http:// or https:// URL", key)
+	}
+}
+
+func (b *builder) buildNotifiers() {
+	b.cfg.Notifiers = map[string]*Notifier{}
+	node := b.d.value(b.f, "notifiers")
+	for _, name := range keysInOrder(node) {
+		spec := b.f.Notifiers[name]
+		at := keyAt(node, name)
+		if spec == nil {
+			b.d.errorf(at, "notifier %s: want one of pagerduty, slack, webhook", name)
+			continue
+		}
+		n := &Notifier{Name: name, Timeout: pickDur(spec.Timeout, nil, 10*time.Second)}
+		kinds := 0
+		if pd := spec.PagerDuty; pd != nil {
+			kinds++
+			n.PagerDuty = &PagerDuty{RoutingKey: b.secretValue(pd, "routing_key", pd.RoutingKey), EventsURL: pd.EventsURL}
+			if pd.RoutingKey == "" {
+				b.d.errorf(b.d.at(pd, ""), "notifier %s: pagerduty.routing_key is required", name)
+			} else if k := n.PagerDuty.RoutingKey.Reveal(); k != "" && len(k) != 32 {
+				b.d.errorf(b.d.at(pd, "routing_key"), "notifier %s: a PagerDuty routing key has 32 characters, this one has %d", name, len(k))
+			}
+			if pd.EventsURL != "" {
+				b.checkURL(pd, "events_url", pd.EventsURL)
+			}
+		}
+		if sl := spec.Slack; sl != nil {
+			kinds++
+			n.Slack = &Slack{WebhookURL: b.secretValue(sl, "webhook_url", sl.WebhookURL), Channel: sl.Channel}
+			b.checkURL(sl, "webhook_url", n.Slack.WebhookURL.Reveal())
+		}
+		if wh := spec.Webhook; wh != nil {
+			kinds++
+			n.Webhook = &Webhook{URL: b.secretValue(wh, "url", wh.URL), Headers: map[string]Secret{}}
+			b.checkURL(wh, "url", n.Webhook.URL.Reveal())
+			for k, v := range wh.Headers {
+				n.Webhook.Headers[k] = b.secretValue(wh, "headers", v)
+			}
+		}
+		if kinds != 1 {
+			b.d.errorf(at, "notifier %s: want exactly one of pagerduty, slack, webhook (got %d)", name, kinds)
+		}
+		b.cfg.Notifiers[name] = n
+	}
+}
+
+var validScopes = map[string]bool{"target": true, "region": true, "product": true, "global": true}
+
+func (b *builder) buildRoutes() {
+	for _, r := range b.f.Routes {
+		if r == nil {
+			continue
+		}
+		route := Route{
+			Match:         b.buildMatch(&r.Match),
+			Notify:        b.notifierList(r, "notify", r.Notify),
+			Fallback:      b.notifierList(r, "fallback", r.Fallback),
+			FallbackAfter: pickDur(r.FallbackAfter, b.f.Alerting.FallbackAfter, DefaultFallbackAfter),
+			Continue:      r.Continue,
+		}
+		if len(r.Notify) == 0 {
+			b.d.errorf(b.d.at(r, ""), "a route needs notify: with at least one notifier")
+		}
+		b.positiveDuration(r, "fallback_after", r.FallbackAfter)
+		b.cfg.Routes = append(b.cfg.Routes, route)
+	}
+}
+
+func (b *builder) notifierList(owner any, key string, names []string) []string {
+	list := b.d.at(owner, key)
+	for i, name := range names {
+		if _, ok := b.f.Notifiers[name]; !ok {
+			b.d.errorf(item(list, i), "notifier %q is not defined under notifiers:", name)
+		}
+	}
+	return names
+}
+
+func item(list *yaml.Node, i int) *yaml.Node {
+	if list != nil && list.Kind == yaml.SequenceNode && i < len(list.Content) {
+		return list.Content[i]
+	}
+	return list
+}
+
+func (b *builder) buildMatch(m *MatchSpec) Match {
+	for i, s := range m.Scope {
+		if !validScopes[s] {
+			b.d.errorf(item(b.d.at(m, "scope"), i), "scope %q: want target, region, product or global", s)
+		}
+	}
+	products := map[string]bool{}
+	for _, p := range b.f.Products {
+		if p != nil {
+			products[p.Name] = true
+		}
+	}
+	for i, p := range m.Product {
+		if !products[p] {
+			b.d.errorf(item(b.d.at(m, "product"), i), "product %q is not defined under products:", p)
+		}
+	}
+	for i, r := range m.Region {
+		if b.regions[r] == nil {
+			b.d.errorf(item(b.d.at(m, "region"), i), "region %q is not defined under regions:", r)
+		}
+	}
+	for i, p := range m.Priority {
+		if p < 1 || p > 5 {
+			b.d.errorf(item(b.d.at(m, "priority"), i), "priority %d: want 1 to 5", p)
+		}
+	}
+	return Match{Scope: m.Scope, Product: m.Product, Priority: m.Priority, Region: m.Region}
+}
+
+func (b *builder) buildSilences() {
+	for _, s := range b.f.Silences {
+		if s == nil {
+			continue
+		}
+		start, err1 := time.Parse(time.RFC3339, s.Start)
+		if err1 != nil {
+			b.d.errorf(b.d.at(s, "start"), "silence start %q: want an RFC 3339 time like 2026-01-02T03:04:05Z", s.Start)
+		}
+		end, err2 := time.Parse(time.RFC3339, s.End)
+		if err2 != nil {
+			b.d.errorf(b.d.at(s, "end"), "silence end %q: want an RFC 3339 time like 2026-01-02T03:04:05Z", s.End)
+		}
+		if err1 == nil && err2 == nil && !end.After(start) {
+			b.d.errorf(b.d.at(s, "end"), "silence ends (%s) before it starts (%s)", s.End, s.Start)
+		}
+		b.cfg.Silences = append(b.cfg.Silences, Silence{Comment: s.Comment, Start: start, End: end, Match: b.buildMatch(&s.Match)})
+	}
+}
+
+func (b *builder) buildSelfCheck() {
+	sc := b.f.SelfCheck
+	if sc == nil {
+		return
+	}
+	if len(sc.Targets) == 0 {
+		b.d.errorf(b.d.at(sc, ""), "self_check.targets: list at least one target that shares nothing with the platform")
+	}
+	for i, t := range sc.Targets {
+		if u, err := url.Parse(t); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "tcp") || u.Host == "" {
+			b.d.errorf(item(b.d.at(sc, "targets"), i), "self_check target %q: want http://, https:// or tcp://host:port", t)
+		}
+	}
+	minOK := sc.MinOK
+	if minOK == 0 {
+		minOK = len(sc.Targets) - len(sc.Targets)/2 // impaired when most fail
+	}
+	if minOK < 0 || minOK > len(sc.Targets) {
+		b.d.errorf(b.d.at(sc, "min_ok"), "self_check.min_ok must be between 1 and %d", len(sc.Targets))
+	}
+	b.cfg.SelfCheck = &SelfCheck{
+		Targets:  sc.Targets,
+		Interval: pickDur(sc.Interval, nil, 30*time.Second),
+		Timeout:  pickDur(sc.Timeout, nil, 5*time.Second),
+		MinOK:    minOK,
+		Notify:   b.notifierList(sc, "notify", sc.Notify),
+	}
+}
+
+// String shows a notifier without its secrets.
+func (n *Notifier) String() string { return fmt.Sprintf("%s (%s)", n.Name, n.Kind()) }

@@ -1,0 +1,235 @@
+// Package config loads Picket's YAML strictly: every problem is reported at once as
+// FILE:LINE:COL, templates and expectations are compiled at load, secrets are resolved
+// and wrapped, and products x regions x journeys are expanded into targets. A Config is
+// immutable once loaded.
+package config
+
+import (
+	"crypto/tls"
+	"regexp"
+	"time"
+
+	"github.com/picket-dev/picket/probe/expect"
+	"github.com/picket-dev/picket/probe/tmpl"
+)
+
+// Built-in defaults, used where neither the journey nor `defaults:` says.
+const (
+	DefaultInterval         = 30 * time.Second
+	DefaultTimeout          = 10 * time.Second
+	DefaultFailureThreshold = 2
+	DefaultSuccessThreshold = 2
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultMaxRedirects     = 10
+	DefaultListen           = "127.0.0.1:9115"
+	DefaultStateDir         = "./picket-state"
+	DefaultConcurrency      = 64
+	DefaultFallbackAfter    = 2 * time.Minute
+)
+
+// Config is a loaded, validated, compiled configuration.
+type Config struct {
+	Path        string
+	Vantage     string
+	Listen      string
+	StateDir    string
+	Concurrency int
+	Regions     []Region  // as written
+	Products    []Product // by priority, then as written
+	Targets     []*Target // products x regions x journeys
+	Notifiers   map[string]*Notifier
+	Routes      []Route
+	BlastRadius BlastRadius
+	Alerting    Alerting
+	Silences    []Silence
+	SelfCheck   *SelfCheck
+	Heartbeat   *HeartbeatSpec
+	APIToken    Secret
+	Secrets     *Secrets
+}
+
+// Region is one isolated stack of the platform.
+type Region struct {
+	Name  string
+	Title string
+	Vars  map[string]string
+}
+
+// Product is what a status page lists.
+type Product struct {
+	Name     string
+	Title    string
+	Priority int
+	Regions  []string
+	Journeys []string
+}
+
+// Target is one journey in one region: what is scheduled, probed and alerted on.
+type Target struct {
+	ID               string // product/journey@region
+	Product          string
+	ProductTitle     string
+	Journey          string
+	Region           string
+	Priority         int
+	Interval         time.Duration
+	Timeout          time.Duration
+	DegradedAfter    time.Duration
+	FailureThreshold int
+	SuccessThreshold int
+	Retries          int
+	Steps            []*Step // shared between the regions of one journey; read-only
+	JourneyVars      map[string]string
+	// Fingerprint changes when anything that decides how the target is probed changes;
+	// a reload keeps the state of targets whose fingerprint did not change.
+	Fingerprint string
+
+	regionData map[string]string
+	secrets    *Secrets
+	vantage    string
+}
+
+// TemplateData builds the data a run's templates see; vars is the run's own map, which
+// the journey fills as steps extract values.
+func (t *Target) TemplateData(run map[string]string, vars map[string]string) tmpl.Data {
+	return tmpl.Data{
+		"region":  t.regionData,
+		"secret":  t.secrets.templateData(),
+		"vars":    vars,
+		"run":     run,
+		"product": t.Product,
+		"journey": t.Journey,
+		"vantage": t.vantage,
+	}
+}
+
+// Redact removes every secret of the config from text.
+func (t *Target) Redact(text string) string { return t.secrets.Redact(text) }
+
+// Step is one compiled step.
+type Step struct {
+	Name    string
+	Timeout time.Duration // 0: the journey's deadline only
+	HTTP    *HTTPRequest
+	Checks  *expect.Checks
+	// ExpectsStatus is false when expect: says nothing of the status; the prober then
+	// wants 2xx or 3xx.
+	ExpectsStatus bool
+	Extract       []Extractor
+	Poll          *PollSpec
+}
+
+// Kind names the protocol of the step, for output and metrics.
+func (s *Step) Kind() string {
+	switch {
+	case s.HTTP != nil:
+		return "http"
+	}
+	return "none"
+}
+
+// HTTPRequest is a compiled HTTP step.
+type HTTPRequest struct {
+	Method          string
+	URL             *tmpl.Template
+	Body            *tmpl.Template
+	Headers         []Header
+	MaxBodyBytes    int64
+	MaxRedirects    int
+	FollowRedirects bool
+	TLS             *tls.Config // nil: Go's defaults
+}
+
+// Header is one request header whose value may be a template.
+type Header struct {
+	Name  string
+	Value *tmpl.Template
+}
+
+// Extractor takes one value from a step's answer.
+type Extractor struct {
+	Name   string
+	JSON   string
+	Header string
+	Regex  *regexp.Regexp
+}
+
+// Notifier is a compiled notifier: exactly one of the kinds is set.
+type Notifier struct {
+	Name      string
+	Timeout   time.Duration
+	PagerDuty *PagerDuty
+	Slack     *Slack
+	Webhook   *Webhook
+}
+
+// Kind names the notifier's kind.
+func (n *Notifier) Kind() string {
+	switch {
+	case n.PagerDuty != nil:
+		return "pagerduty"
+	case n.Slack != nil:
+		return "slack"
+	case n.Webhook != nil:
+		return "webhook"
+	}
+	return "none"
+}
+
+type PagerDuty struct {
+	RoutingKey Secret
+	EventsURL  string // "" means PagerDuty's own
+}
+
+type Slack struct {
+	WebhookURL Secret // the URL is the credential
+	Channel    string
+}
+
+type Webhook struct {
+	URL     Secret
+	Headers map[string]Secret
+}
+
+// Route is a compiled route.
+type Route struct {
+	Match         Match
+	Notify        []string
+	Fallback      []string
+	FallbackAfter time.Duration
+	Continue      bool
+}
+
+// Match: an empty list matches anything.
+type Match struct {
+	Scope    []string
+	Product  []string
+	Priority []int
+	Region   []string
+}
+
+// Alerting holds compiled alerting knobs.
+type Alerting struct {
+	Degraded      string // page | notify | ignore
+	FallbackAfter time.Duration
+	StatusURL     string
+}
+
+// Silence mutes matching incidents between Start and End.
+type Silence struct {
+	Comment    string
+	Start, End time.Time
+	Match      Match
+}
+
+// SelfCheck is the "is it them or is it us" check.
+type SelfCheck struct {
+	Targets  []string
+	Interval time.Duration
+	Timeout  time.Duration
+	MinOK    int
+	Notify   []string
+}
+
+// Scopes are the widths a problem can have, narrowest first.
+var Scopes = []string{"target", "region", "product", "global"}

@@ -1,0 +1,118 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+)
+
+// redacted is what a secret looks like anywhere it could be printed.
+const redacted = "<redacted>"
+
+// Secret holds a value that must never be printed: String, fmt verbs, JSON, YAML and
+// slog all show it redacted. Only Reveal gives the value, at the point of use.
+type Secret struct{ value string }
+
+// NewSecret wraps a value (tests and built-in configs).
+func NewSecret(v string) Secret { return Secret{value: v} }
+
+func (s Secret) Reveal() string               { return s.value }
+func (s Secret) IsZero() bool                 { return s.value == "" }
+func (s Secret) String() string               { return redacted }
+func (s Secret) GoString() string             { return redacted }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+func (s Secret) MarshalYAML() (any, error)    { return redacted, nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Format keeps %v, %+v, %#v, %s and %q from leaking the value.
+func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, redacted) }
+
+// Secrets are the resolved secrets of a config, and the redactor built from them.
+type Secrets struct {
+	values   map[string]string
+	replacer *strings.Replacer
+}
+
+func newSecrets(values map[string]string) *Secrets {
+	s := &Secrets{values: values}
+	var pairs []string
+	vals := make([]string, 0, len(values))
+	for _, v := range values {
+		vals = append(vals, v)
+	}
+	// Longest first, so a secret that contains another is replaced whole.
+	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
+	for _, v := range vals {
+		if len(v) >= minRedactLen {
+			pairs = append(pairs, v, redacted)
+		}
+	}
+	if len(pairs) > 0 {
+		s.replacer = strings.NewReplacer(pairs...)
+	}
+	return s
+}
+
+// minRedactLen: a one- or two-letter "secret" would blank out ordinary text; Load
+// rejects secrets that short instead.
+const minRedactLen = 3
+
+// Redact replaces every secret value in text.
+func (s *Secrets) Redact(text string) string {
+	if s == nil || s.replacer == nil {
+		return text
+	}
+	return s.replacer.Replace(text)
+}
+
+// Names lists the secrets' names, sorted.
+func (s *Secrets) Names() []string {
+	if s == nil {
+		return nil
+	}
+	names := make([]string, 0, len(s.values))
+	for n := range s.values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// templateData is the .secret map templates see.
+func (s *Secrets) templateData() map[string]string {
+	if s == nil {
+		return map[string]string{}
+	}
+	return s.values
+}
+
+// resolve reads one secret. The error never contains the value.
+func (r *SecretRef) resolve(path func(string) string) (string, error) {
+	switch {
+	case r.Env != "" && r.File != "":
+		return "", fmt.Errorf("give either env or file, not both")
+	case r.Env != "":
+		v, ok := os.LookupEnv(r.Env)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", r.Env)
+		}
+		if v == "" {
+			return "", fmt.Errorf("environment variable %s is empty", r.Env)
+		}
+		return v, nil
+	case r.File != "":
+		b, err := os.ReadFile(path(r.File))
+		if err != nil {
+			return "", fmt.Errorf("read secret file %s: %w", r.File, unwrapPathErr(err))
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		if v == "" {
+			return "", fmt.Errorf("secret file %s is empty", r.File)
+		}
+		return v, nil
+	}
+	return "", fmt.Errorf("want env or file")
+}

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"time"
+
+	"github.com/picket-dev/picket/probe/expect"
+)
+
+// File is the YAML schema, as written by a person. Keys are a contract (DESIGN.md):
+// add keys, never rename them. Load turns a File into a Config.
+type File struct {
+	Vantage     string                   `yaml:"vantage"`
+	Listen      string                   `yaml:"listen"`
+	StateDir    string                   `yaml:"state_dir"`
+	Concurrency int                      `yaml:"concurrency"`
+	Defaults    Defaults                 `yaml:"defaults"`
+	Secrets     map[string]*SecretRef    `yaml:"secrets"`
+	Regions     map[string]*RegionSpec   `yaml:"regions"`
+	Products    []*ProductSpec           `yaml:"products"`
+	Notifiers   map[string]*NotifierSpec `yaml:"notifiers"`
+	Routes      []*RouteSpec             `yaml:"routes"`
+	BlastRadius BlastRadius              `yaml:"blast_radius"`
+	Alerting    AlertingSpec             `yaml:"alerting"`
+	Silences    []*SilenceSpec           `yaml:"silences"`
+	SelfCheck   *SelfCheckSpec           `yaml:"self_check"`
+	Heartbeat   *HeartbeatSpec           `yaml:"heartbeat"`
+	API         APISpec                  `yaml:"api"`
+}
+
+// Defaults apply to every journey that does not say otherwise.
+type Defaults struct {
+	Interval         *time.Duration `yaml:"interval"`
+	Timeout          *time.Duration `yaml:"timeout"`
+	FailureThreshold *int           `yaml:"failure_threshold"`
+	SuccessThreshold *int           `yaml:"success_threshold"`
+	Retries          *int           `yaml:"retries"`
+	DegradedAfter    *time.Duration `yaml:"degraded_after"`
+	MaxBodyBytes     *int64         `yaml:"max_body_bytes"`
+	MaxRedirects     *int           `yaml:"max_redirects"`
+}
+
+// SecretRef says where a secret comes from: an environment variable or a file.
+type SecretRef struct {
+	Env  string `yaml:"env"`
+	File string `yaml:"file"`
+}
+
+// RegionSpec is one isolated stack of the watched platform.
+type RegionSpec struct {
+	Title string            `yaml:"title"`
+	Vars  map[string]string `yaml:"vars"`
+}
+
+// ProductSpec is what customers buy, with its critical user journeys.
+type ProductSpec struct {
+	Name     string         `yaml:"name"`
+	Title    string         `yaml:"title"`
+	Priority int            `yaml:"priority"`
+	Regions  []string       `yaml:"regions"`
+	Journeys []*JourneySpec `yaml:"journeys"`
+}
+
+// JourneySpec is ordered steps; each field left out takes its value from defaults.
+type JourneySpec struct {
+	Name             string            `yaml:"name"`
+	Interval         *time.Duration    `yaml:"interval"`
+	Timeout          *time.Duration    `yaml:"timeout"`
+	FailureThreshold *int              `yaml:"failure_threshold"`
+	SuccessThreshold *int              `yaml:"success_threshold"`
+	Retries          *int              `yaml:"retries"`
+	DegradedAfter    *time.Duration    `yaml:"degraded_after"`
+	Regions          []string          `yaml:"regions"`
+	Vars             map[string]string `yaml:"vars"`
+	Steps            []*StepSpec       `yaml:"steps"`
+}
+
+// StepSpec is one request and what must hold of its answer.
+type StepSpec struct {
+	Name    string                  `yaml:"name"`
+	Timeout *time.Duration          `yaml:"timeout"`
+	HTTP    *HTTPSpec               `yaml:"http"`
+	Expect  expect.Spec             `yaml:"expect"`
+	Extract map[string]*ExtractSpec `yaml:"extract"`
+	Poll    *PollSpec               `yaml:"poll"`
+}
+
+// HTTPSpec is an HTTP request. Strings may be templates.
+type HTTPSpec struct {
+	Method          string            `yaml:"method"`
+	URL             string            `yaml:"url"`
+	Body            string            `yaml:"body"`
+	Headers         map[string]string `yaml:"headers"`
+	MaxBodyBytes    *int64            `yaml:"max_body_bytes"`
+	MaxRedirects    *int              `yaml:"max_redirects"`
+	FollowRedirects *bool             `yaml:"follow_redirects"`
+	TLS             *TLSSpec          `yaml:"tls"`
+}
+
+// TLSSpec configures the client side of TLS for one step.
+type TLSSpec struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// ExtractSpec takes one value out of a step's answer into .vars; exactly one source.
+type ExtractSpec struct {
+	JSON   string `yaml:"json"`   // gjson path into the body
+	Header string `yaml:"header"` // header name
+	Regex  string `yaml:"regex"`  // regexp over the body; group 1 if any, else the match
+}
+
+// PollSpec repeats a step until its expectations hold.
+type PollSpec struct {
+	Every  time.Duration `yaml:"every"`
+	Within time.Duration `yaml:"within"`
+}
+
+// NotifierSpec has exactly one kind set.
+type NotifierSpec struct {
+	PagerDuty *PagerDutySpec `yaml:"pagerduty"`
+	Slack     *SlackSpec     `yaml:"slack"`
+	Webhook   *WebhookSpec   `yaml:"webhook"`
+	Timeout   *time.Duration `yaml:"timeout"`
+}
+
+type PagerDutySpec struct {
+	RoutingKey string `yaml:"routing_key"`
+	EventsURL  string `yaml:"events_url"`
+}
+
+type SlackSpec struct {
+	WebhookURL string `yaml:"webhook_url"`
+	Channel    string `yaml:"channel"`
+}
+
+type WebhookSpec struct {
+	URL     string            `yaml:"url"`
+	Headers map[string]string `yaml:"headers"`
+}
+
+// RouteSpec sends matching incidents to notifiers; fallback when they keep failing.
+type RouteSpec struct {
+	Match         MatchSpec      `yaml:"match"`
+	Notify        []string       `yaml:"notify"`
+	Fallback      []string       `yaml:"fallback"`
+	FallbackAfter *time.Duration `yaml:"fallback_after"`
+	Continue      bool           `yaml:"continue"`
+}
+
+// MatchSpec: every non-empty list must contain the incident's value.
+type MatchSpec struct {
+	Scope    []string `yaml:"scope"`
+	Product  []string `yaml:"product"`
+	Priority []int    `yaml:"priority"`
+	Region   []string `yaml:"region"`
+}
+
+// BlastRadius sets when failures add up to a wider scope.
+type BlastRadius struct {
+	RegionMinProducts int `yaml:"region_min_products"`
+	ProductMinRegions int `yaml:"product_min_regions"`
+	GlobalMinRegions  int `yaml:"global_min_regions"`
+}
+
+// AlertingSpec holds alerting knobs that are not per journey.
+type AlertingSpec struct {
+	Degraded      string         `yaml:"degraded"` // page | notify | ignore
+	FallbackAfter *time.Duration `yaml:"fallback_after"`
+	StatusURL     string         `yaml:"status_url"`
+}
+
+// SilenceSpec mutes matching incidents during a window (a maintenance).
+type SilenceSpec struct {
+	Comment string    `yaml:"comment"`
+	Start   string    `yaml:"start"` // RFC 3339
+	End     string    `yaml:"end"`
+	Match   MatchSpec `yaml:"match"`
+}
+
+// SelfCheckSpec lists targets that share nothing with the platform.
+type SelfCheckSpec struct {
+	Targets  []string       `yaml:"targets"` // URLs or host:port
+	Interval *time.Duration `yaml:"interval"`
+	Timeout  *time.Duration `yaml:"timeout"`
+	MinOK    int            `yaml:"min_ok"`
+	Notify   []string       `yaml:"notify"`
+}
+
+// HeartbeatSpec is a dead man's switch.
+type HeartbeatSpec struct {
+	URL   string        `yaml:"url"`
+	Every time.Duration `yaml:"every"`
+}
+
+// APISpec guards the write API.
+type APISpec struct {
+	Token string `yaml:"token"` // a template, usually "{{.secret.api_token}}"
+}

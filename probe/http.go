@@ -1,0 +1,287 @@
+package probe
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe/expect"
+	"github.com/picket-dev/picket/probe/tmpl"
+)
+
+// maxHeaderBytes bounds what a hostile server can make us hold in response headers.
+const maxHeaderBytes = 256 << 10
+
+// userAgent tells the platform's operators who is knocking.
+const userAgent = "picket/1 (+synthetic probe)"
+
+// HTTPProber runs HTTP steps like a new customer would: every run opens a fresh
+// connection, so DNS, connect and TLS are measured (and can fail) every time.
+type HTTPProber struct {
+	mu         sync.Mutex
+	transports map[*tls.Config]*http.Transport // one per distinct TLS config of a step
+	bufs       sync.Pool
+}
+
+// NewHTTPProber returns a prober with no connections open.
+func NewHTTPProber() *HTTPProber {
+	return &HTTPProber{
+		transports: map[*tls.Config]*http.Transport{},
+		bufs:       sync.Pool{New: func() any { return new(bytes.Buffer) }},
+	}
+}
+
+// Close drops idle state; with keep-alives off there is little, but tests check it.
+func (p *HTTPProber) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+func (p *HTTPProber) transport(tc *tls.Config) *http.Transport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.transports[tc]; ok {
+		return t
+	}
+	t := &http.Transport{
+		Proxy:                  nil, // out of band: never through a proxy the host may share with the platform
+		DialContext:            (&net.Dialer{}).DialContext,
+		DisableKeepAlives:      true,
+		ForceAttemptHTTP2:      true,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		TLSClientConfig:        tc,
+	}
+	p.transports[tc] = t
+	return t
+}
+
+// Exchange is what one attempt of a step saw. Release returns its buffer.
+type Exchange struct {
+	Obs    expect.Observation
+	Phases Phases
+	Err    error // the exchange did not complete (refused, timeout, bad TLS, body too large)
+	Cert   time.Time
+	buf    *bytes.Buffer
+	pool   *sync.Pool
+}
+
+// Release gives the body buffer back; the Exchange must not be used afterwards.
+func (e *Exchange) Release() {
+	if e.buf != nil && e.pool != nil && e.buf.Cap() <= 4<<20 {
+		e.buf.Reset()
+		e.pool.Put(e.buf)
+	}
+	e.buf = nil
+}
+
+// Probe performs one HTTP request of step with data.
+func (p *HTTPProber) Probe(ctx context.Context, step *config.Step, data tmpl.Data) *Exchange {
+	h := step.HTTP
+	ex := &Exchange{}
+	req, err := p.newRequest(ctx, h, data)
+	if err != nil {
+		ex.Err = err
+		return ex
+	}
+	tr := &tracer{}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), tr.trace()))
+	client := &http.Client{Transport: p.transport(h.TLS), CheckRedirect: redirectPolicy(h)}
+	start := time.Now()
+	tr.start = start
+	resp, err := client.Do(req)
+	if err != nil {
+		ex.Err = describeTransportError(ctx, err)
+		ex.Phases = tr.phases(time.Now())
+		ex.Obs.Latency = time.Since(start)
+		return ex
+	}
+	defer resp.Body.Close()
+	ex.buf = p.bufs.Get().(*bytes.Buffer)
+	ex.pool = &p.bufs
+	n, err := io.Copy(ex.buf, io.LimitReader(resp.Body, h.MaxBodyBytes+1))
+	end := time.Now()
+	ex.Phases = tr.phases(end)
+	ex.Obs = expect.Observation{
+		Status:  resp.StatusCode,
+		Headers: resp.Header,
+		Body:    ex.buf.Bytes(),
+		Latency: end.Sub(start),
+		Now:     end,
+	}
+	if resp.TLS != nil {
+		ex.Obs.Certs = resp.TLS.PeerCertificates
+		ex.Cert = earliestExpiry(resp.TLS.PeerCertificates)
+	}
+	switch {
+	case n > h.MaxBodyBytes:
+		ex.Err = fmt.Errorf("body larger than %d bytes (max_body_bytes); stopped reading", h.MaxBodyBytes)
+	case err != nil:
+		ex.Err = fmt.Errorf("reading body after %d bytes: %w", n, describeTransportError(ctx, err))
+	}
+	return ex
+}
+
+func (p *HTTPProber) newRequest(ctx context.Context, h *config.HTTPRequest, data tmpl.Data) (*http.Request, error) {
+	url, err := h.URL.Render(data)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	var body io.Reader
+	if h.Body != nil && h.Body.Raw != "" {
+		b, err := h.Body.Render(data)
+		if err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+		body = strings.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, h.Method, url, body)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	req.Header.Set("User-Agent", userAgent)
+	for _, hd := range h.Headers {
+		v, err := hd.Value.Render(data)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", hd.Name, err)
+		}
+		if hd.Name == "Host" {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(hd.Name, v)
+	}
+	if body != nil && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// errRedirect marks our own refusals to follow, so the message stays ours.
+var errRedirect = errors.New("redirect")
+
+func redirectPolicy(h *config.HTTPRequest) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if !h.FollowRedirects {
+			return http.ErrUseLastResponse
+		}
+		for _, prev := range via {
+			if prev.URL.String() == req.URL.String() {
+				return fmt.Errorf("%w loop: %s was already visited after %d redirects", errRedirect, req.URL.Redacted(), len(via))
+			}
+		}
+		if len(via) > h.MaxRedirects {
+			return fmt.Errorf("%w: more than %d redirects (max_redirects)", errRedirect, h.MaxRedirects)
+		}
+		return nil
+	}
+}
+
+// describeTransportError turns net/http's nested errors into one line that says what
+// happened, without the request URL (which the step name already identifies).
+func describeTransportError(ctx context.Context, err error) error {
+	if errors.Is(err, errRedirect) {
+		var ue interface{ Unwrap() error }
+		if errors.As(err, &ue) {
+			return ue.Unwrap()
+		}
+		return err
+	}
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("timeout: no complete answer before the deadline (%w)", context.DeadlineExceeded)
+		}
+		return fmt.Errorf("cancelled: %w", ctx.Err())
+	}
+	var ue interface{ Unwrap() error }
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			err = inner
+		}
+	}
+	var ne *net.OpError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%s: %w", ne.Op, ne.Err)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("connection closed by the server before a complete answer: %w", err)
+	}
+	return err
+}
+
+func earliestExpiry(chain []*x509.Certificate) time.Time {
+	var min time.Time
+	for _, c := range chain {
+		if min.IsZero() || c.NotAfter.Before(min) {
+			min = c.NotAfter
+		}
+	}
+	return min
+}
+
+// tracer records phase boundaries. Callbacks can come from several goroutines (DNS,
+// dual-stack dials), hence the mutex.
+type tracer struct {
+	mu                            sync.Mutex
+	start                         time.Time
+	dnsStart, connStart, tlsStart time.Time
+	wrote, firstByte              time.Time
+	dns, connect, tls             time.Duration
+}
+
+func (t *tracer) trace() *httptrace.ClientTrace {
+	now := time.Now
+	return &httptrace.ClientTrace{
+		DNSStart: func(httptrace.DNSStartInfo) { t.mu.Lock(); t.dnsStart = now(); t.mu.Unlock() },
+		DNSDone: func(httptrace.DNSDoneInfo) {
+			t.mu.Lock()
+			t.dns += now().Sub(t.dnsStart)
+			t.mu.Unlock()
+		},
+		ConnectStart: func(_, _ string) { t.mu.Lock(); t.connStart = now(); t.mu.Unlock() },
+		ConnectDone: func(_, _ string, err error) {
+			t.mu.Lock()
+			t.connect += now().Sub(t.connStart)
+			t.mu.Unlock()
+		},
+		TLSHandshakeStart: func() { t.mu.Lock(); t.tlsStart = now(); t.mu.Unlock() },
+		TLSHandshakeDone: func(tls.ConnectionState, error) {
+			t.mu.Lock()
+			t.tls += now().Sub(t.tlsStart)
+			t.mu.Unlock()
+		},
+		WroteRequest: func(httptrace.WroteRequestInfo) { t.mu.Lock(); t.wrote = now(); t.mu.Unlock() },
+		GotFirstResponseByte: func() {
+			t.mu.Lock()
+			t.firstByte = now()
+			t.mu.Unlock()
+		},
+	}
+}
+
+func (t *tracer) phases(end time.Time) Phases {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ph := Phases{DNS: t.dns, Connect: t.connect, TLS: t.tls}
+	if !t.firstByte.IsZero() {
+		ph.TTFB = t.firstByte.Sub(t.start)
+		ph.Transfer = end.Sub(t.firstByte)
+		if !t.wrote.IsZero() && t.firstByte.After(t.wrote) {
+			ph.Processing = t.firstByte.Sub(t.wrote)
+		}
+	}
+	return ph
+}

@@ -1,0 +1,238 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe/expect"
+	"github.com/picket-dev/picket/probe/tmpl"
+)
+
+// excerptLen bounds the body shown in a failure reason.
+const excerptLen = 160
+
+// Runner runs journeys. It is safe for concurrent use.
+type Runner struct {
+	HTTP *HTTPProber
+	now  func() time.Time
+}
+
+// NewRunner returns a Runner with its own HTTP prober.
+func NewRunner() *Runner { return &Runner{HTTP: NewHTTPProber(), now: time.Now} }
+
+// Close releases the probers' resources.
+func (r *Runner) Close() { r.HTTP.Close() }
+
+// Run runs the target's journey, re-running it at once up to t.Retries times when it
+// fails. ctx bounds the whole run; each try has the journey's timeout.
+func (r *Runner) Run(ctx context.Context, t *config.Target) Result {
+	var res Result
+	for try := 1; try <= 1+t.Retries; try++ {
+		res = r.runOnce(ctx, t)
+		res.Tries = try
+		if res.Up() || ctx.Err() != nil {
+			break
+		}
+	}
+	return res
+}
+
+func newRunID() string {
+	return strconv.FormatUint(rand.Uint64(), 36)
+}
+
+func (r *Runner) runOnce(parent context.Context, t *config.Target) Result {
+	started := r.now()
+	ctx, cancel := context.WithTimeout(parent, t.Timeout)
+	defer cancel()
+	res := Result{
+		Target: t.ID, Product: t.Product, Journey: t.Journey, Region: t.Region,
+		RunID: newRunID(), Started: started, Status: StatusUp,
+		Steps: make([]StepResult, 0, len(t.Steps)),
+	}
+	vars := make(map[string]string, len(t.JourneyVars)+2)
+	for k, v := range t.JourneyVars {
+		vars[k] = v
+	}
+	run := map[string]string{
+		"id": res.RunID, "started": started.UTC().Format(time.RFC3339), "unix": strconv.FormatInt(started.Unix(), 10), "target": t.ID,
+	}
+	data := t.TemplateData(run, vars)
+	for _, step := range t.Steps {
+		sr := r.runStep(ctx, t, step, data, vars)
+		res.Steps = append(res.Steps, sr)
+		if sr.Status != StatusUp {
+			res.Status = StatusDown
+			res.FailedStep = sr.Name
+			res.Error = fmt.Sprintf("step %s: %s", sr.Name, sr.Error)
+			break
+		}
+	}
+	res.Duration = r.now().Sub(started)
+	if res.Status == StatusUp && t.DegradedAfter > 0 && res.Duration > t.DegradedAfter {
+		res.Status = StatusDegraded
+		res.Error = fmt.Sprintf("journey took %s, degraded after %s", roundDur(res.Duration), t.DegradedAfter)
+	}
+	return res
+}
+
+// runStep runs one step, polling it when asked to until its expectations hold.
+func (r *Runner) runStep(ctx context.Context, t *config.Target, step *config.Step, data tmpl.Data, vars map[string]string) StepResult {
+	sr := StepResult{Name: step.Name, Kind: step.Kind()}
+	first := r.now()
+	var deadline time.Time
+	if step.Poll != nil {
+		deadline = first.Add(step.Poll.Within)
+	}
+	for {
+		sr.Attempts++
+		attemptStart := r.now()
+		err := r.attempt(ctx, t, step, data, vars, &sr)
+		sr.Duration = r.now().Sub(attemptStart)
+		if err == nil {
+			sr.Status = StatusUp
+			sr.Error = ""
+			if step.Poll != nil {
+				sr.PollWait = r.now().Sub(first)
+			}
+			return sr
+		}
+		sr.Status = StatusDown
+		sr.Error = t.Redact(err.Error())
+		if step.Poll == nil || ctx.Err() != nil {
+			if step.Poll != nil {
+				sr.Error = fmt.Sprintf("not ready within %s (%d attempts, stopped by the journey timeout); last: %s", roundDur(r.now().Sub(first)), sr.Attempts, sr.Error)
+			}
+			return sr
+		}
+		next := attemptStart.Add(step.Poll.Every)
+		if !next.Before(deadline) {
+			sr.Error = fmt.Sprintf("not ready within %s (%d attempts); last: %s", step.Poll.Within, sr.Attempts, sr.Error)
+			return sr
+		}
+		if !sleepUntil(ctx, next) {
+			sr.Error = fmt.Sprintf("not ready within %s (%d attempts, stopped by the journey timeout); last: %s", roundDur(r.now().Sub(first)), sr.Attempts, sr.Error)
+			return sr
+		}
+	}
+}
+
+func sleepUntil(ctx context.Context, when time.Time) bool {
+	timer := time.NewTimer(time.Until(when))
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// attempt runs the request once, judges it and extracts values into vars.
+func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Step, data tmpl.Data, vars map[string]string, sr *StepResult) error {
+	if step.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, step.Timeout)
+		defer cancel()
+	}
+	if step.HTTP == nil {
+		return errors.New("step has no request")
+	}
+	ex := r.HTTP.Probe(ctx, step, data)
+	defer ex.Release()
+	sr.Phases = ex.Phases
+	sr.HTTPStatus = ex.Obs.Status
+	sr.CertExpiry = ex.Cert
+	sr.BodyBytes = int64(len(ex.Obs.Body))
+	if ex.Err != nil {
+		return ex.Err
+	}
+	ex.Obs.Vars = vars
+	if err := evaluate(step, &ex.Obs, data); err != nil {
+		return withExcerpt(err, ex.Obs.Body)
+	}
+	return extract(step.Extract, &ex.Obs, vars)
+}
+
+// evaluate applies the step's checks; a step that says nothing of the status still
+// wants a successful answer (2xx or 3xx), as a customer would.
+func evaluate(step *config.Step, o *expect.Observation, data tmpl.Data) error {
+	if !step.ExpectsStatus && (o.Status < 200 || o.Status >= 400) {
+		return fmt.Errorf("status %d, want 2xx or 3xx", o.Status)
+	}
+	if step.Checks == nil {
+		return nil
+	}
+	return step.Checks.Evaluate(o, data)
+}
+
+func withExcerpt(err error, body []byte) error {
+	if len(body) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (body: %s)", err, expect.Excerpt(body, excerptLen))
+}
+
+func extract(ex []config.Extractor, o *expect.Observation, vars map[string]string) error {
+	for _, e := range ex {
+		v, err := extractOne(e, o)
+		if err != nil {
+			return fmt.Errorf("extract %s: %w", e.Name, err)
+		}
+		vars[e.Name] = v
+	}
+	return nil
+}
+
+func extractOne(e config.Extractor, o *expect.Observation) (string, error) {
+	switch {
+	case e.JSON != "":
+		if !gjson.ValidBytes(o.Body) {
+			return "", fmt.Errorf("body is not JSON (body: %s)", expect.Excerpt(o.Body, excerptLen))
+		}
+		r := gjson.GetBytes(o.Body, e.JSON)
+		if !r.Exists() {
+			return "", fmt.Errorf("json path %s missing (body: %s)", e.JSON, expect.Excerpt(o.Body, excerptLen))
+		}
+		return r.String(), nil
+	case e.Header != "":
+		v := http.Header(o.Headers).Get(e.Header)
+		if v == "" {
+			return "", fmt.Errorf("header %s missing", e.Header)
+		}
+		return v, nil
+	case e.Regex != nil:
+		return regexValue(e.Regex, o.Body)
+	}
+	return "", errors.New("no source")
+}
+
+func regexValue(re *regexp.Regexp, body []byte) (string, error) {
+	m := re.FindSubmatch(body)
+	if m == nil {
+		return "", fmt.Errorf("regex `%s` does not match the body", re)
+	}
+	if len(m) > 1 {
+		return string(m[1]), nil
+	}
+	return string(m[0]), nil
+}
+
+func roundDur(d time.Duration) time.Duration {
+	switch {
+	case d > time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d > time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	}
+	return d
+}

@@ -1,0 +1,67 @@
+// Package tmpl wraps text/template for the strings of a config that may refer to
+// run-time data (.region, .secret, .vars, .run). Templates are parsed once, at config
+// load, and a string without "{{" costs nothing to render.
+package tmpl
+
+import (
+	"fmt"
+	"strings"
+	"text/template"
+)
+
+// Data is what a template sees: region vars, secrets, extracted vars, run facts.
+type Data map[string]any
+
+// Template is a parsed template, or a literal when Raw has no action.
+type Template struct {
+	Raw string
+	t   *template.Template
+}
+
+// Parse compiles raw; missing keys are an error at execution, as DESIGN.md asks.
+func Parse(name, raw string) (*Template, error) {
+	if !strings.Contains(raw, "{{") {
+		return &Template{Raw: raw}, nil
+	}
+	t, err := template.New(name).Option("missingkey=error").Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("template: %w", cleanErr(err, name))
+	}
+	return &Template{Raw: raw, t: t}, nil
+}
+
+// MustParse is for tests and built-in literals.
+func MustParse(raw string) *Template {
+	t, err := Parse("literal", raw)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// IsLiteral reports whether rendering always yields Raw.
+func (t *Template) IsLiteral() bool { return t == nil || t.t == nil }
+
+// Render executes the template with data.
+func (t *Template) Render(data Data) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	if t.t == nil {
+		return t.Raw, nil
+	}
+	var b strings.Builder
+	if err := t.t.Execute(&b, map[string]any(data)); err != nil {
+		return "", fmt.Errorf("template %q: %w", t.Raw, cleanErr(err, t.t.Name()))
+	}
+	return b.String(), nil
+}
+
+// cleanErr drops text/template's "template: NAME:" prefix, which only repeats what the
+// caller already says.
+func cleanErr(err error, name string) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "template: ")
+	msg = strings.TrimPrefix(msg, name+":")
+	return fmt.Errorf("%s", strings.TrimSpace(msg))
+}
