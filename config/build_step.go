@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -262,8 +263,37 @@ func (b *builder) checkTemplates(spec *StepSpec, regions []string, vars map[stri
 			}
 			if _, err := it.t.Render(data); err != nil {
 				failed[i] = true
-				b.d.errorf(it.node, "%v (region %s)", b.cfg.Secrets.Redact(err.Error()), region)
+				b.d.errorf(it.node, "%s", b.cfg.Secrets.Redact(explainMissingKey(err, data, region)))
 			}
 		}
 	}
+}
+
+var missingKey = regexp.MustCompile(`at <\.(\w+)\.[^>]*>: map has no entry for key "([^"]*)"`)
+
+// explainMissingKey turns text/template's "map has no entry" into what a person needs:
+// which name is unknown and which ones exist.
+func explainMissingKey(err error, data tmpl.Data, region string) string {
+	m := missingKey.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Sprintf("%v (region %s)", err, region)
+	}
+	var known []string
+	switch v := data[m[1]].(type) {
+	case map[string]string:
+		for k := range v {
+			known = append(known, k)
+		}
+	}
+	sort.Strings(known)
+	hint := ""
+	switch m[1] {
+	case "vars":
+		hint = "; a var must be in the journey's vars: or extracted by an earlier step"
+	case "secret":
+		hint = "; define it under secrets:"
+	case "region":
+		hint = fmt.Sprintf("; define it in region %s's vars:", region)
+	}
+	return fmt.Sprintf(".%s.%s is not defined (known: %s)%s", m[1], m[2], joinNames(known), hint)
 }

@@ -44,16 +44,21 @@ type decoder struct {
 	// maps keeps, for every decoded struct (by pointer), its mapping node, so that
 	// validation after decoding can point at the key it complains about.
 	maps map[any]*yaml.Node
+	// budget bounds the nodes visited, so an alias bomb ("billion laughs") is an error
+	// instead of a hang.
+	budget int
 }
 
+const nodeBudget = 200_000
+
 func newDecoder(file string) *decoder {
-	return &decoder{file: file, maps: map[any]*yaml.Node{}}
+	return &decoder{file: file, maps: map[any]*yaml.Node{}, budget: nodeBudget}
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	line, col := 1, 1
-	if n != nil {
-		line, col = n.Line, n.Column
+	if n != nil && n.Line > 0 {
+		line, col = n.Line, max(n.Column, 1)
 	}
 	d.errs = append(d.errs, Error{File: d.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)})
 }
@@ -116,6 +121,13 @@ var (
 )
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
+	d.budget--
+	if d.budget == 0 {
+		d.errorf(n, "the document is too large or expands too far through aliases (over %d nodes)", nodeBudget)
+	}
+	if d.budget <= 0 {
+		return
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}

@@ -1,0 +1,262 @@
+// Package pdtest is a local PagerDuty Events API v2 receiver on loopback. It
+// validates events the way PagerDuty documents it, answers with PagerDuty's
+// bodies, keeps what it accepted, tracks which alerts are open, and can be told
+// to fail (400, 429, 5xx, slow answers, dropped connections) so that Picket's
+// notifiers are tested against the failures that matter. Tests and `picket
+// demo` use it; nothing in production does.
+//
+// Endpoints: POST /v2/enqueue (and /enqueue) is the Events API. A small JSON
+// control surface serves other processes: GET /events, GET /open, GET
+// /requests, GET|POST|DELETE /fault. Routing keys are secrets: the control
+// surface redacts them and the logs never carry them.
+//
+// Note for go-pagerduty users: pagerduty.WithV2EventsAPIEndpoint takes the
+// scheme and host only (the client appends "/v2/enqueue"), so pass BaseURL(),
+// not URL().
+package pdtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Options configure a Receiver.
+type Options struct {
+	Addr   string       // listen address, loopback only; "" means 127.0.0.1:0
+	Logger *slog.Logger // nil: discard
+}
+
+// Receiver is a running Events API v2 receiver. Its methods are safe for
+// concurrent use.
+type Receiver struct {
+	log      *slog.Logger
+	ln       net.Listener
+	srv      *http.Server
+	handler  http.Handler
+	served   chan struct{} // closed when Serve has returned
+	closing  chan struct{} // closed by Close: ends delays and waits
+	closeErr error
+	once     sync.Once
+
+	mu        sync.Mutex
+	events    []Event
+	open      map[alertKey]Event
+	requests  int
+	fault     Fault
+	faultLeft int
+	changed   chan struct{} // closed and replaced whenever events change
+}
+
+// alertKey names one alert: PagerDuty applies a follow-up event only if it comes
+// through the routing key of the trigger that opened the alert.
+type alertKey struct{ routingKey, dedupKey string }
+
+const shutdownGrace = 5 * time.Second
+
+// New starts listening at once and serves until Close.
+func New(opts Options) (*Receiver, error) {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if err := requireLoopback(addr); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pdtest: listen on %s: %w", addr, err)
+	}
+	r := &Receiver{
+		log:     log,
+		ln:      ln,
+		served:  make(chan struct{}),
+		closing: make(chan struct{}),
+		open:    map[alertKey]Event{},
+		changed: make(chan struct{}),
+	}
+	r.handler = r.routes()
+	r.srv = &http.Server{
+		Handler:           r.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go r.serve()
+	log.Info("pdtest: PagerDuty Events API v2 receiver listening", "url", r.URL())
+	return r, nil
+}
+
+// requireLoopback refuses any address that is not on loopback: the receiver
+// records routing keys and is for local use only. No name is resolved but
+// "localhost".
+func requireLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("pdtest: address: expected host:port, got %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("pdtest: address: expected a loopback address such as 127.0.0.1:0, got %q", addr)
+	}
+	return nil
+}
+
+func (r *Receiver) serve() {
+	defer close(r.served)
+	if err := r.srv.Serve(r.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		r.log.Error("pdtest: serve failed", "err", err)
+	}
+}
+
+// ServeAddr is the host:port listened on, for a child process to reach.
+func (r *Receiver) ServeAddr() string { return r.ln.Addr().String() }
+
+// BaseURL is http://host:port, the endpoint go-pagerduty expects.
+func (r *Receiver) BaseURL() string { return "http://" + r.ServeAddr() }
+
+// URL is the full enqueue URL, http://host:port/v2/enqueue.
+func (r *Receiver) URL() string { return r.BaseURL() + pathEnqueueV2 }
+
+// Handler is the receiver's HTTP handler (Events API and control surface),
+// for mounting elsewhere; what it records is visible through r.
+func (r *Receiver) Handler() http.Handler { return r.handler }
+
+// Close stops the server, cancels pending delays and WaitFor calls, and returns
+// when every goroutine of the receiver has ended. It is safe to call twice.
+func (r *Receiver) Close() error {
+	r.once.Do(func() {
+		close(r.closing)
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := r.srv.Shutdown(ctx); err != nil {
+			r.closeErr = fmt.Errorf("pdtest: shutdown within %s: %w", shutdownGrace, err)
+			_ = r.srv.Close()
+		}
+		<-r.served
+	})
+	return r.closeErr
+}
+
+// record stores one accepted event and updates the open alerts.
+func (r *Receiver) record(ev Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+	key := alertKey{routingKey: ev.RoutingKey, dedupKey: ev.DedupKey}
+	switch ev.Action {
+	case ActionTrigger:
+		r.open[key] = ev // the latest trigger carries the current summary
+	case ActionResolve:
+		delete(r.open, key) // unknown keys are dropped silently, as PagerDuty does
+	}
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (r *Receiver) countRequest() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+}
+
+// Events returns a copy of the accepted events, in order of arrival.
+func (r *Receiver) Events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return cloneEvents(r.events)
+}
+
+func cloneEvents(events []Event) []Event {
+	out := make([]Event, len(events))
+	for i, ev := range events {
+		out[i] = ev.clone()
+	}
+	return out
+}
+
+// Count is how many accepted events carry dedupKey and action; an empty action
+// counts every action.
+func (r *Receiver) Count(dedupKey, action string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.events {
+		if ev.DedupKey == dedupKey && (action == "" || ev.Action == action) {
+			n++
+		}
+	}
+	return n
+}
+
+// Open returns the open alerts by dedup key, each as its latest trigger. A
+// trigger opens an alert, a resolve through the same routing key closes it. If
+// one dedup key is open under several routing keys, the latest trigger wins;
+// OpenFor tells them apart.
+func (r *Receiver) Open() map[string]Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]Event, len(r.open))
+	for key, ev := range r.open {
+		if prev, ok := out[key.dedupKey]; !ok || ev.Received.After(prev.Received) {
+			out[key.dedupKey] = ev.clone()
+		}
+	}
+	return out
+}
+
+// OpenFor returns the open alerts of one routing key, by dedup key.
+func (r *Receiver) OpenFor(routingKey string) map[string]Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]Event{}
+	for key, ev := range r.open {
+		if key.routingKey == routingKey {
+			out[key.dedupKey] = ev.clone()
+		}
+	}
+	return out
+}
+
+// Requests is how many requests reached the Events API side (any path but the
+// control surface), including rejected and faulted ones.
+func (r *Receiver) Requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests
+}
+
+// ErrClosed is returned by WaitFor when the receiver closes first.
+var ErrClosed = errors.New("pdtest: receiver closed")
+
+// WaitFor returns nil as soon as cond holds for the accepted events, checking
+// at once and after every accepted event. It returns ctx's error (wrapped) if
+// ctx ends first, and ErrClosed if the receiver does.
+func (r *Receiver) WaitFor(ctx context.Context, cond func(events []Event) bool) error {
+	for {
+		r.mu.Lock()
+		events, changed := cloneEvents(r.events), r.changed
+		r.mu.Unlock()
+		if cond(events) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("pdtest: condition still false after %d accepted events: %w", len(events), ctx.Err())
+		case <-r.closing:
+			return ErrClosed
+		}
+	}
+}

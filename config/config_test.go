@@ -1,0 +1,258 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestInvalidConfigs pairs every testdata/invalid-*.yaml with its exact expected errors.
+func TestInvalidConfigs(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid-*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no invalid configs found: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			want, err := os.ReadFile(strings.TrimSuffix(file, ".yaml") + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(filepath.Base(file), data)
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("want Errors, got %v", err)
+			}
+			got := errs.Error() + "\n"
+			if got != string(want) {
+				t.Errorf("errors differ\n got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestThreeMistakesAreReportedTogether(t *testing.T) {
+	_, err := Load("testdata/invalid-three-mistakes.yaml")
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 3 {
+		t.Fatalf("want 3 errors, got %v", err)
+	}
+	for _, e := range errs {
+		if !strings.HasPrefix(e.Error(), "testdata/invalid-three-mistakes.yaml:") {
+			t.Errorf("error without file:line:col prefix: %q", e)
+		}
+	}
+}
+
+func TestExampleConfigsLoad(t *testing.T) {
+	for _, file := range []string{"../examples/platform.yaml", "testdata/valid-minimal.yaml"} {
+		if _, err := Load(file); err != nil {
+			t.Errorf("%s: %v", file, err)
+		}
+	}
+}
+
+func TestDefaultsAndExpansion(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte(`
+defaults: {interval: 20s, timeout: 5s, failure_threshold: 3}
+regions:
+  eu1: {vars: {api: "http://127.0.0.1:1"}}
+  us1: {vars: {api: "http://127.0.0.1:2"}}
+  ap1: {vars: {api: "http://127.0.0.1:3"}}
+products:
+  - name: web
+    priority: 2
+    journeys:
+      - {name: home, steps: [{http: {url: "{{.region.api}}/"}}]}
+  - name: logs
+    priority: 1
+    regions: [eu1, us1]
+    journeys:
+      - name: submit
+        interval: 10s
+        retries: 2
+        regions: [us1]
+        steps: [{http: {url: "{{.region.api}}/v1"}}]
+      - {name: read, steps: [{http: {url: "{{.region.api}}/v1"}}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tg := range cfg.Targets {
+		ids = append(ids, tg.ID)
+	}
+	want := "logs/submit@us1 logs/read@eu1 logs/read@us1 web/home@eu1 web/home@us1 web/home@ap1"
+	if got := strings.Join(ids, " "); got != want {
+		t.Errorf("targets\n got %s\nwant %s", got, want)
+	}
+	submit := cfg.Targets[0]
+	if submit.Interval != 10*time.Second || submit.Timeout != 5*time.Second || submit.FailureThreshold != 3 ||
+		submit.SuccessThreshold != DefaultSuccessThreshold || submit.Retries != 2 || submit.Priority != 1 {
+		t.Errorf("settings not resolved: %+v", submit)
+	}
+	if cfg.Products[0].Name != "logs" || cfg.Regions[2].Name != "ap1" {
+		t.Errorf("order: products %v regions %v", cfg.Products, cfg.Regions)
+	}
+	if cfg.Targets[1].Steps[0] != cfg.Targets[2].Steps[0] {
+		t.Error("regions of one journey should share compiled steps")
+	}
+	if cfg.Targets[1].Fingerprint == cfg.Targets[2].Fingerprint {
+		t.Error("targets with different region vars must have different fingerprints")
+	}
+}
+
+func TestFingerprintStableAcrossLoads(t *testing.T) {
+	a, err := Load("../examples/platform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load("../examples/platform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a.Targets {
+		if a.Targets[i].Fingerprint != b.Targets[i].Fingerprint {
+			t.Errorf("%s: fingerprint changed between loads", a.Targets[i].ID)
+		}
+	}
+}
+
+const marker = "SECRET-MARKER-7f3a9c"
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	t.Setenv("PICKET_TEST_KEY", marker)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pd")
+	if err := os.WriteFile(file, []byte(strings.Repeat("k", 24)+marker[:8]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgText := fmt.Sprintf(`
+secrets:
+  api: {env: PICKET_TEST_KEY}
+  pd: {file: %s}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
+products:
+  - name: web
+    journeys: [{name: home, steps: [{http: {url: "{{.region.api}}/", headers: {Authorization: "Bearer {{.secret.api}}"}}}]}]
+notifiers:
+  pd: {pagerduty: {routing_key: "{{.secret.pd}}"}}
+`, file)
+	cfg, err := Parse("s.yaml", []byte(cfgText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := cfg.Notifiers["pd"].PagerDuty.RoutingKey
+	if key.Reveal() != strings.Repeat("k", 24)+marker[:8] {
+		t.Fatalf("routing key not resolved")
+	}
+	var logBuf strings.Builder
+	slog.New(slog.NewJSONHandler(&logBuf, nil)).Info("x", "key", key, "notifier", cfg.Notifiers["pd"])
+	js, _ := json.Marshal(cfg.Notifiers["pd"])
+	outputs := []string{
+		fmt.Sprint(key), fmt.Sprintf("%v %+v %#v %s %q", key, key, key, key, key),
+		fmt.Sprintf("%+v", *cfg.Notifiers["pd"].PagerDuty), string(js), logBuf.String(),
+		cfg.Secrets.Redact("Authorization: Bearer " + marker),
+	}
+	for _, out := range outputs {
+		if strings.Contains(out, marker) || strings.Contains(out, marker[:8]) {
+			t.Errorf("secret leaked: %s", out)
+		}
+	}
+}
+
+func TestSecretErrorsNameTheSourceNotTheValue(t *testing.T) {
+	t.Setenv("PICKET_EMPTY", "")
+	_, err := Parse("s.yaml", []byte(`
+secrets:
+  a: {env: PICKET_UNSET_VARIABLE_X}
+  b: {env: PICKET_EMPTY}
+  c: {file: /nonexistent/picket/secret}
+  d: {env: X, file: Y}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
+products: [{name: web, journeys: [{name: home, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
+`))
+	want := []string{
+		"s.yaml:3:3: secret a: environment variable PICKET_UNSET_VARIABLE_X is not set",
+		"s.yaml:4:3: secret b: environment variable PICKET_EMPTY is empty",
+		"s.yaml:5:3: secret c: read secret file /nonexistent/picket/secret: no such file or directory",
+		"s.yaml:6:3: secret d: give either env or file, not both",
+	}
+	if err == nil || err.Error() != strings.Join(want, "\n") {
+		t.Errorf("got\n%v\nwant\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+func TestRelativePathsFollowTheConfigFile(t *testing.T) {
+	cfg, err := Load("../examples/platform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Secrets.Names()) != 3 {
+		t.Errorf("secrets: %v", cfg.Secrets.Names())
+	}
+}
+
+func TestRedactLongestFirst(t *testing.T) {
+	s := newSecrets(map[string]string{"a": "abcdef", "b": "abcdefghij"})
+	if got := s.Redact("x abcdefghij y abcdef"); got != "x <redacted> y <redacted>" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, file := range []string{"../examples/platform.yaml", "testdata/valid-minimal.yaml", "testdata/invalid-types.yaml", "testdata/invalid-templates.yaml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("fuzz.yaml", data)
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		var errs Errors
+		if err != nil && !errors.As(err, &errs) {
+			t.Fatalf("error of type %T: %v", err, err)
+		}
+		for _, e := range errs {
+			if e.Line < 1 || e.Column < 1 {
+				t.Fatalf("error without a position: %v", e)
+			}
+		}
+	})
+}
+
+func TestAliasBombIsAnError(t *testing.T) {
+	doc := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, name := range []string{"b", "c", "d", "e", "f", "g", "h"} {
+		doc += fmt.Sprintf("%s: &%s [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", name, name, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = name
+	}
+	doc += "regions: {eu1: {vars: {api: http://127.0.0.1:1, list: *h}}}\n"
+	start := time.Now()
+	_, err := Parse("bomb.yaml", []byte(doc))
+	if err == nil {
+		t.Fatal("alias bomb loaded")
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("took %v", time.Since(start))
+	}
+}
