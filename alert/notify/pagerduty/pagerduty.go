@@ -1,0 +1,259 @@
+// Package pagerduty sends notifications to PagerDuty's Events API v2 through
+// github.com/PagerDuty/go-pagerduty (v1.8.0). It does not retry: the outbox does.
+//
+// Two things go-pagerduty v1.8.0 does not give, and how they are got here:
+//   - its Client decodes error answers into APIError, whose JSON shape is the REST
+//     API's ({"error": {...}}), so the Events API's {"status","message","errors"} and
+//     the Retry-After header are lost; and transport errors come back flattened with
+//     %v. The HTTP client handed to go-pagerduty is a per-call recorder that keeps
+//     the answer's status, headers and (bounded) body, or the transport error, so
+//     they can be classified and quoted.
+//   - it has no option for an HTTP client or a User-Agent: the recorder is set on
+//     Client.HTTPClient, and it sets User-Agent "picket" on the way out.
+package pagerduty
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/PagerDuty/go-pagerduty"
+
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
+)
+
+// Kind is what Kind returns.
+const Kind = "pagerduty"
+
+// Limits and names of the Events API v2.
+const (
+	MaxSummaryRunes = 1024
+	clientName      = "Picket"
+	enqueuePath     = "/v2/enqueue"
+	defaultEndpoint = "https://events.pagerduty.com"
+)
+
+// Options are what the caller injects.
+type Options struct {
+	HTTPClient *http.Client // nil: notify.NewHTTPClient()
+	Logger     *slog.Logger // nil: discard
+}
+
+// Notifier sends to one PagerDuty service (one routing key). Safe for concurrent use.
+type Notifier struct {
+	name       string
+	timeout    time.Duration
+	routingKey string
+	endpoint   string // scheme://host[/prefix]; go-pagerduty appends /v2/enqueue
+	http       *http.Client
+	log        *slog.Logger
+	misconfig  error // set when cfg is not a PagerDuty notifier; every Notify returns it
+}
+
+var _ notify.Notifier = (*Notifier)(nil)
+
+// New builds a notifier from its config. A config that is not PagerDuty's yields a
+// notifier whose every Notify fails permanently, saying so.
+func New(cfg *config.Notifier, opts Options) *Notifier {
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, http: opts.HTTPClient, log: opts.Logger}
+	if n.http == nil {
+		n.http = notify.NewHTTPClient()
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PagerDuty == nil {
+		n.misconfig = notify.Permanent(fmt.Errorf("pagerduty %s: expected a pagerduty notifier config, got kind %s", cfg.Name, cfg.Kind()))
+		return n
+	}
+	n.routingKey = cfg.PagerDuty.RoutingKey.Reveal()
+	n.endpoint = EndpointBase(cfg.PagerDuty.EventsURL)
+	return n
+}
+
+// EndpointBase turns a configured events_url into what go-pagerduty's
+// WithV2EventsAPIEndpoint wants: the URL without its /v2/enqueue, since the client
+// appends that itself. "" is PagerDuty's own endpoint.
+func EndpointBase(eventsURL string) string {
+	base := strings.TrimRight(strings.TrimSpace(eventsURL), "/")
+	base = strings.TrimSuffix(base, enqueuePath)
+	base = strings.TrimRight(base, "/")
+	if base == "" {
+		return defaultEndpoint
+	}
+	return base
+}
+
+func (n *Notifier) Name() string { return n.name }
+func (n *Notifier) Kind() string { return Kind }
+
+// Notify sends one event and reports whether PagerDuty accepted it (2xx). Failures are
+// classified as in notify.Classify; 400 (an invalid event) is permanent.
+func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
+	if n.misconfig != nil {
+		return n.misconfig
+	}
+	started := time.Now()
+	err := n.send(ctx, msg)
+	err = notify.Scrub(err, n.routingKey)
+	n.logResult(msg, started, err)
+	return err
+}
+
+func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
+	event, err := n.event(msg)
+	if err != nil {
+		return notify.Permanent(fmt.Errorf("pagerduty %s: %w", n.name, err))
+	}
+	if n.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.timeout)
+		defer cancel()
+	}
+	rec := &recorder{client: n.http}
+	// A client per call: its HTTPClient is this call's recorder. NewClient is a few
+	// allocations; connections are pooled by n.http.
+	pd := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(n.endpoint))
+	pd.HTTPClient = rec
+	_, err = pd.ManageEventWithContext(ctx, event)
+	if err := n.classify(err, rec); err != nil {
+		return fmt.Errorf("pagerduty %s: %s %s: %w", n.name, msg.Action, msg.DedupKey, err)
+	}
+	return nil
+}
+
+// classify reads what happened from the recorder first (it saw the wire), and from
+// go-pagerduty's error second.
+func (n *Notifier) classify(err error, rec *recorder) error {
+	switch {
+	case !rec.sent:
+		if err == nil {
+			return nil
+		}
+		// go-pagerduty failed before sending: the event did not encode or the
+		// endpoint is not a URL. The same event would fail the same way.
+		return notify.Permanent(fmt.Errorf("expected to build the request, got: %v", err))
+	case rec.transportErr != nil:
+		return notify.TransportError(rec.transportErr)
+	case rec.status >= 200 && rec.status <= 299:
+		// Accepted. An answer go-pagerduty could not decode does not undo that.
+		return nil
+	}
+	status := rec.status
+	var apiErr pagerduty.APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode != 0 {
+		// APIError.Temporary() is 429 and 5xx; notify.RetryableStatus adds 408, as
+		// go-pagerduty's own EventsAPIV2Error.Temporary does.
+		status = apiErr.StatusCode
+	}
+	return notify.ClassifyExcerpt(status, answerExcerpt(rec.body, n.routingKey), rec.header)
+}
+
+// eventsAnswer is the Events API's body, for success and failure alike.
+type eventsAnswer struct {
+	Status  string   `json:"status"`
+	Message string   `json:"message"`
+	Errors  []string `json:"errors"`
+}
+
+// answerExcerpt quotes an Events API error as "status: message: error; error", or the
+// start of the body when it is not the Events API's JSON (a proxy's HTML page).
+func answerExcerpt(body []byte, routingKey string) string {
+	body = []byte(notify.Redact(string(body), routingKey))
+	var ans eventsAnswer
+	if err := json.Unmarshal(body, &ans); err != nil || (ans.Status == "" && ans.Message == "" && len(ans.Errors) == 0) {
+		return notify.Excerpt(body, notify.MaxExcerptBytes)
+	}
+	parts := make([]string, 0, 3)
+	for _, p := range []string{ans.Status, ans.Message, strings.Join(ans.Errors, "; ")} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	// The error list is what says which field is wrong: allow it more room.
+	return notify.Excerpt([]byte(strings.Join(parts, ": ")), 2*notify.MaxExcerptBytes)
+}
+
+// event maps a notification to an Events API v2 event. A resolve carries only the
+// routing key, the action and the dedup key: go-pagerduty omits a nil Payload, empty
+// links and client fields.
+func (n *Notifier) event(msg notify.Notification) (*pagerduty.V2Event, error) {
+	ev := &pagerduty.V2Event{RoutingKey: n.routingKey, Action: msg.Action, DedupKey: msg.DedupKey}
+	switch msg.Action {
+	case notify.ActionResolve:
+		if msg.DedupKey == "" {
+			return nil, errors.New("expected a dedup key to resolve, got none")
+		}
+		return ev, nil
+	case notify.ActionTrigger:
+	default:
+		return nil, fmt.Errorf("expected action %s or %s, got %q", notify.ActionTrigger, notify.ActionResolve, msg.Action)
+	}
+	ev.Payload = payload(msg)
+	ev.Client = clientName
+	for _, l := range msg.Links {
+		ev.Links = append(ev.Links, map[string]string{"href": l.Href, "text": l.Text})
+	}
+	if len(msg.Links) > 0 {
+		ev.ClientURL = msg.Links[0].Href
+	}
+	return ev, nil
+}
+
+// payload is PD-CEF for a trigger. Blank required fields get a stand-in rather than a
+// 400: a page with a plain summary beats no page.
+func payload(msg notify.Notification) *pagerduty.V2Payload {
+	p := &pagerduty.V2Payload{
+		Summary:   Summary(msg.Summary),
+		Source:    msg.Source,
+		Severity:  msg.Severity,
+		Component: msg.Component,
+		Group:     msg.Group,
+		Class:     msg.Class,
+	}
+	if strings.TrimSpace(p.Summary) == "" {
+		p.Summary = Summary("Picket incident " + msg.DedupKey)
+	}
+	if strings.TrimSpace(p.Source) == "" {
+		p.Source = "picket"
+	}
+	switch p.Severity {
+	case notify.SeverityCritical, notify.SeverityError, notify.SeverityWarning, notify.SeverityInfo:
+	default:
+		p.Severity = notify.SeverityError
+	}
+	if !msg.Created.IsZero() {
+		p.Timestamp = msg.Created.UTC().Format(time.RFC3339)
+	}
+	if len(msg.Details) > 0 {
+		p.Details = msg.Details
+	}
+	return p
+}
+
+// Summary cuts s to PagerDuty's 1024 characters, ending in "…" when cut.
+func Summary(s string) string {
+	if utf8.RuneCountInString(s) <= MaxSummaryRunes {
+		return s
+	}
+	runes := []rune(s)
+	return string(runes[:MaxSummaryRunes-1]) + "…"
+}
+
+func (n *Notifier) logResult(msg notify.Notification, started time.Time, err error) {
+	attrs := []any{"notifier", n.name, "kind", Kind, "action", msg.Action, "dedup_key", msg.DedupKey,
+		"elapsed", time.Since(started).Round(time.Millisecond)}
+	if err == nil {
+		n.log.Debug("notification delivered", attrs...)
+		return
+	}
+	n.log.Debug("notification failed", append(attrs, "permanent", notify.IsPermanent(err),
+		"retry_after", notify.RetryAfter(err), "err", err.Error())...)
+}

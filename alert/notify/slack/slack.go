@@ -1,0 +1,105 @@
+// Package slack posts notifications to a Slack incoming webhook as Block Kit
+// messages. The webhook URL is the credential: no error and no log line carries it.
+// It does not retry: the outbox does.
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
+)
+
+// Kind is what Kind returns.
+const Kind = "slack"
+
+// Options are what the caller injects.
+type Options struct {
+	HTTPClient *http.Client // nil: notify.NewHTTPClient()
+	Logger     *slog.Logger // nil: discard
+}
+
+// Notifier posts to one incoming webhook. Safe for concurrent use.
+type Notifier struct {
+	name      string
+	timeout   time.Duration
+	url       string
+	channel   string
+	secrets   []string // the URL and the parts of it an answer might echo
+	http      *http.Client
+	log       *slog.Logger
+	misconfig error
+}
+
+var _ notify.Notifier = (*Notifier)(nil)
+
+// New builds a notifier from its config. A config that is not Slack's yields a notifier
+// whose every Notify fails permanently, saying so.
+func New(cfg *config.Notifier, opts Options) *Notifier {
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, http: opts.HTTPClient, log: opts.Logger}
+	if n.http == nil {
+		n.http = notify.NewHTTPClient()
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Slack == nil {
+		n.misconfig = notify.Permanent(fmt.Errorf("slack %s: expected a slack notifier config, got kind %s", cfg.Name, cfg.Kind()))
+		return n
+	}
+	n.url = cfg.Slack.WebhookURL.Reveal()
+	n.channel = cfg.Slack.Channel
+	n.secrets = notify.URLSecrets(n.url)
+	return n
+}
+
+func (n *Notifier) Name() string { return n.name }
+func (n *Notifier) Kind() string { return Kind }
+
+// Notify posts one message. Slack answers 200 "ok"; its 4xx (400 invalid_payload, 403
+// action_prohibited, 404 no_service, 410 channel_is_archived) are permanent, 429 and
+// 5xx retryable.
+func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
+	if n.misconfig != nil {
+		return n.misconfig
+	}
+	started := time.Now()
+	err := n.send(ctx, msg)
+	n.logResult(msg, started, err)
+	return err
+}
+
+func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
+	if msg.Action != notify.ActionTrigger && msg.Action != notify.ActionResolve {
+		return notify.Permanent(fmt.Errorf("slack %s: expected action %s or %s, got %q", n.name, notify.ActionTrigger, notify.ActionResolve, msg.Action))
+	}
+	body, err := json.Marshal(BuildMessage(msg, n.channel))
+	if err != nil {
+		return notify.Permanent(fmt.Errorf("slack %s: encode message: %w", n.name, err))
+	}
+	if n.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.timeout)
+		defer cancel()
+	}
+	if err := notify.PostJSON(ctx, n.http, n.url, body, nil, n.secrets); err != nil {
+		return fmt.Errorf("slack %s: %s %s: %w", n.name, msg.Action, msg.DedupKey, err)
+	}
+	return nil
+}
+
+func (n *Notifier) logResult(msg notify.Notification, started time.Time, err error) {
+	attrs := []any{"notifier", n.name, "kind", Kind, "action", msg.Action, "dedup_key", msg.DedupKey,
+		"elapsed", time.Since(started).Round(time.Millisecond)}
+	if err == nil {
+		n.log.Debug("notification delivered", attrs...)
+		return
+	}
+	n.log.Debug("notification failed", append(attrs, "permanent", notify.IsPermanent(err),
+		"retry_after", notify.RetryAfter(err), "err", err.Error())...)
+}

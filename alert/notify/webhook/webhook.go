@@ -1,0 +1,122 @@
+// Package webhook posts notifications as JSON to any HTTP endpoint:
+//
+//	{"version": "1", "notification": {...notify.Notification...}}
+//
+// with the configured headers (whose values are secrets, as is the URL) and an
+// Idempotency-Key header carrying the notification's ID, since the outbox may deliver
+// one notification more than once. It does not retry: the outbox does.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
+)
+
+// Kind is what Kind returns.
+const Kind = "webhook"
+
+// Version is the payload's version; it changes only when a field changes meaning or
+// goes away.
+const Version = "1"
+
+// Options are what the caller injects.
+type Options struct {
+	HTTPClient *http.Client // nil: notify.NewHTTPClient()
+	Logger     *slog.Logger // nil: discard
+}
+
+// Payload is the body posted.
+type Payload struct {
+	Version      string              `json:"version"`
+	Notification notify.Notification `json:"notification"`
+}
+
+// Notifier posts to one endpoint. Safe for concurrent use.
+type Notifier struct {
+	name      string
+	timeout   time.Duration
+	url       string
+	header    http.Header
+	secrets   []string // the URL, the parts of it an answer might echo, header values
+	http      *http.Client
+	log       *slog.Logger
+	misconfig error
+}
+
+var _ notify.Notifier = (*Notifier)(nil)
+
+// New builds a notifier from its config. A config that is not a webhook's yields a
+// notifier whose every Notify fails permanently, saying so.
+func New(cfg *config.Notifier, opts Options) *Notifier {
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, http: opts.HTTPClient, log: opts.Logger}
+	if n.http == nil {
+		n.http = notify.NewHTTPClient()
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Webhook == nil {
+		n.misconfig = notify.Permanent(fmt.Errorf("webhook %s: expected a webhook notifier config, got kind %s", cfg.Name, cfg.Kind()))
+		return n
+	}
+	n.url = cfg.Webhook.URL.Reveal()
+	n.secrets = notify.URLSecrets(n.url)
+	n.header = http.Header{}
+	for name, value := range cfg.Webhook.Headers {
+		n.header.Set(name, value.Reveal())
+		n.secrets = append(n.secrets, value.Reveal())
+	}
+	return n
+}
+
+func (n *Notifier) Name() string { return n.name }
+func (n *Notifier) Kind() string { return Kind }
+
+// Notify posts one notification; any 2xx is success, the rest as notify.Classify says.
+func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
+	if n.misconfig != nil {
+		return n.misconfig
+	}
+	started := time.Now()
+	err := n.send(ctx, msg)
+	n.logResult(msg, started, err)
+	return err
+}
+
+func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
+	body, err := json.Marshal(Payload{Version: Version, Notification: msg})
+	if err != nil {
+		return notify.Permanent(fmt.Errorf("webhook %s: encode notification: %w", n.name, err))
+	}
+	if n.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.timeout)
+		defer cancel()
+	}
+	header := n.header.Clone()
+	if msg.ID != "" && header.Get("Idempotency-Key") == "" {
+		header.Set("Idempotency-Key", msg.ID)
+	}
+	if err := notify.PostJSON(ctx, n.http, n.url, body, header, n.secrets); err != nil {
+		return fmt.Errorf("webhook %s: %s %s: %w", n.name, msg.Action, msg.DedupKey, err)
+	}
+	return nil
+}
+
+func (n *Notifier) logResult(msg notify.Notification, started time.Time, err error) {
+	attrs := []any{"notifier", n.name, "kind", Kind, "action", msg.Action, "dedup_key", msg.DedupKey,
+		"elapsed", time.Since(started).Round(time.Millisecond)}
+	if err == nil {
+		n.log.Debug("notification delivered", attrs...)
+		return
+	}
+	n.log.Debug("notification failed", append(attrs, "permanent", notify.IsPermanent(err),
+		"retry_after", notify.RetryAfter(err), "err", err.Error())...)
+}
