@@ -23,19 +23,38 @@ type Failing struct {
 	Region  string
 }
 
+// DegradedGroups makes one target-scope group per degraded target: slowness is told
+// (to chat, by default) but never widened into an outage.
+func DegradedGroups(degraded []Failing) []Group {
+	groups := make([]Group, 0, len(degraded))
+	for _, f := range degraded {
+		g := newGroup(ScopeTarget, f.Target, []Failing{f})
+		g.Condition = ConditionDegraded
+		groups = append(groups, g)
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i].Subject < groups[j].Subject })
+	return groups
+}
+
 // Group is one incident-sized problem: a scope, its subject, and the failing targets
 // it explains.
 type Group struct {
-	Scope    string
-	Subject  string // "" for global, the region, the product, or the target id
-	Targets  []string
-	Regions  []string
-	Products []string
+	Scope     string
+	Subject   string // "" for global, the region, the product, or the target id
+	Targets   []string
+	Regions   []string
+	Products  []string
+	Condition string // down, or degraded for DegradedGroups
 }
 
 // Key is the dedup key: stable across runs, restarts and vantages, distinct per
 // incident, readable in PagerDuty.
-func (g Group) Key() string { return DedupKey(g.Scope, g.Subject) }
+func (g Group) Key() string {
+	if g.Condition == ConditionDegraded {
+		return "picket/degraded/" + g.Subject
+	}
+	return DedupKey(g.Scope, g.Subject)
+}
 
 // DedupKey builds the dedup key of an incident.
 func DedupKey(scope, subject string) string {
@@ -65,9 +84,18 @@ func Classify(br config.BlastRadius, failing []Failing) []Group {
 			outRegions[r] = true
 		}
 	}
+	// A product is out everywhere when it fails in enough regions that are not already
+	// explained as regional outages; otherwise a region outage plus one more failure
+	// would make a product incident of a single region.
 	outProducts := map[string]bool{}
 	for p, rs := range regionsOf {
-		if len(rs) >= br.ProductMinRegions {
+		n := 0
+		for r := range rs {
+			if !outRegions[r] {
+				n++
+			}
+		}
+		if n >= br.ProductMinRegions {
 			outProducts[p] = true
 		}
 	}
@@ -121,7 +149,7 @@ func addTo(m map[string]map[string]bool, k, v string) {
 }
 
 func newGroup(scope, subject string, fs []Failing) Group {
-	g := Group{Scope: scope, Subject: subject}
+	g := Group{Scope: scope, Subject: subject, Condition: ConditionDown}
 	regions, products := map[string]bool{}, map[string]bool{}
 	for _, f := range fs {
 		g.Targets = append(g.Targets, f.Target)

@@ -33,6 +33,10 @@ func (b *builder) buildAlerting() {
 		FallbackAfter: pickDur(a.FallbackAfter, nil, DefaultFallbackAfter),
 		StatusURL:     a.StatusURL,
 	}
+	b.cfg.Alerting.GroupWait = b.defaultGroupWait()
+	if a.GroupWait != nil {
+		b.cfg.Alerting.GroupWait = *a.GroupWait
+	}
 	switch b.cfg.Alerting.Degraded {
 	case "page", "notify", "ignore":
 	default:
@@ -55,6 +59,18 @@ func (b *builder) buildAlerting() {
 	if b.f.API.Token != "" {
 		b.cfg.APIToken = b.secretValue(&b.f.API, "token", b.f.API.Token)
 	}
+}
+
+// defaultGroupWait is one round of probing: by then every target of a failing region
+// has been probed again, so the first page can say how wide the outage is.
+func (b *builder) defaultGroupWait() time.Duration {
+	wait := 30 * time.Second
+	for _, t := range b.cfg.Targets {
+		if t.Interval < wait {
+			wait = t.Interval
+		}
+	}
+	return wait
 }
 
 func positiveOr(v, def int) int {

@@ -212,7 +212,10 @@ type Match struct {
 type Alerting struct {
 	Degraded      string // page | notify | ignore
 	FallbackAfter time.Duration
-	StatusURL     string
+	// GroupWait holds a new incident's first page so that targets failing together are
+	// paged as one wider incident. Default: the shortest journey interval, at most 30s.
+	GroupWait time.Duration
+	StatusURL string
 }
 
 // Silence mutes matching incidents between Start and End.

@@ -169,6 +169,7 @@ type BlastRadius struct {
 type AlertingSpec struct {
 	Degraded      string         `yaml:"degraded"` // page | notify | ignore
 	FallbackAfter *time.Duration `yaml:"fallback_after"`
+	GroupWait     *time.Duration `yaml:"group_wait"`
 	StatusURL     string         `yaml:"status_url"`
 }
 

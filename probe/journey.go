@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -157,10 +158,58 @@ func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Ste
 		return ex.Err
 	}
 	ex.Obs.Vars = vars
-	if err := evaluate(step, &ex.Obs, data); err != nil {
-		return withExcerpt(err, ex.Obs.Body)
+	if err := judge(step, &ex.Obs, data, t.Redact); err != nil {
+		return withExcerpt(err, ex.Obs.Body, t.Redact)
 	}
-	return extract(step.Extract, &ex.Obs, vars)
+	return extract(step.Extract, &ex.Obs, vars, t.Redact)
+}
+
+// judge evaluates the step. The verdict comes from what was observed; the reason, on
+// failure, from the same checks over a copy with secrets redacted, because expect cuts
+// values to excerpts and a secret cut in half no longer matches the redactor.
+func judge(step *config.Step, o *expect.Observation, data tmpl.Data, redact func(string) string) error {
+	err := evaluate(step, o, data)
+	if err == nil {
+		return nil
+	}
+	if safe, changed := redacted(o, redact); changed {
+		if safeErr := evaluate(step, safe, data); safeErr != nil {
+			return safeErr
+		}
+	}
+	return err
+}
+
+// redacted returns o with secrets redacted from body and header values, and whether
+// anything changed. It runs on failures only, so its copies cost nothing when up.
+func redacted(o *expect.Observation, redact func(string) string) (*expect.Observation, bool) {
+	safe := *o
+	changed := false
+	body := string(o.Body)
+	if r := redact(body); r != body {
+		safe.Body = []byte(r)
+		changed = true
+	}
+	if h, ok := redactHeaders(o.Headers, redact); ok {
+		safe.Headers = h
+		changed = true
+	}
+	return &safe, changed
+}
+
+func redactHeaders(h http.Header, redact func(string) string) (http.Header, bool) {
+	var out http.Header
+	for name, values := range h {
+		for i, v := range values {
+			if r := redact(v); r != v {
+				if out == nil {
+					out = h.Clone()
+				}
+				out[name][i] = r
+			}
+		}
+	}
+	return out, out != nil
 }
 
 // evaluate applies the step's checks; a step that says nothing of the status still
@@ -175,16 +224,28 @@ func evaluate(step *config.Step, o *expect.Observation, data tmpl.Data) error {
 	return step.Checks.Evaluate(o, data)
 }
 
-func withExcerpt(err error, body []byte) error {
+func withExcerpt(err error, body []byte, redact func(string) string) error {
 	if len(body) == 0 {
 		return err
 	}
-	return fmt.Errorf("%w (body: %s)", err, expect.Excerpt(body, excerptLen))
+	return fmt.Errorf("%w (body: %s)", err, bodyExcerpt(body, redact))
 }
 
-func extract(ex []config.Extractor, o *expect.Observation, vars map[string]string) error {
+// excerptWindow is how much of the body is redacted before the excerpt is cut from it:
+// redacting after cutting would miss a secret that the cut splits. The excerpt never
+// reads more than excerptLen bytes of its input; the rest is room for long secrets.
+const excerptWindow = 4 << 10
+
+// bodyExcerpt is the body shown in a reason, secrets redacted. Trailing spaces are
+// trimmed: most error pages end in a newline, which would show as a lone space.
+func bodyExcerpt(body []byte, redact func(string) string) string {
+	head := string(body[:min(len(body), excerptWindow)])
+	return strings.TrimRight(expect.Excerpt([]byte(redact(head)), excerptLen), " ")
+}
+
+func extract(ex []config.Extractor, o *expect.Observation, vars map[string]string, redact func(string) string) error {
 	for _, e := range ex {
-		v, err := extractOne(e, o)
+		v, err := extractOne(e, o, redact)
 		if err != nil {
 			return fmt.Errorf("extract %s: %w", e.Name, err)
 		}
@@ -193,15 +254,15 @@ func extract(ex []config.Extractor, o *expect.Observation, vars map[string]strin
 	return nil
 }
 
-func extractOne(e config.Extractor, o *expect.Observation) (string, error) {
+func extractOne(e config.Extractor, o *expect.Observation, redact func(string) string) (string, error) {
 	switch {
 	case e.JSON != "":
 		if !gjson.ValidBytes(o.Body) {
-			return "", fmt.Errorf("body is not JSON (body: %s)", expect.Excerpt(o.Body, excerptLen))
+			return "", fmt.Errorf("body is not JSON (body: %s)", bodyExcerpt(o.Body, redact))
 		}
 		r := gjson.GetBytes(o.Body, e.JSON)
 		if !r.Exists() {
-			return "", fmt.Errorf("json path %s missing (body: %s)", e.JSON, expect.Excerpt(o.Body, excerptLen))
+			return "", fmt.Errorf("json path %s missing (body: %s)", e.JSON, bodyExcerpt(o.Body, redact))
 		}
 		return r.String(), nil
 	case e.Header != "":

@@ -1,0 +1,227 @@
+package daemon
+
+import (
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe"
+)
+
+// Metrics are Picket's Prometheus series. Names follow blackbox_exporter where they mean
+// the same, so its dashboards carry over. Nothing here is global: the daemon owns one
+// registry. No label ever holds a secret: labels are product, journey, region, step,
+// vantage, phase, notifier and fixed words.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	success      *prometheus.GaugeVec
+	duration     *prometheus.GaugeVec
+	httpDuration *prometheus.GaugeVec
+	httpStatus   *prometheus.GaugeVec
+	certExpiry   *prometheus.GaugeVec
+	dnsLookup    *prometheus.GaugeVec
+	runs         *prometheus.CounterVec
+	state        *prometheus.GaugeVec
+	incidents    *prometheus.GaugeVec
+	notifies     *prometheus.CounterVec
+	outboxDepth  prometheus.Gauge
+	lag          prometheus.Histogram
+	skipped      prometheus.Counter
+	impaired     prometheus.Gauge
+	reloads      *prometheus.CounterVec
+	lastReload   prometheus.Gauge
+
+	vantage string
+	mu      sync.Mutex
+	cache   map[string]*targetSeries // by target id; children resolved once, not per probe
+}
+
+var targetLabels = []string{"product", "journey", "region", "vantage"}
+
+// NewMetrics registers every series on a fresh registry.
+func NewMetrics(vantage, version, commit string) *Metrics {
+	stepLabels := append(append([]string{}, targetLabels...), "step")
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		vantage:  vantage,
+		cache:    map[string]*targetSeries{},
+		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_success", Help: "Whether the last run of the journey succeeded (degraded counts as success)."}, targetLabels),
+		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_duration_seconds", Help: "How long the last run of the journey took."}, targetLabels),
+		httpDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_http_duration_seconds", Help: "Duration of the last HTTP request of a step by phase (resolve, connect, tls, processing, transfer)."},
+			append(append([]string{}, stepLabels...), "phase")),
+		httpStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_http_status_code", Help: "HTTP status code of the last answer of a step (0: no answer)."}, stepLabels),
+		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_ssl_earliest_cert_expiry", Help: "Unix time of the earliest certificate expiry in the peer chain of a step."}, stepLabels),
+		dnsLookup: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_dns_lookup_time_seconds", Help: "Time spent resolving names in the last run of the journey."}, targetLabels),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picket_probe_runs_total", Help: "Journey runs by outcome."}, append(append([]string{}, targetLabels...), "status")),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "picket_target_state", Help: "Alert state of a target: 0 ok, 1 pending, 2 firing."}, targetLabels),
+		incidents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "picket_incidents_open", Help: "Open incidents by scope."}, []string{"scope"}),
+		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picket_notifications_total", Help: "Notification attempts by notifier, action and result (ok, retry, permanent)."},
+			[]string{"notifier", "action", "result"}),
+		outboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "picket_outbox_depth", Help: "Notifications written but not yet accepted by their receiver."}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "picket_scheduler_lag_seconds", Help: "Actual minus planned start of journey runs.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "picket_scheduler_skipped_total", Help: "Runs skipped because the previous run of the target was still going."}),
+		impaired: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "picket_impaired", Help: "1 when this vantage's own network checks fail and platform pages are held."}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picket_config_reloads_total", Help: "Config reloads by result."}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "picket_config_last_reload_success_timestamp_seconds", Help: "When the config was last loaded successfully."}),
+	}
+	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "picket_up", Help: "1 while the daemon runs."})
+	up.Set(1)
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "picket_build_info", Help: "Build information."},
+		[]string{"version", "commit", "goversion"})
+	info.WithLabelValues(version, commit, runtime.Version()).Set(1)
+	m.Registry.MustRegister(m.success, m.duration, m.httpDuration, m.httpStatus, m.certExpiry, m.dnsLookup, m.runs,
+		m.state, m.incidents, m.notifies, m.outboxDepth, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// targetSeries caches one target's children.
+type targetSeries struct {
+	success, duration, dns, state prometheus.Gauge
+	runs                          map[probe.Status]prometheus.Counter
+}
+
+func (m *Metrics) series(t *config.Target) *targetSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.cache[t.ID]; ok {
+		return s
+	}
+	l := []string{t.Product, t.Journey, t.Region, m.vantage}
+	s := &targetSeries{
+		success: m.success.WithLabelValues(l...), duration: m.duration.WithLabelValues(l...),
+		dns: m.dnsLookup.WithLabelValues(l...), state: m.state.WithLabelValues(l...),
+		runs: map[probe.Status]prometheus.Counter{},
+	}
+	for _, st := range []probe.Status{probe.StatusUp, probe.StatusDegraded, probe.StatusDown} {
+		s.runs[st] = m.runs.WithLabelValues(append(l, string(st))...)
+	}
+	m.cache[t.ID] = s
+	return s
+}
+
+// ObserveResult records one run.
+func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) {
+	s := m.series(t)
+	if r.Up() {
+		s.success.Set(1)
+	} else {
+		s.success.Set(0)
+	}
+	s.duration.Set(r.Duration.Seconds())
+	if c := s.runs[r.Status]; c != nil {
+		c.Inc()
+	}
+	var dns time.Duration
+	for _, st := range r.Steps {
+		dns += st.Phases.DNS
+		if st.Kind != "http" {
+			continue
+		}
+		l := []string{t.Product, t.Journey, t.Region, m.vantage, st.Name}
+		m.httpStatus.WithLabelValues(l...).Set(float64(st.HTTPStatus))
+		for _, ph := range []struct {
+			name string
+			d    time.Duration
+		}{{"resolve", st.Phases.DNS}, {"connect", st.Phases.Connect}, {"tls", st.Phases.TLS}, {"processing", st.Phases.Processing}, {"transfer", st.Phases.Transfer}} {
+			m.httpDuration.WithLabelValues(append(l, ph.name)...).Set(ph.d.Seconds())
+		}
+		if !st.CertExpiry.IsZero() {
+			m.certExpiry.WithLabelValues(l...).Set(float64(st.CertExpiry.Unix()))
+		}
+	}
+	s.dns.Set(dns.Seconds())
+}
+
+// ObserveState records a target's alert state.
+func (m *Metrics) ObserveState(t *config.Target, st alert.State) {
+	v := 0.0
+	switch st {
+	case alert.StatePending:
+		v = 1
+	case alert.StateFiring:
+		v = 2
+	}
+	m.series(t).state.Set(v)
+}
+
+// ObserveIncidents sets the open incidents by scope.
+func (m *Metrics) ObserveIncidents(incs []alert.Incident) {
+	counts := map[string]int{}
+	for _, inc := range incs {
+		counts[inc.Scope]++
+	}
+	for _, sc := range config.Scopes {
+		m.incidents.WithLabelValues(sc).Set(float64(counts[sc]))
+	}
+}
+
+// ObserveNotification counts one delivery attempt.
+func (m *Metrics) ObserveNotification(r notify.AttemptResult) {
+	result := "ok"
+	switch {
+	case r.Err != nil && notify.IsPermanent(r.Err):
+		result = "permanent"
+	case r.Err != nil:
+		result = "retry"
+	}
+	m.notifies.WithLabelValues(r.Notifier, r.Action, result).Inc()
+}
+
+// Forget drops the series of targets no longer configured (after a reload).
+func (m *Metrics) Forget(keep map[string]bool, targets map[string]*config.Target) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id := range m.cache {
+		if keep[id] {
+			continue
+		}
+		delete(m.cache, id)
+		product, journey, region := splitID(id)
+		l := prometheus.Labels{"product": product, "journey": journey, "region": region, "vantage": m.vantage}
+		for _, v := range []*prometheus.GaugeVec{m.success, m.duration, m.dnsLookup, m.state, m.httpDuration, m.httpStatus, m.certExpiry} {
+			v.DeletePartialMatch(l)
+		}
+		m.runs.DeletePartialMatch(l)
+	}
+}
+
+func splitID(id string) (product, journey, region string) {
+	var rest string
+	for i := 0; i < len(id); i++ {
+		if id[i] == '/' {
+			product, rest = id[:i], id[i+1:]
+			break
+		}
+	}
+	for i := len(rest) - 1; i >= 0; i-- {
+		if rest[i] == '@' {
+			return product, rest[:i], rest[i+1:]
+		}
+	}
+	return product, rest, ""
+}

@@ -1,0 +1,408 @@
+package alert
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe"
+)
+
+// Store is the persistence the engine needs (alert/store satisfies it).
+type Store interface {
+	Put(bucket, key string, v any) error
+	Delete(bucket, key string) error
+	ForEach(bucket string, fn func(key string, raw []byte) error) error
+}
+
+// Enqueuer takes notifications for durable delivery (notify.Outbox satisfies it).
+type Enqueuer interface {
+	Enqueue(d notify.Delivery) error
+}
+
+// Buckets of the store the engine uses.
+const (
+	BucketStates    = "states"
+	BucketIncidents = "incidents" // open incidents
+	BucketClosed    = "closed"    // resolved incidents, for timelines and export
+	BucketSilences  = "silences"  // silences made at run time
+)
+
+// EngineOptions wire an Engine.
+type EngineOptions struct {
+	Config *config.Config
+	Store  Store // nil: nothing persisted (one-shot checks without --state)
+	Outbox Enqueuer
+	Logger *slog.Logger
+	Now    func() time.Time
+	// GroupWait holds first triggers this long so that a wider scope can form; nil means
+	// the config's alerting.group_wait.
+	GroupWait *time.Duration
+	// OnTransition, if set, is told every state change (metrics, the timeline).
+	OnTransition func(Transition)
+}
+
+// Engine turns results into states, states into incidents, incidents into deliveries.
+// All methods are safe for concurrent use.
+type Engine struct {
+	mu        sync.Mutex
+	cfg       *config.Config
+	targets   map[string]*config.Target
+	states    map[string]*TargetState
+	incidents *Incidents
+	router    *Router
+	silences  []Silence // from config, then run-time ones
+	runtime   []Silence
+	store     Store
+	outbox    Enqueuer
+	log       *slog.Logger
+	now       func() time.Time
+	onTrans   func(Transition)
+	impaired  bool
+}
+
+// NewEngine restores states and open incidents from the store and starts from there:
+// a restart neither re-pages an open incident nor forgets to resolve it.
+func NewEngine(o EngineOptions) (*Engine, error) {
+	e := &Engine{
+		store: o.Store, outbox: o.Outbox, log: o.Logger, now: o.Now, onTrans: o.OnTransition,
+		states: map[string]*TargetState{},
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	restored, err := e.restore()
+	if err != nil {
+		return nil, err
+	}
+	wait := o.Config.Alerting.GroupWait
+	if o.GroupWait != nil {
+		wait = *o.GroupWait
+	}
+	e.incidents = NewIncidents(wait, restored)
+	e.setConfig(o.Config)
+	return e, nil
+}
+
+func (e *Engine) restore() ([]*Incident, error) {
+	if e.store == nil {
+		return nil, nil
+	}
+	err := e.store.ForEach(BucketStates, func(key string, raw []byte) error {
+		var s TargetState
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("state %s: %w", key, err)
+		}
+		e.states[key] = &s
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore states: %w", err)
+	}
+	var incs []*Incident
+	err = e.store.ForEach(BucketIncidents, func(key string, raw []byte) error {
+		var inc Incident
+		if err := json.Unmarshal(raw, &inc); err != nil {
+			return fmt.Errorf("incident %s: %w", key, err)
+		}
+		incs = append(incs, &inc)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore incidents: %w", err)
+	}
+	err = e.store.ForEach(BucketSilences, func(key string, raw []byte) error {
+		var s Silence
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return fmt.Errorf("silence %s: %w", key, err)
+		}
+		e.runtime = append(e.runtime, s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("restore silences: %w", err)
+	}
+	return incs, nil
+}
+
+// setConfig installs cfg; states of targets whose fingerprint changed or that are gone
+// are dropped (a changed journey starts fresh), the others are kept.
+func (e *Engine) setConfig(cfg *config.Config) {
+	e.cfg = cfg
+	e.router = NewRouter(cfg)
+	e.targets = make(map[string]*config.Target, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		e.targets[t.ID] = t
+	}
+	for id, s := range e.states {
+		t := e.targets[id]
+		if t == nil || (s.Fingerprint != "" && s.Fingerprint != t.Fingerprint) {
+			delete(e.states, id)
+			e.deleteState(id)
+		}
+	}
+	for _, t := range cfg.Targets {
+		if e.states[t.ID] == nil {
+			e.states[t.ID] = &TargetState{Target: t.ID, Product: t.Product, Journey: t.Journey, Region: t.Region, State: StateOK, Fingerprint: t.Fingerprint}
+		}
+	}
+	e.silences = e.silences[:0]
+	for _, s := range cfg.Silences {
+		e.silences = append(e.silences, Silence{ID: "config", Comment: s.Comment, Start: s.Start, End: s.End, Match: s.Match})
+	}
+}
+
+// Reload switches to a new config, keeping what did not change, and re-evaluates.
+func (e *Engine) Reload(cfg *config.Config) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.setConfig(cfg)
+	e.reconcile(e.now())
+}
+
+// Observe takes one result. It returns the transition when the target's state changed.
+func (e *Engine) Observe(r probe.Result) (Transition, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tr, changed, moved := e.apply1(r)
+	if moved {
+		e.reconcile(e.now())
+	}
+	return tr, changed
+}
+
+// ObserveAll takes the results of one round (a `check --page` run) and reconciles once,
+// so that targets failing together are classified together.
+func (e *Engine) ObserveAll(results []probe.Result) []Transition {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var trs []Transition
+	moved := false
+	for _, r := range results {
+		tr, changed, m := e.apply1(r)
+		if changed {
+			trs = append(trs, tr)
+		}
+		moved = moved || m
+	}
+	if moved {
+		e.reconcile(e.now())
+	}
+	return trs
+}
+
+// apply1 moves one target's state; moved reports whether incidents need a look.
+func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
+	t := e.targets[r.Target]
+	s := e.states[r.Target]
+	if t == nil || s == nil {
+		return Transition{}, false, false // a result of a target removed by a reload
+	}
+	before := *s
+	tr, changed = s.Apply(t, &r, e.cfg.Alerting.Degraded)
+	if s.State != before.State || s.Condition != before.Condition || s.Failures != before.Failures || s.Successes != before.Successes {
+		e.saveState(s)
+	}
+	if changed {
+		e.log.Info("target state changed", "target", tr.Target, "from", tr.From, "to", tr.To, "reason", tr.Reason)
+		if e.onTrans != nil {
+			e.onTrans(tr)
+		}
+	}
+	return tr, changed, changed || s.Condition != before.Condition
+}
+
+// Tick sends triggers whose group wait has passed and re-checks silences. The daemon
+// calls it every second or so; Observe does not wait for it.
+func (e *Engine) Tick() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sendDue(e.now())
+}
+
+// reconcile recomputes scope and incidents from the firing states and tells notifiers.
+func (e *Engine) reconcile(now time.Time) {
+	var down, degraded []Failing
+	for id, s := range e.states {
+		if s.State != StateFiring {
+			continue
+		}
+		t := e.targets[id]
+		f := Failing{Target: id, Product: t.Product, Region: t.Region}
+		if s.Condition == ConditionDegraded && e.cfg.Alerting.Degraded != "page" {
+			degraded = append(degraded, f)
+		} else {
+			down = append(down, f)
+		}
+	}
+	sort.Slice(down, func(i, j int) bool { return down[i].Target < down[j].Target })
+	groups := append(Classify(e.cfg.BlastRadius, down), DegradedGroups(degraded)...)
+	changes := e.incidents.Reconcile(now, groups, e.priorities())
+	for _, c := range changes {
+		e.apply(now, c)
+	}
+	e.sendDue(now)
+}
+
+func (e *Engine) priorities() map[string]int {
+	p := make(map[string]int, len(e.cfg.Products))
+	for _, pr := range e.cfg.Products {
+		p[pr.Name] = pr.Priority
+	}
+	return p
+}
+
+// apply tells notifiers about one change, as far as the incident was already paged.
+func (e *Engine) apply(now time.Time, c Change) {
+	inc := c.Incident
+	e.log.Info("incident "+c.Kind, "key", inc.Key, "scope", inc.Scope, "targets", len(inc.Targets))
+	switch c.Kind {
+	case ChangeOpened:
+		// The trigger goes out from sendDue once the group wait has passed.
+	case ChangeUpdated, ChangeResumed:
+		if inc.Triggered {
+			e.send(now, inc, notify.ActionTrigger, "updated: regions "+joinNames(inc.Regions)+"; products "+joinNames(inc.Products))
+		}
+	case ChangeAbsorbed:
+		if inc.Triggered {
+			e.send(now, inc, notify.ActionTrigger, "now part of "+inc.AbsorbedInto)
+		} else {
+			inc.note(now, "released", "absorbed into "+inc.AbsorbedInto+" before it was paged; not sent")
+		}
+	case ChangeResolved:
+		if inc.Triggered {
+			e.send(now, inc, notify.ActionResolve, "resolved")
+		} else {
+			inc.note(now, "released", "recovered before it was paged; not sent")
+		}
+		e.saveClosed(inc)
+		return
+	}
+	e.saveIncident(inc)
+}
+
+// sendDue triggers held incidents whose group wait is over, unless silenced or absorbed.
+func (e *Engine) sendDue(now time.Time) {
+	for _, inc := range e.incidents.Open() {
+		if inc.Triggered || inc.AbsorbedInto != "" || now.Before(inc.SendAfter) {
+			continue
+		}
+		if s := silencedBy(e.allSilences(), inc, now); s != nil {
+			if !inc.Silenced {
+				inc.Silenced = true
+				inc.note(now, "silenced", "silenced until "+s.End.UTC().Format(time.RFC3339)+": "+s.Comment)
+				e.saveIncident(inc)
+			}
+			continue
+		}
+		if e.impaired {
+			continue // held, not dropped: sent when the self-check recovers
+		}
+		inc.Silenced = false
+		e.send(now, inc, notify.ActionTrigger, "")
+		inc.Triggered = true
+		e.saveIncident(inc)
+	}
+}
+
+func (e *Engine) allSilences() []Silence {
+	return append(append([]Silence{}, e.silences...), e.runtime...)
+}
+
+// send hands one notification per matching route to the outbox.
+func (e *Engine) send(now time.Time, inc *Incident, action, note string) {
+	if action == notify.ActionTrigger && note == "" {
+		inc.note(now, "triggered", "page sent to the outbox")
+	} else {
+		inc.note(now, action, note)
+	}
+	if note == "resolved" {
+		note = ""
+	}
+	n := buildNotification(e.cfg, inc, action, note, e.states, now)
+	deliveries := e.router.Deliveries(inc, e.cfg.Alerting.Degraded)
+	if len(deliveries) == 0 {
+		e.log.Warn("no route matches the incident; nothing sent", "key", inc.Key, "scope", inc.Scope)
+		inc.note(now, "unrouted", "no route matches")
+		return
+	}
+	for _, d := range deliveries {
+		d.Notification = n
+		if e.outbox == nil {
+			continue
+		}
+		if err := e.outbox.Enqueue(d); err != nil {
+			// The outbox could not persist: say so loudly; the incident stays untriggered
+			// in memory only if nothing was written, so that the next tick tries again.
+			e.log.Error("could not queue notification", "key", inc.Key, "action", action, "err", err)
+			inc.note(now, "failed", "could not queue: "+err.Error())
+		}
+	}
+}
+
+// Note adds a line to an open incident's timeline (delivery results from the outbox).
+func (e *Engine) Note(key, kind, text string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if inc := e.incidents.Get(key); inc != nil {
+		inc.note(e.now(), kind, text)
+		e.saveIncident(inc)
+	}
+}
+
+func (e *Engine) saveState(s *TargetState) {
+	if e.store == nil {
+		return
+	}
+	if err := e.store.Put(BucketStates, s.Target, s); err != nil {
+		e.log.Error("could not save target state", "target", s.Target, "err", err)
+	}
+}
+
+func (e *Engine) deleteState(id string) {
+	if e.store == nil {
+		return
+	}
+	if err := e.store.Delete(BucketStates, id); err != nil {
+		e.log.Error("could not delete target state", "target", id, "err", err)
+	}
+}
+
+func (e *Engine) saveIncident(inc *Incident) {
+	if e.store == nil {
+		return
+	}
+	if err := e.store.Put(BucketIncidents, inc.Key, inc); err != nil {
+		e.log.Error("could not save incident", "key", inc.Key, "err", err)
+	}
+}
+
+func (e *Engine) saveClosed(inc *Incident) {
+	if e.store == nil {
+		return
+	}
+	key := inc.Opened.UTC().Format("20060102T150405.000000000Z") + " " + inc.Key
+	err := errors.Join(e.store.Put(BucketClosed, key, inc), e.store.Delete(BucketIncidents, inc.Key))
+	if err != nil {
+		e.log.Error("could not archive incident", "key", inc.Key, "err", err)
+	}
+}
+
+// SetImpaired holds (true) or releases (false) platform pages; see the self-check.
+func (e *Engine) SetImpaired(impaired bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.impaired = impaired
+	if !impaired {
+		e.sendDue(e.now())
+	}
+}

@@ -1,0 +1,331 @@
+package alert
+
+import (
+	"slices"
+	"sort"
+	"time"
+)
+
+// Incident is one open (or just closed) problem of one scope.
+type Incident struct {
+	Key          string    `json:"key"` // the dedup key
+	Scope        string    `json:"scope"`
+	Subject      string    `json:"subject"`
+	Condition    string    `json:"condition"` // down | degraded
+	Targets      []string  `json:"targets"`   // failing targets it covers now
+	Regions      []string  `json:"regions"`
+	Products     []string  `json:"products"`
+	Priority     int       `json:"priority"`
+	Opened       time.Time `json:"opened"`
+	Updated      time.Time `json:"updated"`
+	Resolved     time.Time `json:"resolved,omitzero"`
+	AbsorbedInto string    `json:"absorbed_into,omitempty"`
+	// SendAfter holds the first trigger for group_wait, so that targets failing together
+	// are paged as one wider incident, not one after another.
+	SendAfter time.Time `json:"send_after,omitzero"`
+	Triggered bool      `json:"triggered"` // a trigger was handed to the outbox
+	Silenced  bool      `json:"silenced"`
+	Timeline  []Event   `json:"timeline"`
+}
+
+// Open reports whether the incident is still open.
+func (i *Incident) Open() bool { return i.Resolved.IsZero() }
+
+// Event is one line of an incident's timeline.
+type Event struct {
+	At   time.Time `json:"at"`
+	Kind string    `json:"kind"` // opened, triggered, accepted, absorbed, released, widened, narrowed, recovered, resolved, silenced, failed
+	Text string    `json:"text"`
+}
+
+func (i *Incident) note(at time.Time, kind, text string) {
+	i.Timeline = append(i.Timeline, Event{At: at, Kind: kind, Text: text})
+	if len(i.Timeline) > maxTimeline {
+		// Keep the opening and the most recent history; a flapping target must not grow
+		// the record without bound.
+		i.Timeline = append(i.Timeline[:1], i.Timeline[len(i.Timeline)-maxTimeline+1:]...)
+	}
+}
+
+const maxTimeline = 200
+
+// Change kinds from Reconcile.
+const (
+	ChangeOpened   = "opened"   // a new incident; its trigger waits for SendAfter
+	ChangeUpdated  = "updated"  // regions or products changed
+	ChangeAbsorbed = "absorbed" // now explained by a wider incident
+	ChangeResumed  = "resumed"  // no longer absorbed
+	ChangeResolved = "resolved"
+)
+
+// Change is one thing Reconcile did to an incident.
+type Change struct {
+	Kind     string
+	Incident *Incident
+}
+
+// Incidents keeps the open incidents and reconciles them with the failing matrix.
+// It is not safe for concurrent use; the engine serialises calls.
+type Incidents struct {
+	open      map[string]*Incident
+	groupWait time.Duration
+}
+
+// NewIncidents starts with the given open incidents (restored from the store).
+func NewIncidents(groupWait time.Duration, restored []*Incident) *Incidents {
+	m := &Incidents{open: map[string]*Incident{}, groupWait: groupWait}
+	for _, inc := range restored {
+		if inc.Open() {
+			m.open[inc.Key] = inc
+		}
+	}
+	return m
+}
+
+// Open returns the open incidents, widest first.
+func (m *Incidents) Open() []*Incident {
+	out := make([]*Incident, 0, len(m.open))
+	for _, inc := range m.open {
+		out = append(out, inc)
+	}
+	sortIncidents(out)
+	return out
+}
+
+// Get returns an open incident by key.
+func (m *Incidents) Get(key string) *Incident { return m.open[key] }
+
+func sortIncidents(incs []*Incident) {
+	sort.Slice(incs, func(i, j int) bool {
+		if wi, wj := Width(incs[i].Scope), Width(incs[j].Scope); wi != wj {
+			return wi > wj
+		}
+		return incs[i].Key < incs[j].Key
+	})
+}
+
+// Reconcile brings the open incidents in line with groups (from Classify, widest first)
+// so that every failing target is covered by exactly one active incident:
+//   - a group whose incident is open keeps it;
+//   - a new group that an open, wider incident already explains (the outage is shrinking)
+//     opens nothing: the wider incident keeps covering it, so recovery never pages;
+//   - any other new group opens an incident;
+//   - an open incident whose targets are all covered by a wider one is absorbed (it stays
+//     open, is told so, and is resolved when its targets recover);
+//   - an open incident with no failing target left is resolved, exactly once.
+func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[string]int) []Change {
+	var changes []Change
+	covered := map[string]*Incident{} // target -> the active incident covering it
+	active := map[string]bool{}
+	failing := map[string]bool{}
+	for _, g := range groups {
+		for _, t := range g.Targets {
+			failing[t] = true
+		}
+	}
+	var fresh []Group
+	for _, g := range groups {
+		inc := m.open[g.Key()]
+		if inc == nil {
+			fresh = append(fresh, g)
+			continue
+		}
+		active[inc.Key] = true
+		if inc.AbsorbedInto != "" {
+			inc.note(now, "resumed", "no longer part of "+inc.AbsorbedInto)
+			inc.AbsorbedInto = ""
+			changes = append(changes, Change{ChangeResumed, inc})
+		}
+		if m.setTargets(now, inc, g.Targets, priorities) {
+			changes = append(changes, Change{ChangeUpdated, inc})
+		}
+		for _, t := range g.Targets {
+			covered[t] = inc
+		}
+	}
+	explained := map[*Incident][]string{}
+	for _, g := range fresh {
+		if x := m.explainer(g); x != nil {
+			explained[x] = append(explained[x], g.Targets...)
+			for _, t := range g.Targets {
+				covered[t] = x
+			}
+			continue
+		}
+		inc := m.openIncident(now, g, priorities)
+		active[inc.Key] = true
+		for _, t := range g.Targets {
+			covered[t] = inc
+		}
+		changes = append(changes, Change{ChangeOpened, inc})
+	}
+	for _, x := range m.Open() {
+		targets, ok := explained[x]
+		if !ok {
+			continue
+		}
+		if active[x.Key] {
+			targets = union(targets, x.Targets)
+		}
+		active[x.Key] = true
+		if m.setTargets(now, x, targets, priorities) {
+			changes = append(changes, Change{ChangeUpdated, x})
+		}
+	}
+	for _, inc := range m.Open() {
+		if active[inc.Key] {
+			continue
+		}
+		changes = append(changes, m.settle(now, inc, failing, covered)...)
+	}
+	return changes
+}
+
+// explainer finds an open incident wider than g that already covered all of g's targets.
+func (m *Incidents) explainer(g Group) *Incident {
+	var best *Incident
+	for _, inc := range m.open {
+		if inc.AbsorbedInto != "" || Width(inc.Scope) <= Width(g.Scope) {
+			continue
+		}
+		if !containsAll(inc.Targets, g.Targets) {
+			continue
+		}
+		if best == nil || Width(inc.Scope) > Width(best.Scope) {
+			best = inc
+		}
+	}
+	return best
+}
+
+// settle decides the fate of an open incident that no group claimed this round.
+func (m *Incidents) settle(now time.Time, inc *Incident, failing map[string]bool, covered map[string]*Incident) []Change {
+	var still []string
+	var wider *Incident
+	for _, t := range inc.Targets {
+		if !failing[t] {
+			continue
+		}
+		still = append(still, t)
+		if c := covered[t]; c != nil && Width(c.Scope) > Width(inc.Scope) {
+			wider = c
+		}
+	}
+	if len(still) == 0 || wider == nil {
+		// Recovered, or what is left is explained by narrower incidents.
+		inc.Resolved = now
+		inc.Updated = now
+		inc.note(now, "resolved", "no failing target left in this incident")
+		delete(m.open, inc.Key)
+		return []Change{{ChangeResolved, inc}}
+	}
+	inc.Targets = still
+	if inc.AbsorbedInto == wider.Key {
+		return nil
+	}
+	inc.AbsorbedInto = wider.Key
+	inc.Updated = now
+	inc.note(now, "absorbed", "now part of "+wider.Key)
+	return []Change{{ChangeAbsorbed, inc}}
+}
+
+func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]int) *Incident {
+	inc := &Incident{
+		Key: g.Key(), Scope: g.Scope, Subject: g.Subject, Condition: g.Condition,
+		Opened: now, Updated: now, SendAfter: now.Add(m.groupWait),
+	}
+	m.setTargets(now, inc, g.Targets, priorities)
+	inc.note(now, "opened", describeGroup(g))
+	m.open[inc.Key] = inc
+	return inc
+}
+
+// setTargets replaces the covered targets and reports whether the regions or products
+// changed (worth telling the on-call).
+func (m *Incidents) setTargets(now time.Time, inc *Incident, targets []string, priorities map[string]int) bool {
+	targets = slices.Clone(targets)
+	sort.Strings(targets)
+	regions, products := map[string]bool{}, map[string]bool{}
+	prio := 0
+	for _, t := range targets {
+		product, region := splitTarget(t)
+		regions[region] = true
+		products[product] = true
+		if p := priorities[product]; p > 0 && (prio == 0 || p < prio) {
+			prio = p
+		}
+	}
+	newRegions, newProducts := sortedKeys(regions), sortedKeys(products)
+	changed := inc.Targets != nil && (!slices.Equal(newRegions, inc.Regions) || !slices.Equal(newProducts, inc.Products))
+	inc.Targets, inc.Regions, inc.Products = targets, newRegions, newProducts
+	if prio > 0 {
+		inc.Priority = prio
+	}
+	if changed {
+		inc.Updated = now
+		inc.note(now, "changed", "now regions "+joinNames(newRegions)+"; products "+joinNames(newProducts))
+	}
+	return changed
+}
+
+// splitTarget takes product and region out of "product/journey@region".
+func splitTarget(id string) (product, region string) {
+	at := len(id)
+	for i := len(id) - 1; i >= 0; i-- {
+		if id[i] == '@' {
+			at = i
+			break
+		}
+	}
+	slash := at
+	for i := 0; i < at; i++ {
+		if id[i] == '/' {
+			slash = i
+			break
+		}
+	}
+	product = id[:slash]
+	if at < len(id) {
+		region = id[at+1:]
+	}
+	return product, region
+}
+
+func containsAll(have, want []string) bool {
+	set := make(map[string]bool, len(have))
+	for _, h := range have {
+		set[h] = true
+	}
+	for _, w := range want {
+		if !set[w] {
+			return false
+		}
+	}
+	return true
+}
+
+func union(a, b []string) []string {
+	set := map[string]bool{}
+	for _, x := range a {
+		set[x] = true
+	}
+	for _, x := range b {
+		set[x] = true
+	}
+	return sortedKeys(set)
+}
+
+func joinNames(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	out := names[0]
+	for _, n := range names[1:] {
+		out += ", " + n
+	}
+	return out
+}
+
+func describeGroup(g Group) string {
+	return g.Scope + " " + g.Subject + ": " + joinNames(g.Targets)
+}

@@ -1,0 +1,31 @@
+// Package notifiers builds the configured notifiers. It sits above the per-channel
+// packages so that package notify itself imports none of them.
+package notifiers
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/notify/pagerduty"
+	"github.com/picket-dev/picket/alert/notify/slack"
+	"github.com/picket-dev/picket/alert/notify/webhook"
+	"github.com/picket-dev/picket/config"
+)
+
+// Build makes one Notifier per configured notifier. client may be nil (each package's
+// default: no redirects, bounded answers).
+func Build(cfg *config.Config, client *http.Client, logger *slog.Logger) map[string]notify.Notifier {
+	out := make(map[string]notify.Notifier, len(cfg.Notifiers))
+	for name, n := range cfg.Notifiers {
+		switch {
+		case n.PagerDuty != nil:
+			out[name] = pagerduty.New(n, pagerduty.Options{HTTPClient: client, Logger: logger})
+		case n.Slack != nil:
+			out[name] = slack.New(n, slack.Options{HTTPClient: client, Logger: logger})
+		case n.Webhook != nil:
+			out[name] = webhook.New(n, webhook.Options{HTTPClient: client, Logger: logger})
+		}
+	}
+	return out
+}

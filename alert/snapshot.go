@@ -1,0 +1,180 @@
+package alert
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Status is a consistent snapshot of everything a status page or API shows.
+type Status struct {
+	Vantage   string                       `json:"vantage"`
+	Generated time.Time                    `json:"generated"`
+	Impaired  bool                         `json:"impaired"`
+	Banner    string                       `json:"banner"` // one line: how wide the trouble is
+	Scope     Summary                      `json:"scope"`
+	Regions   []RegionView                 `json:"regions"`
+	Products  []ProductView                `json:"products"`
+	Matrix    map[string]map[string]string `json:"matrix"` // product -> region -> up|degraded|down|no_data
+	Targets   []TargetView                 `json:"targets"`
+	Incidents []Incident                   `json:"incidents"` // open, widest first
+}
+
+type RegionView struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+}
+
+type ProductView struct {
+	Name     string   `json:"name"`
+	Title    string   `json:"title"`
+	Priority int      `json:"priority"`
+	Regions  []string `json:"regions"`
+}
+
+type TargetView struct {
+	Target     string    `json:"target"`
+	Product    string    `json:"product"`
+	Journey    string    `json:"journey"`
+	Region     string    `json:"region"`
+	State      State     `json:"state"`
+	Condition  string    `json:"condition,omitempty"`
+	LastStatus string    `json:"last_status"` // up|degraded|down, "" before the first run
+	LastError  string    `json:"last_error,omitempty"`
+	LastAt     time.Time `json:"last_at,omitzero"`
+	DurationMS int64     `json:"duration_ms"`
+	Since      time.Time `json:"since,omitzero"`
+	Interval   string    `json:"interval"`
+}
+
+// Snapshot copies the engine's view for readers; nothing in it aliases engine state.
+func (e *Engine) Snapshot() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	st := Status{Vantage: e.cfg.Vantage, Generated: now.UTC(), Impaired: e.impaired, Matrix: Matrix(e.cfg, e.states)}
+	for _, r := range e.cfg.Regions {
+		st.Regions = append(st.Regions, RegionView{Name: r.Name, Title: r.Title})
+	}
+	for _, p := range e.cfg.Products {
+		st.Products = append(st.Products, ProductView{Name: p.Name, Title: p.Title, Priority: p.Priority, Regions: p.Regions})
+	}
+	for _, t := range e.cfg.Targets {
+		s := e.states[t.ID]
+		tv := TargetView{Target: t.ID, Product: t.Product, Journey: t.Journey, Region: t.Region, Interval: t.Interval.String()}
+		if s != nil {
+			tv.State, tv.Condition, tv.LastStatus, tv.LastAt = s.State, s.Condition, s.Last.Status, s.Last.At
+			tv.LastError, tv.DurationMS, tv.Since = s.Last.Error, s.Last.Duration.Milliseconds(), s.Since
+		}
+		st.Targets = append(st.Targets, tv)
+	}
+	var groups []Group
+	for _, inc := range e.incidents.Open() {
+		c := *inc
+		c.Targets = slices.Clone(inc.Targets)
+		c.Timeline = slices.Clone(inc.Timeline)
+		st.Incidents = append(st.Incidents, c)
+		if inc.AbsorbedInto == "" && inc.Condition != ConditionDegraded {
+			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Regions: inc.Regions, Products: inc.Products})
+		}
+	}
+	st.Scope = Summarize(groups)
+	st.Banner = banner(st, len(e.cfg.Regions))
+	return st
+}
+
+func banner(st Status, regions int) string {
+	s := st.Scope
+	prefix := ""
+	if st.Impaired {
+		prefix = "This vantage is impaired (its own network checks fail); platform pages are held. "
+	}
+	switch s.Kind {
+	case ScopeGlobal:
+		return fmt.Sprintf("%sGlobal outage: %d of %d regions", prefix, len(s.Regions), regions)
+	case ScopeRegion:
+		return fmt.Sprintf("%sRegional outage: %s", prefix, joinNames(s.Regions))
+	case ScopeProduct:
+		return fmt.Sprintf("%sProduct outage: %s in %d regions", prefix, joinNames(s.Products), len(s.Regions))
+	case ScopeTarget:
+		return fmt.Sprintf("%sPartial problems: %s in %s", prefix, joinNames(s.Products), joinNames(s.Regions))
+	}
+	return prefix + "All systems operational"
+}
+
+// Incident returns an open incident, or a closed one from the store, by dedup key.
+func (e *Engine) Incident(key string) (Incident, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if inc := e.incidents.Get(key); inc != nil {
+		c := *inc
+		c.Timeline = slices.Clone(inc.Timeline)
+		return c, true
+	}
+	return Incident{}, false
+}
+
+// Silences lists the silences in force or planned (config and run time).
+func (e *Engine) Silences() []Silence {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	var out []Silence
+	for _, s := range e.allSilences() {
+		if now.Before(s.End) {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// ErrNotFound is returned for an unknown silence or incident.
+var ErrNotFound = errors.New("not found")
+
+// AddSilence adds a run-time silence (persisted) and returns it with its id.
+func (e *Engine) AddSilence(s Silence) (Silence, error) {
+	if !s.End.After(s.Start) {
+		return Silence{}, fmt.Errorf("silence ends (%s) before it starts (%s)", s.End.Format(time.RFC3339), s.Start.Format(time.RFC3339))
+	}
+	for _, sc := range s.Match.Scope {
+		if Width(sc) == 0 && sc != ScopeTarget {
+			return Silence{}, fmt.Errorf("scope %q: want target, region, product or global", sc)
+		}
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	s.ID = hex.EncodeToString(b)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store != nil {
+		if err := e.store.Put(BucketSilences, s.ID, s); err != nil {
+			return Silence{}, fmt.Errorf("save silence: %w", err)
+		}
+	}
+	e.runtime = append(e.runtime, s)
+	return s, nil
+}
+
+// DeleteSilence ends a run-time silence; held incidents it covered are paged at once.
+func (e *Engine) DeleteSilence(id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, s := range e.runtime {
+		if s.ID == id {
+			if e.store != nil {
+				if err := e.store.Delete(BucketSilences, id); err != nil {
+					return fmt.Errorf("delete silence: %w", err)
+				}
+			}
+			e.runtime = append(e.runtime[:i], e.runtime[i+1:]...)
+			e.sendDue(e.now())
+			return nil
+		}
+	}
+	return ErrNotFound
+}
