@@ -3,6 +3,7 @@ package alert
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -177,4 +178,45 @@ func (e *Engine) DeleteSilence(id string) error {
 		}
 	}
 	return ErrNotFound
+}
+
+// Closed returns up to limit resolved incidents, newest first, from the store.
+func (e *Engine) Closed(limit int) ([]Incident, error) {
+	if e.store == nil {
+		return nil, nil
+	}
+	var all []Incident
+	err := e.store.ForEach(BucketClosed, func(_ string, raw []byte) error {
+		var inc Incident
+		if err := json.Unmarshal(raw, &inc); err != nil {
+			return err
+		}
+		all = append(all, inc)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read closed incidents: %w", err)
+	}
+	slices.Reverse(all) // keys start with the opening time
+	if limit > 0 && len(all) > limit {
+		all = all[:limit]
+	}
+	return all, nil
+}
+
+// FindIncident returns an open incident, else the latest closed one, by dedup key.
+func (e *Engine) FindIncident(key string) (Incident, bool, error) {
+	if inc, ok := e.Incident(key); ok {
+		return inc, true, nil
+	}
+	closed, err := e.Closed(0)
+	if err != nil {
+		return Incident{}, false, err
+	}
+	for _, inc := range closed {
+		if inc.Key == key {
+			return inc, true, nil
+		}
+	}
+	return Incident{}, false, nil
 }
