@@ -406,3 +406,66 @@ func (e *Engine) SetImpaired(impaired bool) {
 		e.sendDue(e.now())
 	}
 }
+
+// ResolveQuiet sends a resolve for every incident key that is not open: the one-shot
+// `check --page` without a state directory cannot know what it paged before, and
+// PagerDuty accepts a resolve for an unknown key, so this is what makes cron runs close
+// what they opened.
+func (e *Engine) ResolveQuiet() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	var candidates []*Incident
+	add := func(scope, subject string, products, regions []string, condition string) {
+		key := DedupKey(scope, subject)
+		if condition == ConditionDegraded {
+			key = "picket/degraded/" + subject
+		}
+		if e.incidents.Get(key) != nil {
+			return
+		}
+		candidates = append(candidates, &Incident{Key: key, Scope: scope, Subject: subject, Condition: condition,
+			Products: products, Regions: regions, Priority: e.bestPriority(products), Triggered: true})
+	}
+	var allProducts, allRegions []string
+	for _, p := range e.cfg.Products {
+		allProducts = append(allProducts, p.Name)
+		add(ScopeProduct, p.Name, []string{p.Name}, p.Regions, ConditionDown)
+	}
+	for _, r := range e.cfg.Regions {
+		allRegions = append(allRegions, r.Name)
+		add(ScopeRegion, r.Name, allProducts, []string{r.Name}, ConditionDown)
+	}
+	add(ScopeGlobal, "", allProducts, allRegions, ConditionDown)
+	for _, t := range e.cfg.Targets {
+		add(ScopeTarget, t.ID, []string{t.Product}, []string{t.Region}, ConditionDown)
+		if e.cfg.Alerting.Degraded != "ignore" {
+			add(ScopeTarget, t.ID, []string{t.Product}, []string{t.Region}, ConditionDegraded)
+		}
+	}
+	for _, inc := range candidates {
+		n := buildNotification(e.cfg, inc, "resolve", "", e.states, now)
+		n.Summary = inc.Key + " resolved (one-shot check: not failing now)"
+		for _, d := range e.router.Deliveries(inc, e.cfg.Alerting.Degraded) {
+			d.Notification = n
+			d.Fallback = nil // a resolve of something maybe never opened is not worth a fallback
+			if e.outbox != nil {
+				if err := e.outbox.Enqueue(d); err != nil {
+					e.log.Error("could not queue resolve", "key", inc.Key, "err", err)
+				}
+			}
+		}
+	}
+}
+
+func (e *Engine) bestPriority(products []string) int {
+	best := 0
+	for _, p := range e.cfg.Products {
+		for _, name := range products {
+			if p.Name == name && (best == 0 || p.Priority < best) {
+				best = p.Priority
+			}
+		}
+	}
+	return best
+}

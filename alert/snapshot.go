@@ -220,3 +220,31 @@ func (e *Engine) FindIncident(key string) (Incident, bool, error) {
 	}
 	return Incident{}, false, nil
 }
+
+// LoadIncident reads an incident by key straight from a store (open first, else the
+// latest closed one), for tools that run beside a stopped daemon.
+func LoadIncident(st Store, key string) (Incident, bool, error) {
+	var found Incident
+	ok := false
+	err := st.ForEach(BucketIncidents, func(k string, raw []byte) error {
+		if k != key {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(raw, &found)
+	})
+	if err != nil || ok {
+		return found, ok, err
+	}
+	err = st.ForEach(BucketClosed, func(_ string, raw []byte) error {
+		var inc Incident
+		if err := json.Unmarshal(raw, &inc); err != nil {
+			return err
+		}
+		if inc.Key == key {
+			found, ok = inc, true // keys sort by opening time: the last one wins
+		}
+		return nil
+	})
+	return found, ok, err
+}

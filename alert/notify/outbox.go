@@ -1,0 +1,851 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// OutboxBucket is the store bucket that holds the entries not yet delivered.
+const OutboxBucket = "outbox"
+
+// Outbox defaults and bounds.
+const (
+	DefaultFallbackAfter  = 2 * time.Minute
+	DefaultMinBackoff     = time.Second
+	DefaultMaxBackoff     = 60 * time.Second
+	DefaultAttemptTimeout = 10 * time.Second
+
+	// maxInFlight bounds parallel sends; maxInFlightPerNotifier keeps one slow
+	// channel from taking every slot while another could deliver.
+	maxInFlight            = 4
+	maxInFlightPerNotifier = 2
+	backoffJitter          = 0.2 // ±20%
+)
+
+// OutboxStore is what the outbox needs of persistence; alert/store's *Store has it.
+// Put must be durable when it returns; ForEach must walk keys in bytewise order.
+type OutboxStore interface {
+	Put(bucket, key string, v any) error
+	Delete(bucket, key string) error
+	ForEach(bucket string, fn func(key string, raw []byte) error) error
+	NextSeq(bucket string) (uint64, error)
+}
+
+// Delivery is one notification for the notifiers of a route.
+type Delivery struct {
+	Notification Notification
+	Notify       []string // notifier names
+	// Fallback is told once when every notifier of Notify has failed permanently or
+	// kept failing for FallbackAfter (0 means DefaultFallbackAfter).
+	Fallback      []string
+	FallbackAfter time.Duration
+}
+
+// OutboxOptions configure NewOutbox.
+type OutboxOptions struct {
+	Store     OutboxStore
+	Notifiers map[string]Notifier // by name; a name missing here fails permanently
+	Logger    *slog.Logger        // nil: discard
+	Now       func() time.Time    // nil: time.Now
+	// Retry backoff: MinBackoff doubling per failed attempt up to MaxBackoff, ±20%
+	// jitter; a longer Retry-After (capped at MaxRetryAfter) wins. 0 means 1s and 60s.
+	MinBackoff, MaxBackoff time.Duration
+	AttemptTimeout         time.Duration // per send; 0 means 10s
+	// OnResult, when set, hears about every attempt (for metrics and the timeline),
+	// before the outbox acts on it: the result of one attempt always comes before the
+	// entry's next attempt, and before a permanently failed entry is removed. It is
+	// called from the sending goroutines, possibly concurrently, and must not block.
+	OnResult func(r AttemptResult)
+}
+
+// AttemptResult is one send attempt's outcome.
+type AttemptResult struct {
+	Notifier       string
+	NotificationID string
+	DedupKey       string
+	Action         string
+	OK             bool
+	Permanent      bool  // the entry was dropped: retrying cannot help
+	Err            error // nil when OK
+	Attempt        int   // 1 for the first try of this entry
+	Fallback       bool  // the entry was enqueued as a fallback
+	Duration       time.Duration
+}
+
+// EntryInfo describes one pending entry, for the API.
+type EntryInfo struct {
+	ID             string    `json:"id"`
+	NotificationID string    `json:"notification_id"`
+	Notifier       string    `json:"notifier"`
+	DedupKey       string    `json:"dedup_key"`
+	Action         string    `json:"action"`
+	Fallback       bool      `json:"fallback"`
+	Enqueued       time.Time `json:"enqueued"`
+	Attempts       int       `json:"attempts"`
+	LastError      string    `json:"last_error,omitempty"`
+	NextAttempt    time.Time `json:"next_attempt"`
+	Sending        bool      `json:"sending"`
+}
+
+// outboxRecord is one entry as stored: everything needed to send it, and to decide
+// its group's fallback, after a restart.
+type outboxRecord struct {
+	Notifier      string        `json:"notifier"`
+	Notification  Notification  `json:"notification"`
+	Group         string        `json:"group"` // the key of the delivery's first entry
+	Primaries     []string      `json:"primaries,omitempty"`
+	Fallback      []string      `json:"fallback,omitempty"`
+	FallbackAfter time.Duration `json:"fallback_after,omitempty"`
+	IsFallback    bool          `json:"is_fallback,omitempty"`
+	// Written onto the entries still pending when a sibling fails permanently or the
+	// fallback has been enqueued, so a restart neither forgets nor repeats them.
+	FailedPeers []string  `json:"failed_peers,omitempty"`
+	Settled     bool      `json:"settled,omitempty"`
+	Enqueued    time.Time `json:"enqueued"`
+}
+
+// entry is a record in memory with its delivery state (guarded by Outbox.mu).
+type entry struct {
+	key      string
+	rec      outboxRecord
+	attempts int
+	lastErr  string
+	next     time.Time // not before; zero: now
+	sending  bool
+}
+
+// lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
+// resolve never overtakes its trigger.
+type lane struct {
+	queue        []*entry
+	failingSince time.Time // first failure since the lane last delivered; zero if none
+}
+
+type laneKey struct{ notifier, dedupKey string }
+
+func laneOf(rec outboxRecord) laneKey {
+	return laneKey{notifier: rec.Notifier, dedupKey: rec.Notification.DedupKey}
+}
+
+// group is one Delivery's primaries, tracked to decide its fallback.
+type group struct {
+	id            string
+	notification  Notification
+	primaries     []string
+	fallback      []string
+	fallbackAfter time.Duration
+	pending       map[string]*entry // primary entries still in the outbox
+	failed        map[string]bool   // primaries that failed permanently
+	fallbackSent  bool
+	fallingBack   bool      // a sendFallback is writing
+	retryAt       time.Time // after a store error while falling back
+}
+
+// succeeded reports whether some primary delivered: it is neither pending nor failed.
+func (g *group) succeeded() bool {
+	for _, p := range g.primaries {
+		if g.pending[p] == nil && !g.failed[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// Outbox delivers notifications durably: each is stored before it is sent and
+// deleted only once the receiver accepted it (or refused it for good), so a crash or
+// a receiver outage delays a page but never loses it. After a crash between the
+// receiver's acceptance and the delete, the entry is sent again at the next start:
+// delivery is at least once, at most twice per crash; dedup keys make the repeat
+// harmless.
+type Outbox struct {
+	store          OutboxStore
+	notifMu        sync.RWMutex // guards notifiers: a reload swaps them while sends run
+	notifiers      map[string]Notifier
+	log            *slog.Logger
+	now            func() time.Time
+	minBackoff     time.Duration
+	maxBackoff     time.Duration
+	attemptTimeout time.Duration
+	onResult       func(AttemptResult)
+
+	// enqueueMu makes sequence order and queue order the same; it is never held
+	// while sending.
+	enqueueMu sync.Mutex
+	// recordMu serialises rewrites and deletes of stored entries, so a rewrite can
+	// never bring back an entry that was just deleted.
+	recordMu sync.Mutex
+
+	mu         sync.Mutex
+	entries    map[string]*entry
+	lanes      map[laneKey]*lane
+	groups     map[string]*group
+	inFlight   int
+	inFlightBy map[string]int
+	changed    chan struct{} // closed and replaced on every change, to wake loops
+}
+
+// NewOutbox checks the options and loads the entries a previous run left pending;
+// Run or Flush sends them again.
+func NewOutbox(opts OutboxOptions) (*Outbox, error) {
+	o, err := newOutbox(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.load(); err != nil {
+		return nil, err
+	}
+	if n := len(o.entries); n > 0 {
+		o.log.Info("outbox: replaying entries left pending", "pending", n)
+	}
+	return o, nil
+}
+
+func newOutbox(opts OutboxOptions) (*Outbox, error) {
+	if opts.Store == nil {
+		return nil, errors.New("outbox: expected a Store, got nil")
+	}
+	o := &Outbox{
+		store:          opts.Store,
+		notifiers:      make(map[string]Notifier, len(opts.Notifiers)),
+		log:            opts.Logger,
+		now:            opts.Now,
+		minBackoff:     cmp.Or(opts.MinBackoff, DefaultMinBackoff),
+		maxBackoff:     cmp.Or(opts.MaxBackoff, DefaultMaxBackoff),
+		attemptTimeout: cmp.Or(opts.AttemptTimeout, DefaultAttemptTimeout),
+		onResult:       opts.OnResult,
+		entries:        map[string]*entry{},
+		lanes:          map[laneKey]*lane{},
+		groups:         map[string]*group{},
+		inFlightBy:     map[string]int{},
+		changed:        make(chan struct{}),
+	}
+	if o.minBackoff < 0 || o.maxBackoff < o.minBackoff || o.attemptTimeout < 0 {
+		return nil, fmt.Errorf("outbox: expected 0 <= MinBackoff <= MaxBackoff and AttemptTimeout >= 0, got %s, %s, %s",
+			opts.MinBackoff, opts.MaxBackoff, opts.AttemptTimeout)
+	}
+	for name, n := range opts.Notifiers {
+		if n == nil {
+			return nil, fmt.Errorf("outbox: notifier %q: expected a Notifier, got nil", name)
+		}
+		o.notifiers[name] = n // a copy: the caller's map may change later
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	return o, nil
+}
+
+// load reads the stored entries in key (= enqueue) order. An unreadable entry is
+// logged and left in the store for a human; it must not stop the others.
+func (o *Outbox) load() error {
+	err := o.store.ForEach(OutboxBucket, func(key string, raw []byte) error {
+		var rec outboxRecord
+		if err := json.Unmarshal(raw, &rec); err != nil || rec.Notifier == "" {
+			o.log.Error("outbox: skipping an unreadable entry; it stays in the store",
+				"key", key, "err", cmp.Or(err, errors.New("no notifier")))
+			return nil
+		}
+		o.add(key, rec)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: load pending entries: %w", err)
+	}
+	for _, g := range o.groups {
+		o.forgetIfDone(g)
+	}
+	return nil
+}
+
+// add puts an entry in its lane and, for a primary, its group. Held: mu (or not yet
+// shared).
+func (o *Outbox) add(key string, rec outboxRecord) {
+	e := &entry{key: key, rec: rec}
+	o.entries[key] = e
+	lk := laneOf(rec)
+	l := o.lanes[lk]
+	if l == nil {
+		l = &lane{}
+		o.lanes[lk] = l
+	}
+	l.queue = append(l.queue, e)
+	if rec.IsFallback {
+		return
+	}
+	g := o.groups[rec.Group]
+	if g == nil {
+		g = &group{
+			id:            rec.Group,
+			notification:  rec.Notification,
+			primaries:     rec.Primaries,
+			fallback:      rec.Fallback,
+			fallbackAfter: cmp.Or(rec.FallbackAfter, DefaultFallbackAfter),
+			pending:       map[string]*entry{},
+			failed:        map[string]bool{},
+		}
+		if len(g.primaries) == 0 { // a damaged record: it is its own only primary
+			g.primaries = []string{rec.Notifier}
+		}
+		o.groups[rec.Group] = g
+	}
+	g.pending[rec.Notifier] = e
+	for _, p := range rec.FailedPeers {
+		g.failed[p] = true
+	}
+	g.fallbackSent = g.fallbackSent || rec.Settled
+}
+
+// Enqueue stores one entry per notifier of d.Notify and wakes the senders. It returns
+// once the entries are durable. On an error, the entries already stored are still
+// delivered; enqueueing d again repeats those (harmless: same dedup key).
+func (o *Outbox) Enqueue(d Delivery) error {
+	names := uniqueNames(d.Notify)
+	if len(names) == 0 {
+		return fmt.Errorf("outbox: enqueue %s: expected at least one notifier in Notify, got none", d.Notification.ID)
+	}
+	n, err := cloneNotification(d.Notification)
+	if err != nil {
+		return err
+	}
+	fallback := uniqueNames(d.Fallback)
+	recs := make([]outboxRecord, len(names))
+	for i, name := range names {
+		recs[i] = outboxRecord{
+			Notifier:      name,
+			Notification:  n,
+			Primaries:     names,
+			Fallback:      fallback,
+			FallbackAfter: d.FallbackAfter,
+			Enqueued:      o.now(),
+		}
+	}
+	o.enqueueMu.Lock()
+	defer o.enqueueMu.Unlock()
+	return o.persist(recs)
+}
+
+// persist stores recs under fresh sequence numbers and queues them; the first key
+// names the group. Held: enqueueMu.
+func (o *Outbox) persist(recs []outboxRecord) error {
+	var stored []*entry
+	var storeErr error
+	for i := range recs {
+		key, err := o.storeRecord(&recs[i], recs)
+		if err != nil {
+			storeErr = err
+			break
+		}
+		stored = append(stored, &entry{key: key, rec: recs[i]})
+	}
+	o.mu.Lock()
+	for _, e := range stored {
+		o.add(e.key, e.rec)
+	}
+	if storeErr != nil && len(stored) > 0 && !recs[0].IsFallback {
+		// The entries never stored will never be sent: for the fallback they failed.
+		g := o.groups[stored[0].rec.Group]
+		for _, rec := range recs[len(stored):] {
+			g.failed[rec.Notifier] = true
+		}
+	}
+	o.signal()
+	o.mu.Unlock()
+	return storeErr
+}
+
+// storeRecord numbers rec, sets the group of all recs from the first, and stores it.
+func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord) (string, error) {
+	seq, err := o.store.NextSeq(OutboxBucket)
+	if err != nil {
+		return "", fmt.Errorf("outbox: enqueue %s for %s: number the entry: %w", rec.Notification.ID, rec.Notifier, err)
+	}
+	key := fmt.Sprintf("%020d-%s", seq, rec.Notifier)
+	if rec.Group == "" {
+		for i := range all {
+			all[i].Group = key
+		}
+	}
+	if err := o.store.Put(OutboxBucket, key, *rec); err != nil {
+		return "", fmt.Errorf("outbox: enqueue %s for %s: store the entry: %w", rec.Notification.ID, rec.Notifier, err)
+	}
+	return key, nil
+}
+
+// cloneNotification deep-copies n through JSON: the caller may reuse its Details
+// map, and a sent notification is the same before and after a restart.
+func cloneNotification(n Notification) (Notification, error) {
+	raw, err := json.Marshal(n)
+	if err != nil {
+		return Notification{}, fmt.Errorf("outbox: enqueue %s: expected a notification JSON can encode: %w", n.ID, err)
+	}
+	var out Notification
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return Notification{}, fmt.Errorf("outbox: enqueue %s: %w", n.ID, err)
+	}
+	return out, nil
+}
+
+func uniqueNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Run delivers until ctx ends, then waits for its sends to stop and returns nil.
+// Entries not delivered stay in the store. Run and Flush may run at the same time.
+func (o *Outbox) Run(ctx context.Context) error {
+	_ = o.deliver(ctx, false)
+	return nil
+}
+
+// Flush delivers until nothing is pending (nil) or ctx ends (an error saying how
+// many entries remain). Backoff and Retry-After are respected; set a deadline.
+func (o *Outbox) Flush(ctx context.Context) error {
+	if err := o.deliver(ctx, true); err != nil {
+		return fmt.Errorf("outbox: flush: %d entries still pending: %w", o.Pending(), err)
+	}
+	return nil
+}
+
+// Pending is how many entries wait for delivery.
+func (o *Outbox) Pending() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.entries)
+}
+
+// Entries describes the pending entries in enqueue order.
+func (o *Outbox) Entries() []EntryInfo {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]EntryInfo, 0, len(o.entries))
+	for _, e := range o.entries {
+		out = append(out, EntryInfo{
+			ID:             e.key,
+			NotificationID: e.rec.Notification.ID,
+			Notifier:       e.rec.Notifier,
+			DedupKey:       e.rec.Notification.DedupKey,
+			Action:         e.rec.Notification.Action,
+			Fallback:       e.rec.IsFallback,
+			Enqueued:       e.rec.Enqueued,
+			Attempts:       e.attempts,
+			LastError:      e.lastErr,
+			NextAttempt:    latest(e.next, e.rec.Enqueued), // never tried: due since enqueued
+			Sending:        e.sending,
+		})
+	}
+	slices.SortFunc(out, func(a, b EntryInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// signal wakes every waiting loop. Held: mu.
+func (o *Outbox) signal() {
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+// deliver is the loop of Run (untilEmpty false) and Flush (true). Each turn it
+// enqueues due fallbacks, starts every due lane head within the parallel bounds,
+// and sleeps until something changes or the next retry or fallback is due.
+func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
+	var sends sync.WaitGroup
+	defer sends.Wait() // no send outlives the loop
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		now := o.now()
+		for _, g := range o.dueFallbacks(now) {
+			o.sendFallback(g, nil)
+		}
+		jobs, wake, changed, idle := o.takeDue(now)
+		if untilEmpty && idle {
+			return nil
+		}
+		for _, j := range jobs {
+			sends.Go(func() { o.attempt(ctx, j) })
+		}
+		var due <-chan time.Time
+		if !wake.IsZero() {
+			timer.Reset(max(wake.Sub(now), time.Millisecond))
+			due = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-due:
+		}
+	}
+}
+
+// job is one send, with what it needs copied out from under mu.
+type job struct {
+	e            *entry
+	notifier     string
+	notification Notification
+	attempt      int
+	fallback     bool
+}
+
+// takeDue marks the due lane heads as sending, oldest first, within the bounds. It
+// also returns when to look again (zero: only on a change), the channel that closes
+// on the next change, and whether nothing at all is left to do.
+func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-chan struct{}, idle bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var due []*entry
+	for _, l := range o.lanes {
+		head := l.queue[0]
+		switch {
+		case head.sending:
+		case head.next.After(now):
+			wake = earliest(wake, head.next)
+		default:
+			due = append(due, head)
+		}
+	}
+	slices.SortFunc(due, func(a, b *entry) int { return cmp.Compare(a.key, b.key) })
+	for _, e := range due {
+		name := e.rec.Notifier
+		if o.inFlight >= maxInFlight || o.inFlightBy[name] >= maxInFlightPerNotifier {
+			continue // woken again when a send ends
+		}
+		e.sending = true
+		o.inFlight++
+		o.inFlightBy[name]++
+		jobs = append(jobs, job{e: e, notifier: name, notification: e.rec.Notification,
+			attempt: e.attempts + 1, fallback: e.rec.IsFallback})
+	}
+	for _, g := range o.groups {
+		if at, ok := o.fallbackDue(g); ok {
+			wake = earliest(wake, at)
+		}
+	}
+	return jobs, wake, o.changed, len(o.entries) == 0 && len(o.groups) == 0
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// attempt sends one entry and records the outcome.
+func (o *Outbox) attempt(ctx context.Context, j job) {
+	begin := time.Now()
+	err := o.send(ctx, j)
+	took := time.Since(begin)
+	if err != nil && ctx.Err() != nil {
+		// Stopping: the failure is ours, not the receiver's. The entry stays.
+		o.log.Debug("outbox: send interrupted by shutdown", "notifier", j.notifier,
+			"dedup_key", j.notification.DedupKey, "err", err)
+		o.release(j.e)
+		return
+	}
+	r := AttemptResult{Notifier: j.notifier, NotificationID: j.notification.ID, DedupKey: j.notification.DedupKey,
+		Action: j.notification.Action, OK: err == nil, Permanent: IsPermanent(err), Err: err,
+		Attempt: j.attempt, Fallback: j.fallback, Duration: took}
+	switch {
+	case err == nil:
+		o.delivered(j, r)
+	case r.Permanent:
+		o.failedForGood(j, r)
+	default:
+		o.failedForNow(j, r)
+	}
+}
+
+// SetNotifiers replaces the notifiers (a config reload). Pending entries keep their
+// notifier names; a name that no longer exists fails permanently, like at start.
+func (o *Outbox) SetNotifiers(notifiers map[string]Notifier) {
+	m := make(map[string]Notifier, len(notifiers))
+	for name, n := range notifiers {
+		if n != nil {
+			m[name] = n
+		}
+	}
+	o.notifMu.Lock()
+	o.notifiers = m
+	o.notifMu.Unlock()
+	o.signal()
+}
+
+// send calls the notifier with its own deadline; an unknown name and a panic are
+// errors like any other (permanent and retryable).
+func (o *Outbox) send(ctx context.Context, j job) (err error) {
+	o.notifMu.RLock()
+	n, ok := o.notifiers[j.notifier]
+	o.notifMu.RUnlock()
+	if !ok {
+		return Permanent(fmt.Errorf("expected a notifier named %q in the config, got none", j.notifier))
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.attemptTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("notifier %s panicked: %v", j.notifier, p)
+		}
+	}()
+	return n.Notify(ctx, j.notification)
+}
+
+// delivered, failedForGood and failedForNow record the outcome (log, OnResult) before
+// acting on it, so OnResult of one attempt always comes before the next attempt.
+func (o *Outbox) delivered(j job, r AttemptResult) {
+	o.log.Info("outbox: notification delivered", "notifier", j.notifier, "dedup_key", r.DedupKey,
+		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
+	o.report(r)
+	o.remove(j.e, true)
+}
+
+// failedForGood records a permanent failure and tells the group's other pending
+// entries (so a restart still knows). If that makes the fallback due, the fallback is
+// stored first: the entry leaves the store only once what replaces it is in.
+func (o *Outbox) failedForGood(j job, r AttemptResult) {
+	o.log.Error("outbox: notification refused for good; dropping it", "notifier", j.notifier,
+		"dedup_key", r.DedupKey, "action", r.Action, "notification", r.NotificationID,
+		"attempt", r.Attempt, "fallback", r.Fallback, "err", r.Err)
+	o.report(r)
+	if !j.fallback {
+		o.mu.Lock()
+		g := o.groups[j.e.rec.Group]
+		g.failed[j.notifier] = true
+		fallBack := o.claimFallback(g, o.now())
+		o.mu.Unlock()
+		if fallBack {
+			o.sendFallback(g, j.e)
+		} else {
+			o.rewriteSiblings(g, j.e)
+		}
+	}
+	o.remove(j.e, false)
+}
+
+// failedForNow schedules the next try; the entry keeps its place at its lane's head.
+func (o *Outbox) failedForNow(j job, r AttemptResult) {
+	wait := o.backoff(r.Attempt, r.Err)
+	o.log.Warn("outbox: notification not delivered; will retry", "notifier", j.notifier,
+		"dedup_key", r.DedupKey, "action", r.Action, "notification", r.NotificationID,
+		"attempt", r.Attempt, "retry_in", wait, "fallback", r.Fallback, "err", r.Err)
+	o.report(r)
+	o.mu.Lock()
+	e := j.e
+	e.attempts = r.Attempt
+	e.lastErr = r.Err.Error()
+	e.next = o.now().Add(wait)
+	if l := o.lanes[laneOf(e.rec)]; l.failingSince.IsZero() {
+		l.failingSince = o.now()
+	}
+	o.endSend(e)
+	o.mu.Unlock()
+}
+
+func (o *Outbox) report(r AttemptResult) {
+	if o.onResult != nil {
+		o.onResult(r)
+	}
+}
+
+// release puts an interrupted entry back as it was.
+func (o *Outbox) release(e *entry) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.endSend(e)
+}
+
+// endSend ends e's send and wakes the loops. Held: mu.
+func (o *Outbox) endSend(e *entry) {
+	e.sending = false
+	o.inFlight--
+	o.inFlightBy[e.rec.Notifier]--
+	o.signal()
+}
+
+// remove deletes a sent entry from the store and from memory. If the delete fails
+// the entry is still dropped from memory (it was handled) and comes back once more
+// at the next start.
+func (o *Outbox) remove(e *entry, delivered bool) {
+	o.recordMu.Lock()
+	defer o.recordMu.Unlock()
+	if err := o.store.Delete(OutboxBucket, e.key); err != nil {
+		o.log.Error("outbox: deleting a handled entry failed; it will be sent again after a restart",
+			"key", e.key, "err", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	lk := laneOf(e.rec)
+	l := o.lanes[lk]
+	l.queue = slices.DeleteFunc(l.queue, func(x *entry) bool { return x == e })
+	if delivered {
+		l.failingSince = time.Time{}
+	}
+	if len(l.queue) == 0 {
+		delete(o.lanes, lk)
+	}
+	delete(o.entries, e.key)
+	if g := o.groups[e.rec.Group]; g != nil && !e.rec.IsFallback {
+		delete(g.pending, e.rec.Notifier)
+		o.forgetIfDone(g)
+	}
+	o.endSend(e)
+}
+
+// forgetIfDone drops a group that can no longer fall back. Held: mu.
+func (o *Outbox) forgetIfDone(g *group) {
+	if len(g.pending) == 0 && (g.fallbackSent || g.succeeded()) {
+		delete(o.groups, g.id)
+	}
+}
+
+// fallbackDue says when g should fall back: every primary failed for good or has
+// been failing (in its lane) for fallbackAfter. ok is false when that cannot happen
+// without some other change first. Held: mu.
+func (o *Outbox) fallbackDue(g *group) (at time.Time, ok bool) {
+	if g.fallbackSent || g.fallingBack || g.succeeded() {
+		return time.Time{}, false
+	}
+	for _, p := range g.primaries {
+		if g.failed[p] {
+			continue
+		}
+		l := o.lanes[laneOf(g.pending[p].rec)]
+		if l == nil || l.failingSince.IsZero() {
+			return time.Time{}, false // not tried yet, or delivering again
+		}
+		at = latest(at, l.failingSince.Add(g.fallbackAfter))
+	}
+	return latest(at, g.retryAt), true
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// claimFallback reports whether g's fallback is due and, if so, marks it as being
+// sent, so that only one goroutine sends it. Held: mu.
+func (o *Outbox) claimFallback(g *group, now time.Time) bool {
+	if at, ok := o.fallbackDue(g); ok && !at.After(now) {
+		g.fallingBack = true
+		return true
+	}
+	return false
+}
+
+// dueFallbacks returns the groups whose fallback is due, marked as falling back.
+func (o *Outbox) dueFallbacks(now time.Time) []*group {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*group
+	for _, g := range o.groups {
+		if o.claimFallback(g, now) {
+			out = append(out, g)
+		}
+	}
+	slices.SortFunc(out, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
+	return out
+}
+
+// sendFallback enqueues g's notification to each fallback notifier, then marks the
+// primaries still pending (but except, about to be deleted) as settled so a restart
+// does not fall back again.
+func (o *Outbox) sendFallback(g *group, except *entry) {
+	o.log.Warn("outbox: every notifier failed; falling back", "dedup_key", g.notification.DedupKey,
+		"action", g.notification.Action, "notification", g.notification.ID,
+		"notify", g.primaries, "fallback", g.fallback)
+	if len(g.fallback) == 0 {
+		o.log.Error("outbox: no fallback configured; the notification may never arrive",
+			"dedup_key", g.notification.DedupKey, "notification", g.notification.ID)
+	}
+	recs := make([]outboxRecord, len(g.fallback))
+	for i, name := range g.fallback {
+		recs[i] = outboxRecord{Notifier: name, Notification: g.notification, Group: g.id,
+			IsFallback: true, Enqueued: o.now()}
+	}
+	o.enqueueMu.Lock()
+	err := o.persist(recs)
+	o.enqueueMu.Unlock()
+
+	o.mu.Lock()
+	g.fallingBack = false
+	if err != nil {
+		// Retry later; a fallback stored twice is sent twice, which dedup absorbs.
+		g.retryAt = o.now().Add(o.minBackoff)
+		o.mu.Unlock()
+		o.log.Error("outbox: storing the fallback failed; will retry", "notification", g.notification.ID, "err", err)
+		return
+	}
+	g.fallbackSent = true
+	o.forgetIfDone(g)
+	o.mu.Unlock()
+	o.rewriteSiblings(g, except)
+}
+
+// rewriteSiblings stores g's fallback state onto its pending primaries other than
+// except. Under recordMu, so an entry deleted meanwhile is not written back.
+func (o *Outbox) rewriteSiblings(g *group, except *entry) {
+	o.recordMu.Lock()
+	defer o.recordMu.Unlock()
+	o.mu.Lock()
+	failed := make([]string, 0, len(g.failed))
+	for p := range g.failed {
+		failed = append(failed, p)
+	}
+	slices.Sort(failed)
+	type write struct {
+		key string
+		rec outboxRecord
+	}
+	var writes []write
+	for _, e := range g.pending {
+		if e == except || (slices.Equal(e.rec.FailedPeers, failed) && e.rec.Settled == g.fallbackSent) {
+			continue
+		}
+		e.rec.FailedPeers, e.rec.Settled = failed, g.fallbackSent
+		writes = append(writes, write{key: e.key, rec: e.rec})
+	}
+	o.mu.Unlock()
+	for _, w := range writes {
+		if err := o.store.Put(OutboxBucket, w.key, w.rec); err != nil {
+			o.log.Error("outbox: recording fallback state failed; after a restart the fallback may be repeated or missed",
+				"key", w.key, "err", err)
+		}
+	}
+}
+
+// backoff is the wait before try attempt+1: MinBackoff doubled per failure up to
+// MaxBackoff, ±20% jitter so that many entries do not retry in step, or the
+// receiver's Retry-After (capped at MaxRetryAfter) when that is longer.
+func (o *Outbox) backoff(attempt int, err error) time.Duration {
+	d := o.minBackoff
+	for i := 1; i < attempt && d < o.maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, o.maxBackoff)
+	d = time.Duration(float64(d) * (1 - backoffJitter + 2*backoffJitter*rand.Float64()))
+	if wait := min(RetryAfter(err), MaxRetryAfter); wait > d {
+		return wait
+	}
+	return d
+}

@@ -1,0 +1,267 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// base is a whole hour, so slot boundaries are easy to read.
+var base = time.Date(2025, 6, 1, 10, 0, 0, 0, time.UTC)
+
+func mustRecord(t testing.TB, s *Store, target string, at time.Time, status string) {
+	t.Helper()
+	if err := s.RecordResult(target, at, status); err != nil {
+		t.Fatalf("RecordResult(%s, %s, %s): %v", target, at, status, err)
+	}
+}
+
+func history(t testing.TB, s *Store, target string, from, to time.Time, step time.Duration) []Bucket {
+	t.Helper()
+	got, err := s.History(target, from, to, step)
+	if err != nil {
+		t.Fatalf("History(%s, %s..%s, %s): %v", target, from, to, step, err)
+	}
+	return got
+}
+
+// counts renders buckets as "up/degraded/down" per slot.
+func counts(buckets []Bucket) string {
+	parts := make([]string, len(buckets))
+	for i, b := range buckets {
+		parts[i] = fmt.Sprintf("%d/%d/%d", b.Up, b.Degraded, b.Down)
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestHistoryBucketsByStep(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	const target = "logs/search@eu1"
+	mustRecord(t, s, target, base, StatusUp)
+	mustRecord(t, s, target, base.Add(4*time.Minute+59*time.Second), StatusUp) // same 5m slot
+	mustRecord(t, s, target, base.Add(5*time.Minute), StatusDegraded)          // next slot
+	mustRecord(t, s, target, base.Add(17*time.Minute), StatusDown)
+	mustRecord(t, s, target, base.Add(61*time.Minute), StatusDown) // next hour
+	mustRecord(t, s, "other@us1", base, StatusDown)                // another target stays apart
+
+	fine := history(t, s, target, base, base.Add(20*time.Minute), FineStep)
+	if got, want := counts(fine), "2/0/0 0/1/0 0/0/0 0/0/1"; got != want {
+		t.Errorf("5m slots %s, want %s", got, want)
+	}
+	for i, b := range fine {
+		if want := base.Add(time.Duration(i) * FineStep); !b.Start.Equal(want) || b.Start.Location() != time.UTC {
+			t.Errorf("slot %d starts %s, want %s UTC", i, b.Start, want)
+		}
+	}
+	if fine[0].Total() != 2 {
+		t.Errorf("Total = %d, want 2", fine[0].Total())
+	}
+
+	coarse := history(t, s, target, base.Add(-time.Hour), base.Add(2*time.Hour), CoarseStep)
+	if got, want := counts(coarse), "0/0/0 2/1/1 0/0/1"; got != want {
+		t.Errorf("1h slots %s, want %s", got, want)
+	}
+
+	// from inside a slot starts at that slot; to is exclusive.
+	mid := history(t, s, target, base.Add(7*time.Minute), base.Add(15*time.Minute), FineStep)
+	if got, want := counts(mid), "0/1/0 0/0/0"; got != want || !mid[0].Start.Equal(base.Add(5*time.Minute)) {
+		t.Errorf("mid-slot range: %s from %s, want %s from %s", got, mid[0].Start, want, base.Add(5*time.Minute))
+	}
+
+	// Times in another zone land in the same UTC slots.
+	zone := time.FixedZone("UTC+5:30", 5*3600+30*60)
+	mustRecord(t, s, target, base.In(zone).Add(time.Minute), StatusUp)
+	if got := history(t, s, target, base, base.Add(FineStep), FineStep); got[0].Up != 3 {
+		t.Errorf("a result given in +05:30 went elsewhere: %s", counts(got))
+	}
+}
+
+func TestHistoryOfUnknownTargetIsEmptySlots(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	got := history(t, s, "never@eu1", base, base.Add(time.Hour), FineStep)
+	if len(got) != 12 || counts(got) != strings.TrimSpace(strings.Repeat("0/0/0 ", 12)) {
+		t.Errorf("unknown target: %d slots %s, want 12 empty", len(got), counts(got))
+	}
+}
+
+func TestHistoryRetentionPerResolution(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	const target = "t@eu1"
+	mustRecord(t, s, target, base, StatusDown)
+	// 24h later minus one slot: the first fine slot is the oldest of 288, still kept.
+	mustRecord(t, s, target, base.Add(FineRetention-FineStep), StatusUp)
+	if got := history(t, s, target, base, base.Add(FineStep), FineStep); got[0].Down != 1 {
+		t.Fatalf("fine slot 287 slots back was pruned: %s", counts(got))
+	}
+	mustRecord(t, s, target, base.Add(FineRetention), StatusUp)
+	if got := history(t, s, target, base, base.Add(FineStep), FineStep); got[0].Total() != 0 {
+		t.Errorf("fine slot 288 slots back kept: %s", counts(got))
+	}
+	if got := history(t, s, target, base, base.Add(CoarseStep), CoarseStep); got[0].Down != 1 {
+		t.Errorf("coarse slot pruned with the fine one: %s", counts(got))
+	}
+	mustRecord(t, s, target, base.Add(CoarseRetention), StatusUp)
+	if got := history(t, s, target, base, base.Add(CoarseStep), CoarseStep); got[0].Total() != 0 {
+		t.Errorf("coarse slot 90 days back kept: %s", counts(got))
+	}
+
+	// The sizes stay fixed: 288 fine and 2160 coarse slots at most.
+	err := s.View(func(tx *Tx) error {
+		for _, r := range resolutions() {
+			n := 0
+			_ = resolutionBucket(tx.tx, target, r).ForEach(func(_, _ []byte) error { n++; return nil })
+			if limit := int(r.keep / r.step); n > limit {
+				t.Errorf("%s: %d slots stored, want at most %d", r.name, n, limit)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHistoryKeepsAtMostAFullWindow(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	const target = "t@eu1"
+	// 30 hours of one result per 5 minutes: 360 fine slots written, 288 kept.
+	for i := range 360 {
+		mustRecord(t, s, target, base.Add(time.Duration(i)*FineStep), StatusUp)
+	}
+	last := base.Add(359 * FineStep)
+	got := history(t, s, target, last.Add(-FineRetention).Add(FineStep), last.Add(FineStep), FineStep)
+	if len(got) != 288 {
+		t.Fatalf("%d slots, want 288", len(got))
+	}
+	for i, b := range got {
+		if b.Up != 1 {
+			t.Fatalf("slot %d (%s) = %d/%d/%d, want 1 up: the last 24h must be whole", i, b.Start, b.Up, b.Degraded, b.Down)
+		}
+	}
+	older := history(t, s, target, base, last.Add(-FineRetention).Add(FineStep), FineStep)
+	for _, b := range older {
+		if b.Total() != 0 {
+			t.Fatalf("slot %s older than 24h kept", b.Start)
+		}
+	}
+}
+
+func TestPruneHistory(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	mustRecord(t, s, "kept@eu1", base, StatusUp)
+	mustRecord(t, s, "kept@eu1", base.Add(3*time.Hour), StatusDown)
+	mustRecord(t, s, "removed@eu1", base, StatusUp)
+
+	if err := s.PruneHistory(base.Add(time.Hour)); err != nil {
+		t.Fatalf("PruneHistory: %v", err)
+	}
+	got := history(t, s, "kept@eu1", base, base.Add(4*time.Hour), CoarseStep)
+	if counts(got) != "0/0/0 0/0/0 0/0/0 0/0/1" {
+		t.Errorf("after prune: %s, want only the slot at +3h", counts(got))
+	}
+	var targets []string
+	err := s.View(func(tx *Tx) error {
+		return tx.tx.Bucket([]byte(historyBucket)).ForEachBucket(func(k []byte) error {
+			targets = append(targets, string(k))
+			return nil
+		})
+	})
+	if err != nil || strings.Join(targets, ",") != "kept@eu1" {
+		t.Errorf("targets after prune %v (%v), want the emptied one gone", targets, err)
+	}
+	if err := open(t, t.TempDir(), Options{}).PruneHistory(base); err != nil {
+		t.Errorf("PruneHistory on an empty store: %v", err)
+	}
+}
+
+func TestHistoryRejectsBadInput(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"status", s.RecordResult("t", base, "flaky"), "up, degraded or down"},
+		{"empty target", s.RecordResult("", base, StatusUp), "target id"},
+		{"before 1970", s.RecordResult("t", time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), StatusUp), "after 1970"},
+		{"step", errOf(s.History("t", base, base.Add(time.Hour), time.Minute)), "5m0s or 1h0m0s"},
+		{"reversed range", errOf(s.History("t", base, base.Add(-time.Hour), FineStep)), "after from"},
+		{"too many slots", errOf(s.History("t", base, base.Add(365*24*time.Hour), FineStep)), "at most 10000"},
+	}
+	for _, tc := range cases {
+		if tc.err == nil || !strings.Contains(tc.err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error containing %q", tc.name, tc.err, tc.want)
+		}
+	}
+}
+
+func errOf(_ []Bucket, err error) error { return err }
+
+func BenchmarkRecordResult(b *testing.B) {
+	s := open(b, b.TempDir(), Options{})
+	targets := make([]string, 50)
+	for i := range targets {
+		targets[i] = fmt.Sprintf("product%d/journey@eu%d", i%10, i%5)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		// Results 15s apart per target, so slots fill and pruning runs as in production.
+		at := base.Add(time.Duration(i/len(targets)) * 15 * time.Second)
+		if err := s.RecordResult(targets[i%len(targets)], at, StatusUp); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func TestRecordResultsBatch(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	batch := []Result{
+		{Target: "a@eu1", At: base, Status: StatusUp},
+		{Target: "a@eu1", At: base.Add(time.Minute), Status: StatusDown},
+		{Target: "b@us1", At: base, Status: StatusDegraded},
+	}
+	if err := s.RecordResults(batch); err != nil {
+		t.Fatalf("RecordResults: %v", err)
+	}
+	if got := counts(history(t, s, "a@eu1", base, base.Add(FineStep), FineStep)); got != "1/0/1" {
+		t.Errorf("a@eu1 = %s, want 1/0/1", got)
+	}
+	if got := counts(history(t, s, "b@us1", base, base.Add(CoarseStep), CoarseStep)); got != "0/1/0" {
+		t.Errorf("b@us1 = %s, want 0/1/0", got)
+	}
+	// One bad result is left out and reported; the rest of the batch still counts.
+	bad := []Result{{Target: "a@eu1", At: base, Status: StatusUp}, {Target: "a@eu1", At: base, Status: "flaky"}}
+	if err := s.RecordResults(bad); err == nil || !strings.Contains(err.Error(), "flaky") {
+		t.Errorf("RecordResults with a bad status = %v", err)
+	}
+	if got := counts(history(t, s, "a@eu1", base, base.Add(FineStep), FineStep)); got != "2/0/1" {
+		t.Errorf("after a batch with one bad result a@eu1 = %s, want 2/0/1", got)
+	}
+	if err := s.RecordResults(nil); err != nil {
+		t.Errorf("RecordResults(nil) = %v", err)
+	}
+}
+
+// BenchmarkRecordResults is the daemon's path: 100 results per transaction.
+// ns/op is per result.
+func BenchmarkRecordResults(b *testing.B) {
+	s := open(b, b.TempDir(), Options{})
+	const perBatch = 100
+	batch := make([]Result, perBatch)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		for i := range batch {
+			batch[i] = Result{Target: fmt.Sprintf("product%d/journey@eu%d", i%10, i%5),
+				At: base.Add(time.Duration(n) * 15 * time.Second), Status: StatusUp}
+		}
+		if err := s.RecordResults(batch); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBatch), "ns/result")
+}
