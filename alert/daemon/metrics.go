@@ -193,7 +193,7 @@ func (m *Metrics) ObserveNotification(r notify.AttemptResult) {
 }
 
 // Forget drops the series of targets no longer configured (after a reload).
-func (m *Metrics) Forget(keep map[string]bool, targets map[string]*config.Target) {
+func (m *Metrics) Forget(keep map[string]bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for id := range m.cache {

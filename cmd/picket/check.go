@@ -20,6 +20,9 @@ type checkFlags struct {
 	journeys    []string
 	output      string
 	concurrency int
+	page        bool
+	stateDir    string
+	log         logFlags
 }
 
 func newCheckCmd() *cobra.Command {
@@ -40,10 +43,16 @@ or usage error.`,
 	fl.StringSliceVar(&f.journeys, "journey", nil, "only these journeys")
 	fl.StringVarP(&f.output, "output", "o", "table", "output format: table or json")
 	fl.IntVar(&f.concurrency, "concurrency", 0, "targets run at once (default: the config's concurrency)")
+	fl.BoolVar(&f.page, "page", false, "send triggers for what is down and resolves for what is up, through the config's routes")
+	fl.StringVar(&f.stateDir, "state", "", "with --page: keep alert state here (thresholds and open incidents, as the daemon does)")
+	addLogFlags(cmd, &f.log)
 	return cmd
 }
 
 func runCheck(cmd *cobra.Command, f checkFlags) error {
+	if f.stateDir != "" && !f.page {
+		return &exitError{code: exitUsage, err: fmt.Errorf("--state goes with --page")}
+	}
 	if f.output != "table" && f.output != "json" {
 		return &exitError{code: exitUsage, err: fmt.Errorf("-o %q: want table or json", f.output)}
 	}
@@ -66,6 +75,19 @@ func runCheck(cmd *cobra.Command, f checkFlags) error {
 	rep := alert.BuildReport(cfg, started, results)
 	if err := printReport(cmd, f.output, rep); err != nil {
 		return &exitError{code: exitUsage, err: err}
+	}
+	if f.page {
+		log, err := f.log.logger(cmd.ErrOrStderr())
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		undelivered, err := pageResults(cmd.Context(), cfg, f.stateDir, results, cmd.ErrOrStderr(), log)
+		if err != nil {
+			return &exitError{code: exitDown, err: fmt.Errorf("paging: %w", err)}
+		}
+		if undelivered > 0 {
+			return &exitError{code: exitDown, err: fmt.Errorf("%d notification(s) not delivered", undelivered)}
+		}
 	}
 	if rep.Summary.Down > 0 {
 		return &exitError{code: exitDown}

@@ -1,0 +1,348 @@
+// Package daemon wires the long-running Picket: config → scheduler → engine → outbox,
+// with metrics, the status page and API, heartbeat, self-check, reload and shutdown.
+// It holds no logic of its own beyond the wiring and the order of shutdown.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/notify/notifiers"
+	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe"
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	Logger     *slog.Logger
+	Version    string
+	Commit     string
+	// Reload asks for a config reload (SIGHUP); POST /-/reload does the same.
+	Reload <-chan struct{}
+	// OnListen, if set, is told the address the HTTP server listens on.
+	OnListen func(addr string)
+	// StateDir, if set, overrides the config's state_dir (the demo uses a fresh one).
+	StateDir string
+}
+
+// Run loads the config and runs the daemon until ctx ends. A config that does not load
+// is an error before anything starts.
+func Run(ctx context.Context, o Options) error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		return err
+	}
+	d, err := newDaemon(cfg, o)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+func loadConfig(o Options) (*config.Config, error) {
+	cfg, err := config.Load(o.ConfigPath)
+	if err == nil && o.StateDir != "" {
+		cfg.StateDir = o.StateDir
+	}
+	return cfg, err
+}
+
+type daemon struct {
+	o       Options
+	log     *slog.Logger
+	cfgMu   sync.Mutex
+	cfg     *config.Config
+	store   *store.Store
+	metrics *Metrics
+	outbox  *notify.Outbox
+	engine  *alert.Engine
+	runner  atomic.Pointer[probe.Runner]
+	sched   *probe.Scheduler
+	history *recorder
+	started time.Time
+	reloads chan chan error
+}
+
+func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
+	st, err := store.Open(cfg.StateDir, store.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open state: %w", err)
+	}
+	d := &daemon{
+		o: o, log: o.Logger, cfg: cfg, store: st, started: time.Now(),
+		metrics: NewMetrics(cfg.Vantage, o.Version, o.Commit),
+		history: newRecorder(st, o.Logger),
+		reloads: make(chan chan error),
+	}
+	var engine *alert.Engine
+	d.outbox, err = notify.NewOutbox(notify.OutboxOptions{
+		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger,
+		OnResult: func(r notify.AttemptResult) {
+			d.metrics.ObserveNotification(r)
+			if engine != nil {
+				engine.Note(r.DedupKey, deliveryKind(r), deliveryText(r))
+			}
+		},
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	engine, err = alert.NewEngine(alert.EngineOptions{
+		Config: cfg, Store: st, Outbox: d.outbox, Logger: o.Logger,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("alert state: %w", err)
+	}
+	d.engine = engine
+	d.runner.Store(probe.NewRunner())
+	d.sched = probe.NewScheduler(probe.SchedulerOptions{
+		Run:         func(ctx context.Context, t *config.Target) probe.Result { return d.runner.Load().Run(ctx, t) },
+		Concurrency: cfg.Concurrency,
+		OnResult:    d.onResult,
+		OnStart:     func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
+		OnSkip: func(t *config.Target) {
+			d.metrics.skipped.Inc()
+			d.log.Warn("run skipped: the previous run is still going", "target", t.ID)
+		},
+		Logger: o.Logger,
+	})
+	d.sched.SetTargets(cfg.Targets)
+	d.metrics.lastReload.SetToCurrentTime()
+	return d, nil
+}
+
+func deliveryKind(r notify.AttemptResult) string {
+	switch {
+	case r.OK:
+		return "accepted"
+	case r.Permanent:
+		return "rejected"
+	}
+	return "retrying"
+}
+
+func deliveryText(r notify.AttemptResult) string {
+	what := r.Action + " via " + r.Notifier
+	if r.Fallback {
+		what += " (fallback)"
+	}
+	if r.OK {
+		return what + " accepted"
+	}
+	return fmt.Sprintf("%s failed (attempt %d): %v", what, r.Attempt, r.Err)
+}
+
+func (d *daemon) onResult(t *config.Target, r probe.Result) {
+	d.metrics.ObserveResult(t, r)
+	if tr, changed := d.engine.Observe(r); changed {
+		d.metrics.ObserveState(t, tr.To)
+	}
+	d.history.add(store.Result{Target: t.ID, At: r.Started, Status: string(r.Status)})
+}
+
+func (d *daemon) config() *config.Config {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	return d.cfg
+}
+
+// run starts every part, serves until ctx ends, then stops them in order: probes first
+// (nothing new to tell), then HTTP, then the outbox gets a last chance to deliver.
+func (d *daemon) run(ctx context.Context) error {
+	defer d.store.Close()
+	cfg := d.config()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	if d.o.OnListen != nil {
+		d.o.OnListen(ln.Addr().String())
+	}
+	d.log.Info("picket running", "listen", ln.Addr().String(), "targets", len(cfg.Targets), "vantage", cfg.Vantage, "state_dir", cfg.StateDir)
+
+	inner, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var outboxWG sync.WaitGroup
+	outboxCtx, stopOutbox := context.WithCancel(context.Background())
+	defer stopOutbox()
+	outboxWG.Add(1)
+	go func() { defer outboxWG.Done(); _ = d.outbox.Run(outboxCtx) }()
+	goRun := func(name string, fn func(context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(inner)
+			d.log.Debug("stopped", "part", name)
+		}()
+	}
+	goRun("scheduler", func(ctx context.Context) { _ = d.sched.Run(ctx) })
+	goRun("ticker", d.tick)
+	goRun("heartbeat", d.heartbeat)
+	goRun("self-check", d.selfCheck)
+	serveErr := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+		close(serveErr)
+	}()
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-serveErr:
+			runErr = fmt.Errorf("http server: %w", err)
+			break loop
+		case <-d.o.Reload:
+			_ = d.reload()
+		case reply := <-d.reloads:
+			reply <- d.reload()
+		}
+	}
+	d.log.Info("shutting down")
+	stop()
+	wg.Wait()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	<-serveErr
+	d.history.flush()
+	// Give the outbox a short, bounded chance; what it cannot deliver stays in the store
+	// and is sent on the next start.
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), 3*time.Second)
+	_ = d.outbox.Flush(flushCtx)
+	cancelFlush()
+	stopOutbox()
+	outboxWG.Wait()
+	d.runner.Load().Close()
+	d.log.Info("stopped", "undelivered", d.outbox.Pending())
+	return runErr
+}
+
+// reload loads the config again; a config that does not validate is refused with every
+// problem logged, and the running one stays.
+func (d *daemon) reload() error {
+	cfg, err := loadConfig(d.o)
+	if err != nil {
+		d.metrics.reloads.WithLabelValues("failure").Inc()
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				d.log.Error("config reload refused", "problem", e.Error())
+			}
+		} else {
+			d.log.Error("config reload refused", "err", err)
+		}
+		return err
+	}
+	old := d.config()
+	if cfg.Listen != old.Listen || cfg.StateDir != old.StateDir {
+		d.log.Warn("listen and state_dir changes take effect at the next start", "listen", old.Listen, "state_dir", old.StateDir)
+	}
+	d.cfgMu.Lock()
+	d.cfg = cfg
+	d.cfgMu.Unlock()
+	d.outbox.SetNotifiers(notifiers.Build(cfg, nil, d.log))
+	d.engine.Reload(cfg)
+	// A new runner drops HTTP transports of the old config's TLS settings.
+	d.runner.Swap(probe.NewRunner()).Close()
+	d.sched.SetTargets(cfg.Targets)
+	keep := make(map[string]bool, len(cfg.Targets))
+	for _, t := range cfg.Targets {
+		keep[t.ID] = true
+	}
+	d.metrics.Forget(keep)
+	d.metrics.reloads.WithLabelValues("success").Inc()
+	d.metrics.lastReload.SetToCurrentTime()
+	d.log.Info("config reloaded", "targets", len(cfg.Targets))
+	return nil
+}
+
+// requestReload is POST /-/reload: the reload runs on the main loop, like SIGHUP.
+func (d *daemon) requestReload(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case d.reloads <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// tick drives the engine's timers, refreshes gauges and flushes history.
+func (d *daemon) tick(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastFlush, lastPrune := time.Now(), time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			d.engine.Tick()
+			d.metrics.ObserveIncidents(d.engine.Snapshot().Incidents)
+			d.metrics.outboxDepth.Set(float64(d.outbox.Pending()))
+			if now.Sub(lastFlush) >= 5*time.Second {
+				d.history.flush()
+				lastFlush = now
+			}
+			if now.Sub(lastPrune) >= time.Hour {
+				if err := d.store.PruneHistory(now.Add(-91 * 24 * time.Hour)); err != nil {
+					d.log.Warn("history prune failed", "err", err)
+				}
+				lastPrune = now
+			}
+		}
+	}
+}
+
+// healthy reports whether the scheduler is running and not stalled: some run started
+// within three of the shortest intervals (after a start-up grace of the same length).
+func (d *daemon) healthy() (bool, string) {
+	cfg := d.config()
+	if len(cfg.Targets) == 0 {
+		return true, "no targets"
+	}
+	shortest := cfg.Targets[0].Interval
+	for _, t := range cfg.Targets {
+		shortest = min(shortest, t.Interval)
+	}
+	limit := 3 * shortest
+	last := d.sched.Stats().LastStart
+	if last.IsZero() {
+		if time.Since(d.started) < limit {
+			return true, "starting"
+		}
+		return false, "no run has started since " + d.started.Format(time.RFC3339)
+	}
+	if since := time.Since(last); since > limit {
+		return false, fmt.Sprintf("no run started for %s (limit %s)", since.Round(time.Second), limit)
+	}
+	return true, "ok"
+}

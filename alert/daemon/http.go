@@ -1,0 +1,56 @@
+package daemon
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/statuspage"
+	"github.com/picket-dev/picket/alert/store"
+)
+
+// routes: operational endpoints here, the status page and API from statuspage.
+func (d *daemon) routes() http.Handler {
+	cfg := d.config()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{Registry: d.metrics.Registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		ok, why := d.healthy()
+		if !ok {
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready: " + why + "\n"))
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.requestReload(r.Context()); err != nil {
+			http.Error(w, "reload refused:\n"+err.Error(), http.StatusBadRequest)
+			return
+		}
+		_, _ = w.Write([]byte("reloaded\n"))
+	})
+	mux.Handle("/", statuspage.New(source{d}, statuspage.Options{Token: cfg.APIToken, Logger: d.log}))
+	return mux
+}
+
+// source adapts the daemon's parts to what the status page reads.
+type source struct{ d *daemon }
+
+func (s source) Snapshot() alert.Status { return s.d.engine.Snapshot() }
+func (s source) FindIncident(key string) (alert.Incident, bool, error) {
+	return s.d.engine.FindIncident(key)
+}
+func (s source) Closed(limit int) ([]alert.Incident, error) { return s.d.engine.Closed(limit) }
+func (s source) History(target string, from, to time.Time, step time.Duration) ([]store.Bucket, error) {
+	return s.d.store.History(target, from, to, step)
+}
+func (s source) Silences() []alert.Silence                         { return s.d.engine.Silences() }
+func (s source) AddSilence(x alert.Silence) (alert.Silence, error) { return s.d.engine.AddSilence(x) }
+func (s source) DeleteSilence(id string) error                     { return s.d.engine.DeleteSilence(id) }
+func (s source) Outbox() []notify.EntryInfo                        { return s.d.outbox.Entries() }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/picket-dev/picket/alert/daemon"
+	"github.com/picket-dev/picket/config"
+)
+
+func newRunCmd() *cobra.Command {
+	var path string
+	var lf logFlags
+	cmd := &cobra.Command{
+		Use:   "run -c FILE",
+		Short: "Run the daemon: probe every target, alert, serve metrics and the status page",
+		Long: `Run the daemon. SIGHUP or POST /-/reload reloads the config (a config that does not
+validate is refused and the running one stays). SIGINT or SIGTERM stops it (exit 0).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if _, err := loadConfig(cmd, path); err != nil {
+				return err
+			}
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			reload := make(chan struct{}, 1)
+			ctx := cmd.Context()
+			go forwardSignals(ctx.Done(), hup, reload)
+			err = daemon.Run(ctx, daemon.Options{
+				ConfigPath: path, Logger: log, Version: version, Commit: buildCommit(), Reload: reload,
+			})
+			var errs config.Errors
+			switch {
+			case err == nil:
+				return nil
+			case errors.As(err, &errs):
+				return &exitError{code: exitUsage, err: err}
+			}
+			return &exitError{code: exitDown, err: err}
+		},
+	}
+	addConfigFlag(cmd, &path)
+	addLogFlags(cmd, &lf)
+	return cmd
+}
+
+// forwardSignals turns SIGHUPs into reload requests until done closes.
+func forwardSignals(done <-chan struct{}, hup <-chan os.Signal, reload chan<- struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-hup:
+			select {
+			case reload <- struct{}{}:
+			default: // a reload is already waiting
+			}
+		}
+	}
+}
