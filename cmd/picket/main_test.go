@@ -324,8 +324,12 @@ type child struct {
 	stdout bytes.Buffer
 }
 
-func (c *child) Write(p []byte) (int, error) { c.mu.Lock(); defer c.mu.Unlock(); return c.stderr.Write(p) }
-func (c *child) logs() string               { c.mu.Lock(); defer c.mu.Unlock(); return c.stderr.String() }
+func (c *child) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stderr.Write(p)
+}
+func (c *child) logs() string { c.mu.Lock(); defer c.mu.Unlock(); return c.stderr.String() }
 
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
