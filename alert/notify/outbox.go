@@ -586,7 +586,9 @@ func (o *Outbox) SetNotifiers(notifiers map[string]Notifier) {
 	o.notifMu.Lock()
 	o.notifiers = m
 	o.notifMu.Unlock()
+	o.mu.Lock()
 	o.signal()
+	o.mu.Unlock()
 }
 
 // send calls the notifier with its own deadline; an unknown name and a panic are
