@@ -268,16 +268,20 @@ func (e *Engine) apply(now time.Time, c Change) {
 	switch c.Kind {
 	case ChangeOpened:
 		// The trigger goes out from sendDue once the group wait has passed.
-	case ChangeUpdated, ChangeResumed:
+	case ChangeUpdated:
 		if inc.Triggered {
-			e.send(now, inc, notify.ActionTrigger, "updated: regions "+joinNames(inc.Regions)+"; products "+joinNames(inc.Products))
+			e.send(now, inc, notify.ActionTrigger, "widened: regions "+joinNames(inc.Regions)+"; products "+joinNames(inc.Products))
+		}
+	case ChangeResumed:
+		if inc.Triggered && inc.ToldPartOf != "" {
+			e.send(now, inc, notify.ActionTrigger, "no longer part of "+inc.ToldPartOf+"; still failing here")
+			inc.ToldPartOf = ""
 		}
 	case ChangeAbsorbed:
-		if inc.Triggered {
-			e.send(now, inc, notify.ActionTrigger, "now part of "+inc.AbsorbedInto)
-		} else {
+		if !inc.Triggered {
 			inc.note(now, "released", "absorbed into "+inc.AbsorbedInto+" before it was paged; not sent")
 		}
+		// A paged incident is told once the wider one is paged too (sendDue).
 	case ChangeResolved:
 		if inc.Triggered {
 			e.send(now, inc, notify.ActionResolve, "resolved")
@@ -310,6 +314,24 @@ func (e *Engine) sendDue(now time.Time) {
 		inc.Silenced = false
 		e.send(now, inc, notify.ActionTrigger, "")
 		inc.Triggered = true
+		e.saveIncident(inc)
+	}
+	e.tellAbsorbed(now)
+}
+
+// tellAbsorbed updates paged incidents that a wider, paged incident now explains, so
+// the team paged first learns at once that the trouble is wider than theirs.
+func (e *Engine) tellAbsorbed(now time.Time) {
+	for _, inc := range e.incidents.Open() {
+		if !inc.Triggered || inc.AbsorbedInto == "" || inc.ToldPartOf == inc.AbsorbedInto {
+			continue
+		}
+		wider := e.incidents.Get(inc.AbsorbedInto)
+		if wider == nil || !wider.Triggered {
+			continue
+		}
+		e.send(now, inc, notify.ActionTrigger, "now part of "+scopeLabel(wider))
+		inc.ToldPartOf = inc.AbsorbedInto
 		e.saveIncident(inc)
 	}
 }

@@ -24,8 +24,11 @@ type Incident struct {
 	// are paged as one wider incident, not one after another.
 	SendAfter time.Time `json:"send_after,omitzero"`
 	Triggered bool      `json:"triggered"` // a trigger was handed to the outbox
-	Silenced  bool      `json:"silenced"`
-	Timeline  []Event   `json:"timeline"`
+	// ToldPartOf is the wider incident the on-call was told this one belongs to; the
+	// notice waits until the wider incident itself has been paged.
+	ToldPartOf string  `json:"told_part_of,omitempty"`
+	Silenced   bool    `json:"silenced"`
+	Timeline   []Event `json:"timeline"`
 }
 
 // Open reports whether the incident is still open.
@@ -52,7 +55,7 @@ const maxTimeline = 200
 // Change kinds from Reconcile.
 const (
 	ChangeOpened   = "opened"   // a new incident; its trigger waits for SendAfter
-	ChangeUpdated  = "updated"  // regions or products changed
+	ChangeUpdated  = "updated"  // new regions or products joined
 	ChangeAbsorbed = "absorbed" // now explained by a wider incident
 	ChangeResumed  = "resumed"  // no longer absorbed
 	ChangeResolved = "resolved"
@@ -240,8 +243,8 @@ func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]i
 	return inc
 }
 
-// setTargets replaces the covered targets and reports whether the regions or products
-// changed (worth telling the on-call).
+// setTargets replaces the covered targets and reports whether the incident widened
+// (new regions or products: worth telling the on-call).
 func (m *Incidents) setTargets(now time.Time, inc *Incident, targets []string, priorities map[string]int) bool {
 	targets = slices.Clone(targets)
 	sort.Strings(targets)
@@ -257,15 +260,22 @@ func (m *Incidents) setTargets(now time.Time, inc *Incident, targets []string, p
 	}
 	newRegions, newProducts := sortedKeys(regions), sortedKeys(products)
 	changed := inc.Targets != nil && (!slices.Equal(newRegions, inc.Regions) || !slices.Equal(newProducts, inc.Products))
+	widened := inc.Targets != nil && (!containsAll(inc.Regions, newRegions) || !containsAll(inc.Products, newProducts))
 	inc.Targets, inc.Regions, inc.Products = targets, newRegions, newProducts
-	if prio > 0 {
+	if prio > 0 && (inc.Priority == 0 || prio < inc.Priority) {
 		inc.Priority = prio
 	}
 	if changed {
 		inc.Updated = now
-		inc.note(now, "changed", "now regions "+joinNames(newRegions)+"; products "+joinNames(newProducts))
+		kind := "narrowed"
+		if widened {
+			kind = "widened"
+		}
+		inc.note(now, kind, "now regions "+joinNames(newRegions)+"; products "+joinNames(newProducts))
 	}
-	return changed
+	// Only widening is worth a message to the on-call; recovery shows on the timeline
+	// and in the final resolve, and must not page anyone.
+	return widened
 }
 
 // splitTarget takes product and region out of "product/journey@region".

@@ -110,11 +110,18 @@ func TestReconcileShrinkingNeverPagesNarrower(t *testing.T) {
 	s := &scenario{t: t, m: NewIncidents(0, nil), now: time.Unix(0, 0)}
 	all := []string{"logs/a@eu1", "metrics/q@eu1", "logs/a@us1", "metrics/q@us1", "logs/a@ap1", "metrics/q@ap1"}
 	s.expect(s.step(all...), "opened picket/global")
-	// Regions recover one by one: the global incident keeps covering what is left.
-	s.expect(s.step(all[:4]...), "updated picket/global")
-	s.expect(s.step(all[:2]...), "updated picket/global")
-	s.expect(s.step(all[:1]...), "updated picket/global")
+	// Regions recover one by one: the global incident keeps covering what is left, and
+	// shrinking is not news worth a message.
+	s.expect(s.step(all[:4]...), "")
+	s.expect(s.step(all[:2]...), "")
+	if g := s.m.Get("picket/global"); g == nil || strings.Join(g.Regions, ",") != "eu1" {
+		t.Fatalf("global should cover eu1 only now: %+v", g)
+	}
+	s.expect(s.step(all[:1]...), "")
 	s.expect(s.step(), "resolved picket/global")
+	// Widening is news.
+	s.expect(s.step(all[:1]...), "opened picket/target/logs/a@eu1")
+	s.expect(s.step(all[:2]...), "absorbed picket/target/logs/a@eu1; opened picket/region/eu1")
 }
 
 func TestReconcileEveryOpenedIncidentResolvedOnce(t *testing.T) {

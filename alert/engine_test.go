@@ -1,0 +1,116 @@
+package alert
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe"
+)
+
+// recordingOutbox is the engine's outbox in these tests: it records deliveries (the
+// real outbox is exercised by the integration tests).
+type recordingOutbox struct {
+	mu   sync.Mutex
+	sent []notify.Notification
+}
+
+func (r *recordingOutbox) Enqueue(d notify.Delivery) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sent = append(r.sent, d.Notification)
+	return nil
+}
+
+func (r *recordingOutbox) lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, n := range r.sent {
+		out = append(out, n.Action+" "+n.DedupKey+" "+n.Summary)
+	}
+	return out
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func engineConfig(t *testing.T, groupWait string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("e.yaml", []byte(`
+vantage: v
+defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
+alerting: {group_wait: `+groupWait+`}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}, us1: {vars: {api: "http://127.0.0.1:1"}}}
+products:
+  - {name: logs, priority: 1, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+  - {name: metrics, priority: 1, journeys: [{name: q, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+notifiers: {pd: {webhook: {url: "http://127.0.0.1:1/hook"}}}
+routes: [{notify: [pd]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestGroupWaitPagesTheWiderScopeOnly(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "10s"), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One journey of eu1 fails first, the other 3 s later: within the group wait.
+	e.Observe(resultOf("logs/a@eu1", "down"))
+	c.t = c.t.Add(3 * time.Second)
+	e.Tick()
+	e.Observe(resultOf("metrics/q@eu1", "down"))
+	if len(ob.lines()) != 0 {
+		t.Fatalf("paged during the group wait: %v", ob.lines())
+	}
+	c.t = c.t.Add(10 * time.Second)
+	e.Tick()
+	got := ob.lines()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "trigger picket/region/eu1 [REGION eu1]") {
+		t.Fatalf("want one region page, got %v", got)
+	}
+}
+
+func TestPagedNarrowIncidentIsToldWhenTheWiderIsPaged(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "5s"), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "down"), resultOf("metrics/q@eu1", "down")})
+	c.t = c.t.Add(6 * time.Second)
+	e.Tick() // region eu1 paged
+	e.ObserveAll([]probe.Result{resultOf("logs/a@us1", "down"), resultOf("metrics/q@us1", "down")})
+	if n := len(ob.lines()); n != 1 {
+		t.Fatalf("the absorbed region was told before the global page existed: %v", ob.lines())
+	}
+	c.t = c.t.Add(6 * time.Second)
+	e.Tick() // global paged, then eu1 told
+	got := ob.lines()
+	if len(got) != 3 || !strings.HasPrefix(got[1], "trigger picket/global [GLOBAL]") ||
+		!strings.HasPrefix(got[2], "trigger picket/region/eu1") || !strings.HasSuffix(got[2], "now part of [GLOBAL]") {
+		t.Fatalf("got %q", got)
+	}
+	// Everything recovers: both paged incidents are resolved once.
+	e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "up"), resultOf("metrics/q@eu1", "up"), resultOf("logs/a@us1", "up"), resultOf("metrics/q@us1", "up")})
+	resolves := 0
+	for _, l := range ob.lines() {
+		if strings.HasPrefix(l, "resolve ") {
+			resolves++
+		}
+	}
+	if resolves != 2 {
+		t.Errorf("resolves %d: %v", resolves, ob.lines())
+	}
+}
