@@ -125,7 +125,7 @@ func WriteTable(w io.Writer, rep Report) error {
 		}
 		line := fmt.Sprintf("%-12s %-7s %-20s %-8s %8s  %s", cut(product, 12), cut(r.Region, 7), cut(r.Journey, 20),
 			status, humanMS(r.DurationMS), r.Error)
-		b.WriteString(cut(line, tableWidth))
+		b.WriteString(strings.TrimRight(cut(line, tableWidth), " "))
 		b.WriteByte('\n')
 	}
 	var reasons []ReportResult
