@@ -381,6 +381,23 @@ func (e *Engine) Note(key, kind, text string) {
 	}
 }
 
+// NoteDelivery records a delivery attempt on the incident's timeline (the outbox's
+// OnResult hook): accepted, rejected, or retrying with the reason.
+func (e *Engine) NoteDelivery(r notify.AttemptResult) {
+	what := r.Action + " via " + r.Notifier
+	if r.Fallback {
+		what += " (fallback)"
+	}
+	switch {
+	case r.OK:
+		e.Note(r.DedupKey, "accepted", what+" accepted")
+	case r.Permanent:
+		e.Note(r.DedupKey, "rejected", fmt.Sprintf("%s rejected: %v", what, r.Err))
+	default:
+		e.Note(r.DedupKey, "retrying", fmt.Sprintf("%s failed (attempt %d): %v", what, r.Attempt, r.Err))
+	}
+}
+
 func (e *Engine) saveState(s *TargetState) {
 	if e.store == nil {
 		return

@@ -94,7 +94,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
 			if engine != nil {
-				engine.Note(r.DedupKey, deliveryKind(r), deliveryText(r))
+				engine.NoteDelivery(r)
 			}
 		},
 	})
@@ -125,27 +125,6 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	d.sched.SetTargets(cfg.Targets)
 	d.metrics.lastReload.SetToCurrentTime()
 	return d, nil
-}
-
-func deliveryKind(r notify.AttemptResult) string {
-	switch {
-	case r.OK:
-		return "accepted"
-	case r.Permanent:
-		return "rejected"
-	}
-	return "retrying"
-}
-
-func deliveryText(r notify.AttemptResult) string {
-	what := r.Action + " via " + r.Notifier
-	if r.Fallback {
-		what += " (fallback)"
-	}
-	if r.OK {
-		return what + " accepted"
-	}
-	return fmt.Sprintf("%s failed (attempt %d): %v", what, r.Attempt, r.Err)
 }
 
 func (d *daemon) onResult(t *config.Target, r probe.Result) {

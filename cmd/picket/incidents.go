@@ -69,10 +69,12 @@ func fetchIncident(listen, key string) (alert.Incident, error) {
 	}
 	var body struct {
 		Incident alert.Incident `json:"incident"`
+		Timeline []alert.Event  `json:"timeline"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body); err != nil {
 		return alert.Incident{}, fmt.Errorf("daemon answer: %w", err)
 	}
+	body.Incident.Timeline = body.Timeline
 	return body.Incident, nil
 }
 

@@ -34,10 +34,11 @@ const testAPIKey = "cmd-test-api-key-MARKER-5e1f"
 var testRegions = []string{"eu1", "us1", "us3", "ap1"}
 
 type env struct {
-	t    *testing.T
-	plat *probetest.Platform
-	pd   *pdtest.Receiver
-	dir  string
+	t      *testing.T
+	plat   *probetest.Platform
+	pd     *pdtest.Receiver
+	dir    string
+	listen string
 }
 
 func newEnv(t *testing.T) *env {
@@ -59,13 +60,13 @@ func newEnv(t *testing.T) *env {
 	if err := os.WriteFile(filepath.Join(dir, "pd_key"), []byte("cmdtestroutingkey000000000000001\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, plat: plat, pd: pd, dir: dir}
+	return &env{t: t, plat: plat, pd: pd, dir: dir, listen: "127.0.0.1:0"}
 }
 
 // config writes a config for the simulated platform; settings go under defaults.
 func (e *env) config(name, defaults, extra string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vantage: cmd-test\nlisten: 127.0.0.1:0\nstate_dir: %s\n", filepath.Join(e.dir, "state"))
+	fmt.Fprintf(&b, "vantage: cmd-test\nlisten: %s\nstate_dir: %s\n", e.listen, filepath.Join(e.dir, "state"))
 	fmt.Fprintf(&b, "defaults: {%s}\n", defaults)
 	b.WriteString("secrets:\n  api_key: {file: api_key}\n  pd: {file: pd_key}\nregions:\n")
 	for _, r := range testRegions {
@@ -383,5 +384,15 @@ func TestKilledBetweenWriteAndDeliveryDeliversOnceAfterRestart(t *testing.T) {
 	}
 	if n := e.pd.Count("picket/region/eu1", "trigger"); n != 1 {
 		t.Errorf("trigger delivered %d times after restart, want 1; events %+v", n, e.pd.Events())
+	}
+	// The record is there for the postmortem (daemon stopped: read from the state dir).
+	shorten(t, cfg, filepath.Join(e.dir, "state"), state)
+	r = picket(t, "incidents", "export", "picket/region/eu1", "-c", cfg)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "# Incident picket/region/eu1") ||
+		!strings.Contains(r.stdout, "| triggered |") || !strings.Contains(r.stdout, "accepted") {
+		t.Errorf("export: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if r := picket(t, "incidents", "export", "picket/region/nowhere", "-c", cfg); r.code != 1 {
+		t.Errorf("unknown incident: exit %d", r.code)
 	}
 }

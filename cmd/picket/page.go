@@ -40,12 +40,18 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 		return 0, fmt.Errorf("state: %w", err)
 	}
 	defer st.Close()
-	ob, err := notify.NewOutbox(notify.OutboxOptions{Store: st, Notifiers: notifiers.Build(cfg, nil, log), Logger: log})
+	var eng *alert.Engine
+	ob, err := notify.NewOutbox(notify.OutboxOptions{Store: st, Notifiers: notifiers.Build(cfg, nil, log), Logger: log,
+		OnResult: func(r notify.AttemptResult) {
+			if eng != nil {
+				eng.NoteDelivery(r)
+			}
+		}})
 	if err != nil {
 		return 0, err
 	}
 	noWait := time.Duration(0)
-	eng, err := alert.NewEngine(alert.EngineOptions{Config: cfg, Store: st, Outbox: ob, Logger: log, GroupWait: &noWait})
+	eng, err = alert.NewEngine(alert.EngineOptions{Config: cfg, Store: st, Outbox: ob, Logger: log, GroupWait: &noWait})
 	if err != nil {
 		return 0, err
 	}

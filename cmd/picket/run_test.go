@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -30,6 +31,7 @@ func get(t *testing.T, url string) (int, string) {
 // platform and the local Events API receiver.
 func TestDaemonEndToEnd(t *testing.T) {
 	e := newEnv(t)
+	e.listen = freePort(t)
 	const (
 		interval  = time.Second
 		timeout   = 800 * time.Millisecond
@@ -97,6 +99,12 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Error("secret in /metrics")
 	}
 
+	// The incident record, asked of the running daemon (its state file is locked).
+	if r := picket(t, "incidents", "export", "picket/region/eu1", "-c", cfg); r.code != 0 ||
+		!strings.Contains(r.stdout, "# Incident picket/region/eu1") || !strings.Contains(r.stdout, "| opened |") {
+		t.Errorf("export from the running daemon: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
 	// SIGHUP with a broken config: refused, logged, the old config keeps running.
 	good, err := os.ReadFile(cfg)
 	if err != nil {
@@ -154,4 +162,16 @@ func shorten(t *testing.T, path string, pairs ...string) {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// freePort finds a loopback port that is free now (the daemon binds it a moment later).
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }
