@@ -225,7 +225,7 @@ func TestImpairedHoldsPlatformPages(t *testing.T) {
 	waitFor(t, 5*time.Second, "the held page", func() bool {
 		return f.pd.Count("picket/region/eu1", "trigger") == 1
 	})
-	if f.pd.Count("picket/impaired/daemon-test", "resolve") != 1 {
-		t.Errorf("impaired notice not resolved: %+v", f.pd.Events())
-	}
+	waitFor(t, 5*time.Second, "the impaired notice's resolve", func() bool {
+		return f.pd.Count("picket/impaired/daemon-test", "resolve") == 1
+	})
 }
