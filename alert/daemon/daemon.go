@@ -75,6 +75,7 @@ type daemon struct {
 	history *recorder
 	started time.Time
 	reloads chan chan error
+	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
 }
 
 func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
@@ -244,6 +245,7 @@ func (d *daemon) reload() error {
 	d.cfgMu.Unlock()
 	d.outbox.SetNotifiers(notifiers.Build(cfg, nil, d.log))
 	d.engine.Reload(cfg)
+	d.setStatusPage(cfg)
 	// A new runner drops HTTP transports of the old config's TLS settings.
 	d.runner.Swap(probe.NewRunner()).Close()
 	d.sched.SetTargets(cfg.Targets)

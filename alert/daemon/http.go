@@ -10,6 +10,7 @@ import (
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/statuspage"
 	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/config"
 )
 
 // routes: operational endpoints here, the status page and API from statuspage.
@@ -35,8 +36,18 @@ func (d *daemon) routes() http.Handler {
 		}
 		_, _ = w.Write([]byte("reloaded\n"))
 	})
-	mux.Handle("/", statuspage.New(source{d}, statuspage.Options{Token: cfg.APIToken, Logger: d.log}))
+	d.setStatusPage(cfg)
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*d.page.Load()).ServeHTTP(w, r)
+	}))
 	return mux
+}
+
+// setStatusPage builds the page and API for cfg; a reload swaps it, so a new api.token
+// takes effect at once.
+func (d *daemon) setStatusPage(cfg *config.Config) {
+	var h http.Handler = statuspage.New(source{d}, statuspage.Options{Token: cfg.APIToken, Logger: d.log})
+	d.page.Store(&h)
 }
 
 // source adapts the daemon's parts to what the status page reads.

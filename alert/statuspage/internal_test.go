@@ -1,0 +1,168 @@
+package statuspage
+
+import (
+	"html/template"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/config"
+)
+
+func TestHumanDuration(t *testing.T) {
+	cases := map[time.Duration]string{
+		-time.Second:                    "0s",
+		0:                               "0s",
+		59 * time.Second:                "59s",
+		time.Minute:                     "1m",
+		59*time.Minute + 59*time.Second: "59m",
+		time.Hour + 12*time.Minute:      "1h 12m",
+		49*time.Hour + 30*time.Minute:   "2d 1h",
+	}
+	for d, want := range cases {
+		if got := humanDuration(d); got != want {
+			t.Errorf("humanDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func TestCounts(t *testing.T) {
+	cases := []struct {
+		c              counts
+		status, pct    string
+		percentInWords string
+	}{
+		{counts{}, segNone, "no data", "no data"},
+		{counts{10, 0, 0}, segUp, "100.00%", "100.00% up"},
+		{counts{9, 1, 0}, segDegraded, "100.00%", "100.00% up"}, // degraded passes
+		{counts{9999, 0, 1}, segDegraded, "99.99%", "99.99% up"},
+		{counts{1, 0, 1}, segDown, "50.00%", "50.00% up"},
+		{counts{0, 0, 3}, segDown, "0.00%", "0.00% up"},
+		{counts{2, 0, 1}, segDegraded, "66.66%", "66.66% up"}, // rounded down
+	}
+	for _, tc := range cases {
+		if got := tc.c.status(); got != tc.status {
+			t.Errorf("%v status %q, want %q", tc.c, got, tc.status)
+		}
+		if got := tc.c.percent(); got != tc.pct {
+			t.Errorf("%v percent %q, want %q", tc.c, got, tc.pct)
+		}
+		if got := tc.c.percentWords(); got != tc.percentInWords {
+			t.Errorf("%v in words %q, want %q", tc.c, got, tc.percentInWords)
+		}
+	}
+}
+
+func TestWindowFor(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 7, 30, 0, time.FixedZone("CET", 3600))
+	day, err := windowFor("24h", now)
+	if err != nil || day.step != 5*time.Minute || day.to.Sub(day.from) != 24*time.Hour ||
+		!day.to.Equal(time.Date(2026, 3, 2, 9, 10, 0, 0, time.UTC)) {
+		t.Errorf("24h window %+v (%v): want 24 h of 5-minute slots ending after the slot of now", day, err)
+	}
+	quarter, err := windowFor("90d", now)
+	if err != nil || quarter.step != time.Hour || !quarter.from.Equal(time.Date(2025, 12, 3, 0, 0, 0, 0, time.UTC)) ||
+		!quarter.to.Equal(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)) {
+		t.Errorf("90d window %+v (%v): want whole UTC days from 89 days ago to the end of this hour", quarter, err)
+	}
+	if _, err := windowFor("1y", now); err == nil {
+		t.Errorf("range 1y: want an error")
+	}
+}
+
+func TestBearerMatches(t *testing.T) {
+	token := config.NewSecret("s3cr3t-token")
+	cases := map[string]bool{
+		"Bearer s3cr3t-token":   true,
+		"bearer s3cr3t-token":   true,
+		"Bearer  s3cr3t-token ": true,
+		"Bearer s3cr3t-toke":    false,
+		"Bearer s3cr3t-tokenX":  false,
+		"Basic s3cr3t-token":    false,
+		"s3cr3t-token":          false,
+		"Bearer ":               false,
+		"":                      false,
+	}
+	for header, want := range cases {
+		if got := bearerMatches(header, token); got != want {
+			t.Errorf("bearerMatches(%q) = %v, want %v", header, got, want)
+		}
+	}
+}
+
+func TestRedactorForms(t *testing.T) {
+	token := `tok+<&>"'= 42/?#%`
+	x := newRedactor(token)
+	var text, attr strings.Builder
+	_ = template.Must(template.New("").Parse(`<p>{{.}}</p>`)).Execute(&text, token)
+	_ = template.Must(template.New("").Parse(`<p title="{{.}}">`)).Execute(&attr, token)
+	forms := []string{token, template.HTMLEscapeString(token), jsonForm(token), url.PathEscape(token), url.QueryEscape(token), text.String(), attr.String()}
+	for _, f := range forms {
+		if got := x.string("a " + f + " b"); strings.Contains(got, "42") || !strings.Contains(got, redactedText) {
+			t.Errorf("form %q scrubbed to %q: want it replaced whole", f, got)
+		}
+	}
+	if got := newRedactor("ab").string("ab cab"); got != "ab cab" {
+		t.Errorf("a too short token scrubbed %q; want text left alone", got)
+	}
+	var none *redactor
+	if got := string(none.bytes([]byte("x"))); got != "x" {
+		t.Errorf("nil redactor changed text to %q", got)
+	}
+}
+
+func TestScrubbedStatus(t *testing.T) {
+	x := newRedactor("tok-123456")
+	st := alert.Status{Banner: "b tok-123456", Matrix: map[string]map[string]string{"p": {"r": "up"}},
+		Targets: []alert.TargetView{{Target: "p/j@r", LastError: "key tok-123456 refused", State: alert.StateFiring}}}
+	got, err := scrubbed(x, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Banner != "b [redacted]" || got.Targets[0].LastError != "key [redacted] refused" || got.Targets[0].State != alert.StateFiring || got.Matrix["p"]["r"] != "up" {
+		t.Errorf("scrubbed status %+v: want the token replaced and the rest kept", got)
+	}
+}
+
+var fuzzStatus = alert.Status{
+	Regions:  []alert.RegionView{{Name: "eu1"}, {Name: "us1"}},
+	Products: []alert.ProductView{{Name: "logs", Priority: 1}, {Name: "web", Priority: 2}},
+}
+
+// FuzzSilenceRequest: whatever the body, the parser answers without panicking, and a
+// silence it accepts is one the engine can hold: a reason, a matcher, a future end.
+func FuzzSilenceRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"comment":"c","duration":"2h","match":{"region":["eu1"]}}`,
+		`{"comment":"c","start":"2026-03-02T10:00:00Z","end":"2026-03-02T12:00:00Z","match":{"product":["logs"],"priority":[1]}}`,
+		`{"comment":"c","duration":"-5m","match":{"scope":["global"]}}`,
+		`{"comment":"","match":{}}`,
+		`{"comment":"c","duration":"1h","match":{"region":["eu1"]}} {}`,
+		`[]`, `null`, `{"comment":1}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/silences", strings.NewReader(string(body)))
+		var sr silenceRequest
+		if status, err := decodeStrict(httptest.NewRecorder(), req, &sr); err != nil {
+			if status < 400 || status > 499 {
+				t.Fatalf("refused with status %d: want a 4xx", status)
+			}
+			return
+		}
+		s, err := sr.silence(now, fuzzStatus)
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(s.Comment) == "" || !s.End.After(now) || !s.End.After(s.Start) ||
+			len(s.Match.Scope)+len(s.Match.Product)+len(s.Match.Region)+len(s.Match.Priority) == 0 {
+			t.Fatalf("accepted %q as %+v: want a comment, a matcher and an end after now and after the start", body, s)
+		}
+	})
+}

@@ -1,0 +1,61 @@
+package statuspage
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
+	"net/http"
+	"path"
+)
+
+// assets are compiled in: the page must work when the internet (and any CDN) is half down.
+//
+//go:embed templates/page.html static/app.js static/style.css
+var assets embed.FS
+
+type staticFile struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+var staticTypes = map[string]string{
+	".js":  "text/javascript; charset=utf-8",
+	".css": "text/css; charset=utf-8",
+}
+
+// loadStatic reads the embedded files once; embed has no modification times, so the
+// ETag is a hash of the content.
+func loadStatic() map[string]staticFile {
+	out := map[string]staticFile{}
+	entries, _ := fs.ReadDir(assets, "static")
+	for _, e := range entries {
+		body, err := fs.ReadFile(assets, path.Join("static", e.Name()))
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(body)
+		out[e.Name()] = staticFile{
+			body: body, contentType: staticTypes[path.Ext(e.Name())],
+			etag: `"` + hex.EncodeToString(sum[:8]) + `"`,
+		}
+	}
+	return out
+}
+
+func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) {
+	f, ok := h.static[r.PathValue("file")]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", f.contentType)
+	w.Header().Set("ETag", f.etag)
+	w.Header().Set("Cache-Control", "no-cache") // revalidate: a new binary may bring new files
+	if r.Header.Get("If-None-Match") == f.etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	_, _ = w.Write(f.body)
+}
