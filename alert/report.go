@@ -32,16 +32,17 @@ type ReportResult struct {
 }
 
 type ReportStep struct {
-	Name       string       `json:"name"`
-	Kind       string       `json:"kind"`
-	Status     string       `json:"status"`
-	HTTPStatus int          `json:"http_status"`
-	DurationMS float64      `json:"duration_ms"`
-	Phases     ReportPhases `json:"phases"`
-	Error      string       `json:"error"`
-	Attempts   int          `json:"attempts"`
-	PollWaitMS float64      `json:"poll_wait_ms,omitempty"`
-	CertExpiry *time.Time   `json:"cert_expiry,omitempty"`
+	Name       string            `json:"name"`
+	Kind       string            `json:"kind"`
+	Status     string            `json:"status"`
+	HTTPStatus int               `json:"http_status"`
+	DurationMS float64           `json:"duration_ms"`
+	Phases     ReportPhases      `json:"phases"`
+	Error      string            `json:"error"`
+	Attempts   int               `json:"attempts"`
+	PollWaitMS float64           `json:"poll_wait_ms,omitempty"`
+	CertExpiry *time.Time        `json:"cert_expiry,omitempty"`
+	Info       map[string]string `json:"info,omitempty"`
 }
 
 type ReportPhases struct {
@@ -90,7 +91,7 @@ func reportResult(r probe.Result) ReportResult {
 	for _, s := range r.Steps {
 		st := ReportStep{
 			Name: s.Name, Kind: s.Kind, Status: string(s.Status), HTTPStatus: s.HTTPStatus,
-			DurationMS: ms(s.Duration), Error: s.Error, Attempts: s.Attempts, PollWaitMS: ms(s.PollWait),
+			DurationMS: ms(s.Duration), Error: s.Error, Attempts: s.Attempts, PollWaitMS: ms(s.PollWait), Info: s.Info,
 			Phases: ReportPhases{
 				DNSMS: ms(s.Phases.DNS), ConnectMS: ms(s.Phases.Connect), TLSMS: ms(s.Phases.TLS),
 				TTFBMS: ms(s.Phases.TTFB), ProcessingMS: ms(s.Phases.Processing), TransferMS: ms(s.Phases.Transfer),

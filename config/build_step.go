@@ -70,8 +70,28 @@ func (b *builder) buildStep(spec *StepSpec, name string, s settings) *Step {
 		kinds++
 		st.HTTP = b.buildHTTP(spec.HTTP, s)
 	}
+	if spec.TCP != nil {
+		kinds++
+		st.TCP = b.buildTCP(spec.TCP)
+	}
+	if spec.DNS != nil {
+		kinds++
+		st.DNS = b.buildDNS(spec.DNS)
+	}
+	if spec.TLS != nil {
+		kinds++
+		st.TLS = b.buildTLSCheck(spec.TLS)
+	}
+	if spec.GRPC != nil {
+		kinds++
+		st.GRPC = b.buildGRPC(spec.GRPC)
+	}
+	if spec.ICMP != nil {
+		kinds++
+		st.ICMP = b.buildICMP(spec.ICMP)
+	}
 	if kinds != 1 {
-		b.d.errorf(b.d.at(spec, ""), "step %q needs exactly one of: http (got %d)", name, kinds)
+		b.d.errorf(b.d.at(spec, ""), "step %q needs exactly one of: http, tcp, dns, tls, grpc, icmp (got %d)", name, kinds)
 	}
 	checks, ferrs := expect.Compile(spec.Expect)
 	for _, fe := range ferrs {
@@ -242,6 +262,31 @@ func (b *builder) checkTemplates(spec *StepSpec, regions []string, vars map[stri
 				items = append(items, item{keyAt(hn, name), t})
 			}
 		}
+	}
+	addRaw := func(owner any, key, raw string) {
+		if t, err := tmpl.Parse(key, raw); err == nil {
+			items = append(items, item{b.d.at(owner, key), t})
+		}
+	}
+	if x := spec.TCP; x != nil {
+		addRaw(x, "address", x.Address)
+		for _, ex := range x.Exchange {
+			if ex != nil {
+				addRaw(ex, "send", ex.Send)
+			}
+		}
+	}
+	if x := spec.DNS; x != nil {
+		addRaw(x, "name", x.Name)
+	}
+	if x := spec.TLS; x != nil {
+		addRaw(x, "address", x.Address)
+	}
+	if x := spec.GRPC; x != nil {
+		addRaw(x, "address", x.Address)
+	}
+	if x := spec.ICMP; x != nil {
+		addRaw(x, "host", x.Host)
 	}
 	checks, _ := expect.Compile(spec.Expect)
 	if checks != nil {

@@ -111,6 +111,11 @@ type Step struct {
 	Name    string
 	Timeout time.Duration // 0: the journey's deadline only
 	HTTP    *HTTPRequest
+	TCP     *TCPRequest
+	DNS     *DNSQuery
+	TLS     *TLSCheck
+	GRPC    *GRPCCheck
+	ICMP    *ICMPCheck
 	Checks  *expect.Checks
 	// ExpectsStatus is false when expect: says nothing of the status; the prober then
 	// wants 2xx or 3xx.
@@ -124,8 +129,63 @@ func (s *Step) Kind() string {
 	switch {
 	case s.HTTP != nil:
 		return "http"
+	case s.TCP != nil:
+		return "tcp"
+	case s.DNS != nil:
+		return "dns"
+	case s.TLS != nil:
+		return "tls"
+	case s.GRPC != nil:
+		return "grpc"
+	case s.ICMP != nil:
+		return "icmp"
 	}
 	return "none"
+}
+
+// TCPRequest is a compiled tcp step.
+type TCPRequest struct {
+	Address  *tmpl.Template
+	TLS      *tls.Config // nil: plain TCP
+	Exchange []Exchange
+}
+
+// Exchange is one send / expect pair of a tcp step.
+type Exchange struct {
+	Send   *tmpl.Template // nil: send nothing
+	Expect *regexp.Regexp // nil: read nothing
+}
+
+// DNSQuery is a compiled dns step.
+type DNSQuery struct {
+	Server    string
+	Name      *tmpl.Template
+	Type      uint16 // miekg/dns type code
+	TypeName  string
+	Transport string // udp, tcp, tls
+	Recursion bool
+	TLS       *tls.Config // for transport tls
+}
+
+// TLSCheck is a compiled tls (handshake only) step.
+type TLSCheck struct {
+	Address *tmpl.Template
+	Config  *tls.Config // ServerName empty: taken from the address's host
+}
+
+// GRPCCheck is a compiled grpc health step.
+type GRPCCheck struct {
+	Address *tmpl.Template
+	Service string
+	TLS     *tls.Config // nil: plaintext
+}
+
+// ICMPCheck is a compiled icmp step.
+type ICMPCheck struct {
+	Host       *tmpl.Template
+	Count      int
+	Interval   time.Duration
+	Privileged bool
 }
 
 // HTTPRequest is a compiled HTTP step.

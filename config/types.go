@@ -79,6 +79,11 @@ type StepSpec struct {
 	Name    string                  `yaml:"name"`
 	Timeout *time.Duration          `yaml:"timeout"`
 	HTTP    *HTTPSpec               `yaml:"http"`
+	TCP     *TCPSpec                `yaml:"tcp"`
+	DNS     *DNSSpec                `yaml:"dns"`
+	TLS     *TLSCheckSpec           `yaml:"tls"`
+	GRPC    *GRPCSpec               `yaml:"grpc"`
+	ICMP    *ICMPSpec               `yaml:"icmp"`
 	Expect  expect.Spec             `yaml:"expect"`
 	Extract map[string]*ExtractSpec `yaml:"extract"`
 	Poll    *PollSpec               `yaml:"poll"`
@@ -103,6 +108,53 @@ type TLSSpec struct {
 	KeyFile            string `yaml:"key_file"`
 	ServerName         string `yaml:"server_name"`
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// TCPSpec connects (optionally with TLS) and runs send / expect-line exchanges.
+type TCPSpec struct {
+	Address  string          `yaml:"address"` // host:port; a template
+	TLS      *TLSSpec        `yaml:"tls"`     // set: TLS after connect
+	Exchange []*ExchangeSpec `yaml:"exchange"`
+}
+
+// ExchangeSpec sends a line (if any) and then reads lines until one matches expect.
+type ExchangeSpec struct {
+	Send   string `yaml:"send"`   // a template; sent as written (add \r\n yourself)
+	Expect string `yaml:"expect"` // regexp a received line must match; "" = read nothing
+}
+
+// DNSSpec queries a named server.
+type DNSSpec struct {
+	Server    string   `yaml:"server"`    // host:port (53, or 853 for tls, when no port)
+	Name      string   `yaml:"name"`      // the name to query; a template
+	Type      string   `yaml:"type"`      // A (default), AAAA, CNAME, MX, TXT, SRV, NS
+	Transport string   `yaml:"transport"` // udp (default), tcp, tls
+	Recursion *bool    `yaml:"recursion"` // RD flag; default true
+	TLS       *TLSSpec `yaml:"tls_config"`
+}
+
+// TLSCheckSpec is a TLS handshake only: certificate and protocol facts.
+type TLSCheckSpec struct {
+	Address            string `yaml:"address"` // host:port; a template
+	ServerName         string `yaml:"server_name"`
+	CAFile             string `yaml:"ca_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// GRPCSpec calls the standard grpc.health.v1 Check.
+type GRPCSpec struct {
+	Address   string   `yaml:"address"` // host:port; a template
+	Service   string   `yaml:"service"` // "" = the whole server
+	TLS       *TLSSpec `yaml:"tls"`     // set: TLS; else plaintext
+	Plaintext bool     `yaml:"plaintext"`
+}
+
+// ICMPSpec pings a host.
+type ICMPSpec struct {
+	Host       string        `yaml:"host"` // a template
+	Count      int           `yaml:"count"`
+	Interval   time.Duration `yaml:"interval"`
+	Privileged bool          `yaml:"privileged"` // raw sockets; default unprivileged (UDP) ping
 }
 
 // ExtractSpec takes one value out of a step's answer into .vars; exactly one source.

@@ -77,6 +77,7 @@ type Exchange struct {
 	Phases Phases
 	Err    error // the exchange did not complete (refused, timeout, bad TLS, body too large)
 	Cert   time.Time
+	Info   map[string]string // facts for the step's result (non-HTTP kinds)
 	buf    *bytes.Buffer
 	pool   *sync.Pool
 }

@@ -23,12 +23,17 @@ const excerptLen = 160
 
 // Runner runs journeys. It is safe for concurrent use.
 type Runner struct {
-	HTTP *HTTPProber
-	now  func() time.Time
+	HTTP    *HTTPProber
+	probers map[string]Prober // by step kind
+	now     func() time.Time
 }
 
 // NewRunner returns a Runner with its own HTTP prober.
-func NewRunner() *Runner { return &Runner{HTTP: NewHTTPProber(), now: time.Now} }
+func NewRunner() *Runner {
+	r := &Runner{HTTP: NewHTTPProber(), now: time.Now}
+	r.probers = r.buildProbers()
+	return r
+}
 
 // Close releases the probers' resources.
 func (r *Runner) Close() { r.HTTP.Close() }
@@ -145,15 +150,17 @@ func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Ste
 		ctx, cancel = context.WithTimeout(ctx, step.Timeout)
 		defer cancel()
 	}
-	if step.HTTP == nil {
-		return errors.New("step has no request")
+	p := r.probers[step.Kind()]
+	if p == nil {
+		return fmt.Errorf("no prober for %s steps", step.Kind())
 	}
-	ex := r.HTTP.Probe(ctx, step, data)
+	ex := p.Probe(ctx, step, data)
 	defer ex.Release()
 	sr.Phases = ex.Phases
 	sr.HTTPStatus = ex.Obs.Status
 	sr.CertExpiry = ex.Cert
 	sr.BodyBytes = int64(len(ex.Obs.Body))
+	sr.Info = ex.Info
 	if ex.Err != nil {
 		return ex.Err
 	}
@@ -215,13 +222,33 @@ func redactHeaders(h http.Header, redact func(string) string) (http.Header, bool
 // evaluate applies the step's checks; a step that says nothing of the status still
 // wants a successful answer (2xx or 3xx), as a customer would.
 func evaluate(step *config.Step, o *expect.Observation, data tmpl.Data) error {
-	if !step.ExpectsStatus && (o.Status < 200 || o.Status >= 400) {
-		return fmt.Errorf("status %d, want 2xx or 3xx", o.Status)
+	if err := defaultExpectation(step, o); err != nil {
+		return err
 	}
 	if step.Checks == nil {
 		return nil
 	}
 	return step.Checks.Evaluate(o, data)
+}
+
+// defaultExpectation is what a step wants when its expect: says nothing on the point:
+// an HTTP answer of 2xx or 3xx, a DNS answer of NOERROR, a SERVING gRPC server.
+func defaultExpectation(step *config.Step, o *expect.Observation) error {
+	switch step.Kind() {
+	case "http":
+		if !step.ExpectsStatus && (o.Status < 200 || o.Status >= 400) {
+			return fmt.Errorf("status %d, want 2xx or 3xx", o.Status)
+		}
+	case "dns":
+		if !step.Checks.HasRcode() && o.DNS != nil && o.DNS.Rcode != "NOERROR" {
+			return fmt.Errorf("rcode %s, want NOERROR", o.DNS.Rcode)
+		}
+	case "grpc":
+		if !step.Checks.HasGRPCStatus() && o.GRPCStatus != "SERVING" {
+			return fmt.Errorf("grpc health %s, want SERVING", o.GRPCStatus)
+		}
+	}
+	return nil
 }
 
 func withExcerpt(err error, body []byte, redact func(string) string) error {

@@ -41,6 +41,9 @@ type StepResult struct {
 	PollWait   time.Duration
 	CertExpiry time.Time // earliest expiry in the peer chain, zero without TLS
 	BodyBytes  int64
+	// Info holds facts of non-HTTP steps for output: rcode and answers, TLS version and
+	// cipher, gRPC health status, packet loss and round trips.
+	Info map[string]string
 }
 
 // Result is one run of a target.

@@ -25,6 +25,18 @@ type Spec struct {
 	Headers      map[string]string `yaml:"headers"`       // header name -> regexp the first value must match
 	CertMinDays  int               `yaml:"cert_min_days"` // leaf cert must be valid >= N more days
 	Expr         string            `yaml:"expr"`          // boolean expression over status, json, headers, latency, body, vars
+
+	// Protocol expectations for dns, tls, grpc and icmp steps (protocols.go).
+	Rcode         string        `yaml:"rcode"`         // dns: NOERROR, NXDOMAIN, SERVFAIL, ...
+	Answers       []string      `yaml:"answers"`       // dns: each regexp must match one answer
+	AnswersExact  []string      `yaml:"answers_exact"` // dns: the set of answers, exactly
+	MinTTL        time.Duration `yaml:"min_ttl"`       // dns: every answer's TTL at least this
+	Authoritative *bool         `yaml:"authoritative"` // dns: the AA flag
+	TLSVersion    []string      `yaml:"tls_version"`   // tls: allowed versions, "1.2", "1.3"
+	OCSPStapled   *bool         `yaml:"ocsp_stapled"`  // tls: a stapled OCSP response
+	GRPCStatus    string        `yaml:"grpc_status"`   // grpc: SERVING, NOT_SERVING, ...
+	MaxLoss       *float64      `yaml:"max_loss"`      // icmp: lost fraction, 0 to 1
+	MaxRTT        time.Duration `yaml:"max_rtt"`       // icmp: average round trip
 }
 
 // FieldError is a compile problem of one field, so config can point at FILE:LINE:COL.
@@ -52,6 +64,11 @@ type Observation struct {
 	Certs   []*x509.Certificate // peer chain, leaf first; nil without TLS
 	Vars    map[string]string   // extracted vars so far
 	Now     time.Time           // for cert_min_days; zero = time.Now()
+
+	DNS        *DNSInfo  // dns steps
+	TLS        *TLSInfo  // steps that did a TLS handshake
+	GRPCStatus string    // grpc steps: the health status name
+	Ping       *PingInfo // icmp steps
 }
 
 // Checks is a compiled Spec. It is immutable, so one value may be evaluated by many
@@ -65,6 +82,7 @@ type Checks struct {
 	bodyContains *tmpl.Template
 	bodyMatches  *bodyPattern
 	expr         *exprCheck
+	proto        protocolChecks
 }
 
 // Compile checks and compiles s, returning every problem rather than only the first.
@@ -116,6 +134,8 @@ func Compile(s Spec) (*Checks, []*FieldError) {
 		c.expr = e
 	}
 
+	c.proto = compileProtocol(s, add)
+
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -126,7 +146,7 @@ func Compile(s Spec) (*Checks, []*FieldError) {
 func (c *Checks) Empty() bool {
 	return c == nil || (c.status == nil && c.latency == 0 && c.certMinDays == 0 &&
 		len(c.headers) == 0 && len(c.json) == 0 && c.bodyContains == nil &&
-		c.bodyMatches == nil && c.expr == nil)
+		c.bodyMatches == nil && c.expr == nil && c.proto.empty())
 }
 
 // NeedsBody reports whether any check looks at the body; when false the prober may skip
@@ -191,6 +211,8 @@ func (c *Checks) Evaluate(o *Observation, data tmpl.Data) error {
 			fail(msg)
 		}
 	}
+
+	c.proto.check(o, fail)
 
 	body := bodyView{raw: o.Body}
 	c.checkJSON(&body, data, fail)
