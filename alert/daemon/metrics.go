@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +27,8 @@ type Metrics struct {
 	httpDuration *prometheus.GaugeVec
 	httpStatus   *prometheus.GaugeVec
 	certExpiry   *prometheus.GaugeVec
+	grpcHealth   *prometheus.GaugeVec
+	icmpRTT      *prometheus.GaugeVec
 	dnsLookup    *prometheus.GaugeVec
 	runs         *prometheus.CounterVec
 	state        *prometheus.GaugeVec
@@ -63,6 +66,11 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 			Name: "probe_http_status_code", Help: "HTTP status code of the last answer of a step (0: no answer)."}, stepLabels),
 		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "probe_ssl_earliest_cert_expiry", Help: "Unix time of the earliest certificate expiry in the peer chain of a step."}, stepLabels),
+		grpcHealth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_grpc_healthcheck_response", Help: "1 for the serving status the last gRPC health check of a step returned."},
+			append(append([]string{}, stepLabels...), "serving_status")),
+		icmpRTT: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "probe_icmp_rtt_seconds", Help: "Average round trip of the last ping of a step."}, stepLabels),
 		dnsLookup: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "probe_dns_lookup_time_seconds", Help: "Time spent resolving names in the last run of the journey."}, targetLabels),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -93,7 +101,7 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "picket_build_info", Help: "Build information."},
 		[]string{"version", "commit", "goversion"})
 	info.WithLabelValues(version, commit, runtime.Version()).Set(1)
-	m.Registry.MustRegister(m.success, m.duration, m.httpDuration, m.httpStatus, m.certExpiry, m.dnsLookup, m.runs,
+	m.Registry.MustRegister(m.success, m.duration, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT, m.dnsLookup, m.runs,
 		m.state, m.incidents, m.notifies, m.outboxDepth, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -138,23 +146,44 @@ func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) {
 	}
 	var dns time.Duration
 	for _, st := range r.Steps {
-		dns += st.Phases.DNS
-		if st.Kind != "http" {
-			continue
-		}
 		l := []string{t.Product, t.Journey, t.Region, m.vantage, st.Name}
-		m.httpStatus.WithLabelValues(l...).Set(float64(st.HTTPStatus))
-		for _, ph := range []struct {
-			name string
-			d    time.Duration
-		}{{"resolve", st.Phases.DNS}, {"connect", st.Phases.Connect}, {"tls", st.Phases.TLS}, {"processing", st.Phases.Processing}, {"transfer", st.Phases.Transfer}} {
-			m.httpDuration.WithLabelValues(append(l, ph.name)...).Set(ph.d.Seconds())
-		}
 		if !st.CertExpiry.IsZero() {
 			m.certExpiry.WithLabelValues(l...).Set(float64(st.CertExpiry.Unix()))
 		}
+		switch st.Kind {
+		case "http":
+			dns += st.Phases.DNS
+			m.observeHTTP(l, st)
+		case "dns":
+			dns += st.Duration // a dns step is a lookup, as blackbox's dns prober counts it
+		case "grpc":
+			dns += st.Phases.DNS
+			for _, status := range []string{"SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNKNOWN"} {
+				v := 0.0
+				if st.Info["grpc_status"] == status {
+					v = 1
+				}
+				m.grpcHealth.WithLabelValues(append(l, status)...).Set(v)
+			}
+		case "icmp":
+			if ms, err := strconv.ParseFloat(st.Info["rtt_avg_ms"], 64); err == nil {
+				m.icmpRTT.WithLabelValues(l...).Set(ms / 1000)
+			}
+		default:
+			dns += st.Phases.DNS
+		}
 	}
 	s.dns.Set(dns.Seconds())
+}
+
+func (m *Metrics) observeHTTP(l []string, st probe.StepResult) {
+	m.httpStatus.WithLabelValues(l...).Set(float64(st.HTTPStatus))
+	for _, ph := range []struct {
+		name string
+		d    time.Duration
+	}{{"resolve", st.Phases.DNS}, {"connect", st.Phases.Connect}, {"tls", st.Phases.TLS}, {"processing", st.Phases.Processing}, {"transfer", st.Phases.Transfer}} {
+		m.httpDuration.WithLabelValues(append(l, ph.name)...).Set(ph.d.Seconds())
+	}
 }
 
 // ObserveState records a target's alert state.
@@ -203,7 +232,7 @@ func (m *Metrics) Forget(keep map[string]bool) {
 		delete(m.cache, id)
 		product, journey, region := splitID(id)
 		l := prometheus.Labels{"product": product, "journey": journey, "region": region, "vantage": m.vantage}
-		for _, v := range []*prometheus.GaugeVec{m.success, m.duration, m.dnsLookup, m.state, m.httpDuration, m.httpStatus, m.certExpiry} {
+		for _, v := range []*prometheus.GaugeVec{m.success, m.duration, m.dnsLookup, m.state, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT} {
 			v.DeletePartialMatch(l)
 		}
 		m.runs.DeletePartialMatch(l)
