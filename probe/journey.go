@@ -160,7 +160,7 @@ func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Ste
 	sr.HTTPStatus = ex.Obs.Status
 	sr.CertExpiry = ex.Cert
 	sr.BodyBytes = int64(len(ex.Obs.Body))
-	sr.Info = ex.Info
+	sr.Info = redactInfo(ex.Info, t.Redact)
 	if ex.Err != nil {
 		return ex.Err
 	}
@@ -323,4 +323,13 @@ func roundDur(d time.Duration) time.Duration {
 		return d.Round(100 * time.Microsecond)
 	}
 	return d
+}
+
+// redactInfo removes secrets from a step's facts (a name or address may be a template
+// over secrets).
+func redactInfo(info map[string]string, redact func(string) string) map[string]string {
+	for k, v := range info {
+		info[k] = redact(v)
+	}
+	return info
 }

@@ -20,5 +20,6 @@ var _ Prober = (*HTTPProber)(nil)
 func (r *Runner) buildProbers() map[string]Prober {
 	return map[string]Prober{
 		"http": r.HTTP,
+		"dns":  NewDNSProber(),
 	}
 }
