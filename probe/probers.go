@@ -21,5 +21,7 @@ func (r *Runner) buildProbers() map[string]Prober {
 	return map[string]Prober{
 		"http": r.HTTP,
 		"dns":  NewDNSProber(),
+		"tcp":  NewTCPProber(),
+		"tls":  NewTLSProber(),
 	}
 }
