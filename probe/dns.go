@@ -182,10 +182,7 @@ func dialDNS(ctx context.Context, q *config.DNSQuery, transport, addr string, ex
 		return nil, fmt.Errorf("TLS handshake: %w", describeDNSError(ctx, err))
 	}
 	st := tc.ConnectionState()
-	ex.Obs.TLS = &expect.TLSInfo{
-		Version: strings.TrimPrefix(tls.VersionName(st.Version), "TLS "),
-		Cipher:  tls.CipherSuiteName(st.CipherSuite),
-	}
+	ex.Obs.TLS = tlsInfo(&st)
 	ex.Obs.Certs = st.PeerCertificates
 	ex.Cert = earliestExpiry(st.PeerCertificates)
 	ex.Info["tls_version"] = ex.Obs.TLS.Version

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -143,9 +142,14 @@ func tcpRenderAddress(t *tmpl.Template, data tmpl.Data) (addr, host string, err 
 // it) from looking like an outage. Info gets the address that answered.
 func tcpDial(ctx context.Context, addr string, ex *Exchange) (net.Conn, error) {
 	host, port, _ := net.SplitHostPort(addr)
-	ips, err := tcpResolve(ctx, host, &ex.Phases)
+	addrs, took, err := probeLookup(ctx, net.DefaultResolver, host)
+	ex.Phases.DNS = took
 	if err != nil {
 		return nil, err
+	}
+	ips := make([]string, len(addrs))
+	for i, a := range addrs {
+		ips[i] = a.String()
 	}
 	d := net.Dialer{KeepAlive: -1} // keep-alive would start long after any step's deadline
 	began := time.Now()
@@ -167,31 +171,6 @@ func tcpDial(ctx context.Context, addr string, ex *Exchange) (net.Conn, error) {
 		what += fmt.Sprintf(" (%d addresses)", len(ips))
 	}
 	return nil, tcpFail(ctx, what, lastErr)
-}
-
-// tcpResolve returns host's addresses; an IP literal is returned as is, untimed.
-func tcpResolve(ctx context.Context, host string, ph *Phases) ([]string, error) {
-	if _, err := netip.ParseAddr(host); err == nil {
-		return []string{host}, nil
-	}
-	began := time.Now()
-	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-	ph.DNS = time.Since(began)
-	if err != nil {
-		var de *net.DNSError
-		if errors.As(err, &de) && !de.IsTimeout {
-			return nil, fmt.Errorf("resolve %s: %s", host, de.Err)
-		}
-		return nil, tcpFail(ctx, "resolve "+host, err)
-	}
-	if len(addrs) == 0 {
-		return nil, fmt.Errorf("resolve %s: no addresses", host)
-	}
-	ips := make([]string, len(addrs))
-	for i, a := range addrs {
-		ips[i] = a.String()
-	}
-	return ips, nil
 }
 
 // tcpBindContext makes ctx the connection's deadline, and its cancellation an

@@ -83,11 +83,7 @@ func tlsHandshake(ctx context.Context, conn net.Conn, cfg *tls.Config, ex *Excha
 	}
 	st := tc.ConnectionState()
 	tlsRecordChain(ex, st.PeerCertificates)
-	ex.Obs.TLS = &expect.TLSInfo{
-		Version:     tlsVersionName(st.Version),
-		Cipher:      tls.CipherSuiteName(st.CipherSuite),
-		OCSPStapled: len(st.OCSPResponse) > 0,
-	}
+	ex.Obs.TLS = tlsInfo(&st)
 	ex.Info["tls_version"] = ex.Obs.TLS.Version
 	ex.Info["cipher"] = ex.Obs.TLS.Cipher
 	if ex.Obs.TLS.OCSPStapled {
@@ -124,6 +120,15 @@ func tlsSANs(c *x509.Certificate) string {
 		return strings.Join(names[:tlsShownSANs], ", ") + fmt.Sprintf(" (+%d more)", len(names)-tlsShownSANs)
 	}
 	return strings.Join(names, ", ")
+}
+
+// tlsInfo is what every kind that did a TLS handshake reports for expectations.
+func tlsInfo(cs *tls.ConnectionState) *expect.TLSInfo {
+	return &expect.TLSInfo{
+		Version:     tlsVersionName(cs.Version),
+		Cipher:      tls.CipherSuiteName(cs.CipherSuite),
+		OCSPStapled: len(cs.OCSPResponse) > 0,
+	}
 }
 
 // tlsVersionName gives the version as the tls_version expectation spells it.

@@ -101,6 +101,10 @@ func (p *protocolChecks) empty() bool {
 // prober wants SERVING otherwise).
 func (c *Checks) HasGRPCStatus() bool { return c != nil && c.proto.grpcStatus != "" }
 
+// HasMaxLoss reports whether the step judges packet loss itself (an icmp step without
+// it fails when every ping is lost).
+func (c *Checks) HasMaxLoss() bool { return c != nil && c.proto.maxLoss != nil }
+
 // HasRcode reports whether the step says which rcode it wants (NOERROR otherwise).
 func (c *Checks) HasRcode() bool { return c != nil && c.proto.rcode != "" }
 

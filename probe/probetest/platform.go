@@ -28,6 +28,22 @@ type Options struct {
 	// Zero means 200ms; a negative value makes writes readable at once.
 	IngestDelay time.Duration
 	Logger      *slog.Logger
+
+	// DNSAddr, if set, serves the zone sim.test. authoritatively on UDP and TCP at
+	// this address; "127.0.0.1:0" picks a port free for both. See dns.go.
+	DNSAddr string
+	// TLSAddrs adds, for each region it names, an HTTPS listener serving the region's
+	// API with a certificate for intake.<region>.sim.test, api.<region>.sim.test,
+	// 127.0.0.1 and ::1. An address "" means 127.0.0.1:0.
+	TLSAddrs map[string]string
+	// CACertFile and CAKeyFile (PEM, both or neither) name the CA that signs the
+	// TLS certificates, such as examples/sim/ca.pem and ca-key.pem. Neither: TLSAddrs
+	// get a CA generated at Start, written to a temporary file that Close removes.
+	CACertFile string
+	CAKeyFile  string
+	// TCPAddrs adds, for each region it names, a line intake on raw TCP (see line.go).
+	// An address "" means 127.0.0.1:0.
+	TCPAddrs map[string]string
 }
 
 const (
@@ -49,6 +65,8 @@ type Platform struct {
 	byRegion    map[string]*regionServer
 	control     *http.Server
 	controlURL  string
+	dns         *dnsServer // nil without Options.DNSAddr
+	ca          *authority // nil without TLS or a CA file
 
 	faultMu sync.Mutex // serialises writers; readers load faults without it
 	faults  atomic.Pointer[faultTable]
@@ -68,29 +86,88 @@ type Platform struct {
 	closeErr  error
 }
 
-// Start listens on every region's address and the control address and serves
-// until Close.
+// Start listens on every address in opts and serves until Close.
 func Start(opts Options) (*Platform, error) {
 	if err := validate(opts); err != nil {
 		return nil, err
 	}
-	p := newPlatform(opts)
-	listeners, err := listenAll(opts)
+	ca, err := setUpAuthority(opts)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range p.regions {
-		rs := newRegionServer(p, name, listeners[name])
-		p.byRegion[name] = rs
-		p.serve(rs.srv, dropListener{Listener: listeners[name], drop: rs.dropsAtAccept})
-		p.logger.Info("probetest: region serving", "region", name, "url", rs.url)
+	ls, err := listenAll(opts)
+	if err != nil {
+		return nil, errors.Join(err, ca.remove())
 	}
-	controlLn := listeners[""]
-	p.controlURL = "http://" + controlLn.Addr().String()
-	p.control = p.newServer(p.controlHandler())
-	p.serve(p.control, controlLn)
-	p.logger.Info("probetest: control API serving", "url", p.controlURL)
+	p := newPlatform(opts)
+	p.ca = ca
+	if err := p.assemble(ls); err != nil {
+		ls.close()
+		p.cancel()
+		return nil, errors.Join(err, ca.remove())
+	}
+	if err := p.serveAll(ls); err != nil {
+		return nil, errors.Join(err, p.Close())
+	}
 	return p, nil
+}
+
+// assemble builds every server on the open listeners without serving yet; only
+// certificates and DNS records can fail here.
+func (p *Platform) assemble(ls *listenSet) error {
+	now := time.Now()
+	linePorts := map[string]string{}
+	for _, name := range p.regions {
+		rs := newRegionServer(p, name, ls.http[name])
+		p.byRegion[name] = rs
+		if ln := ls.tls[name]; ln != nil {
+			door, tlsLn, err := newTLSFrontDoor(rs, ln, p.ca, now)
+			if err != nil {
+				return err
+			}
+			rs.tls, ls.tls[name] = door, tlsLn
+		}
+		if ln := ls.line[name]; ln != nil {
+			rs.line = &lineIntake{rs: rs, ln: ln, addr: ln.Addr().String()}
+			_, linePorts[name], _ = net.SplitHostPort(rs.line.addr)
+		}
+	}
+	p.controlURL = "http://" + ls.http[""].Addr().String()
+	p.control = p.newServer(p.controlHandler())
+	if ls.dnsTCP != nil {
+		z, err := newDNSZone(p.regions, linePorts)
+		if err != nil {
+			return err
+		}
+		p.dns = &dnsServer{p: p, zone: z, addr: ls.dnsTCP.Addr().String()}
+	}
+	return nil
+}
+
+func (p *Platform) serveAll(ls *listenSet) error {
+	for _, name := range p.regions {
+		rs := p.byRegion[name]
+		p.serve(rs.srv, dropListener{Listener: ls.http[name], drop: rs.dropsAtAccept})
+		p.logger.Info("probetest: region serving", "region", name, "url", rs.url)
+		if rs.tls != nil {
+			p.serve(rs.tls.srv, ls.tls[name])
+			p.logger.Info("probetest: region serving TLS", "region", name, "url", rs.tls.url)
+		}
+		if rs.line != nil {
+			p.serveLines(rs.line)
+			p.logger.Info("probetest: region line intake serving", "region", name, "addr", rs.line.addr)
+		}
+	}
+	p.serve(p.control, ls.http[""])
+	p.logger.Info("probetest: control API serving", "url", p.controlURL)
+	if p.dns != nil {
+		if err := p.dns.start(ls.dnsTCP, ls.dnsUDP); err != nil {
+			p.dns = nil
+			return err
+		}
+		p.logger.Info("probetest: DNS serving", "zone", p.dns.zone.origin, "addr", p.dns.addr)
+	}
+	return nil
 }
 
 func validate(opts Options) error {
@@ -107,10 +184,15 @@ func validate(opts Options) error {
 		}
 		seen[r] = true
 	}
-	for r := range opts.Addrs {
-		if !seen[r] {
-			return fmt.Errorf("probetest: Options.Addrs names region %q, expected one of %v", r, opts.Regions)
+	for field, addrs := range map[string]map[string]string{"Addrs": opts.Addrs, "TLSAddrs": opts.TLSAddrs, "TCPAddrs": opts.TCPAddrs} {
+		for r := range addrs {
+			if !seen[r] {
+				return fmt.Errorf("probetest: Options.%s names region %q, expected one of %v", field, r, opts.Regions)
+			}
 		}
+	}
+	if (opts.CACertFile == "") != (opts.CAKeyFile == "") {
+		return fmt.Errorf("probetest: expected both Options.CACertFile and CAKeyFile or neither, got %q and %q", opts.CACertFile, opts.CAKeyFile)
 	}
 	return nil
 }
@@ -141,34 +223,6 @@ func newPlatform(opts Options) *Platform {
 	return p
 }
 
-// listenAll opens every listener first, so a busy port fails Start before anything
-// serves. The control listener is under key "".
-func listenAll(opts Options) (map[string]net.Listener, error) {
-	addrs := map[string]string{"": opts.ControlAddr}
-	for _, r := range opts.Regions {
-		addrs[r] = opts.Addrs[r]
-	}
-	listeners := make(map[string]net.Listener, len(addrs))
-	for name, addr := range addrs {
-		if addr == "" {
-			addr = defaultAddr
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, open := range listeners {
-				open.Close()
-			}
-			what := "region " + name
-			if name == "" {
-				what = "control API"
-			}
-			return nil, fmt.Errorf("probetest: listen for %s on %s: %w", what, addr, err)
-		}
-		listeners[name] = ln
-	}
-	return listeners, nil
-}
-
 func (p *Platform) newServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -196,14 +250,50 @@ func (p *Platform) URL(region string) string {
 	return ""
 }
 
+// TLSURL is the base URL of region's HTTPS listener, "https://127.0.0.1:PORT", or
+// "" for a region without one (see Options.TLSAddrs).
+func (p *Platform) TLSURL(region string) string {
+	if rs, ok := p.byRegion[region]; ok && rs.tls != nil {
+		return rs.tls.url
+	}
+	return ""
+}
+
+// CAFile is the path of the PEM certificate of the CA that signs the TLS
+// certificates, for a client's trust roots; "" when there is none.
+func (p *Platform) CAFile() string {
+	if p.ca == nil {
+		return ""
+	}
+	return p.ca.file
+}
+
+// TCPAddr is the address of region's line intake, "127.0.0.1:PORT", or "" for a
+// region without one (see Options.TCPAddrs).
+func (p *Platform) TCPAddr(region string) string {
+	if rs, ok := p.byRegion[region]; ok && rs.line != nil {
+		return rs.line.addr
+	}
+	return ""
+}
+
+// DNSAddr is the address the DNS server listens on for UDP and TCP, or "" without
+// Options.DNSAddr.
+func (p *Platform) DNSAddr() string {
+	if p.dns == nil {
+		return ""
+	}
+	return p.dns.addr
+}
+
 // ControlURL is the base URL of the control API.
 func (p *Platform) ControlURL() string { return p.controlURL }
 
 // Regions lists the regions in the order given to Start.
 func (p *Platform) Regions() []string { return append([]string(nil), p.regions...) }
 
-// Requests counts the HTTP requests a region's server read for product, whatever
-// it answered. Products are logs, metrics, events, web, and "healthz" for /healthz;
+// Requests counts the HTTP requests a region's servers (HTTP and TLS) read for
+// product, whatever it answered. Products are logs, metrics, events, web, and "healthz" for /healthz;
 // "" for region or product sums over all. Connections a region-wide "down" closes
 // before reading a request are not counted.
 func (p *Platform) Requests(region, product string) int {
@@ -221,8 +311,9 @@ func (p *Platform) Requests(region, product string) int {
 	return int(total)
 }
 
-// Close stops every server, ends hung and slow handlers, and returns once all
-// handlers and serving goroutines have. It is safe to call more than once.
+// Close stops every server (HTTP, TLS, line intake, DNS), ends hung and slow
+// handlers and open connections, removes a generated CA file, and returns once
+// all handlers and serving goroutines have. It is safe to call more than once.
 func (p *Platform) Close() error {
 	p.closeOnce.Do(func() {
 		p.gateMu.Lock()
@@ -231,11 +322,15 @@ func (p *Platform) Close() error {
 		p.cancel()
 		var errs []error
 		for _, rs := range p.byRegion {
-			errs = append(errs, rs.srv.Close())
+			errs = append(errs, rs.close()...)
 		}
 		errs = append(errs, p.control.Close())
+		if p.dns != nil {
+			errs = append(errs, p.dns.shutdown())
+		}
 		p.serving.Wait()
 		p.inflight.Wait()
+		errs = append(errs, p.ca.remove())
 		p.closeErr = errors.Join(errs...)
 		p.logger.Info("probetest: platform closed")
 	})

@@ -1,7 +1,11 @@
 package probetest
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,6 +175,10 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
+	// A generated CA that Start gives up on must not stay behind in TMPDIR.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	otherKey, leafCert, leafKey := badCAFiles(t)
 	cases := []struct {
 		name    string
 		opts    Options
@@ -183,6 +191,16 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		{"address for unknown region", Options{Regions: []string{"eu1"}, Addrs: map[string]string{"us1": "127.0.0.1:0"}}, `"us1"`, true},
 		{"region port busy", Options{Regions: []string{"eu1", "us1"}, Addrs: map[string]string{"us1": busy.Addr().String()}}, "region us1", true},
 		{"control port busy", Options{Regions: []string{"eu1"}, ControlAddr: busy.Addr().String()}, "control API", true},
+		{"TLS for unknown region", Options{Regions: []string{"eu1"}, TLSAddrs: map[string]string{"us1": ""}}, `Options.TLSAddrs names region "us1"`, true},
+		{"line intake for unknown region", Options{Regions: []string{"eu1"}, TCPAddrs: map[string]string{"us1": ""}}, `Options.TCPAddrs names region "us1"`, true},
+		{"TLS port busy", Options{Regions: []string{"eu1"}, TLSAddrs: map[string]string{"eu1": busy.Addr().String()}}, "TLS of region eu1", true},
+		{"line intake port busy", Options{Regions: []string{"eu1"}, TCPAddrs: map[string]string{"eu1": busy.Addr().String()}}, "line intake of region eu1", true},
+		{"DNS port busy", Options{Regions: []string{"eu1"}, DNSAddr: busy.Addr().String()}, "listen for DNS on " + busy.Addr().String(), true},
+		{"DNS address without port", Options{Regions: []string{"eu1"}, DNSAddr: "127.0.0.1"}, "expected host:port", true},
+		{"CA certificate without key", Options{Regions: []string{"eu1"}, CACertFile: committedCA}, "both Options.CACertFile and CAKeyFile or neither", true},
+		{"CA file missing", Options{Regions: []string{"eu1"}, CACertFile: "nope.pem", CAKeyFile: "nope-key.pem"}, "read CA certificate", true},
+		{"CA key not the certificate's", Options{Regions: []string{"eu1"}, CACertFile: committedCA, CAKeyFile: otherKey}, "expected a PEM certificate and its private key", true},
+		{"CA certificate not a CA", Options{Regions: []string{"eu1"}, CACertFile: leafCert, CAKeyFile: leafKey}, "expected a CA certificate", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,7 +212,46 @@ func TestStartRejectsBadOptions(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.errHas) {
 				t.Errorf("expected an error containing %q, got %v", tc.errHas, err)
 			}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("expected no file left in TMPDIR, got %v", left)
+			}
 		})
+	}
+}
+
+// badCAFiles writes a key that is not the committed CA's, and a leaf certificate
+// with its key, into a temporary directory.
+func badCAFiles(t *testing.T) (otherKey, leafCert, leafKey string) {
+	t.Helper()
+	dir := t.TempDir()
+	certPEM, keyPEM, err := generateCA(time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey = filepath.Join(dir, "other-key.pem")
+	write(t, otherKey, keyPEM)
+	a, err := parseAuthority(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := a.issueLeaf("eu1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafDER, err := x509.MarshalPKCS8PrivateKey(leaf.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafCert, leafKey = filepath.Join(dir, "leaf.pem"), filepath.Join(dir, "leaf-key.pem")
+	write(t, leafCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}))
+	write(t, leafKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: leafDER}))
+	return otherKey, leafCert, leafKey
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,6 +2,7 @@ package probetest
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,8 @@ type regionServer struct {
 	events   *recordStore
 	counters map[string]*atomic.Int64 // by product and "healthz"; fixed after construction
 	pages    webPages
+	tls      *tlsFrontDoor // nil unless Options.TLSAddrs names the region
+	line     *lineIntake   // nil unless Options.TCPAddrs names the region
 }
 
 func newRegionServer(p *Platform, name string, ln net.Listener) *regionServer {
@@ -42,6 +45,21 @@ func newRegionServer(p *Platform, name string, ln net.Listener) *regionServer {
 	rs.mux = rs.routes()
 	rs.srv = p.newServer(rs)
 	return rs
+}
+
+// close stops the region's listeners; open line intake connections end with the
+// platform's context.
+func (rs *regionServer) close() []error {
+	errs := []error{rs.srv.Close()}
+	if rs.tls != nil {
+		errs = append(errs, rs.tls.srv.Close())
+	}
+	if rs.line != nil {
+		if err := rs.line.ln.Close(); !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 func (rs *regionServer) routes() *http.ServeMux {
