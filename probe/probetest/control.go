@@ -3,6 +3,7 @@ package probetest
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -98,13 +99,36 @@ func (p *Platform) handleHelp(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(p.helpText()))
 }
 
+func hostOf(addr string) string {
+	host, _, _ := net.SplitHostPort(addr)
+	return host
+}
+
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
 func (p *Platform) helpText() string {
 	var b strings.Builder
 	c := p.controlURL
 	first := p.regions[0]
 	fmt.Fprintf(&b, "Simulated platform: fault control\n\nregions:\n")
 	for _, name := range p.regions {
-		fmt.Fprintf(&b, "  %-6s %s\n", name, p.URL(name))
+		fmt.Fprintf(&b, "  %-6s %s", name, p.URL(name))
+		if u := p.TLSURL(name); u != "" {
+			fmt.Fprintf(&b, "  %s", u)
+		}
+		if a := p.TCPAddr(name); a != "" {
+			fmt.Fprintf(&b, "  line intake %s", a)
+		}
+		b.WriteString("\n")
+	}
+	if a := p.DNSAddr(); a != "" {
+		fmt.Fprintf(&b, "DNS for %s. on %s (udp, tcp):\n  dig @%s -p %s intake.%s.%s\n", zone, a, hostOf(a), portOf(a), first, zone)
+	}
+	if f := p.CAFile(); f != "" {
+		fmt.Fprintf(&b, "TLS certificates are signed by the CA in %s\n", f)
 	}
 	fmt.Fprintf(&b, "products: %s\n", strings.Join(Products(), " "))
 	fmt.Fprintf(&b, "fault kinds: %v (\"delay\" waits first; slow defaults to %s)\n\n", faultKinds(), defaultSlowDelay)

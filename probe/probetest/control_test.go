@@ -2,6 +2,7 @@ package probetest
 
 import (
 	"encoding/json"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -121,5 +122,19 @@ func TestControlAPIHelpAndRequests(t *testing.T) {
 	}
 	if counts["eu1"]["healthz"] != 1 || counts["eu1"]["metrics"] != 1 || counts["us3"]["logs"] != 0 || len(counts) != 2 {
 		t.Errorf("GET /requests: expected eu1 healthz 1 and metrics 1, nothing in us3, got %v", counts)
+	}
+}
+
+func TestControlHelpNamesEveryServer(t *testing.T) {
+	p := startPlatform(t, Options{DNSAddr: "127.0.0.1:0", TLSAddrs: map[string]string{"eu1": ""}, TCPAddrs: map[string]string{"us1": ""}})
+	a := mustCall(t, newClient(t, 2*time.Second), "GET", p.ControlURL()+"/", "")
+	_, dnsPort, _ := net.SplitHostPort(p.DNSAddr())
+	for _, s := range []string{
+		p.TLSURL("eu1"), "line intake " + p.TCPAddr("us1"), p.CAFile(),
+		"dig @127.0.0.1 -p " + dnsPort + " intake.eu1.sim.test",
+	} {
+		if !strings.Contains(a.body, s) {
+			t.Errorf("help: expected %q in\n%s", s, a.body)
+		}
 	}
 }

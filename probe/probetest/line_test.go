@@ -13,19 +13,21 @@ import (
 
 // lineClient is a raw TCP client of a line intake.
 type lineClient struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
+	t      *testing.T
+	conn   net.Conn
+	r      *bufio.Reader
+	dialed time.Time // when the dial began: no server line can be older
 }
 
 func dialLine(t *testing.T, p *Platform, region string) *lineClient {
 	t.Helper()
+	dialed := time.Now()
 	conn, err := net.DialTimeout("tcp", p.TCPAddr(region), 2*time.Second)
 	if err != nil {
 		t.Fatalf("dial the line intake of %s: %v", region, err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &lineClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+	return &lineClient{t: t, conn: conn, r: bufio.NewReader(conn), dialed: dialed}
 }
 
 // readLine waits up to within for one line, without its CRLF.
@@ -150,8 +152,9 @@ func TestLineFaults(t *testing.T) {
 		}},
 		{"slow delays every line", "", Fault{Kind: FaultSlow, Delay: matrixSlowDelay}, func(c *lineClient, _ *Platform) {
 			for _, step := range []struct{ send, want string }{{"", `^220 `}, {"PING", `^\+PONG$`}} {
-				start := time.Now()
+				start := c.dialed
 				if step.send != "" {
+					start = time.Now()
 					c.send(step.send)
 				}
 				c.expect(step.want)

@@ -2,6 +2,11 @@
 // HTTP server per region serving the public APIs of four products (logs, metrics,
 // events, web), plus a control API to inject faults per region and product. Picket's
 // tests, benchmarks and `picket demo` probe it as they would a real platform.
+//
+// Optionally, for the probes that speak more than HTTP: an authoritative DNS server
+// for the zone sim.test. (dns.go), an HTTPS listener per region with a certificate
+// signed by a demo CA (tls.go, ca.go), and a plain-text line intake per region on
+// raw TCP (line.go). Region-wide faults reach all of them.
 package probetest
 
 import (
@@ -162,8 +167,7 @@ func (p *Platform) serveAll(ls *listenSet) error {
 	p.logger.Info("probetest: control API serving", "url", p.controlURL)
 	if p.dns != nil {
 		if err := p.dns.start(ls.dnsTCP, ls.dnsUDP); err != nil {
-			p.dns = nil
-			return err
+			return err // Close shuts down whichever half did start
 		}
 		p.logger.Info("probetest: DNS serving", "zone", p.dns.zone.origin, "addr", p.dns.addr)
 	}
