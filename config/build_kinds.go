@@ -22,6 +22,7 @@ func (b *builder) buildTCP(x *TCPSpec) *TCPRequest {
 	b.checkHostPort(x, "address", x.Address)
 	if x.TLS != nil {
 		req.TLS = b.buildTLS(x.TLS)
+		req.ServerName = b.serverName(x.TLS, "server_name", x.TLS.ServerName)
 	}
 	for _, ex := range x.Exchange {
 		if ex == nil {
@@ -100,7 +101,7 @@ func (b *builder) buildTLSCheck(x *TLSCheckSpec) *TLSCheck {
 	b.requireTemplate(x, "address", x.Address, "tls")
 	b.checkHostPort(x, "address", x.Address)
 	c := b.buildTLS(&TLSSpec{CAFile: x.CAFile, ServerName: x.ServerName, InsecureSkipVerify: x.InsecureSkipVerify})
-	return &TLSCheck{Address: b.template(x, "address", x.Address), Config: c}
+	return &TLSCheck{Address: b.template(x, "address", x.Address), Config: c, ServerName: b.serverName(x, "server_name", x.ServerName)}
 }
 
 func (b *builder) buildGRPC(x *GRPCSpec) *GRPCCheck {

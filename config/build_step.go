@@ -162,8 +162,18 @@ func (b *builder) buildHTTP(h *HTTPSpec, s settings) *HTTPRequest {
 	}
 	if h.TLS != nil {
 		req.TLS = b.buildTLS(h.TLS)
+		req.ServerName = b.serverName(h.TLS, "server_name", h.TLS.ServerName)
 	}
 	return req
+}
+
+// serverName returns the template of a server_name that varies per run (a region's host,
+// say); a fixed one is already in the tls.Config.
+func (b *builder) serverName(owner any, key, raw string) *tmpl.Template {
+	if !strings.Contains(raw, "{{") {
+		return nil
+	}
+	return b.template(owner, key, raw)
 }
 
 func (b *builder) template(owner any, key, raw string) *tmpl.Template {
@@ -176,7 +186,10 @@ func (b *builder) template(owner any, key, raw string) *tmpl.Template {
 }
 
 func (b *builder) buildTLS(t *TLSSpec) *tls.Config {
-	c := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // a per-step choice, off by default
+	c := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // a per-step choice, off by default
+	if !strings.Contains(t.ServerName, "{{") {
+		c.ServerName = t.ServerName
+	}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(b.path(t.CAFile))
 		switch {
@@ -256,6 +269,11 @@ func (b *builder) checkTemplates(spec *StepSpec, regions []string, vars map[stri
 				items = append(items, item{b.d.at(h, key), t})
 			}
 		}
+		if h.TLS != nil && strings.Contains(h.TLS.ServerName, "{{") {
+			if t, err := tmpl.Parse("server_name", h.TLS.ServerName); err == nil {
+				items = append(items, item{b.d.at(h.TLS, "server_name"), t})
+			}
+		}
 		hn := b.d.at(h, "headers")
 		for name, raw := range h.Headers {
 			if t, err := tmpl.Parse(name, raw); err == nil {
@@ -281,6 +299,9 @@ func (b *builder) checkTemplates(spec *StepSpec, regions []string, vars map[stri
 	}
 	if x := spec.TLS; x != nil {
 		addRaw(x, "address", x.Address)
+		if strings.Contains(x.ServerName, "{{") {
+			addRaw(x, "server_name", x.ServerName)
+		}
 	}
 	if x := spec.GRPC; x != nil {
 		addRaw(x, "address", x.Address)

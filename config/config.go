@@ -145,9 +145,10 @@ func (s *Step) Kind() string {
 
 // TCPRequest is a compiled tcp step.
 type TCPRequest struct {
-	Address  *tmpl.Template
-	TLS      *tls.Config // nil: plain TCP
-	Exchange []Exchange
+	Address    *tmpl.Template
+	TLS        *tls.Config    // nil: plain TCP
+	ServerName *tmpl.Template // a templated tls.server_name; nil: in TLS or the host
+	Exchange   []Exchange
 }
 
 // Exchange is one send / expect pair of a tcp step.
@@ -169,8 +170,9 @@ type DNSQuery struct {
 
 // TLSCheck is a compiled tls (handshake only) step.
 type TLSCheck struct {
-	Address *tmpl.Template
-	Config  *tls.Config // ServerName empty: taken from the address's host
+	Address    *tmpl.Template
+	Config     *tls.Config    // ServerName empty: taken from the address's host
+	ServerName *tmpl.Template // a templated server_name, rendered per run
 }
 
 // GRPCCheck is a compiled grpc health step.
@@ -197,7 +199,8 @@ type HTTPRequest struct {
 	MaxBodyBytes    int64
 	MaxRedirects    int
 	FollowRedirects bool
-	TLS             *tls.Config // nil: Go's defaults
+	TLS             *tls.Config    // nil: Go's defaults
+	ServerName      *tmpl.Template // a templated tls.server_name, rendered per run; nil: in TLS
 }
 
 // Header is one request header whose value may be a template.

@@ -30,14 +30,14 @@ const userAgent = "picket/1 (+synthetic probe)"
 // connection, so DNS, connect and TLS are measured (and can fail) every time.
 type HTTPProber struct {
 	mu         sync.Mutex
-	transports map[*tls.Config]*http.Transport // one per distinct TLS config of a step
+	transports map[transportKey]*http.Transport // one per TLS config of a step and server name
 	bufs       sync.Pool
 }
 
 // NewHTTPProber returns a prober with no connections open.
 func NewHTTPProber() *HTTPProber {
 	return &HTTPProber{
-		transports: map[*tls.Config]*http.Transport{},
+		transports: map[transportKey]*http.Transport{},
 		bufs:       sync.Pool{New: func() any { return new(bytes.Buffer) }},
 	}
 }
@@ -51,11 +51,23 @@ func (p *HTTPProber) Close() {
 	}
 }
 
-func (p *HTTPProber) transport(tc *tls.Config) *http.Transport {
+// transportKey: a step's TLS config, and the server name when it is a template (one
+// per region, typically), so that transports stay few and reusable.
+type transportKey struct {
+	tls *tls.Config
+	sni string
+}
+
+func (p *HTTPProber) transport(base *tls.Config, sni string) *http.Transport {
+	key := transportKey{base, sni}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if t, ok := p.transports[tc]; ok {
+	if t, ok := p.transports[key]; ok {
 		return t
+	}
+	tc := base
+	if sni != "" {
+		tc = tlsConfigFor(base, "", sni)
 	}
 	t := &http.Transport{
 		Proxy: nil, // out of band: never through a proxy the host may share with the platform
@@ -67,7 +79,7 @@ func (p *HTTPProber) transport(tc *tls.Config) *http.Transport {
 		MaxResponseHeaderBytes: maxHeaderBytes,
 		TLSClientConfig:        tc,
 	}
-	p.transports[tc] = t
+	p.transports[key] = t
 	return t
 }
 
@@ -103,7 +115,12 @@ func (p *HTTPProber) Probe(ctx context.Context, step *config.Step, data tmpl.Dat
 		ex.Err = err
 		return ex
 	}
-	client := &http.Client{Transport: p.transport(h.TLS), CheckRedirect: redirectPolicy(h)}
+	sni, err := renderSNI(h.ServerName, data)
+	if err != nil {
+		ex.Err = err
+		return ex
+	}
+	client := &http.Client{Transport: p.transport(h.TLS, sni), CheckRedirect: redirectPolicy(h)}
 	start := time.Now()
 	tr.start = start
 	resp, err := client.Do(req)

@@ -59,6 +59,11 @@ func (p *TCPProber) Probe(ctx context.Context, step *config.Step, data tmpl.Data
 		ex.Err = err
 		return ex
 	}
+	sni, err := renderSNI(req.ServerName, data)
+	if err != nil {
+		ex.Err = err
+		return ex
+	}
 	raw, err := tcpDial(ctx, addr, ex)
 	if err != nil {
 		ex.Err = err
@@ -69,7 +74,7 @@ func (p *TCPProber) Probe(ctx context.Context, step *config.Step, data tmpl.Data
 
 	var conn net.Conn = raw
 	if req.TLS != nil {
-		tc, err := tlsHandshake(ctx, raw, tlsConfigFor(req.TLS, host), ex)
+		tc, err := tlsHandshake(ctx, raw, tlsConfigFor(req.TLS, host, sni), ex)
 		if err != nil {
 			ex.Err = err
 			return ex

@@ -41,6 +41,11 @@ func (p *TLSProber) Probe(ctx context.Context, step *config.Step, data tmpl.Data
 		ex.Err = err
 		return ex
 	}
+	sni, err := renderSNI(c.ServerName, data)
+	if err != nil {
+		ex.Err = err
+		return ex
+	}
 	conn, err := tcpDial(ctx, addr, ex)
 	if err != nil {
 		ex.Err = err
@@ -48,21 +53,36 @@ func (p *TLSProber) Probe(ctx context.Context, step *config.Step, data tmpl.Data
 	}
 	defer conn.Close()
 	defer tcpBindContext(ctx, conn)()
-	_, ex.Err = tlsHandshake(ctx, conn, tlsConfigFor(c.Config, host), ex)
+	_, ex.Err = tlsHandshake(ctx, conn, tlsConfigFor(c.Config, host, sni), ex)
 	return ex
 }
 
 // tlsConfigFor returns a copy of base for one probe, with the server name taken from
 // the address's host when the step gives none (as a client of that host would).
-func tlsConfigFor(base *tls.Config, host string) *tls.Config {
+func tlsConfigFor(base *tls.Config, host, sni string) *tls.Config {
 	c := &tls.Config{}
 	if base != nil {
 		c = base.Clone()
 	}
-	if c.ServerName == "" {
+	switch {
+	case sni != "":
+		c.ServerName = sni
+	case c.ServerName == "":
 		c.ServerName = host
 	}
 	return c
+}
+
+// renderSNI renders a templated server_name ("" when there is none).
+func renderSNI(t *tmpl.Template, data tmpl.Data) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	sni, err := t.Render(data)
+	if err != nil {
+		return "", fmt.Errorf("server_name: %w", err)
+	}
+	return sni, nil
 }
 
 // tlsHandshake runs the client handshake on conn (timed as the TLS phase) and records

@@ -17,13 +17,22 @@ import (
 )
 
 // The demo's fixed loopback addresses; examples/demo.yaml names the same ones.
-var demoRegions = map[string]string{
-	"eu1": "127.0.0.1:18081", "us1": "127.0.0.1:18082", "us3": "127.0.0.1:18083", "ap1": "127.0.0.1:18084",
-}
+var (
+	demoRegions = map[string]string{
+		"eu1": "127.0.0.1:18081", "us1": "127.0.0.1:18082", "us3": "127.0.0.1:18083", "ap1": "127.0.0.1:18084",
+	}
+	demoTLS = map[string]string{
+		"eu1": "127.0.0.1:18441", "us1": "127.0.0.1:18442", "us3": "127.0.0.1:18443", "ap1": "127.0.0.1:18444",
+	}
+	demoIntake = map[string]string{
+		"eu1": "127.0.0.1:18251", "us1": "127.0.0.1:18252", "us3": "127.0.0.1:18253", "ap1": "127.0.0.1:18254",
+	}
+)
 
 const (
 	demoControl  = "127.0.0.1:18080"
 	demoReceiver = "127.0.0.1:18090"
+	demoDNS      = "127.0.0.1:18053"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -41,9 +50,12 @@ func newDemoCmd() *cobra.Command {
 			if _, err := loadConfig(cmd, path); err != nil {
 				return err
 			}
+			simDir := filepath.Join(filepath.Dir(path), "sim")
 			plat, err := probetest.Start(probetest.Options{
 				Regions: []string{"eu1", "us1", "us3", "ap1"}, Addrs: demoRegions, ControlAddr: demoControl,
 				APIKey: demoAPIKey(path), Logger: log,
+				DNSAddr: demoDNS, TLSAddrs: demoTLS, TCPAddrs: demoIntake,
+				CACertFile: filepath.Join(simDir, "ca.pem"), CAKeyFile: filepath.Join(simDir, "ca-key.pem"),
 			})
 			if err != nil {
 				return &exitError{code: exitDown, err: fmt.Errorf("simulated platform: %w", err)}
@@ -95,7 +107,8 @@ func demoAPIKey(configPath string) string {
 
 func printDemoHelp(w io.Writer, addr string) {
 	fmt.Fprintf(w, `
-Picket demo: the daemon probes a simulated platform (4 regions x 4 products) on loopback.
+Picket demo: the daemon probes a simulated platform (4 regions x 4 products) on loopback,
+over HTTP, HTTPS (demo CA in examples/sim), DNS (sim.test on %[4]s) and a raw TCP intake.
 
   status page    http://%[1]s/
   metrics        http://%[1]s/metrics
@@ -113,7 +126,7 @@ Heal everything:
 
 Pages appear below as the local PagerDuty receiver accepts them. Ctrl-C stops the demo.
 
-`, addr, demoReceiver, demoControl)
+`, addr, demoReceiver, demoControl, demoDNS)
 }
 
 // printPages shows each event the receiver accepts, as an on-call would see it.
