@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo bench lint resilience clean
+.PHONY: build test demo bench bench-scale lint clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/picket ./cmd/picket
@@ -18,8 +18,15 @@ test:
 demo: build
 	./bin/picket demo
 
+# Go benchmarks, then the scheduler at 10,000 targets for SCALE_DURATION (table and JSON
+# under bench/out/). bench-scale runs 1,000, 10,000 and 50,000 targets.
+SCALE_DURATION ?= 60s
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+	bench/run-scale.sh $(SCALE_DURATION) 10000
+
+bench-scale:
+	bench/run-scale.sh $(SCALE_DURATION) 1000 10000 50000
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

@@ -330,7 +330,7 @@ func (b *builder) buildJourney(p *Product, j *JourneySpec) {
 	s := b.journeySettings(j)
 	regions := b.regionList(j, "regions", j.Regions, p.Regions)
 	steps := b.buildSteps(p, j, s, regions)
-	node := b.d.at(j, "")
+	journeyYAML := marshalNode(b.d.at(j, ""))
 	for _, region := range regions {
 		r := b.regions[region]
 		t := &Target{
@@ -352,19 +352,25 @@ func (b *builder) buildJourney(p *Product, j *JourneySpec) {
 			secrets:          b.cfg.Secrets,
 			vantage:          b.cfg.Vantage,
 		}
-		t.Fingerprint = fingerprint(node, r, s, p)
+		t.Fingerprint = fingerprint(journeyYAML, r, s, p)
 		b.cfg.Targets = append(b.cfg.Targets, t)
 	}
 }
 
+// marshalNode serialises a journey once; every region's fingerprint hashes the bytes.
+func marshalNode(n *yaml.Node) []byte {
+	if n == nil {
+		return nil
+	}
+	out, _ := yaml.Marshal(n)
+	return out
+}
+
 // fingerprint hashes what decides how a target is probed and alerted on, so that a
 // reload can tell a changed target from an unchanged one.
-func fingerprint(journey *yaml.Node, r *Region, s settings, p *Product) string {
+func fingerprint(journeyYAML []byte, r *Region, s settings, p *Product) string {
 	h := sha256.New()
-	if journey != nil {
-		out, _ := yaml.Marshal(journey)
-		h.Write(out)
-	}
+	h.Write(journeyYAML)
 	keys := make([]string, 0, len(r.Vars))
 	for k := range r.Vars {
 		keys = append(keys, k)

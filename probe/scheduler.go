@@ -165,14 +165,15 @@ func (s *Scheduler) dispatchDue(ctx context.Context) time.Duration {
 			return wait
 		}
 		planned := e.next
-		e.next = nextRun(planned, now, e.target.Interval, s.o.JitterFraction)
+		target := e.target // read under the lock: SetTargets replaces it on reload
+		e.next = nextRun(planned, now, target.Interval, s.o.JitterFraction)
 		heap.Fix(&s.queue, 0)
 		s.mu.Unlock()
 
 		if !e.running.CompareAndSwap(false, true) {
 			s.skipped.Add(1)
 			if s.o.OnSkip != nil {
-				s.o.OnSkip(e.target)
+				s.o.OnSkip(target)
 			}
 			continue
 		}
@@ -182,7 +183,7 @@ func (s *Scheduler) dispatchDue(ctx context.Context) time.Duration {
 			e.running.Store(false)
 			return -1
 		}
-		s.start(ctx, e, planned)
+		s.start(ctx, e, target, planned)
 	}
 }
 
@@ -203,8 +204,7 @@ func nextRun(planned, now time.Time, interval time.Duration, jitterFraction floa
 	return next
 }
 
-func (s *Scheduler) start(ctx context.Context, e *entry, planned time.Time) {
-	t := e.target
+func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, planned time.Time) {
 	started := time.Now()
 	s.runs.Add(1)
 	s.lastStart.Store(started.UnixNano())

@@ -155,3 +155,29 @@ func TestSchedulerShutdownCancelsRunsInFlight(t *testing.T) {
 		t.Errorf("%d cancelled runs were reported as results", reported)
 	}
 }
+
+// TestSchedulerSetTargetsWhileDispatching is the reload path: unchanged targets get new
+// pointers while runs are dispatched (run with -race).
+func TestSchedulerSetTargetsWhileDispatching(t *testing.T) {
+	log := &runLog{starts: map[string][]time.Time{}}
+	s := NewScheduler(SchedulerOptions{Run: log.run(0), Concurrency: 8, OnSkip: func(*config.Target) {}})
+	targets := schedTargets(50, 5*time.Millisecond)
+	s.SetTargets(targets)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	for i := 0; i < 200 && ctx.Err() == nil; i++ {
+		fresh := make([]*config.Target, len(targets))
+		for j, tg := range targets {
+			c := *tg
+			fresh[j] = &c
+		}
+		s.SetTargets(fresh)
+		time.Sleep(time.Millisecond)
+	}
+	<-done
+	if s.Stats().Runs == 0 {
+		t.Error("no runs while reloading")
+	}
+}

@@ -76,6 +76,27 @@ type daemon struct {
 	started time.Time
 	reloads chan chan error
 	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
+	skipLog rateLimit                    // skipped runs are counted always, logged rarely
+}
+
+// rateLimit allows one event per key per minute, so an overloaded daemon does not flood
+// its log with the same warning.
+type rateLimit struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (r *rateLimit) allow(key string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.last == nil {
+		r.last = map[string]time.Time{}
+	}
+	if now.Sub(r.last[key]) < time.Minute {
+		return false
+	}
+	r.last[key] = now
+	return true
 }
 
 func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
@@ -119,7 +140,9 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		OnStart:     func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
 		OnSkip: func(t *config.Target) {
 			d.metrics.skipped.Inc()
-			d.log.Warn("run skipped: the previous run is still going", "target", t.ID)
+			if d.skipLog.allow(t.ID, time.Now()) {
+				d.log.Warn("run skipped: the previous run is still going (logged once a minute per target)", "target", t.ID)
+			}
 		},
 		Logger: o.Logger,
 	})

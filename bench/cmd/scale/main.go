@@ -1,0 +1,91 @@
+// Command scale runs one Picket scale run and writes its report as JSON, or, with
+// -summary, prints the reports in the given JSON files as one markdown table.
+//
+//	scale -targets 10000 -duration 60s -out bench/out/scale-10000.json [-cpuprofile cpu.out]
+//	scale -summary bench/out/scale-1000.json bench/out/scale-10000.json
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/picket-dev/picket/bench"
+)
+
+func main() {
+	bench.ServeChildIfAsked() // Run re-executes this binary as its server child
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("scale", flag.ContinueOnError)
+	var o bench.Options
+	fs.IntVar(&o.Targets, "targets", 1000, "how many targets (up to 100, or a multiple of 100)")
+	fs.DurationVar(&o.Duration, "duration", 60*time.Second, "how long the scheduler runs")
+	fs.DurationVar(&o.Interval, "interval", 10*time.Second, "every target's interval")
+	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "every journey's timeout")
+	fs.IntVar(&o.Concurrency, "concurrency", 256, "the scheduler's bound on runs at once")
+	out := fs.String("out", "", "write the report as JSON to this file (default: stdout)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	summary := fs.Bool("summary", false, "print the reports in the JSON files given as arguments as a markdown table")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *summary {
+		return summarize(fs.Args(), stdout)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		o.CPUProfile = f
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(os.Stderr, bench.Table([]*bench.Report{rep}))
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if *out == "" {
+		_, err = stdout.Write(b)
+		return err
+	}
+	return os.WriteFile(*out, b, 0o644)
+}
+
+func summarize(files []string, stdout io.Writer) error {
+	if len(files) == 0 {
+		return fmt.Errorf("-summary: name the report files")
+	}
+	var reps []*bench.Report
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		var r bench.Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%s: want a scale report in JSON: %w", name, err)
+		}
+		reps = append(reps, &r)
+	}
+	_, err := io.WriteString(stdout, bench.Table(reps))
+	return err
+}
