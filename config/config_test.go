@@ -59,7 +59,7 @@ func TestThreeMistakesAreReportedTogether(t *testing.T) {
 }
 
 func TestExampleConfigsLoad(t *testing.T) {
-	for _, file := range []string{"../examples/platform.yaml", "testdata/valid-minimal.yaml"} {
+	for _, file := range []string{"../examples/platform.yaml", "../examples/demo.yaml", "../examples/protocols.yaml", "testdata/valid-minimal.yaml"} {
 		if _, err := Load(file); err != nil {
 			t.Errorf("%s: %v", file, err)
 		}

@@ -27,6 +27,9 @@ var (
 	demoIntake = map[string]string{
 		"eu1": "127.0.0.1:18251", "us1": "127.0.0.1:18252", "us3": "127.0.0.1:18253", "ap1": "127.0.0.1:18254",
 	}
+	demoGRPC = map[string]string{
+		"eu1": "127.0.0.1:18351", "us1": "127.0.0.1:18352", "us3": "127.0.0.1:18353", "ap1": "127.0.0.1:18354",
+	}
 )
 
 const (
@@ -54,7 +57,7 @@ func newDemoCmd() *cobra.Command {
 			plat, err := probetest.Start(probetest.Options{
 				Regions: []string{"eu1", "us1", "us3", "ap1"}, Addrs: demoRegions, ControlAddr: demoControl,
 				APIKey: demoAPIKey(path), Logger: log,
-				DNSAddr: demoDNS, TLSAddrs: demoTLS, TCPAddrs: demoIntake,
+				DNSAddr: demoDNS, TLSAddrs: demoTLS, TCPAddrs: demoIntake, GRPCAddrs: demoGRPC,
 				CACertFile: filepath.Join(simDir, "ca.pem"), CAKeyFile: filepath.Join(simDir, "ca-key.pem"),
 			})
 			if err != nil {
@@ -108,7 +111,8 @@ func demoAPIKey(configPath string) string {
 func printDemoHelp(w io.Writer, addr string) {
 	fmt.Fprintf(w, `
 Picket demo: the daemon probes a simulated platform (4 regions x 4 products) on loopback,
-over HTTP, HTTPS (demo CA in examples/sim), DNS (sim.test on %[4]s) and a raw TCP intake.
+over HTTP, HTTPS (demo CA in examples/sim), DNS (sim.test on %[4]s), a raw TCP intake
+and gRPC health. examples/protocols.yaml has one step of every kind against it.
 
   status page    http://%[1]s/
   metrics        http://%[1]s/metrics

@@ -15,9 +15,10 @@ import (
 func TestCloseEndsEverything(t *testing.T) {
 	p, err := Start(Options{
 		Regions: []string{"eu1", "us1"}, IngestDelay: -1,
-		DNSAddr:  "127.0.0.1:0",
-		TLSAddrs: map[string]string{"eu1": "", "us1": ""},
-		TCPAddrs: map[string]string{"eu1": "", "us1": ""},
+		DNSAddr:   "127.0.0.1:0",
+		TLSAddrs:  map[string]string{"eu1": "", "us1": ""},
+		TCPAddrs:  map[string]string{"eu1": "", "us1": ""},
+		GRPCAddrs: map[string]string{"eu1": "", "us1": ""},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -31,6 +32,7 @@ func TestCloseEndsEverything(t *testing.T) {
 	addrs := map[string]string{
 		"http": p.URL("eu1")[len("http://"):], "tls": tlsAddr(p, "eu1"),
 		"line": p.TCPAddr("eu1"), "dns": p.DNSAddr(), "control": p.ControlURL()[len("http://"):],
+		"grpc": p.GRPCAddr("eu1"),
 	}
 	line := dialLine(t, p, "eu1")
 	line.expect(`^220 `)
@@ -41,14 +43,19 @@ func TestCloseEndsEverything(t *testing.T) {
 	}
 
 	p.SetFault("eu1", "", Fault{Kind: FaultSlow, Delay: time.Minute})
-	stuck := map[string]chan error{"dns over tcp": make(chan error, 1), "tls": make(chan error, 1)}
+	stuck := map[string]chan error{"dns over tcp": make(chan error, 1), "tls": make(chan error, 1), "grpc": make(chan error, 1)}
 	go func() {
 		_, err := query(p, "tcp", "intake.eu1.sim.test.", dns.TypeA, 5*time.Second)
 		stuck["dns over tcp"] <- err
 	}()
 	go func() { stuck["tls"] <- journey(tlsClient, p.TLSURL("eu1"), "eu1", "healthz") }()
+	health := dialHealth(t, p, "eu1")
+	go func() {
+		_, err := checkWithin(health, "", 5*time.Second)
+		stuck["grpc"] <- err
+	}()
 	line.send("PING") // its answer waits a minute
-	waitFor(t, 2*time.Second, "the TLS request to reach its handler", func() bool { return p.active.Load() >= 1 })
+	waitFor(t, 2*time.Second, "the TLS request and the gRPC check to reach their handlers", func() bool { return p.active.Load() >= 2 })
 
 	start := time.Now()
 	if err := p.Close(); err != nil {

@@ -109,6 +109,16 @@ func portOf(addr string) string {
 	return port
 }
 
+// firstGRPCAddr is the gRPC address of the first region that has one, for examples.
+func (p *Platform) firstGRPCAddr() string {
+	for _, name := range p.regions {
+		if a := p.GRPCAddr(name); a != "" {
+			return a
+		}
+	}
+	return ""
+}
+
 func (p *Platform) helpText() string {
 	var b strings.Builder
 	c := p.controlURL
@@ -122,10 +132,16 @@ func (p *Platform) helpText() string {
 		if a := p.TCPAddr(name); a != "" {
 			fmt.Fprintf(&b, "  line intake %s", a)
 		}
+		if a := p.GRPCAddr(name); a != "" {
+			fmt.Fprintf(&b, "  grpc health %s", a)
+		}
 		b.WriteString("\n")
 	}
 	if a := p.DNSAddr(); a != "" {
 		fmt.Fprintf(&b, "DNS for %s. on %s (udp, tcp):\n  dig @%s -p %s intake.%s.%s\n", zone, a, hostOf(a), portOf(a), first, zone)
+	}
+	if a := p.firstGRPCAddr(); a != "" {
+		fmt.Fprintf(&b, "gRPC health (plaintext; service \"\" is the region, or a product):\n  grpc_health_probe -addr=%s -service=logs\n", a)
 	}
 	if f := p.CAFile(); f != "" {
 		fmt.Fprintf(&b, "TLS certificates are signed by the CA in %s\n", f)

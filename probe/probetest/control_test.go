@@ -126,11 +126,13 @@ func TestControlAPIHelpAndRequests(t *testing.T) {
 }
 
 func TestControlHelpNamesEveryServer(t *testing.T) {
-	p := startPlatform(t, Options{DNSAddr: "127.0.0.1:0", TLSAddrs: map[string]string{"eu1": ""}, TCPAddrs: map[string]string{"us1": ""}})
+	p := startPlatform(t, Options{DNSAddr: "127.0.0.1:0", TLSAddrs: map[string]string{"eu1": ""}, TCPAddrs: map[string]string{"us1": ""},
+		GRPCAddrs: map[string]string{"us1": ""}})
 	a := mustCall(t, newClient(t, 2*time.Second), "GET", p.ControlURL()+"/", "")
 	_, dnsPort, _ := net.SplitHostPort(p.DNSAddr())
 	for _, s := range []string{
 		p.TLSURL("eu1"), "line intake " + p.TCPAddr("us1"), p.CAFile(),
+		"grpc health " + p.GRPCAddr("us1"), "grpc_health_probe -addr=" + p.GRPCAddr("us1"),
 		"dig @127.0.0.1 -p " + dnsPort + " intake.eu1.sim.test",
 	} {
 		if !strings.Contains(a.body, s) {

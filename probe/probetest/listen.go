@@ -11,12 +11,13 @@ type listenSet struct {
 	http   map[string]net.Listener // by region; "" is the control API
 	tls    map[string]net.Listener // by region, for Options.TLSAddrs
 	line   map[string]net.Listener // by region, for Options.TCPAddrs
+	grpc   map[string]net.Listener // by region, for Options.GRPCAddrs
 	dnsTCP net.Listener            // nil without Options.DNSAddr
 	dnsUDP net.PacketConn
 }
 
 func listenAll(opts Options) (*listenSet, error) {
-	ls := &listenSet{http: map[string]net.Listener{}, tls: map[string]net.Listener{}, line: map[string]net.Listener{}}
+	ls := &listenSet{http: map[string]net.Listener{}, tls: map[string]net.Listener{}, line: map[string]net.Listener{}, grpc: map[string]net.Listener{}}
 	err := ls.listen("control API", opts.ControlAddr, ls.http, "")
 	for _, r := range opts.Regions {
 		if err != nil {
@@ -28,6 +29,9 @@ func listenAll(opts Options) (*listenSet, error) {
 		}
 		if addr, ok := opts.TCPAddrs[r]; ok && err == nil {
 			err = ls.listen("line intake of region "+r, addr, ls.line, r)
+		}
+		if addr, ok := opts.GRPCAddrs[r]; ok && err == nil {
+			err = ls.listen("gRPC health of region "+r, addr, ls.grpc, r)
 		}
 	}
 	if opts.DNSAddr != "" && err == nil {
@@ -57,7 +61,7 @@ func (ls *listenSet) listen(what, addr string, into map[string]net.Listener, key
 
 // close closes what is open, when Start gives up before serving.
 func (ls *listenSet) close() {
-	for _, group := range []map[string]net.Listener{ls.http, ls.tls, ls.line} {
+	for _, group := range []map[string]net.Listener{ls.http, ls.tls, ls.line, ls.grpc} {
 		for _, ln := range group {
 			ln.Close()
 		}

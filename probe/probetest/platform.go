@@ -5,8 +5,9 @@
 //
 // Optionally, for the probes that speak more than HTTP: an authoritative DNS server
 // for the zone sim.test. (dns.go), an HTTPS listener per region with a certificate
-// signed by a demo CA (tls.go, ca.go), and a plain-text line intake per region on
-// raw TCP (line.go). Region-wide faults reach all of them.
+// signed by a demo CA (tls.go, ca.go), a plain-text line intake per region on
+// raw TCP (line.go), and a gRPC health server per region (grpc.go). Region-wide
+// faults reach all of them.
 package probetest
 
 import (
@@ -49,6 +50,10 @@ type Options struct {
 	// TCPAddrs adds, for each region it names, a line intake on raw TCP (see line.go).
 	// An address "" means 127.0.0.1:0.
 	TCPAddrs map[string]string
+	// GRPCAddrs adds, for each region it names, a plaintext gRPC server with the
+	// standard health service, answering as the faults say (see grpc.go). An
+	// address "" means 127.0.0.1:0.
+	GRPCAddrs map[string]string
 }
 
 const (
@@ -108,6 +113,7 @@ func Start(opts Options) (*Platform, error) {
 	p.ca = ca
 	if err := p.assemble(ls); err != nil {
 		ls.close()
+		p.stopGRPC() // built but never served: Stop only unregisters them
 		p.cancel()
 		return nil, errors.Join(err, ca.remove())
 	}
@@ -136,6 +142,9 @@ func (p *Platform) assemble(ls *listenSet) error {
 			rs.line = &lineIntake{rs: rs, ln: ln, addr: ln.Addr().String()}
 			_, linePorts[name], _ = net.SplitHostPort(rs.line.addr)
 		}
+		if ln := ls.grpc[name]; ln != nil {
+			rs.grpc = newGRPCHealth(rs, ln)
+		}
 	}
 	p.controlURL = "http://" + ls.http[""].Addr().String()
 	p.control = p.newServer(p.controlHandler())
@@ -161,6 +170,10 @@ func (p *Platform) serveAll(ls *listenSet) error {
 		if rs.line != nil {
 			p.serveLines(rs.line)
 			p.logger.Info("probetest: region line intake serving", "region", name, "addr", rs.line.addr)
+		}
+		if rs.grpc != nil {
+			p.serveGRPC(rs.grpc, ls.grpc[name])
+			p.logger.Info("probetest: region gRPC health serving", "region", name, "addr", rs.grpc.addr)
 		}
 	}
 	p.serve(p.control, ls.http[""])
@@ -188,7 +201,7 @@ func validate(opts Options) error {
 		}
 		seen[r] = true
 	}
-	for field, addrs := range map[string]map[string]string{"Addrs": opts.Addrs, "TLSAddrs": opts.TLSAddrs, "TCPAddrs": opts.TCPAddrs} {
+	for field, addrs := range map[string]map[string]string{"Addrs": opts.Addrs, "TLSAddrs": opts.TLSAddrs, "TCPAddrs": opts.TCPAddrs, "GRPCAddrs": opts.GRPCAddrs} {
 		for r := range addrs {
 			if !seen[r] {
 				return fmt.Errorf("probetest: Options.%s names region %q, expected one of %v", field, r, opts.Regions)
@@ -281,6 +294,15 @@ func (p *Platform) TCPAddr(region string) string {
 	return ""
 }
 
+// GRPCAddr is the address of region's gRPC health server, "127.0.0.1:PORT", or ""
+// for a region without one (see Options.GRPCAddrs).
+func (p *Platform) GRPCAddr(region string) string {
+	if rs, ok := p.byRegion[region]; ok && rs.grpc != nil {
+		return rs.grpc.addr
+	}
+	return ""
+}
+
 // DNSAddr is the address the DNS server listens on for UDP and TCP, or "" without
 // Options.DNSAddr.
 func (p *Platform) DNSAddr() string {
@@ -315,7 +337,7 @@ func (p *Platform) Requests(region, product string) int {
 	return int(total)
 }
 
-// Close stops every server (HTTP, TLS, line intake, DNS), ends hung and slow
+// Close stops every server (HTTP, TLS, line intake, gRPC, DNS), ends hung and slow
 // handlers and open connections, removes a generated CA file, and returns once
 // all handlers and serving goroutines have. It is safe to call more than once.
 func (p *Platform) Close() error {

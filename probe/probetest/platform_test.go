@@ -193,6 +193,8 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		{"control port busy", Options{Regions: []string{"eu1"}, ControlAddr: busy.Addr().String()}, "control API", true},
 		{"TLS for unknown region", Options{Regions: []string{"eu1"}, TLSAddrs: map[string]string{"us1": ""}}, `Options.TLSAddrs names region "us1"`, true},
 		{"line intake for unknown region", Options{Regions: []string{"eu1"}, TCPAddrs: map[string]string{"us1": ""}}, `Options.TCPAddrs names region "us1"`, true},
+		{"gRPC for unknown region", Options{Regions: []string{"eu1"}, GRPCAddrs: map[string]string{"us1": ""}}, `Options.GRPCAddrs names region "us1"`, true},
+		{"gRPC port busy", Options{Regions: []string{"eu1"}, GRPCAddrs: map[string]string{"eu1": busy.Addr().String()}}, "gRPC health of region eu1", true},
 		{"TLS port busy", Options{Regions: []string{"eu1"}, TLSAddrs: map[string]string{"eu1": busy.Addr().String()}}, "TLS of region eu1", true},
 		{"line intake port busy", Options{Regions: []string{"eu1"}, TCPAddrs: map[string]string{"eu1": busy.Addr().String()}}, "line intake of region eu1", true},
 		{"DNS port busy", Options{Regions: []string{"eu1"}, DNSAddr: busy.Addr().String()}, "listen for DNS on " + busy.Addr().String(), true},

@@ -27,6 +27,7 @@ type regionServer struct {
 	pages    webPages
 	tls      *tlsFrontDoor // nil unless Options.TLSAddrs names the region
 	line     *lineIntake   // nil unless Options.TCPAddrs names the region
+	grpc     *grpcHealth   // nil unless Options.GRPCAddrs names the region
 }
 
 func newRegionServer(p *Platform, name string, ln net.Listener) *regionServer {
@@ -47,8 +48,8 @@ func newRegionServer(p *Platform, name string, ln net.Listener) *regionServer {
 	return rs
 }
 
-// close stops the region's listeners; open line intake connections end with the
-// platform's context.
+// close stops the region's listeners and its gRPC server; open line intake
+// connections end with the platform's context.
 func (rs *regionServer) close() []error {
 	errs := []error{rs.srv.Close()}
 	if rs.tls != nil {
@@ -58,6 +59,9 @@ func (rs *regionServer) close() []error {
 		if err := rs.line.ln.Close(); !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if rs.grpc != nil {
+		rs.grpc.srv.Stop() // not GracefulStop: hung calls must not hold Close up
 	}
 	return errs
 }
