@@ -57,6 +57,21 @@ func (b *builder) build() {
 	b.buildRegions()
 	b.buildProducts()
 	b.buildAlerting()
+	b.applyShard()
+}
+
+func (b *builder) applyShard() {
+	sh := b.f.Shard
+	if sh == nil {
+		return
+	}
+	s := Shard{Index: sh.Index, Count: sh.Count}
+	if err := s.check(); err != nil {
+		b.d.errorf(b.d.at(sh, ""), "%v", err)
+		return
+	}
+	sharded, _ := b.cfg.WithShard(s)
+	*b.cfg = *sharded
 }
 
 func orDefault(s, def string) string {

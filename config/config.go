@@ -46,6 +46,7 @@ type Config struct {
 	Heartbeat   *HeartbeatSpec
 	APIToken    Secret
 	Secrets     *Secrets
+	Shard       *Shard // nil: every target
 }
 
 // Region is one isolated stack of the platform.

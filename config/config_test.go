@@ -256,3 +256,43 @@ func TestAliasBombIsAnError(t *testing.T) {
 		t.Errorf("took %v", time.Since(start))
 	}
 }
+
+func TestShardsCoverEveryTargetOnce(t *testing.T) {
+	cfg, err := Load("../examples/platform.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 2, 3, 5} {
+		seen := map[string]int{}
+		for i := 0; i < n; i++ {
+			sh, err := ParseShard(fmt.Sprintf("%d/%d", i, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			part, err := cfg.WithShard(sh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tg := range part.Targets {
+				seen[tg.ID]++
+			}
+		}
+		if len(seen) != len(cfg.Targets) {
+			t.Errorf("%d shards cover %d of %d targets", n, len(seen), len(cfg.Targets))
+		}
+		for id, k := range seen {
+			if k != 1 {
+				t.Errorf("%d shards: %s probed %d times", n, id, k)
+			}
+		}
+	}
+	for _, bad := range []string{"3/3", "-1/2", "1", "a/b", "0/0"} {
+		if _, err := ParseShard(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	_, err = Parse("s.yaml", []byte("shard: {index: 2, count: 2}\nregions: {eu1: {vars: {api: \"http://127.0.0.1:1\"}}}\nproducts: [{name: web, journeys: [{name: home, steps: [{http: {url: \"{{.region.api}}/\"}}]}]}]\n"))
+	if err == nil || !strings.Contains(err.Error(), "s.yaml:1:8: shard 2/2") {
+		t.Errorf("bad shard in config: %v", err)
+	}
+}

@@ -25,6 +25,14 @@ type File struct {
 	SelfCheck   *SelfCheckSpec           `yaml:"self_check"`
 	Heartbeat   *HeartbeatSpec           `yaml:"heartbeat"`
 	API         APISpec                  `yaml:"api"`
+	Shard       *ShardSpec               `yaml:"shard"`
+}
+
+// ShardSpec makes this instance probe one share of the targets (by a stable hash of the
+// target id), for target counts beyond one host.
+type ShardSpec struct {
+	Index int `yaml:"index"` // 0 to count-1
+	Count int `yaml:"count"`
 }
 
 // Defaults apply to every journey that does not say otherwise.

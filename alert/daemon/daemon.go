@@ -34,6 +34,8 @@ type Options struct {
 	OnListen func(addr string)
 	// StateDir, if set, overrides the config's state_dir (the demo uses a fresh one).
 	StateDir string
+	// Shard, if set, overrides the config's shard: probe only that share of the targets.
+	Shard *config.Shard
 }
 
 // Run loads the config and runs the daemon until ctx ends. A config that does not load
@@ -55,10 +57,16 @@ func Run(ctx context.Context, o Options) error {
 
 func loadConfig(o Options) (*config.Config, error) {
 	cfg, err := config.Load(o.ConfigPath)
-	if err == nil && o.StateDir != "" {
+	if err != nil {
+		return nil, err
+	}
+	if o.StateDir != "" {
 		cfg.StateDir = o.StateDir
 	}
-	return cfg, err
+	if o.Shard != nil {
+		return cfg.WithShard(*o.Shard)
+	}
+	return cfg, nil
 }
 
 type daemon struct {

@@ -22,6 +22,7 @@ type checkFlags struct {
 	concurrency int
 	page        bool
 	stateDir    string
+	shard       string
 	log         logFlags
 }
 
@@ -46,6 +47,7 @@ or usage error.`,
 	fl.BoolVar(&f.page, "page", false, "send triggers for what is down and resolves for what is up, through the config's routes")
 	fl.StringVar(&f.stateDir, "state", "", "with --page: keep alert state here (thresholds and open incidents, as the daemon does)")
 	addLogFlags(cmd, &f.log)
+	addShardFlag(cmd, &f.shard)
 	return cmd
 }
 
@@ -59,6 +61,15 @@ func runCheck(cmd *cobra.Command, f checkFlags) error {
 	cfg, err := loadConfig(cmd, f.path)
 	if err != nil {
 		return err
+	}
+	sh, err := shardFlag(f.shard)
+	if err != nil {
+		return err
+	}
+	if sh != nil {
+		if cfg, err = cfg.WithShard(*sh); err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
 	}
 	targets := selectTargets(cfg.Targets, f)
 	if len(targets) == 0 {

@@ -396,3 +396,31 @@ func TestKilledBetweenWriteAndDeliveryDeliversOnceAfterRestart(t *testing.T) {
 		t.Errorf("unknown incident: exit %d", r.code)
 	}
 }
+
+func TestCheckShardsSplitTargets(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("c.yaml", "timeout: 3s", "")
+	seen := map[string]int{}
+	for i := 0; i < 3; i++ {
+		r := picket(t, "check", "-c", cfg, "-o", "json", "--shard", fmt.Sprintf("%d/3", i))
+		if r.code != 0 && r.code != 2 { // a shard can be empty: that is a usage error (no target)
+			t.Fatalf("shard %d: exit %d %s", i, r.code, r.stderr)
+		}
+		if r.code == 0 {
+			for _, res := range checkOutput(t, r).Results {
+				seen[res.Target]++
+			}
+		}
+	}
+	if len(seen) != 12 {
+		t.Errorf("3 shards ran %d distinct targets, want 12", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s ran in %d shards", id, n)
+		}
+	}
+	if r := picket(t, "check", "-c", cfg, "--shard", "3/3"); r.code != 2 {
+		t.Errorf("--shard 3/3: exit %d", r.code)
+	}
+}

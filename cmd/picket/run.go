@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,7 +14,7 @@ import (
 )
 
 func newRunCmd() *cobra.Command {
-	var path string
+	var path, shard string
 	var lf logFlags
 	cmd := &cobra.Command{
 		Use:   "run -c FILE",
@@ -29,6 +30,10 @@ validate is refused and the running one stays). SIGINT or SIGTERM stops it (exit
 			if _, err := loadConfig(cmd, path); err != nil {
 				return err
 			}
+			sh, err := shardFlag(shard)
+			if err != nil {
+				return err
+			}
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -36,7 +41,7 @@ validate is refused and the running one stays). SIGINT or SIGTERM stops it (exit
 			ctx := cmd.Context()
 			go forwardSignals(ctx.Done(), hup, reload)
 			err = daemon.Run(ctx, daemon.Options{
-				ConfigPath: path, Logger: log, Version: version, Commit: buildCommit(), Reload: reload,
+				ConfigPath: path, Logger: log, Version: version, Commit: buildCommit(), Reload: reload, Shard: sh,
 			})
 			var errs config.Errors
 			switch {
@@ -50,7 +55,24 @@ validate is refused and the running one stays). SIGINT or SIGTERM stops it (exit
 	}
 	addConfigFlag(cmd, &path)
 	addLogFlags(cmd, &lf)
+	addShardFlag(cmd, &shard)
 	return cmd
+}
+
+func addShardFlag(cmd *cobra.Command, shard *string) {
+	cmd.Flags().StringVar(shard, "shard", "", "probe only shard INDEX/COUNT of the targets (e.g. 0/3), by a stable hash of the target id")
+}
+
+// shardFlag parses --shard; "" means the config's own shard (or all targets).
+func shardFlag(s string) (*config.Shard, error) {
+	if s == "" {
+		return nil, nil
+	}
+	sh, err := config.ParseShard(s)
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--shard: %w", err)}
+	}
+	return &sh, nil
 }
 
 // forwardSignals turns SIGHUPs into reload requests until done closes.

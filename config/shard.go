@@ -1,0 +1,57 @@
+package config
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+)
+
+// Shard is this instance's share of the targets: those whose id hashes to Index of Count.
+type Shard struct {
+	Index, Count int
+}
+
+// ShardOf places a target id among count shards; stable across runs, hosts and versions
+// (FNV-1a of the id), so every instance of a vantage agrees without talking.
+func ShardOf(id string, count int) int {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return int(h.Sum64() % uint64(count))
+}
+
+// ParseShard reads "i/n" (the --shard flag).
+func ParseShard(s string) (Shard, error) {
+	i, n, ok := strings.Cut(s, "/")
+	index, err1 := strconv.Atoi(i)
+	count, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil {
+		return Shard{}, fmt.Errorf("shard %q: want INDEX/COUNT, like 0/3", s)
+	}
+	sh := Shard{Index: index, Count: count}
+	return sh, sh.check()
+}
+
+func (s Shard) check() error {
+	if s.Count < 1 || s.Index < 0 || s.Index >= s.Count {
+		return fmt.Errorf("shard %d/%d: want count at least 1 and 0 <= index < count", s.Index, s.Count)
+	}
+	return nil
+}
+
+// WithShard returns a copy of the config that probes only the targets of shard s; the
+// regions, products and routes stay whole. A config is immutable, hence the copy.
+func (c *Config) WithShard(s Shard) (*Config, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	out := *c
+	out.Shard = &s
+	out.Targets = nil
+	for _, t := range c.Targets {
+		if ShardOf(t.ID, s.Count) == s.Index {
+			out.Targets = append(out.Targets, t)
+		}
+	}
+	return &out, nil
+}
