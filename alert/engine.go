@@ -312,7 +312,9 @@ func (e *Engine) sendDue(now time.Time) {
 			continue // held, not dropped: sent when the self-check recovers
 		}
 		inc.Silenced = false
-		e.send(now, inc, notify.ActionTrigger, "")
+		if !e.send(now, inc, notify.ActionTrigger, "") {
+			continue // nothing could be queued: the next tick tries again
+		}
 		inc.Triggered = true
 		e.saveIncident(inc)
 	}
@@ -341,7 +343,9 @@ func (e *Engine) allSilences() []Silence {
 }
 
 // send hands one notification per matching route to the outbox.
-func (e *Engine) send(now time.Time, inc *Incident, action, note string) {
+// It reports false only when there was something to queue and none of it could be
+// written (the store failed), so that a trigger is tried again rather than lost.
+func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
 	if action == notify.ActionTrigger && note == "" {
 		inc.note(now, "triggered", "page sent to the outbox")
 	} else {
@@ -355,20 +359,22 @@ func (e *Engine) send(now time.Time, inc *Incident, action, note string) {
 	if len(deliveries) == 0 {
 		e.log.Warn("no route matches the incident; nothing sent", "key", inc.Key, "scope", inc.Scope)
 		inc.note(now, "unrouted", "no route matches")
-		return
+		return true
 	}
+	if e.outbox == nil {
+		return true
+	}
+	queued := 0
 	for _, d := range deliveries {
 		d.Notification = n
-		if e.outbox == nil {
-			continue
-		}
 		if err := e.outbox.Enqueue(d); err != nil {
-			// The outbox could not persist: say so loudly; the incident stays untriggered
-			// in memory only if nothing was written, so that the next tick tries again.
 			e.log.Error("could not queue notification", "key", inc.Key, "action", action, "err", err)
 			inc.note(now, "failed", "could not queue: "+err.Error())
+			continue
 		}
+		queued++
 	}
+	return queued > 0
 }
 
 // Note adds a line to an open incident's timeline (delivery results from the outbox).

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +130,36 @@ func TestBannerNamesOnlyTheWidestScope(t *testing.T) {
 	}
 	if got := banner(false, nil, 4); got != "All systems operational" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// failingOutbox cannot persist anything, until it can.
+type failingOutbox struct {
+	recordingOutbox
+	broken bool
+}
+
+func (f *failingOutbox) Enqueue(d notify.Delivery) error {
+	if f.broken {
+		return errors.New("disk full")
+	}
+	return f.recordingOutbox.Enqueue(d)
+}
+
+func TestTriggerThatCannotBeQueuedIsRetried(t *testing.T) {
+	c := &clock{t: time.Unix(1000, 0)}
+	ob := &failingOutbox{broken: true}
+	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "0s"), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "down"), resultOf("metrics/q@eu1", "down")})
+	if st := e.Snapshot(); st.Incidents[0].Triggered {
+		t.Fatal("marked triggered although nothing was queued")
+	}
+	ob.broken = false
+	e.Tick()
+	if got := ob.lines(); len(got) != 1 || !strings.HasPrefix(got[0], "trigger picket/region/eu1") {
+		t.Fatalf("after the store recovered: %v", got)
 	}
 }
