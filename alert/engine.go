@@ -90,6 +90,10 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	}
 	e.incidents = NewIncidents(wait, restored)
 	e.setConfig(o.Config)
+	// What was restored may disagree with itself after a crash (a state saved, its
+	// incident not yet; a resolve accepted, the incident not yet archived): settle it now
+	// rather than when some target next changes.
+	e.reconcile(e.now())
 	return e, nil
 }
 

@@ -129,7 +129,7 @@ func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[stri
 	var fresh []Group
 	for _, g := range groups {
 		inc := m.open[g.Key()]
-		if inc == nil {
+		if inc == nil || m.stillExplained(inc, g) {
 			fresh = append(fresh, g)
 			continue
 		}
@@ -137,6 +137,9 @@ func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[stri
 		if inc.AbsorbedInto != "" {
 			inc.note(now, "resumed", "no longer part of "+inc.AbsorbedInto)
 			inc.AbsorbedInto = ""
+			if !inc.Triggered {
+				inc.SendAfter = now.Add(m.groupWait) // a fresh look before its first page
+			}
 			changes = append(changes, Change{ChangeResumed, inc})
 		}
 		if m.setTargets(now, inc, g.Targets, priorities) {
@@ -182,6 +185,17 @@ func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[stri
 		changes = append(changes, m.settle(now, inc, failing, covered)...)
 	}
 	return changes
+}
+
+// stillExplained: an absorbed incident stays absorbed while the wider incident that
+// absorbed it still covers all of its failing targets; letting it take over again would
+// page (or re-page) during recovery.
+func (m *Incidents) stillExplained(inc *Incident, g Group) bool {
+	if inc.AbsorbedInto == "" {
+		return false
+	}
+	w := m.open[inc.AbsorbedInto]
+	return w != nil && w.AbsorbedInto == "" && containsAll(w.Targets, g.Targets)
 }
 
 // explainer finds an open incident wider than g that already covered all of g's targets.

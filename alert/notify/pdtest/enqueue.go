@@ -40,8 +40,20 @@ func (r *Receiver) routes() http.Handler {
 
 func (r *Receiver) handleEnqueue(w http.ResponseWriter, req *http.Request) {
 	r.countRequest()
+	// Read the body before any injected delay: net/http notices a client that gave up
+	// (and cancels the request's context) only once the body has been read, and an
+	// abandoned request must not be recorded as accepted.
+	var body []byte
+	var tooLarge bool
+	var readErr error
+	if req.Method == http.MethodPost {
+		body, tooLarge, readErr = readBody(w, req)
+	}
 	if f, ok := r.takeFault(); ok && r.serveFault(w, req, f) {
 		return
+	}
+	if req.Context().Err() != nil {
+		return // the client is gone; PagerDuty would not have processed it either
 	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -51,7 +63,6 @@ func (r *Receiver) handleEnqueue(w http.ResponseWriter, req *http.Request) {
 		})
 		return
 	}
-	body, tooLarge, err := readBody(w, req)
 	switch {
 	case tooLarge:
 		r.reject(w, http.StatusRequestEntityTooLarge, apiResponse{
@@ -60,9 +71,9 @@ func (r *Receiver) handleEnqueue(w http.ResponseWriter, req *http.Request) {
 			Errors:  []string{fmt.Sprintf("Event is too large (maximum is %d bytes)", MaxBodyBytes)},
 		})
 		return
-	case err != nil:
+	case readErr != nil:
 		// The client went away mid-body; nobody is left to answer.
-		r.log.Warn("pdtest: reading event body failed", "err", err)
+		r.log.Warn("pdtest: reading event body failed", "err", readErr)
 		return
 	}
 	r.accept(w, body)

@@ -201,3 +201,26 @@ func TestFaultJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestAbandonedRequestIsNotRecorded: a client that gives up during an injected delay
+// must not find its event recorded afterwards.
+func TestAbandonedRequestIsNotRecorded(t *testing.T) {
+	r, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.SetFault(Fault{Delay: 300 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	body := `{"routing_key":"abcdefghijklmnopqrstuvwxyz012345","event_action":"trigger","dedup_key":"k","payload":{"summary":"s","source":"x","severity":"error"}}`
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.URL(), strings.NewReader(body))
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("the request should have timed out")
+	}
+	time.Sleep(500 * time.Millisecond) // past the delay
+	if n := len(r.Events()); n != 0 {
+		t.Errorf("%d events recorded from an abandoned request", n)
+	}
+}
