@@ -89,6 +89,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		wait = *o.GroupWait
 	}
 	e.incidents = NewIncidents(wait, restored)
+	e.adoptQueued(e.now())
 	e.setConfig(o.Config)
 	// What was restored may disagree with itself after a crash (a state saved, its
 	// incident not yet; a resolve accepted, the incident not yet archived): settle it now
@@ -136,6 +137,33 @@ func (e *Engine) restore() ([]*Incident, error) {
 		return nil, fmt.Errorf("restore silences: %w", err)
 	}
 	return incs, nil
+}
+
+// adoptQueued settles restored incidents against what the outbox already holds: a
+// crash between queueing a notification and saving the incident must not make the
+// engine decide (and send) the same thing again after the restart.
+func (e *Engine) adoptQueued(now time.Time) {
+	lister, ok := e.outbox.(interface{ Entries() []notify.EntryInfo })
+	if !ok {
+		return
+	}
+	queued := map[string]bool{} // dedup key + action
+	for _, en := range lister.Entries() {
+		queued[en.DedupKey+" "+en.Action] = true
+	}
+	for _, inc := range e.incidents.Open() {
+		switch {
+		case queued[inc.Key+" "+notify.ActionResolve]:
+			inc.Resolved, inc.Updated = now, now
+			inc.note(now, "resolved", "its resolve was already queued before the restart")
+			e.incidents.forget(inc.Key)
+			e.saveClosed(inc)
+		case !inc.Triggered && queued[inc.Key+" "+notify.ActionTrigger]:
+			inc.Triggered = true
+			inc.note(now, "triggered", "its page was already queued before the restart")
+			e.saveIncident(inc)
+		}
+	}
 }
 
 // setConfig installs cfg; states of targets whose fingerprint changed or that are gone

@@ -95,6 +95,9 @@ func (m *Incidents) Open() []*Incident {
 	return out
 }
 
+// forget drops an open incident that was settled outside Reconcile (after a restart).
+func (m *Incidents) forget(key string) { delete(m.open, key) }
+
 // Get returns an open incident by key.
 func (m *Incidents) Get(key string) *Incident { return m.open[key] }
 
