@@ -130,6 +130,21 @@ func uniqueSorted(xs []string) []string {
 	return sortedKeys(set)
 }
 
+// OpenIncidents copies the open incidents (without the per-target views a full
+// Snapshot builds), for gauges refreshed every second.
+func (e *Engine) OpenIncidents() []Incident {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	open := e.incidents.Open()
+	out := make([]Incident, len(open))
+	for i, inc := range open {
+		out[i] = *inc
+		out[i].Targets = slices.Clone(inc.Targets)
+		out[i].Timeline = nil
+	}
+	return out
+}
+
 // Incident returns an open incident, or a closed one from the store, by dedup key.
 func (e *Engine) Incident(key string) (Incident, bool) {
 	e.mu.Lock()
