@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo bench bench-scale lint resilience clean
+.PHONY: build test demo bench bench-scale soak lint resilience clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/picket ./cmd/picket
@@ -18,12 +18,31 @@ test:
 demo: build
 	./bin/picket demo
 
-# Go benchmarks, then the scheduler at 10,000 targets for SCALE_DURATION (table and JSON
-# under bench/out/). bench-scale runs 1,000, 10,000 and 50,000 targets.
+# Figures, not pass/fail: Go benchmarks (bench/out/gobench.txt), the scheduler at 10,000
+# targets for SCALE_DURATION, time to page over TTP_TRIALS trials, then one summary table
+# (bench/out/summary.json). bench-scale runs 1,000, 10,000 and 50,000 targets; soak runs
+# the daemon for SOAK_DURATION and checks goroutines and heap stay flat.
 SCALE_DURATION ?= 60s
+TTP_TRIALS     ?= 20
+SOAK_DURATION  ?= 10m
+SOAK_TIMEOUT   ?= 30m
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+	mkdir -p bench/out
+	bash -o pipefail -c '$(GO) test -run "^$$" -bench . -benchmem -benchtime 2s ./... | tee bench/out/gobench.txt'
 	bench/run-scale.sh $(SCALE_DURATION) 10000
+	status=0; \
+	$(GO) test -count=1 -timeout 30m ./bench/timetopage -run 'TestTimeToPage$$' \
+	  -timetopage.trials=$(TTP_TRIALS) -timetopage.global=3 -timetopage.out=bench/out/timetopage.json || status=$$?; \
+	$(GO) run ./bench/cmd/summary -dir bench/out -json bench/out/summary.json || status=$$?; \
+	exit $$status
+
+soak:
+	mkdir -p bench/out
+	status=0; \
+	$(GO) test -count=1 -timeout $(SOAK_TIMEOUT) ./bench/timetopage -run 'TestSoak$$' \
+	  -soak.duration=$(SOAK_DURATION) -soak.out=bench/out/soak.json || status=$$?; \
+	$(GO) run ./bench/cmd/summary -dir bench/out -json bench/out/summary.json || status=$$?; \
+	exit $$status
 
 bench-scale:
 	bench/run-scale.sh $(SCALE_DURATION) 1000 10000 50000
