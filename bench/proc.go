@@ -19,8 +19,8 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// statusKB reads one "Name:   1234 kB" line of /proc/self/status (VmRSS, VmHWM).
-func statusKB(field string) (int64, error) {
+// StatusKiB reads one "Name:   1234 kB" line of /proc/self/status (VmRSS, VmHWM).
+func StatusKiB(field string) (int64, error) {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", field, err)
@@ -41,19 +41,19 @@ func statusKB(field string) (int64, error) {
 	return 0, fmt.Errorf("%s: not in /proc/self/status", field)
 }
 
-// statusMB is statusKB in MiB, 0 where /proc is unreadable (the figure is then missing,
+// statusMB is StatusKiB in MiB, 0 where /proc is unreadable (the figure is then missing,
 // not the run).
 func statusMB(field string) float64 {
-	kb, err := statusKB(field)
+	kb, err := StatusKiB(field)
 	if err != nil {
 		return 0
 	}
 	return float64(kb) / 1024
 }
 
-// loadAvg is the 1, 5 and 15 minute load averages: the machine is shared, and a figure
+// LoadAvg is the 1, 5 and 15 minute load averages: the machine is shared, and a figure
 // taken while others were busy says so.
-func loadAvg() string {
+func LoadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return ""

@@ -162,7 +162,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		Targets: o.Targets, DurationS: o.Duration.Seconds(), IntervalS: o.Interval.Seconds(),
 		TimeoutS: o.Timeout.Seconds(), Concurrency: o.Concurrency, Hosts: len(o.Hosts),
 		GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0),
-		LoadAvgStart: loadAvg(), Started: time.Now().UTC().Format(time.RFC3339),
+		LoadAvgStart: LoadAvg(), Started: time.Now().UTC().Format(time.RFC3339),
 	}
 	child, err := startServerChild(ctx, o.Hosts)
 	if err != nil {
@@ -182,7 +182,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	usage, stopErr := child.stop()
 	rep.Servers = usage
 	rep.ServerCPUCores = usage.CPUSeconds / rep.WallS
-	rep.LoadAvgEnd = loadAvg()
+	rep.LoadAvgEnd = LoadAvg()
 	rep.PeakRSS = statusMB("VmHWM")
 	return rep, errors.Join(runErr, stopErr)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // OutPath resolves a report path. A relative path is taken from the module root (the
@@ -60,18 +59,4 @@ func WriteJSON(path string, v any) (string, error) {
 		return "", fmt.Errorf("write %s: %w", full, err)
 	}
 	return full, nil
-}
-
-// loadAvg is the machine's 1, 5 and 15 minute load averages: the conditions a figure
-// was taken under on a shared machine.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

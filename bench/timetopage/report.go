@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/picket-dev/picket/bench"
 )
 
 // Series is a run of trials of one outage under one timing.
@@ -84,7 +86,7 @@ func NewReport(seed int64) *Report {
 	now := time.Now()
 	return &Report{
 		Started: now.UTC().Format(time.RFC3339), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvgStart: loadAvg(), Seed: seed, began: now,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvgStart: bench.LoadAvg(), Seed: seed, began: now,
 		Notes: []string{
 			"page = T(trigger accepted by the local Events API receiver) - T0 (the fault set on the simulated platform); resolve = T(resolve accepted) - T(heal)",
 			"page bound = failure_threshold x interval + timeout + group_wait; Picket holds a new incident's first page for group_wait on purpose, so that the first page says how wide the outage is (detect bound = the same without group_wait)",
@@ -100,7 +102,7 @@ func NewReport(seed int64) *Report {
 // Finish records the conditions at the end.
 func (r *Report) Finish() {
 	r.WallS = round1(time.Since(r.began).Seconds())
-	r.LoadAvgEnd = loadAvg()
+	r.LoadAvgEnd = bench.LoadAvg()
 }
 
 // Table renders the series as one markdown table.

@@ -24,6 +24,7 @@ import (
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/daemon"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
+	"github.com/picket-dev/picket/bench"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
@@ -266,7 +267,7 @@ func RunSoak(ctx context.Context, o SoakOptions) (*SoakReport, error) {
 func newSoakReport(o SoakOptions) *SoakReport {
 	return &SoakReport{
 		Started: time.Now().UTC().Format(time.RFC3339), DurationS: o.Duration.Seconds(), GoVersion: runtime.Version(),
-		NumCPU: runtime.NumCPU(), LoadAvgStart: loadAvg(), Seed: o.Seed, Intervals: []string{"1s (half the journeys)", "3s (the other half)"},
+		NumCPU: runtime.NumCPU(), LoadAvgStart: bench.LoadAvg(), Seed: o.Seed, Intervals: []string{"1s (half the journeys)", "3s (the other half)"},
 		TimeoutMS: ms(soakShape().Timeout), SampleEveryS: o.SampleEvery.Seconds(), WarmUpS: warmUp(o).Seconds(),
 		MaxGrowth: soakMaxGrowth, Slack: soakGoroutineSlack, ExitCode: -1,
 		Notes: []string{
@@ -427,7 +428,7 @@ func (s *soak) runs(ctx context.Context) (float64, error) {
 func (s *soak) figures() {
 	r := s.report
 	r.WallS = round1(time.Since(s.began).Seconds())
-	r.LoadAvgEnd = loadAvg()
+	r.LoadAvgEnd = bench.LoadAvg()
 	for _, ev := range s.pd.Events() {
 		switch ev.Action {
 		case pdtest.ActionTrigger:

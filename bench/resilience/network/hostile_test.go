@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/bench"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe"
 )
@@ -181,7 +182,7 @@ func TestHostileTargetsFailBoundedNextToHealthyOnes(t *testing.T) {
 
 	debug.FreeOSMemory() // what earlier tests left behind is not this test's memory
 	hwmReset := ResetPeakRSS()
-	baseline, _ := StatusKiB("VmRSS")
+	baseline, _ := bench.StatusKiB("VmRSS")
 	sampler := StartRSSSampler(20 * time.Millisecond)
 	// Cancelled, not a deadline: a deadline would reach the runs in flight as theirs,
 	// and a run cut by it would look like a timeout of its own.
@@ -193,7 +194,7 @@ func TestHostileTargetsFailBoundedNextToHealthyOnes(t *testing.T) {
 	_ = sched.Run(ctx) // returns once ctx ends and every run in flight has stopped
 	elapsed := time.Since(began)
 	peak, samples := sampler.Stop()
-	hwm, _ := StatusKiB("VmHWM")
+	hwm, _ := bench.StatusKiB("VmHWM")
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

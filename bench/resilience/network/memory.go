@@ -1,36 +1,12 @@
 package network
 
 import (
-	"bufio"
-	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
-)
 
-// StatusKiB reads one "Name:   1234 kB" field of /proc/self/status (VmRSS, VmHWM).
-func StatusKiB(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", field, err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: want a number of kB, got %q: %w", field, rest, err)
-		}
-		return kb, nil
-	}
-	return 0, fmt.Errorf("%s: not in /proc/self/status", field)
-}
+	"github.com/picket-dev/picket/bench"
+)
 
 // ResetPeakRSS asks the kernel to reset VmHWM to the current RSS (Linux 4.0+), so that
 // a later VmHWM is the peak of what ran since. It reports whether the kernel allowed it.
@@ -69,7 +45,7 @@ func StartRSSSampler(every time.Duration) *RSSSampler {
 }
 
 func (s *RSSSampler) sample() {
-	kb, err := StatusKiB("VmRSS")
+	kb, err := bench.StatusKiB("VmRSS")
 	if err != nil {
 		return
 	}
