@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -311,4 +312,21 @@ func PostJSON(ctx context.Context, client *http.Client, rawURL string, body []by
 		return Scrub(TransportError(fmt.Errorf("read answer to status %d: %w", resp.StatusCode, err)), secrets...)
 	}
 	return Scrub(Classify(resp.StatusCode, []byte(Redact(string(answer), secrets...)), resp.Header), secrets...)
+}
+
+// Defaults fills in what every channel's constructor needs: an HTTP client (ours: no
+// redirects, bounded answers) and a logger when none was given, and the permanent
+// error a notifier of the wrong kind answers every Notify with.
+func Defaults(kind, name, gotKind string, ok bool, client *http.Client, log *slog.Logger) (*http.Client, *slog.Logger, error) {
+	if client == nil {
+		client = NewHTTPClient()
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var misconfig error
+	if !ok {
+		misconfig = Permanent(fmt.Errorf("%s %s: expected a %s notifier config, got kind %s", kind, name, kind, gotKind))
+	}
+	return client, log, misconfig
 }

@@ -62,15 +62,9 @@ var _ notify.Notifier = (*Notifier)(nil)
 // New builds a notifier from its config. A config that is not PagerDuty's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, http: opts.HTTPClient, log: opts.Logger}
-	if n.http == nil {
-		n.http = notify.NewHTTPClient()
-	}
-	if n.log == nil {
-		n.log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.PagerDuty == nil {
-		n.misconfig = notify.Permanent(fmt.Errorf("pagerduty %s: expected a pagerduty notifier config, got kind %s", cfg.Name, cfg.Kind()))
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout}
+	n.http, n.log, n.misconfig = notify.Defaults("pagerduty", cfg.Name, cfg.Kind(), cfg.PagerDuty != nil, opts.HTTPClient, opts.Logger)
+	if n.misconfig != nil {
 		return n
 	}
 	n.routingKey = cfg.PagerDuty.RoutingKey.Reveal()

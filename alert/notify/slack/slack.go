@@ -41,15 +41,9 @@ var _ notify.Notifier = (*Notifier)(nil)
 // New builds a notifier from its config. A config that is not Slack's yields a notifier
 // whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, http: opts.HTTPClient, log: opts.Logger}
-	if n.http == nil {
-		n.http = notify.NewHTTPClient()
-	}
-	if n.log == nil {
-		n.log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Slack == nil {
-		n.misconfig = notify.Permanent(fmt.Errorf("slack %s: expected a slack notifier config, got kind %s", cfg.Name, cfg.Kind()))
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout}
+	n.http, n.log, n.misconfig = notify.Defaults("slack", cfg.Name, cfg.Kind(), cfg.Slack != nil, opts.HTTPClient, opts.Logger)
+	if n.misconfig != nil {
 		return n
 	}
 	n.url = cfg.Slack.WebhookURL.Reveal()

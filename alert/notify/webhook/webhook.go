@@ -55,15 +55,9 @@ var _ notify.Notifier = (*Notifier)(nil)
 // New builds a notifier from its config. A config that is not a webhook's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, http: opts.HTTPClient, log: opts.Logger}
-	if n.http == nil {
-		n.http = notify.NewHTTPClient()
-	}
-	if n.log == nil {
-		n.log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Webhook == nil {
-		n.misconfig = notify.Permanent(fmt.Errorf("webhook %s: expected a webhook notifier config, got kind %s", cfg.Name, cfg.Kind()))
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout}
+	n.http, n.log, n.misconfig = notify.Defaults("webhook", cfg.Name, cfg.Kind(), cfg.Webhook != nil, opts.HTTPClient, opts.Logger)
+	if n.misconfig != nil {
 		return n
 	}
 	n.url = cfg.Webhook.URL.Reveal()
