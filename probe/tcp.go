@@ -54,17 +54,7 @@ func (p *TCPProber) Probe(ctx context.Context, step *config.Step, data tmpl.Data
 	start := time.Now()
 	defer tcpStamp(ex, start)
 
-	addr, host, err := tcpRenderAddress(req.Address, data)
-	if err != nil {
-		ex.Err = err
-		return ex
-	}
-	sni, err := renderSNI(req.ServerName, data)
-	if err != nil {
-		ex.Err = err
-		return ex
-	}
-	raw, err := tcpDial(ctx, addr, ex)
+	raw, host, sni, err := tcpConnect(ctx, req.Address, req.ServerName, data, ex)
 	if err != nil {
 		ex.Err = err
 		return ex
@@ -139,6 +129,20 @@ func tcpRenderAddress(t *tmpl.Template, data tmpl.Data) (addr, host string, err 
 		return "", "", fmt.Errorf("address %q: want host:port", addr)
 	}
 	return addr, host, nil
+}
+
+// tcpConnect renders a step's address and server name and dials it: what every
+// connection-based kind (tcp, tls) does before its own exchange.
+func tcpConnect(ctx context.Context, address, serverName *tmpl.Template, data tmpl.Data, ex *Exchange) (conn net.Conn, host, sni string, err error) {
+	addr, host, err := tcpRenderAddress(address, data)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if sni, err = renderSNI(serverName, data); err != nil {
+		return nil, "", "", err
+	}
+	conn, err = tcpDial(ctx, addr, ex)
+	return conn, host, sni, err
 }
 
 // tcpDial resolves the address's host (timed as the DNS phase, unless it is an IP

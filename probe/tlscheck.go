@@ -36,17 +36,7 @@ func (p *TLSProber) Probe(ctx context.Context, step *config.Step, data tmpl.Data
 	start := time.Now()
 	defer tcpStamp(ex, start)
 
-	addr, host, err := tcpRenderAddress(c.Address, data)
-	if err != nil {
-		ex.Err = err
-		return ex
-	}
-	sni, err := renderSNI(c.ServerName, data)
-	if err != nil {
-		ex.Err = err
-		return ex
-	}
-	conn, err := tcpDial(ctx, addr, ex)
+	conn, host, sni, err := tcpConnect(ctx, c.Address, c.ServerName, data, ex)
 	if err != nil {
 		ex.Err = err
 		return ex
