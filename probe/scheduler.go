@@ -217,13 +217,24 @@ func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, plann
 		defer func() { <-s.sem }()
 		defer e.running.Store(false)
 		r := s.o.Run(ctx, t)
-		if ctx.Err() != nil {
-			return // shutting down: a cancelled run says nothing about the platform
+		if stopping(ctx) {
+			return // shutting down: a cut-short run says nothing about the platform
 		}
 		if s.o.OnResult != nil {
 			s.o.OnResult(t, r)
 		}
 	}()
+}
+
+// stopping reports whether the scheduler's context has ended or reached its deadline:
+// a connection deadline taken from it can fire a moment before ctx.Err() is set, and
+// that run must not count as a platform failure.
+func stopping(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // SchedulerStats are counters for metrics and /readyz.
