@@ -1,0 +1,309 @@
+package cluster
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer collects a member's log, so that a failing test can show it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs a real member on a free loopback port with short intervals; it is closed
+// when the test ends.
+func start(t *testing.T, name string, secret []byte, peers ...*Cluster) *Cluster {
+	t.Helper()
+	return startTuned(t, name, secret, nil, peers...)
+}
+
+// startTuned is start with options changed by tune (nil: none).
+func startTuned(t *testing.T, name string, secret []byte, tune func(*Options), peers ...*Cluster) *Cluster {
+	t.Helper()
+	var addrs []string
+	for _, p := range peers {
+		addrs = append(addrs, p.Addr())
+	}
+	logs := &syncBuffer{}
+	o := Options{
+		Name:              name,
+		Bind:              "127.0.0.1:0",
+		Peers:             addrs,
+		Secret:            secret,
+		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		GossipInterval:    20 * time.Millisecond,
+		ProbeInterval:     100 * time.Millisecond,
+		PushPullInterval:  300 * time.Millisecond,
+		ReconnectInterval: 200 * time.Millisecond,
+		LeaveTimeout:      time.Second,
+	}
+	if tune != nil {
+		tune(&o)
+	}
+	c, err := Start(o)
+	if err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close %s: %v", name, err)
+		}
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", name, logs.String())
+		}
+	})
+	return c
+}
+
+// waitFor polls cond every 10ms for at most limit and reports how long it took.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	began := time.Now()
+	for time.Since(began) < limit {
+		if cond() {
+			return time.Since(began)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("after %s: expected %s", limit, what)
+	return 0
+}
+
+func livePeers(c *Cluster) []string {
+	var names []string
+	for _, m := range c.Members() {
+		if !m.Self && (m.State == StateAlive || m.State == StateSuspect) {
+			names = append(names, m.Name)
+		}
+	}
+	return names
+}
+
+func views(target string, cs ...*Cluster) [][2]int {
+	var out [][2]int
+	for _, c := range cs {
+		f, r := c.View(target)
+		out = append(out, [2]int{f, r})
+	}
+	return out
+}
+
+func allView(target string, failing, reporting int, cs ...*Cluster) func() bool {
+	return func() bool {
+		for _, v := range views(target, cs...) {
+			if v != [2]int{failing, reporting} {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func TestThreeMembersShareVerdicts(t *testing.T) {
+	a := start(t, "a", nil)
+	b := start(t, "b", nil, a)
+	c := start(t, "c", nil, a)
+	members := []*Cluster{a, b, c}
+	waitFor(t, 5*time.Second, "each member to see two live peers", func() bool {
+		return len(livePeers(a)) == 2 && len(livePeers(b)) == 2 && len(livePeers(c)) == 2
+	})
+
+	began := time.Now()
+	a.SetLocal(map[string]bool{"logs/search@eu1": true, "logs/search@us1": false})
+	b.SetLocal(map[string]bool{"logs/search@eu1": true})
+	c.SetLocal(map[string]bool{"logs/search@eu1": false, "logs/search@us1": false})
+	waitFor(t, 5*time.Second, "every member to see eu1 down from 2 of 3", allView("logs/search@eu1", 2, 3, members...))
+	t.Logf("3 members converged %s after their verdicts were set", time.Since(began))
+
+	for _, m := range members {
+		if !m.Failing("logs/search@eu1", 2) || m.Failing("logs/search@eu1", 3) || !m.Failing("logs/search@eu1", 0) {
+			t.Errorf("%s: expected eu1 failing under quorum 2 and majority, not under 3", m.name)
+		}
+		if f, r := m.View("logs/search@us1"); f != 0 || r != 3 || m.Failing("logs/search@us1", 1) {
+			t.Errorf("%s: expected us1 (0, 3) and not failing, got (%d, %d)", m.name, f, r)
+		}
+	}
+
+	// A recovery spreads as well.
+	b.SetLocal(map[string]bool{"logs/search@eu1": false})
+	waitFor(t, 5*time.Second, "every member to see eu1 down from 1 of 3", allView("logs/search@eu1", 1, 3, members...))
+
+	// A member that leaves no longer counts; its firing verdict goes with it.
+	b.SetLocal(map[string]bool{"logs/search@eu1": true})
+	waitFor(t, 5*time.Second, "eu1 down from 2 of 3 again", allView("logs/search@eu1", 2, 3, members...))
+	if err := a.Close(); err != nil {
+		t.Fatalf("close a: %v", err)
+	}
+	waitFor(t, 5*time.Second, "b and c to see eu1 down from 1 of 2", allView("logs/search@eu1", 1, 2, b, c))
+	for _, m := range b.Members() {
+		if m.Name == "a" && m.State != StateLeft {
+			t.Errorf("b: expected a to have left, got %q", m.State)
+		}
+	}
+	if b.Failing("logs/search@eu1", 2) || b.Failing("logs/search@eu1", 0) || !b.Failing("logs/search@eu1", 1) {
+		t.Errorf("b: with 2 live, expected eu1 (1 of 2) failing under quorum 1 only, not 2 nor the majority (2)")
+	}
+}
+
+func TestEncryptedClusterRejectsWrongSecret(t *testing.T) {
+	secret := []byte("0123456789abcdef")
+	a := start(t, "a", secret)
+	b := start(t, "b", secret, a)
+	waitFor(t, 5*time.Second, "a and b to see each other", func() bool {
+		return len(livePeers(a)) == 1 && len(livePeers(b)) == 1
+	})
+	b.SetLocal(map[string]bool{"web/login@eu1": true})
+	waitFor(t, 5*time.Second, "a to see b's verdict", allView("web/login@eu1", 1, 2, a))
+
+	intruders := map[string][]byte{
+		"wrong": []byte("fedcba9876543210"),
+		"plain": nil,
+	}
+	for name, key := range intruders {
+		t.Run(name, func(t *testing.T) {
+			x := start(t, name, key, a)
+			x.SetLocal(map[string]bool{"web/login@eu1": true})
+			// Several probe, push-pull and reconnect rounds.
+			time.Sleep(time.Second)
+			if alone, _ := x.Alone(); !alone {
+				t.Errorf("%s: expected to be alone, sees %v", name, livePeers(x))
+			}
+			for _, m := range []*Cluster{a, b} {
+				if peers := livePeers(m); len(peers) != 1 {
+					t.Errorf("%s: expected only one peer, got %v", m.name, peers)
+				}
+			}
+			if f, r := a.View("web/login@eu1"); f != 1 || r != 2 {
+				t.Errorf("a: expected the intruder's verdict ignored, (1, 2), got (%d, %d)", f, r)
+			}
+		})
+	}
+}
+
+func TestAloneAndNoLongerAlone(t *testing.T) {
+	a := start(t, "a", nil)
+	alone, first := a.Alone()
+	if !alone {
+		t.Fatalf("a single member: expected alone")
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, later := a.Alone(); later < first+50*time.Millisecond {
+		t.Fatalf("expected the alone duration to grow by 50ms from %s, got %s", first, later)
+	}
+	if f, r := a.View("x"); f != 0 || r != 1 {
+		t.Fatalf("alone: expected (0, 1), got (%d, %d)", f, r)
+	}
+	a.SetLocal(map[string]bool{"x": true})
+	if !a.Failing("x", 0) || a.Failing("x", 2) {
+		t.Fatalf("alone: expected x failing by majority (1 of 1), not by quorum 2")
+	}
+
+	b := start(t, "b", nil, a)
+	waitFor(t, 5*time.Second, "a not alone once b joined", func() bool { alone, _ := a.Alone(); return !alone })
+	if err := b.Close(); err != nil {
+		t.Fatalf("close b: %v", err)
+	}
+	waitFor(t, 5*time.Second, "a alone again once b left", func() bool { alone, _ := a.Alone(); return alone })
+	if _, d := a.Alone(); d > time.Second {
+		t.Fatalf("expected the alone time to restart when b left, got %s", d)
+	}
+}
+
+func TestStartRejectsBadOptions(t *testing.T) {
+	cases := map[string]struct {
+		o    Options
+		want string
+	}{
+		"no name":      {Options{Bind: "127.0.0.1:0"}, "expected a member name"},
+		"short secret": {Options{Name: "a", Bind: "127.0.0.1:0", Secret: []byte("short")}, "expected 16, 24 or 32 bytes, got 5"},
+		"bad bind":     {Options{Name: "a", Bind: "127.0.0.1"}, "expected host:port"},
+		"bad port":     {Options{Name: "a", Bind: "127.0.0.1:99999"}, "expected a port"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := Start(tc.o)
+			if err == nil {
+				c.Close()
+				t.Fatalf("expected an error containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("expected an error containing %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
+
+// crash stops a member without leaving, as a killed process or a cut cable would.
+func crash(t *testing.T, c *Cluster) {
+	t.Helper()
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.done.Wait()
+		if err := c.ml.Shutdown(); err != nil {
+			t.Errorf("shut down %s: %v", c.name, err)
+		}
+	})
+}
+
+func TestCrashedMemberIsDeadAndDropsOut(t *testing.T) {
+	a := start(t, "a", nil)
+	b := start(t, "b", nil, a)
+	c := start(t, "c", nil, a)
+	waitFor(t, 5*time.Second, "a to see two live peers", func() bool { return len(livePeers(a)) == 2 })
+	c.SetLocal(map[string]bool{"metrics/query@us1": true})
+	waitFor(t, 5*time.Second, "a and b to see c's verdict", allView("metrics/query@us1", 1, 3, a, b))
+
+	crashed := time.Now()
+	crash(t, c)
+	waitFor(t, 10*time.Second, "a and b to drop the crashed c", allView("metrics/query@us1", 0, 2, a, b))
+	t.Logf("a crashed member dropped out after %s", time.Since(crashed))
+	for _, m := range a.Members() {
+		if m.Name != "c" {
+			continue
+		}
+		if m.State != StateDead {
+			t.Errorf("a: expected c dead, got %q", m.State)
+		}
+		if m.LastHeard.After(crashed) || time.Since(m.LastHeard) > 5*time.Second {
+			t.Errorf("a: expected c last heard shortly before the crash at %s, got %s", crashed, m.LastHeard)
+		}
+	}
+}
+
+// With push-pull out of the picture, verdict changes travel by broadcast alone, and a late
+// joiner learns third members' verdicts from the one state it pulls when joining.
+func TestBroadcastAndJoinStateEachSuffice(t *testing.T) {
+	noPushPull := func(o *Options) { o.PushPullInterval = time.Hour }
+	a := startTuned(t, "a", nil, noPushPull)
+	c := startTuned(t, "c", nil, noPushPull, a)
+	waitFor(t, 5*time.Second, "a and c to see each other", func() bool { return len(livePeers(a)) == 1 && len(livePeers(c)) == 1 })
+
+	c.SetLocal(map[string]bool{"web/checkout@eu1": true})
+	took := waitFor(t, 5*time.Second, "a to see c's verdict by broadcast", allView("web/checkout@eu1", 1, 2, a))
+	t.Logf("one change reached a peer by broadcast in %s", took)
+	waitFor(t, 5*time.Second, "c's broadcast queue to drain", func() bool { return c.queue.NumQueued() == 0 && a.queue.NumQueued() == 0 })
+
+	b := startTuned(t, "b", nil, noPushPull, a)
+	waitFor(t, 5*time.Second, "b to see c's verdict, relayed by a on join", allView("web/checkout@eu1", 1, 3, b))
+}
