@@ -45,7 +45,7 @@ const (
 	// engineTick is how often the daemon lets the engine send pages whose group wait is
 	// over (alert/daemon/daemon.go, tick): a held page goes out at the first tick after
 	// group_wait, unless another target changes state first.
-	engineTick = time.Second
+	engineTick = 100 * time.Millisecond
 	// jitterFraction is the scheduler's default spread of each run (probe/scheduler.go):
 	// up to ±5 % of the interval, at most 1 s.
 	jitterFraction = 0.05

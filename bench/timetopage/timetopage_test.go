@@ -110,7 +110,7 @@ func checkOnePage(t *testing.T, s Series) {
 // timing (every 500ms, ×2, timeout 400ms, group_wait 500ms), each paged within
 // failure_threshold × interval + timeout + group_wait and resolved within
 // success_threshold × interval + timeout — both plus what the daemon adds as built: its
-// one-second engine tick (pages only) and the scheduler's 5 % jitter per run.
+// engine tick (100 ms, pages only) and the scheduler's 5 % jitter per run.
 func TestPageWithinBoundQuick(t *testing.T) {
 	rig := startRig(t, QuickShape())
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
