@@ -93,9 +93,7 @@ func newDemoCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "examples/demo.yaml", "config file")
 	cmd.Flags().StringVar(&state, "state", "", "state directory (default: a fresh temporary one)")
-	addLogFlags(cmd, &lf)
-	lf.level = "warn"
-	cmd.Flags().Lookup("log-level").DefValue = "warn"
+	addLogFlags(cmd, &lf, "warn") // the demo's own output (URLs, pages) should stand out
 	return cmd
 }
 

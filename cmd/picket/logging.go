@@ -13,9 +13,10 @@ type logFlags struct {
 	level  string
 }
 
-func addLogFlags(cmd *cobra.Command, f *logFlags) {
+// addLogFlags adds --log-format and --log-level with level as the default level.
+func addLogFlags(cmd *cobra.Command, f *logFlags, level string) {
 	cmd.Flags().StringVar(&f.format, "log-format", "text", "log format: text or json")
-	cmd.Flags().StringVar(&f.level, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&f.level, "log-level", level, "log level: debug, info, warn or error")
 }
 
 func (f logFlags) logger(w io.Writer) (*slog.Logger, error) {

@@ -54,7 +54,7 @@ validate is refused and the running one stays). SIGINT or SIGTERM stops it (exit
 		},
 	}
 	addConfigFlag(cmd, &path)
-	addLogFlags(cmd, &lf)
+	addLogFlags(cmd, &lf, "info")
 	addShardFlag(cmd, &shard)
 	return cmd
 }
