@@ -330,3 +330,23 @@ func Defaults(kind, name, gotKind string, ok bool, client *http.Client, log *slo
 	}
 	return client, log, misconfig
 }
+
+// Attempt is the body of every channel's Notify: the wrong-kind error first, then one
+// send, secrets scrubbed from its error, and a debug line with the outcome.
+func Attempt(ctx context.Context, log *slog.Logger, name, kind string, misconfig error, msg Notification,
+	send func(context.Context, Notification) error, secrets ...string) error {
+	if misconfig != nil {
+		return misconfig
+	}
+	started := time.Now()
+	err := Scrub(send(ctx, msg), secrets...)
+	attrs := []any{"notifier", name, "kind", kind, "action", msg.Action, "dedup_key", msg.DedupKey,
+		"elapsed", time.Since(started).Round(time.Millisecond)}
+	if err == nil {
+		log.Debug("notification delivered", attrs...)
+		return nil
+	}
+	log.Debug("notification failed", append(attrs, "permanent", IsPermanent(err),
+		"retry_after", RetryAfter(err), "err", err.Error())...)
+	return err
+}

@@ -91,14 +91,7 @@ func (n *Notifier) Kind() string { return Kind }
 // Notify sends one event and reports whether PagerDuty accepted it (2xx). Failures are
 // classified as in notify.Classify; 400 (an invalid event) is permanent.
 func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
-	if n.misconfig != nil {
-		return n.misconfig
-	}
-	started := time.Now()
-	err := n.send(ctx, msg)
-	err = notify.Scrub(err, n.routingKey)
-	n.logResult(msg, started, err)
-	return err
+	return notify.Attempt(ctx, n.log, n.name, Kind, n.misconfig, msg, n.send, n.routingKey)
 }
 
 func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
@@ -239,15 +232,4 @@ func Summary(s string) string {
 	}
 	runes := []rune(s)
 	return string(runes[:MaxSummaryRunes-1]) + "…"
-}
-
-func (n *Notifier) logResult(msg notify.Notification, started time.Time, err error) {
-	attrs := []any{"notifier", n.name, "kind", Kind, "action", msg.Action, "dedup_key", msg.DedupKey,
-		"elapsed", time.Since(started).Round(time.Millisecond)}
-	if err == nil {
-		n.log.Debug("notification delivered", attrs...)
-		return
-	}
-	n.log.Debug("notification failed", append(attrs, "permanent", notify.IsPermanent(err),
-		"retry_after", notify.RetryAfter(err), "err", err.Error())...)
 }

@@ -75,13 +75,7 @@ func (n *Notifier) Kind() string { return Kind }
 
 // Notify posts one notification; any 2xx is success, the rest as notify.Classify says.
 func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
-	if n.misconfig != nil {
-		return n.misconfig
-	}
-	started := time.Now()
-	err := n.send(ctx, msg)
-	n.logResult(msg, started, err)
-	return err
+	return notify.Attempt(ctx, n.log, n.name, Kind, n.misconfig, msg, n.send)
 }
 
 func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
@@ -102,15 +96,4 @@ func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
 		return fmt.Errorf("webhook %s: %s %s: %w", n.name, msg.Action, msg.DedupKey, err)
 	}
 	return nil
-}
-
-func (n *Notifier) logResult(msg notify.Notification, started time.Time, err error) {
-	attrs := []any{"notifier", n.name, "kind", Kind, "action", msg.Action, "dedup_key", msg.DedupKey,
-		"elapsed", time.Since(started).Round(time.Millisecond)}
-	if err == nil {
-		n.log.Debug("notification delivered", attrs...)
-		return
-	}
-	n.log.Debug("notification failed", append(attrs, "permanent", notify.IsPermanent(err),
-		"retry_after", notify.RetryAfter(err), "err", err.Error())...)
 }
