@@ -30,15 +30,6 @@ func Parse(name, raw string) (*Template, error) {
 	return &Template{Raw: raw, t: t}, nil
 }
 
-// MustParse is for tests and built-in literals.
-func MustParse(raw string) *Template {
-	t, err := Parse("literal", raw)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
 // IsLiteral reports whether rendering always yields Raw.
 func (t *Template) IsLiteral() bool { return t == nil || t.t == nil }
 

@@ -38,7 +38,6 @@ type Receiver struct {
 	log      *slog.Logger
 	ln       net.Listener
 	srv      *http.Server
-	handler  http.Handler
 	served   chan struct{} // closed when Serve has returned
 	closing  chan struct{} // closed by Close: ends delays and waits
 	closeErr error
@@ -84,9 +83,9 @@ func New(opts Options) (*Receiver, error) {
 		open:    map[alertKey]Event{},
 		changed: make(chan struct{}),
 	}
-	r.handler = r.routes()
+
 	r.srv = &http.Server{
-		Handler:           r.handler,
+		Handler:           r.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -128,10 +127,6 @@ func (r *Receiver) BaseURL() string { return "http://" + r.ServeAddr() }
 
 // URL is the full enqueue URL, http://host:port/v2/enqueue.
 func (r *Receiver) URL() string { return r.BaseURL() + pathEnqueueV2 }
-
-// Handler is the receiver's HTTP handler (Events API and control surface),
-// for mounting elsewhere; what it records is visible through r.
-func (r *Receiver) Handler() http.Handler { return r.handler }
 
 // Close stops the server, cancels pending delays and WaitFor calls, and returns
 // when every goroutine of the receiver has ended. It is safe to call twice.
