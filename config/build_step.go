@@ -50,7 +50,7 @@ func (b *builder) buildSteps(p *Product, j *JourneySpec, s settings, regions []s
 		}
 		names[name] = true
 		st := b.buildStep(spec, name, s)
-		b.checkTemplates(spec, regions, vars)
+		b.checkTemplates(spec, st.Checks, regions, vars)
 		for _, e := range st.Extract {
 			vars[e.Name] = placeholder
 		}
@@ -253,7 +253,7 @@ func (b *builder) buildExtract(spec *StepSpec) []Extractor {
 // checkTemplates renders every template of a step with each region's data, so that a
 // missing key ({{.region.apii}}, an undefined secret, a var no earlier step extracts) is
 // a load error at its line, not a failed probe at 3 a.m.
-func (b *builder) checkTemplates(spec *StepSpec, regions []string, vars map[string]string) {
+func (b *builder) checkTemplates(spec *StepSpec, checks *expect.Checks, regions []string, vars map[string]string) {
 	type item struct {
 		node *yaml.Node
 		t    *tmpl.Template
@@ -309,8 +309,7 @@ func (b *builder) checkTemplates(spec *StepSpec, regions []string, vars map[stri
 	if x := spec.ICMP; x != nil {
 		addRaw(x, "host", x.Host)
 	}
-	checks, _ := expect.Compile(spec.Expect)
-	if checks != nil {
+	if checks != nil { // compiled once, in buildStep
 		for _, t := range checks.Templates() {
 			items = append(items, item{b.d.at(&spec.Expect, ""), t})
 		}
