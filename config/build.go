@@ -21,6 +21,8 @@ type builder struct {
 	secrets map[string]string
 	regions map[string]*Region
 	dir     string // the config file's folder: relative file paths are relative to it
+	// stepTemplates are the templates of the step being built, with their positions.
+	stepTemplates []placedTemplate
 }
 
 // path resolves a file name written in the config.

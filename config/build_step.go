@@ -49,6 +49,7 @@ func (b *builder) buildSteps(p *Product, j *JourneySpec, s settings, regions []s
 			b.d.errorf(b.d.at(spec, "name"), "step %q is defined twice in journey %q", name, j.Name)
 		}
 		names[name] = true
+		b.stepTemplates = b.stepTemplates[:0]
 		st := b.buildStep(spec, name, s)
 		b.checkTemplates(spec, st.Checks, regions, vars)
 		for _, e := range st.Extract {
@@ -140,9 +141,8 @@ func (b *builder) buildHTTP(h *HTTPSpec, s settings) *HTTPRequest {
 	req.Body = b.template(h, "body", h.Body)
 	headersNode := b.d.value(h, "headers")
 	for _, name := range keysInOrder(headersNode) {
-		t, err := tmpl.Parse(name, h.Headers[name])
-		if err != nil {
-			b.d.errorf(headersNode, "header %s: %v", name, err)
+		t := b.templateAt(keyAt(headersNode, name), "header "+name, h.Headers[name])
+		if t == nil {
 			continue
 		}
 		req.Headers = append(req.Headers, Header{Name: http.CanonicalHeaderKey(name), Value: t})
@@ -176,11 +176,20 @@ func (b *builder) serverName(owner any, key, raw string) *tmpl.Template {
 	return b.template(owner, key, raw)
 }
 
+// template parses one templated field of a step and remembers where it was written,
+// so that checkTemplates can test-render it for every region.
 func (b *builder) template(owner any, key, raw string) *tmpl.Template {
+	return b.templateAt(b.d.at(owner, key), key, raw)
+}
+
+func (b *builder) templateAt(node *yaml.Node, key, raw string) *tmpl.Template {
 	t, err := tmpl.Parse(key, raw)
 	if err != nil {
-		b.d.errorf(b.d.at(owner, key), "%s: %v", key, err)
+		b.d.errorf(node, "%s: %v", key, err)
 		return nil
+	}
+	if !t.IsLiteral() {
+		b.stepTemplates = append(b.stepTemplates, placedTemplate{node, t})
 	}
 	return t
 }
@@ -253,65 +262,17 @@ func (b *builder) buildExtract(spec *StepSpec) []Extractor {
 // checkTemplates renders every template of a step with each region's data, so that a
 // missing key ({{.region.apii}}, an undefined secret, a var no earlier step extracts) is
 // a load error at its line, not a failed probe at 3 a.m.
+// placedTemplate is a parsed template and the node it was written at.
+type placedTemplate struct {
+	node *yaml.Node
+	t    *tmpl.Template
+}
+
 func (b *builder) checkTemplates(spec *StepSpec, checks *expect.Checks, regions []string, vars map[string]string) {
-	type item struct {
-		node *yaml.Node
-		t    *tmpl.Template
-	}
-	var items []item
-	if h := spec.HTTP; h != nil {
-		for _, key := range []string{"url", "body"} {
-			raw := h.URL
-			if key == "body" {
-				raw = h.Body
-			}
-			if t, err := tmpl.Parse(key, raw); err == nil {
-				items = append(items, item{b.d.at(h, key), t})
-			}
-		}
-		if h.TLS != nil && strings.Contains(h.TLS.ServerName, "{{") {
-			if t, err := tmpl.Parse("server_name", h.TLS.ServerName); err == nil {
-				items = append(items, item{b.d.at(h.TLS, "server_name"), t})
-			}
-		}
-		hn := b.d.at(h, "headers")
-		for name, raw := range h.Headers {
-			if t, err := tmpl.Parse(name, raw); err == nil {
-				items = append(items, item{keyAt(hn, name), t})
-			}
-		}
-	}
-	addRaw := func(owner any, key, raw string) {
-		if t, err := tmpl.Parse(key, raw); err == nil {
-			items = append(items, item{b.d.at(owner, key), t})
-		}
-	}
-	if x := spec.TCP; x != nil {
-		addRaw(x, "address", x.Address)
-		for _, ex := range x.Exchange {
-			if ex != nil {
-				addRaw(ex, "send", ex.Send)
-			}
-		}
-	}
-	if x := spec.DNS; x != nil {
-		addRaw(x, "name", x.Name)
-	}
-	if x := spec.TLS; x != nil {
-		addRaw(x, "address", x.Address)
-		if strings.Contains(x.ServerName, "{{") {
-			addRaw(x, "server_name", x.ServerName)
-		}
-	}
-	if x := spec.GRPC; x != nil {
-		addRaw(x, "address", x.Address)
-	}
-	if x := spec.ICMP; x != nil {
-		addRaw(x, "host", x.Host)
-	}
+	items := b.stepTemplates
 	if checks != nil { // compiled once, in buildStep
 		for _, t := range checks.Templates() {
-			items = append(items, item{b.d.at(&spec.Expect, ""), t})
+			items = append(items, placedTemplate{b.d.at(&spec.Expect, ""), t})
 		}
 	}
 	run := map[string]string{"id": placeholder, "started": placeholder, "unix": "0", "target": placeholder}
