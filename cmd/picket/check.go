@@ -46,7 +46,7 @@ or usage error.`,
 	fl.IntVar(&f.concurrency, "concurrency", 0, "targets run at once (default: the config's concurrency)")
 	fl.BoolVar(&f.page, "page", false, "send triggers for what is down and resolves for what is up, through the config's routes")
 	fl.StringVar(&f.stateDir, "state", "", "with --page: keep alert state here (thresholds and open incidents, as the daemon does)")
-	addLogFlags(cmd, &f.log, "info")
+	addLogFlags(cmd, &f.log, "warn") // a one-shot run prints its report; only trouble belongs on stderr
 	addShardFlag(cmd, &f.shard)
 	return cmd
 }
