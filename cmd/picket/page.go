@@ -33,7 +33,7 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 		}
 		defer os.RemoveAll(dir)
 		stateDir = dir
-		cfg = withImmediateThresholds(cfg)
+		cfg = cfg.WithThresholds(1, 1) // one result per target: one failure fires, one success resolves
 	}
 	st, err := store.Open(stateDir, store.Options{})
 	if err != nil {
@@ -66,17 +66,4 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 		fmt.Fprintf(stderr, "picket: not delivered yet: %s %s via %s (%d attempts): %s\n", e.Action, e.DedupKey, e.Notifier, e.Attempts, e.LastError)
 	}
 	return ob.Pending(), nil
-}
-
-// withImmediateThresholds: a one-shot run without state has one result per target, so
-// one failure fires and one success resolves.
-func withImmediateThresholds(cfg *config.Config) *config.Config {
-	c := *cfg
-	c.Targets = make([]*config.Target, len(cfg.Targets))
-	for i, t := range cfg.Targets {
-		tc := *t
-		tc.FailureThreshold, tc.SuccessThreshold = 1, 1
-		c.Targets[i] = &tc
-	}
-	return &c
 }

@@ -1,5 +1,7 @@
 package config
 
+// Configs derived from a loaded one; a Config is immutable, so these return copies.
+
 import (
 	"fmt"
 	"hash/fnv"
@@ -54,4 +56,17 @@ func (c *Config) WithShard(s Shard) (*Config, error) {
 		}
 	}
 	return &out, nil
+}
+
+// WithThresholds returns a copy of the config whose targets fire after failures and
+// resolve after successes consecutive runs (a one-shot run without state uses 1 and 1).
+func (c *Config) WithThresholds(failures, successes int) *Config {
+	out := *c
+	out.Targets = make([]*Target, len(c.Targets))
+	for i, t := range c.Targets {
+		tc := *t
+		tc.FailureThreshold, tc.SuccessThreshold = failures, successes
+		out.Targets[i] = &tc
+	}
+	return &out
 }
