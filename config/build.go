@@ -59,6 +59,8 @@ func (b *builder) build() {
 	b.buildRegions()
 	b.buildProducts()
 	b.buildAlerting()
+	b.buildCluster()
+	b.cfg.AllTargets = b.cfg.Targets
 	b.applyShard()
 }
 

@@ -47,7 +47,33 @@ type Config struct {
 	APIToken    Secret
 	Secrets     *Secrets
 	Shard       *Shard // nil: every target
+	// AllTargets are every target of the file, also when Shard leaves only some in
+	// Targets: a fleet's engine judges all of them from the vantages' shared verdicts.
+	AllTargets []*Target
+	Cluster    *Cluster // nil: a lone vantage
 }
+
+// Cluster makes this vantage one member of a fleet (see alert/cluster).
+type Cluster struct {
+	Member        string // the vantage, with "#INDEX" when sharded: unique per instance
+	Bind          string
+	Advertise     string
+	Peers         []string
+	Secret        Secret // the gossip key: 16, 24 or 32 bytes (raw or base64); empty: plaintext
+	Quorum        int    // 0: a majority of the live vantages
+	AloneAfter    time.Duration
+	TakeoverAfter time.Duration
+	Notify        []string
+
+	GossipInterval, ProbeInterval, PushPullInterval time.Duration // 0: memberlist's defaults
+}
+
+// Defaults of the cluster: block.
+const (
+	DefaultClusterBind    = "0.0.0.0:7946"
+	DefaultAloneAfter     = 2 * time.Minute
+	DefaultTakeoverAfter  = 15 * time.Second
+)
 
 // Region is one isolated stack of the platform.
 type Region struct {

@@ -296,3 +296,49 @@ func TestShardsCoverEveryTargetOnce(t *testing.T) {
 		t.Errorf("bad shard in config: %v", err)
 	}
 }
+
+func TestClusterConfig(t *testing.T) {
+	const key = "ZmxlZXQtdGVzdC1nb3NzaXAta2V5LTMyYnl0ZXMhISE=" // base64 of 32 bytes
+	cfg, err := Parse("t.yaml", []byte(`
+vantage: fsn1
+regions:
+  eu1: {vars: {api: "http://127.0.0.1:1"}}
+  us1: {vars: {api: "http://127.0.0.1:2"}}
+products:
+  - name: web
+    journeys:
+      - {name: home, steps: [{http: {url: "{{.region.api}}/"}}]}
+      - {name: login, steps: [{http: {url: "{{.region.api}}/login"}}]}
+notifiers:
+  ops: {webhook: {url: "http://127.0.0.1:9/hook"}}
+self_check: {targets: ["tcp://127.0.0.1:9"], notify: [ops]}
+cluster: {peers: ["10.0.0.2:7946"], secret: "`+key+`"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Cluster
+	if c == nil || c.Member != "fsn1" || c.Bind != DefaultClusterBind || c.Quorum != 0 ||
+		c.AloneAfter != DefaultAloneAfter || c.TakeoverAfter != DefaultTakeoverAfter || len(c.Notify) != 1 || c.Notify[0] != "ops" {
+		t.Fatalf("cluster defaults: %+v", c)
+	}
+	if got := len(c.Secret.Reveal()); got != 32 {
+		t.Errorf("the base64 gossip key decodes to %d bytes, want 32", got)
+	}
+	if s := fmt.Sprintf("%v %+v", c, c); strings.Contains(s, key) || strings.Contains(s, "fleet-test") {
+		t.Errorf("gossip key printed: %s", s)
+	}
+	sharded, err := cfg.WithShard(Shard{Index: 1, Count: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sharded.Cluster.Member != "fsn1#1" || cfg.Cluster.Member != "fsn1" {
+		t.Errorf("member names: sharded %q, whole %q", sharded.Cluster.Member, cfg.Cluster.Member)
+	}
+	if len(sharded.AllTargets) != 4 || len(sharded.Targets) >= 4 {
+		t.Errorf("sharded: %d of %d targets", len(sharded.Targets), len(sharded.AllTargets))
+	}
+	if raw, err := GossipKey("0123456789abcdef"); err != nil || string(raw) != "0123456789abcdef" {
+		t.Errorf("a raw 16-character key: %q %v", raw, err)
+	}
+}

@@ -50,7 +50,15 @@ func (c *Config) WithShard(s Shard) (*Config, error) {
 	out := *c
 	out.Shard = &s
 	out.Targets = nil
-	for _, t := range c.Targets {
+	if out.AllTargets == nil {
+		out.AllTargets = c.Targets
+	}
+	if c.Cluster != nil {
+		cl := *c.Cluster
+		cl.Member = memberName(c.Vantage, &s)
+		out.Cluster = &cl
+	}
+	for _, t := range out.AllTargets {
 		if ShardOf(t.ID, s.Count) == s.Index {
 			out.Targets = append(out.Targets, t)
 		}
@@ -62,11 +70,19 @@ func (c *Config) WithShard(s Shard) (*Config, error) {
 // resolve after successes consecutive runs (a one-shot run without state uses 1 and 1).
 func (c *Config) WithThresholds(failures, successes int) *Config {
 	out := *c
-	out.Targets = make([]*Target, len(c.Targets))
-	for i, t := range c.Targets {
-		tc := *t
-		tc.FailureThreshold, tc.SuccessThreshold = failures, successes
-		out.Targets[i] = &tc
+	changed := map[*Target]*Target{}
+	with := func(ts []*Target) []*Target {
+		out := make([]*Target, len(ts))
+		for i, t := range ts {
+			if changed[t] == nil {
+				tc := *t
+				tc.FailureThreshold, tc.SuccessThreshold = failures, successes
+				changed[t] = &tc
+			}
+			out[i] = changed[t]
+		}
+		return out
 	}
+	out.Targets, out.AllTargets = with(c.Targets), with(c.AllTargets)
 	return &out
 }

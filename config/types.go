@@ -26,6 +26,23 @@ type File struct {
 	Heartbeat   *HeartbeatSpec           `yaml:"heartbeat"`
 	API         APISpec                  `yaml:"api"`
 	Shard       *ShardSpec               `yaml:"shard"`
+	Cluster     *ClusterSpec             `yaml:"cluster"`
+}
+
+// ClusterSpec makes this vantage a member of a fleet that agrees before paging.
+type ClusterSpec struct {
+	Bind          string         `yaml:"bind"`      // host:port to gossip on
+	Advertise     string         `yaml:"advertise"` // host:port the others reach us at
+	Peers         []string       `yaml:"peers"`     // host:port of other vantages
+	Secret        string         `yaml:"secret"`    // a template, usually "{{.secret.gossip_key}}"
+	Quorum        int            `yaml:"quorum"`    // vantages that must agree; 0: a majority of the live ones
+	AloneAfter    *time.Duration `yaml:"alone_after"`
+	TakeoverAfter *time.Duration `yaml:"takeover_after"`
+	Notify        []string       `yaml:"notify"` // where "vantage X silent" notices go
+	// Gossip timing; memberlist's LAN defaults fit a fleet across providers.
+	GossipInterval   *time.Duration `yaml:"gossip_interval"`
+	ProbeInterval    *time.Duration `yaml:"probe_interval"`
+	PushPullInterval *time.Duration `yaml:"push_pull_interval"`
 }
 
 // ShardSpec makes this instance probe one share of the targets (by a stable hash of the
