@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ type EngineOptions struct {
 	GroupWait *time.Duration
 	// OnTransition, if set, is told every state change (metrics, the timeline).
 	OnTransition func(Transition)
+	// Fleet, if set, makes this engine one vantage of a fleet: targets fail by quorum of
+	// the vantages' shared verdicts, and one vantage sends each page.
+	Fleet *FleetOptions
 }
 
 // Engine turns results into states, states into incidents, incidents into deliveries.
@@ -65,6 +69,7 @@ type Engine struct {
 	now       func() time.Time
 	onTrans   func(Transition)
 	impaired  bool
+	fleet     *fleetState // nil: a lone vantage
 }
 
 // NewEngine restores states and open incidents from the store and starts from there:
@@ -72,7 +77,7 @@ type Engine struct {
 func NewEngine(o EngineOptions) (*Engine, error) {
 	e := &Engine{
 		store: o.Store, outbox: o.Outbox, log: o.Logger, now: o.Now, onTrans: o.OnTransition,
-		states: map[string]*TargetState{},
+		states: map[string]*TargetState{}, fleet: newFleetState(o.Fleet),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -258,19 +263,27 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 func (e *Engine) Tick() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.fleetMoved() {
+		e.reconcile(e.now()) // sends what is due too
+		return
+	}
 	e.sendDue(e.now())
 }
 
 // reconcile recomputes scope and incidents from the firing states and tells notifiers.
 func (e *Engine) reconcile(now time.Time) {
 	var down, degraded []Failing
+	if e.fleet != nil {
+		e.publishAndTally()
+	}
 	for id, s := range e.states {
-		if s.State != StateFiring {
+		condition := e.condition(id, s)
+		if condition == "" {
 			continue
 		}
 		t := e.targets[id]
 		f := Failing{Target: id, Product: t.Product, Region: t.Region}
-		if s.Condition == ConditionDegraded && e.cfg.Alerting.Degraded != "page" {
+		if condition == ConditionDegraded && e.cfg.Alerting.Degraded != "page" {
 			degraded = append(degraded, f)
 		} else {
 			down = append(down, f)
@@ -283,6 +296,18 @@ func (e *Engine) reconcile(now time.Time) {
 		e.apply(now, c)
 	}
 	e.sendDue(now)
+}
+
+// condition is what alerting goes by: this vantage's state alone, or in a fleet the
+// quorum of the vantages' verdicts.
+func (e *Engine) condition(id string, s *TargetState) string {
+	if e.fleet != nil {
+		return e.fleet.condition(id)
+	}
+	if s.State != StateFiring {
+		return ""
+	}
+	return s.Condition
 }
 
 func (e *Engine) priorities() map[string]int {
@@ -301,11 +326,11 @@ func (e *Engine) apply(now time.Time, c Change) {
 	case ChangeOpened:
 		// The trigger goes out from sendDue once the group wait has passed.
 	case ChangeUpdated:
-		if inc.Triggered {
+		if inc.Triggered && e.firstSender(inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "widened: regions "+joinNames(inc.Regions)+"; products "+joinNames(inc.Products))
 		}
 	case ChangeResumed:
-		if inc.Triggered && inc.ToldPartOf != "" {
+		if inc.Triggered && inc.ToldPartOf != "" && e.firstSender(inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "no longer part of "+inc.ToldPartOf+"; still failing here")
 			inc.ToldPartOf = ""
 		}
@@ -316,7 +341,7 @@ func (e *Engine) apply(now time.Time, c Change) {
 		// A paged incident is told once the wider one is paged too (sendDue).
 	case ChangeResolved:
 		if inc.Triggered {
-			e.send(now, inc, notify.ActionResolve, "resolved")
+			e.resolveVia(now, inc)
 		} else {
 			inc.note(now, "released", "recovered before it was paged; not sent")
 		}
@@ -344,13 +369,22 @@ func (e *Engine) sendDue(now time.Time) {
 			continue // held, not dropped: sent when the self-check recovers
 		}
 		inc.Silenced = false
-		if !e.send(now, inc, notify.ActionTrigger, "") {
+		send, adopted := e.mayTrigger(now, inc)
+		if adopted {
+			inc.Triggered = true
+			e.saveIncident(inc)
+		}
+		if !send {
+			continue
+		}
+		if !e.sendRecorded(now, inc, notify.ActionTrigger, e.isolationNote()) {
 			continue // nothing could be queued: the next tick tries again
 		}
 		inc.Triggered = true
 		e.saveIncident(inc)
 	}
 	e.tellAbsorbed(now)
+	e.sendPendingResolves(now)
 }
 
 // tellAbsorbed updates paged incidents that a wider, paged incident now explains, so
@@ -364,7 +398,9 @@ func (e *Engine) tellAbsorbed(now time.Time) {
 		if wider == nil || !wider.Triggered {
 			continue
 		}
-		e.send(now, inc, notify.ActionTrigger, "now part of "+scopeLabel(wider))
+		if e.firstSender(inc.Key) {
+			e.send(now, inc, notify.ActionTrigger, "now part of "+scopeLabel(wider))
+		}
 		inc.ToldPartOf = inc.AbsorbedInto
 		e.saveIncident(inc)
 	}
@@ -378,8 +414,8 @@ func (e *Engine) allSilences() []Silence {
 // It reports false only when there was something to queue and none of it could be
 // written (the store failed), so that a trigger is tried again rather than lost.
 func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
-	if action == notify.ActionTrigger && note == "" {
-		inc.note(now, "triggered", "page sent to the outbox")
+	if action == notify.ActionTrigger && (note == "" || note == e.isolationNote()) {
+		inc.note(now, "triggered", strings.TrimSuffix("page sent to the outbox; "+note, "; "))
 	} else {
 		inc.note(now, action, note)
 	}
@@ -387,6 +423,9 @@ func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
 		note = ""
 	}
 	n := buildNotification(e.cfg, inc, action, note, e.states, now)
+	if e.fleet != nil {
+		n.Details["fleet"] = e.fleetDetails(inc)
+	}
 	deliveries := e.router.Deliveries(inc, e.cfg.Alerting.Degraded)
 	if len(deliveries) == 0 {
 		e.log.Warn("no route matches the incident; nothing sent", "key", inc.Key, "scope", inc.Scope)

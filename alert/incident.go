@@ -24,6 +24,8 @@ type Incident struct {
 	// are paged as one wider incident, not one after another.
 	SendAfter time.Time `json:"send_after,omitzero"`
 	Triggered bool      `json:"triggered"` // a trigger was handed to the outbox
+	// PagedBy is the vantage that sent the trigger, in a fleet.
+	PagedBy string `json:"paged_by,omitempty"`
 	// ToldPartOf is the wider incident the on-call was told this one belongs to; the
 	// notice waits until the wider incident itself has been paged.
 	ToldPartOf string  `json:"told_part_of,omitempty"`

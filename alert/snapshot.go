@@ -23,6 +23,10 @@ type Status struct {
 	Matrix    map[string]map[string]string `json:"matrix"` // product -> region -> up|degraded|down|no_data
 	Targets   []TargetView                 `json:"targets"`
 	Incidents []Incident                   `json:"incidents"` // open, widest first
+	// With a cluster: the fleet, and per matrix cell how many vantages see it failing
+	// ("down from 2 of 3"; "" where no vantage does).
+	Fleet *FleetStatus                 `json:"fleet,omitempty"`
+	Votes map[string]map[string]string `json:"votes,omitempty"` // product -> region -> text
 }
 
 type RegionView struct {
@@ -50,6 +54,7 @@ type TargetView struct {
 	DurationMS int64     `json:"duration_ms"`
 	Since      time.Time `json:"since,omitzero"`
 	Interval   string    `json:"interval"`
+	Votes      string    `json:"votes,omitempty"` // with a cluster: "down from 2 of 3"
 }
 
 // Snapshot copies the engine's view for readers; nothing in it aliases engine state.
@@ -83,6 +88,7 @@ func (e *Engine) Snapshot() Status {
 			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Regions: inc.Regions, Products: inc.Products})
 		}
 	}
+	e.fleetSnapshot(&st)
 	st.Scope = Summarize(groups)
 	st.Banner = banner(st.Impaired, groups, len(e.cfg.Regions))
 	return st

@@ -1,0 +1,316 @@
+package alert
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/picket-dev/picket/alert/notify"
+)
+
+// Fleet is the cluster of vantages as the engine needs it (the daemon adapts
+// alert/cluster to it). Every vantage computes incidents from the same shared verdicts,
+// so they agree on what to page; Position and the page records decide who sends.
+type Fleet interface {
+	// SetLocal gossips this vantage's firing targets (ids; DegradedVote(id) when only degraded).
+	SetLocal(firing map[string]bool)
+	// Tally counts, per key of SetLocal, the live vantages that say it fires.
+	Tally() map[string]int
+	// LiveVantages counts live vantages, this one included (shards of one vantage count once).
+	LiveVantages() int
+	Alone() (bool, time.Duration)
+	// Generation moves whenever a verdict, the membership or a page record changes.
+	Generation() uint64
+	// Position is this vantage's rank as sender for a dedup key; 0 sends.
+	Position(key string) int
+	Page(key string) (FleetPage, bool)
+	// RecordPage tells the fleet this vantage queued a trigger (open) or a resolve.
+	RecordPage(key string, open bool)
+	Status() FleetStatus
+}
+
+// FleetPage is what the fleet knows of one dedup key at the paging service.
+type FleetPage struct {
+	Open, Confirmed bool
+	By              string
+	At              time.Time
+}
+
+// FleetOptions are the cluster: settings the engine applies.
+type FleetOptions struct {
+	Fleet         Fleet
+	Quorum        int // 0: a majority of the live vantages
+	AloneAfter    time.Duration
+	TakeoverAfter time.Duration
+}
+
+// DegradedVote is the key a vantage gossips for a target it sees only degraded.
+func DegradedVote(id string) string { return id + "#degraded" }
+
+// pendingResolve is a resolve this vantage is not first to send: it waits for the
+// sender's record and sends itself only when none comes.
+type pendingResolve struct {
+	inc   *Incident
+	since time.Time
+}
+
+// fleetState is the engine's part of the fleet protocol.
+type fleetState struct {
+	FleetOptions
+	generation uint64
+	votes      map[string]int
+	quorum     int
+	resolves   map[string]*pendingResolve
+}
+
+func newFleetState(o *FleetOptions) *fleetState {
+	if o == nil || o.Fleet == nil {
+		return nil
+	}
+	return &fleetState{FleetOptions: *o, resolves: map[string]*pendingResolve{}}
+}
+
+// alone reports whether no peer is live, and whether that has lasted alone_after (then
+// this vantage pages on its own evidence).
+func (f *fleetState) alone() (alone, isolated bool, since time.Duration) {
+	alone, since = f.Fleet.Alone()
+	return alone, alone && since >= f.AloneAfter, since
+}
+
+// effectiveQuorum: alone, a vantage has only its own evidence (its pages are held until
+// alone_after); otherwise the setting, or a majority of the live vantages.
+func (f *fleetState) effectiveQuorum() int {
+	if alone, _ := f.Fleet.Alone(); alone {
+		return 1
+	}
+	if f.Quorum > 0 {
+		return f.Quorum
+	}
+	return f.Fleet.LiveVantages()/2 + 1
+}
+
+// publish gossips the local verdicts and takes the fleet's: which targets fail by quorum.
+func (e *Engine) publishAndTally() {
+	f := e.fleet
+	local := map[string]bool{}
+	for id, s := range e.states {
+		if s.State != StateFiring {
+			continue
+		}
+		if s.Condition == ConditionDegraded {
+			local[DegradedVote(id)] = true
+		} else {
+			local[id] = true
+		}
+	}
+	f.Fleet.SetLocal(local)
+	f.generation = f.Fleet.Generation()
+	f.votes = f.Fleet.Tally()
+	f.quorum = f.effectiveQuorum()
+}
+
+// fleetCondition is the target's condition by quorum: "" (not failing), down or degraded.
+func (f *fleetState) condition(id string) string {
+	down, degraded := f.votes[id], f.votes[DegradedVote(id)]
+	switch {
+	case down >= f.quorum:
+		return ConditionDown
+	case down+degraded >= f.quorum:
+		return ConditionDegraded
+	}
+	return ""
+}
+
+// votesText says how many vantages see a target failing: "down from 2 of 3".
+func (f *fleetState) votesText(id string, live int) string {
+	down, degraded := f.votes[id], f.votes[DegradedVote(id)]
+	switch {
+	case down > 0 && down >= degraded:
+		return fmt.Sprintf("down from %d of %d", down, live)
+	case down+degraded > 0:
+		return fmt.Sprintf("degraded from %d of %d", down+degraded, live)
+	}
+	return ""
+}
+
+// fleetMoved reports whether the fleet changed since the last reconcile.
+func (e *Engine) fleetMoved() bool {
+	return e.fleet != nil && e.fleet.Fleet.Generation() != e.fleet.generation
+}
+
+// mayTrigger decides whether this vantage sends an incident's first trigger now. It
+// returns false while another vantage is expected to send; the incident is then marked
+// triggered without a send when the fleet's record shows the page is out (adopted).
+func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
+	f := e.fleet
+	if f == nil {
+		return true, false
+	}
+	_, isolated, _ := f.alone()
+	if alone, _ := f.Fleet.Alone(); alone {
+		return isolated, false // held until alone_after, then paged on our own evidence
+	}
+	// Only an accepted page counts, as in Alertmanager's notification log: a sender whose
+	// paging service keeps failing is taken over after the wait below.
+	if rec, ok := f.Fleet.Page(inc.Key); ok && rec.Open && rec.Confirmed && rec.By != e.member() {
+		inc.PagedBy = rec.By
+		inc.note(now, "triggered", "paged by vantage "+rec.By)
+		return false, true
+	}
+	pos := f.Fleet.Position(inc.Key)
+	if pos == 0 {
+		return true, false
+	}
+	if now.Before(inc.SendAfter.Add(time.Duration(pos) * f.TakeoverAfter)) {
+		return false, false
+	}
+	inc.note(now, "takeover", fmt.Sprintf("no vantage before this one (position %d) confirmed the page within %s; sending it", pos, time.Duration(pos)*f.TakeoverAfter))
+	return true, false
+}
+
+// firstSender reports whether this vantage sends follow-ups (widened, part of) for key.
+func (e *Engine) firstSender(key string) bool {
+	f := e.fleet
+	if f == nil {
+		return true
+	}
+	if alone, _ := f.Fleet.Alone(); alone {
+		return true
+	}
+	return f.Fleet.Position(key) == 0
+}
+
+// resolveVia sends the resolve of a paged incident, or, when another vantage is first to
+// send it, waits for that vantage's record (sendPendingResolves).
+func (e *Engine) resolveVia(now time.Time, inc *Incident) {
+	f := e.fleet
+	if f == nil {
+		e.send(now, inc, notify.ActionResolve, "resolved")
+		return
+	}
+	if rec, ok := f.Fleet.Page(inc.Key); ok && !rec.Open && rec.Confirmed {
+		inc.note(now, "resolved", "resolve sent by vantage "+rec.By)
+		return
+	}
+	if e.firstSender(inc.Key) {
+		e.sendRecorded(now, inc, notify.ActionResolve, "resolved")
+		return
+	}
+	inc.note(now, "resolved", "waiting for the first sender's resolve")
+	f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
+}
+
+// sendPendingResolves drops resolves another vantage has sent, and sends those whose
+// first sender stayed silent past this vantage's takeover wait.
+func (e *Engine) sendPendingResolves(now time.Time) {
+	f := e.fleet
+	if f == nil {
+		return
+	}
+	for key, p := range f.resolves {
+		rec, ok := f.Fleet.Page(key)
+		switch {
+		case e.incidents.Get(key) != nil:
+			delete(f.resolves, key) // failing again: the open incident owns the key
+		case ok && !rec.Open && rec.Confirmed:
+			delete(f.resolves, key)
+		case e.firstSender(key) || now.Sub(p.since) >= time.Duration(f.Fleet.Position(key))*f.TakeoverAfter:
+			delete(f.resolves, key)
+			e.sendRecorded(now, p.inc, notify.ActionResolve, "resolved")
+		}
+	}
+}
+
+// sendRecorded sends and records the page in the fleet, so no other vantage repeats it.
+func (e *Engine) sendRecorded(now time.Time, inc *Incident, action, note string) bool {
+	ok := e.send(now, inc, action, note)
+	if ok && e.fleet != nil {
+		e.fleet.Fleet.RecordPage(inc.Key, action == notify.ActionTrigger)
+		inc.PagedBy = e.member()
+	}
+	return ok
+}
+
+func (e *Engine) member() string {
+	if e.cfg.Cluster != nil {
+		return e.cfg.Cluster.Member
+	}
+	return e.cfg.Vantage
+}
+
+// isolationNote marks pages sent by a vantage that no peer can confirm.
+func (e *Engine) isolationNote() string {
+	if e.fleet == nil {
+		return ""
+	}
+	if _, isolated, since := e.fleet.alone(); isolated {
+		return fmt.Sprintf("sent by an isolated vantage (%s has heard no peer for %s)", e.member(), since.Round(time.Second))
+	}
+	return ""
+}
+
+// fleetDetails is the fleet's part of a notification's evidence.
+func (e *Engine) fleetDetails(inc *Incident) map[string]any {
+	f := e.fleet
+	live := f.Fleet.LiveVantages()
+	seen := map[string]string{}
+	for i, id := range inc.Targets {
+		if i == maxDetailTargets {
+			break
+		}
+		seen[id] = f.votesText(id, live)
+	}
+	_, isolated, _ := f.alone()
+	return map[string]any{"sender": e.member(), "quorum": f.quorum, "live_vantages": live, "isolated": isolated, "seen_by": seen}
+}
+
+// FleetStatus is the fleet as this vantage sees it; nil without a cluster.
+func (e *Engine) FleetStatus() *FleetStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.fleetStatus()
+}
+
+func (e *Engine) fleetStatus() *FleetStatus {
+	f := e.fleet
+	if f == nil {
+		return nil
+	}
+	fs := f.Fleet.Status()
+	fs.Quorum, fs.QuorumSetting = f.effectiveQuorum(), f.Quorum
+	fs.AloneAfter = f.AloneAfter.String()
+	alone, isolated, since := f.alone()
+	fs.Alone, fs.Isolated = alone, isolated
+	if alone {
+		fs.AloneSince = e.now().Add(-since).UTC()
+	}
+	return &fs
+}
+
+// fleetSnapshot fills the fleet's part of a status snapshot.
+func (e *Engine) fleetSnapshot(st *Status) {
+	f := e.fleet
+	if f == nil {
+		return
+	}
+	st.Fleet = e.fleetStatus()
+	live := f.Fleet.LiveVantages()
+	st.Votes = map[string]map[string]string{}
+	best := map[[2]string]int{}
+	for i := range st.Targets {
+		tv := &st.Targets[i]
+		tv.Votes = f.votesText(tv.Target, live)
+		if tv.Votes == "" {
+			continue
+		}
+		n := f.votes[tv.Target] + f.votes[DegradedVote(tv.Target)]
+		cell := [2]string{tv.Product, tv.Region}
+		if n <= best[cell] {
+			continue
+		}
+		best[cell] = n
+		if st.Votes[tv.Product] == nil {
+			st.Votes[tv.Product] = map[string]string{}
+		}
+		st.Votes[tv.Product][tv.Region] = tv.Votes
+	}
+}
