@@ -132,6 +132,10 @@ func TestRoutes(t *testing.T) {
 					t.Errorf("outbox %s: want a pending trigger of picket/region/eu1", a.body)
 				}
 			}},
+		{name: "cluster without a fleet", method: "GET", path: "/api/v1/cluster", wantStatus: 404, wantType: "application/json",
+			wantContain: []string{`"error":"this vantage is not in a cluster (no cluster: in its config)"`}},
+		{name: "cluster POST", method: "POST", path: "/api/v1/cluster", wantStatus: 405, wantType: "application/json",
+			check: wantHeader("Allow", "GET, HEAD")},
 		{name: "unknown API", method: "GET", path: "/api/v1/nope", wantStatus: 404, wantType: "application/json",
 			wantContain: []string{`"error":"no API route /api/v1/nope"`}},
 	}

@@ -102,6 +102,54 @@ func TestBrowserRegionalFault(t *testing.T) {
 	}
 }
 
+// TestBrowserFleet loads a page with a fleet in Chromium: the votes line of a cell is
+// visible, and after the script's refresh rebuilds the matrix and the Vantages section,
+// both read exactly as the server rendered them (app.js mirrors page.go and fleet.go).
+func TestBrowserFleet(t *testing.T) {
+	requireChromium(t)
+	r := faultRig(t)
+	f := r.threeVantages(r.clock.Now())
+	f.Alone, f.AloneSince = true, r.clock.Now().Add(-time.Minute)
+	logsEU, logsUS := r.targetID("logs", "submit-and-read", "eu1"), r.targetID("logs", "submit-and-read", "us1")
+	src := r.fleetSource(f, map[string]map[string]string{"logs": {"eu1": "down from 2 of 3"}},
+		map[string]string{logsEU: "down from 2 of 3", logsUS: "down from 1 of 3"})
+	srv := serve(t, statuspage.New(src, statuspage.Options{Now: r.clock.Now}))
+	ctx := startBrowser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/?refresh=1"), chromedp.WaitVisible(chromedp.ID("members"))); err != nil {
+		t.Fatalf("load the status page: %v", err)
+	}
+	// What a reader sees of the fleet: the votes line (visible, with its title), cell
+	// tooltips, the alone and isolated lines, the quorum line and the members' rows.
+	const digest = `(() => {
+		const votes = document.querySelector('td[data-product="logs"][data-region="eu1"] .votes');
+		const line = id => { const p = document.getElementById(id); return (p.hidden ? "hidden:" : "shown:") + p.textContent; };
+		const rows = Array.from(document.querySelectorAll('#members tbody tr'), tr => [tr.dataset.member, tr.dataset.state,
+			...Array.from(tr.children, c => c.textContent + "|" + (c.title || "") + "|" + (c.querySelector(".member-state") || {className: ""}).className)].join(" / "));
+		return [votes ? votes.textContent + "|" + votes.title + "|" + votes.checkVisibility() : "no votes line",
+			document.querySelector('td[data-product="logs"][data-region="eu1"]').title,
+			document.querySelector('td[data-product="logs"][data-region="us1"]').title,
+			line("alone"), line("isolated"), document.getElementById("quorum").textContent,
+			document.querySelector("#members thead").outerHTML, ...rows];
+	})()`
+	served := run(t, ctx, chromedp.Evaluate[[]string](digest))
+	saveScreenshot(t, ctx, screenshotDir(t), "statuspage-fleet.png")
+	if want := "down from 2 of 3|" + votesTitle + "|true"; len(served) == 0 || served[0] != want {
+		t.Fatalf("votes line of logs@eu1 %q, want %q (visible)", served, want)
+	}
+	if len(served) != 10 || served[3] != "shown:This vantage is alone: no peer answers since 2026-03-02 09:59:30 UTC; it pages on its own evidence after 2m0s" ||
+		served[4] != "hidden:" {
+		t.Errorf("served page: %q, want the alone line shown, the isolated one hidden and 3 members", served)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.body.dataset.refreshed !== undefined`,
+		chromedp.WithPollingTimeout(refreshWithin), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		t.Fatalf("the script did not refresh the page within %s: %v", refreshWithin, err)
+	}
+	refreshed := run(t, ctx, chromedp.Evaluate[[]string](digest))
+	if !slices.Equal(refreshed, served) {
+		t.Errorf("after the script's refresh:\n %q\nwant what the server rendered:\n %q", refreshed, served)
+	}
+}
+
 func requireChromium(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {

@@ -45,6 +45,9 @@ type pageView struct {
 	Generated  time.Time
 	RefreshMS  int64
 	Banner     bannerView
+	Alone      string // fleet banners; "" hides them
+	Isolated   string
+	Fleet      *fleetView // nil: not in a cluster
 	Regions    []headerView
 	Rows       []rowView
 	Open       []incidentView
@@ -73,6 +76,7 @@ type rowView struct {
 
 type cellView struct {
 	Product, Region, Status, Label, Symbol, Tooltip string
+	Votes                                           string // with a cluster: "down from 2 of 3"
 }
 
 type incidentView struct {
@@ -90,6 +94,8 @@ var pageFuncs = template.FuncMap{
 	"utc":  func(t time.Time) string { return t.UTC().Format(timeLayout) },
 	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"join": func(s []string) string { return strings.Join(s, ", ") },
+	// votesTitle explains "down from 2 of 3" in a tooltip.
+	"votesTitle": func() string { return votesTitle },
 }
 
 func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +112,9 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 		Banner:    bannerView{Text: st.Banner, Scope: bannerScope(st), Impaired: st.Impaired},
 		Regions:   regionHeaders(st),
 		Rows:      matrixRows(st),
+		Fleet:     fleetOf(st.Fleet, st.Generated),
 	}
+	view.Alone, view.Isolated = fleetBanners(st.Fleet)
 	for _, inc := range st.Incidents {
 		view.Open = append(view.Open, incidentOf(inc, now))
 	}
@@ -178,7 +186,9 @@ func matrixRows(st alert.Status) []rowView {
 			if !ok {
 				status = cellNotOffered
 			}
-			row.Cells = append(row.Cells, cell(p.Name, r.Name, status, byCell[[2]string{p.Name, r.Name}]))
+			c := cell(p.Name, r.Name, status, byCell[[2]string{p.Name, r.Name}])
+			c.Votes = st.Votes[p.Name][r.Name]
+			row.Cells = append(row.Cells, c)
 		}
 		rows = append(rows, row)
 	}
@@ -196,17 +206,20 @@ func cell(product, region, status string, targets []alert.TargetView) cellView {
 	}
 }
 
-// cellTooltip names the failing journeys and their last errors. app.js builds the same
-// text when it refreshes the matrix.
+// cellTooltip names the failing journeys and their last errors, and journeys other
+// vantages see failing. app.js builds the same text when it refreshes the matrix.
 func cellTooltip(product, region, label string, targets []alert.TargetView) string {
 	lines := []string{product + " in " + region + ": " + label}
 	up := 0
 	for _, t := range targets {
 		switch {
 		case t.LastStatus == "":
-			lines = append(lines, t.Journey+": no result yet")
+			lines = append(lines, t.Journey+": no result yet"+votesSuffix(t.Votes))
 		case t.State == alert.StateOK && t.LastStatus == cellUp:
 			up++
+			if t.Votes != "" {
+				lines = append(lines, journeyLine(t))
+			}
 		default:
 			lines = append(lines, journeyLine(t))
 		}
@@ -226,10 +239,19 @@ func journeyLine(t alert.TargetView) string {
 		}
 		line += ")"
 	}
+	line += votesSuffix(t.Votes)
 	if t.LastError != "" {
 		line += " — " + truncate(t.LastError, maxErrorRunes)
 	}
 	return line
+}
+
+// votesSuffix: " · vantages: down from 2 of 3", or "" without votes.
+func votesSuffix(votes string) string {
+	if votes == "" {
+		return ""
+	}
+	return " · vantages: " + votes
 }
 
 func truncate(s string, n int) string {

@@ -21,9 +21,10 @@ import (
 	"github.com/picket-dev/picket/config"
 )
 
-var cellRe = regexp.MustCompile(`<td class="cell s-[a-z_]+" data-product="([^"]*)" data-region="([^"]*)" data-status="([^"]*)" title="([^"]*)"><span class="sym" aria-hidden="true">[^<]*</span> <span class="label">([^<]*)</span></td>`)
+var cellRe = regexp.MustCompile(`<td class="cell s-[a-z_]+" data-product="([^"]*)" data-region="([^"]*)" data-status="([^"]*)" title="([^"]*)"><span class="sym" aria-hidden="true">[^<]*</span> <span class="label">([^<]*)</span>(?:<small class="votes" title="([^"]*)">([^<]*)</small>)?</td>`)
 
-type pageCell struct{ status, title, label string }
+// pageCell is one matrix cell; votes and votesTitle are its second line, if any.
+type pageCell struct{ status, title, label, votesTitle, votes string }
 
 // cells reads the matrix of a rendered page: product -> region -> cell.
 func cells(t *testing.T, page string) map[string]map[string]pageCell {
@@ -33,7 +34,7 @@ func cells(t *testing.T, page string) map[string]map[string]pageCell {
 		if out[m[1]] == nil {
 			out[m[1]] = map[string]pageCell{}
 		}
-		out[m[1]][m[2]] = pageCell{status: m[3], title: m[4], label: m[5]}
+		out[m[1]][m[2]] = pageCell{status: m[3], title: m[4], label: m[5], votesTitle: m[6], votes: m[7]}
 	}
 	if len(out) == 0 {
 		t.Fatalf("no matrix cells in the page:\n%s", clip(page))
@@ -191,6 +192,14 @@ func (s leaky) Snapshot() alert.Status {
 		st.Incidents[i].Key += s.token
 		st.Incidents[i].Timeline = append(st.Incidents[i].Timeline, alert.Event{Kind: "note", Text: "sent with " + s.token})
 	}
+	// Peers name themselves: a member's name, address and list come from elsewhere.
+	st.Fleet = &alert.FleetStatus{Member: s.token, Quorum: 1, Live: 1, Alone: true, AloneAfter: s.token, Members: []alert.FleetMember{
+		{Name: s.token, Addr: s.token + ":7946", State: "alive", Self: true, Failing: []string{s.token}},
+	}}
+	st.Votes = map[string]map[string]string{"logs": {"eu1": "down from " + s.token}}
+	for i := range st.Targets {
+		st.Targets[i].Votes = "down from " + s.token
+	}
 	return st
 }
 
@@ -224,6 +233,7 @@ func TestTokenNeverShown(t *testing.T) {
 				{"GET", "/api/v1/history/" + url.PathEscape("logs/"+token+"@eu1"), ""},
 				{"GET", "/api/v1/silences", ""},
 				{"GET", "/api/v1/outbox", ""},
+				{"GET", "/api/v1/cluster", ""},
 				{"POST", "/api/v1/silences", `{"comment":"` + core + `"}`}, // 401: no token sent
 				{"DELETE", "/api/v1/silences/" + url.PathEscape(token), ""},
 			}

@@ -91,6 +91,7 @@ func (h *Handler) routes() *http.ServeMux {
 	}))
 	mux.HandleFunc("/api/v1/silences/{id}", only(map[string]http.HandlerFunc{http.MethodDelete: h.writer(h.apiDeleteSilence)}))
 	mux.HandleFunc("/api/v1/outbox", only(map[string]http.HandlerFunc{http.MethodGet: h.apiOutbox}))
+	mux.HandleFunc("/api/v1/cluster", only(map[string]http.HandlerFunc{http.MethodGet: h.apiCluster}))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.scrub, http.StatusNotFound, "no API route "+r.URL.Path)
 	})

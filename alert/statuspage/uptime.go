@@ -22,6 +22,7 @@ const (
 
 type uptimeView struct {
 	Target       string
+	Votes        string // with a cluster: "down from 2 of 3"
 	Day, Quarter barView
 }
 
@@ -67,6 +68,7 @@ func (h *Handler) addUptime(view *pageView, st alert.Status, now time.Time) {
 			view.Uptime = nil
 			return
 		}
+		u.Votes = t.Votes
 		view.Uptime = append(view.Uptime, u)
 	}
 }

@@ -12,6 +12,9 @@
     not_offered: ["Not offered", "\u2013"]
   };
   var MAX_ERROR_CHARS = 300;
+  var VOTES_TITLE = "vantages that see this failing, of the live ones";
+  var MEMBER_STATES = ["alive", "suspect", "dead", "left"];
+  var DEGRADED_SUFFIX = "#degraded";
   var body = document.body;
   var every = parseInt(body.getAttribute("data-refresh-ms"), 10);
   if (!(every >= 1000)) {
@@ -77,7 +80,11 @@
     gen.setAttribute("datetime", isoSeconds(st.generated));
   }
 
-  // journeyLine and cellTooltip mirror page.go.
+  // votesSuffix, journeyLine and cellTooltip mirror page.go.
+  function votesSuffix(votes) {
+    return votes ? " \u00b7 vantages: " + votes : "";
+  }
+
   function journeyLine(t) {
     var line = t.journey + ": " + t.last_status;
     if (t.state && t.state !== "ok") {
@@ -85,6 +92,7 @@
       if (t.since) { line += " since " + utc(t.since); }
       line += ")";
     }
+    line += votesSuffix(t.votes);
     if (t.last_error) { line += " \u2014 " + truncate(t.last_error, MAX_ERROR_CHARS); }
     return line;
   }
@@ -94,9 +102,10 @@
     var up = 0;
     targets.forEach(function (t) {
       if (!t.last_status) {
-        lines.push(t.journey + ": no result yet");
+        lines.push(t.journey + ": no result yet" + votesSuffix(t.votes));
       } else if (t.state === "ok" && t.last_status === "up") {
         up++;
+        if (t.votes) { lines.push(journeyLine(t)); }
       } else {
         lines.push(journeyLine(t));
       }
@@ -120,7 +129,7 @@
     return th;
   }
 
-  function matrixCell(product, region, status, targets) {
+  function matrixCell(product, region, status, targets, votes) {
     var text = CELL_TEXT[status] || [status, "?"];
     var td = el("td", {
       "class": "cell s-" + status,
@@ -132,6 +141,7 @@
     td.appendChild(el("span", { "class": "sym", "aria-hidden": "true" }, text[1]));
     td.appendChild(document.createTextNode(" "));
     td.appendChild(el("span", { "class": "label" }, text[0]));
+    if (votes) { td.appendChild(el("small", { "class": "votes", title: VOTES_TITLE }, votes)); }
     return td;
   }
 
@@ -141,6 +151,7 @@
     var regions = st.regions || [];
     var products = (st.products || []).slice().sort(function (a, b) { return a.priority - b.priority; });
     var matrix = st.matrix || {};
+    var votes = st.votes || {};
     var byCell = {};
     (st.targets || []).forEach(function (t) {
       var k = t.product + "\u0000" + t.region;
@@ -158,7 +169,8 @@
       regions.forEach(function (r) {
         var row = matrix[p.name] || {};
         var status = Object.prototype.hasOwnProperty.call(row, r.name) ? row[r.name] : "not_offered";
-        tr.appendChild(matrixCell(p.name, r.name, status, byCell[p.name + "\u0000" + r.name] || []));
+        var cellVotes = (votes[p.name] || {})[r.name] || "";
+        tr.appendChild(matrixCell(p.name, r.name, status, byCell[p.name + "\u0000" + r.name] || [], cellVotes));
       });
       tbody.appendChild(tr);
     });
@@ -233,9 +245,114 @@
     incs.forEach(function (inc) { box.appendChild(incidentNode(inc, now)); });
   }
 
+  // quorumLine, failingOf, memberRow and fleetBanners mirror fleet.go and page.html.
+  function quorumLine(f) {
+    var line = "Quorum " + f.quorum + " of " + f.live + " live vantages";
+    return f.quorum_setting === 0 ? line + " (majority)" : line;
+  }
+
+  function failingOf(ids) {
+    var condition = {};
+    var order = [];
+    ids.forEach(function (id) {
+      var degraded = id.length > DEGRADED_SUFFIX.length && id.slice(-DEGRADED_SUFFIX.length) === DEGRADED_SUFFIX;
+      var target = degraded ? id.slice(0, -DEGRADED_SUFFIX.length) : id;
+      if (!Object.prototype.hasOwnProperty.call(condition, target)) {
+        order.push(target);
+        condition[target] = "degraded";
+      }
+      if (!degraded) { condition[target] = "down"; }
+    });
+    var degradedCount = 0;
+    var lines = order.map(function (target) {
+      if (condition[target] === "degraded") { degradedCount++; }
+      return target + ": " + condition[target];
+    });
+    var count = String(order.length);
+    if (degradedCount > 0) { count += " (" + degradedCount + " degraded)"; }
+    return { count: count, list: lines.join("\n") };
+  }
+
+  function memberRow(m, generated) {
+    var tr = el("tr", { "data-member": m.name, "data-state": m.state });
+    var th = el("th", { scope: "row" }, m.name);
+    if (m.self) {
+      th.appendChild(document.createTextNode(" "));
+      th.appendChild(el("span", { "class": "tag self" }, "this vantage"));
+    }
+    tr.appendChild(th);
+    var stateClass = MEMBER_STATES.indexOf(m.state) >= 0 ? "m-" + m.state : "m-unknown";
+    var stateTd = el("td");
+    stateTd.appendChild(el("span", { "class": "member-state " + stateClass }, m.state));
+    tr.appendChild(stateTd);
+    var heard = el("td");
+    if (m.last_heard) {
+      heard.appendChild(el("time", { datetime: isoSeconds(m.last_heard) }, utc(m.last_heard)));
+      heard.appendChild(document.createTextNode(" (" + humanDuration(generated - new Date(m.last_heard).getTime()) + " ago)"));
+    } else {
+      heard.textContent = m.self ? "\u2014" : "never";
+    }
+    tr.appendChild(heard);
+    var failing = failingOf(m.failing || []);
+    var attrs = { "class": "num" };
+    if (failing.list) { attrs.title = failing.list; }
+    tr.appendChild(el("td", attrs, failing.count));
+    tr.appendChild(el("td", { "class": "addr" }, m.addr));
+    return tr;
+  }
+
+  function fleetBanners(f) {
+    var alone = "";
+    if (f && f.alone) {
+      alone = "This vantage is alone: no peer answers";
+      if (f.alone_since) { alone += " since " + utc(f.alone_since); }
+      alone += "; it pages on its own evidence after " + f.alone_after;
+    }
+    return { alone: alone, isolated: f && f.isolated ? "This vantage is isolated: its pages say so" : "" };
+  }
+
+  function showLine(id, text) {
+    var p = document.getElementById(id);
+    p.textContent = text;
+    p.hidden = !text;
+  }
+
+  // renderFleet rebuilds the Vantages section, or hides it without a cluster.
+  function renderFleet(st) {
+    var f = st.fleet;
+    var banners = fleetBanners(f);
+    showLine("alone", banners.alone);
+    showLine("isolated", banners.isolated);
+    var section = document.getElementById("fleet");
+    clear(section);
+    section.hidden = !f;
+    if (!f) { return; }
+    var generated = new Date(st.generated).getTime();
+    if (isNaN(generated)) { generated = Date.now(); }
+    section.appendChild(el("h2", { id: "fleet-h" }, "Vantages"));
+    section.appendChild(el("p", { id: "quorum", "class": "quorum" }, quorumLine(f)));
+    var scroll = el("div", { "class": "scroll" });
+    var table = el("table", { id: "members", "class": "members" });
+    var thead = el("thead");
+    var hr = el("tr");
+    ["Vantage", "State", "Last heard", "Failing targets", "Address"].forEach(function (h) {
+      var attrs = { scope: "col" };
+      if (h === "Failing targets") { attrs["class"] = "num"; }
+      hr.appendChild(el("th", attrs, h));
+    });
+    thead.appendChild(hr);
+    var tbody = el("tbody");
+    (f.members || []).forEach(function (m) { tbody.appendChild(memberRow(m, generated)); });
+    table.appendChild(thead);
+    table.appendChild(tbody);
+    scroll.appendChild(table);
+    section.appendChild(scroll);
+  }
+
   function apply(st) {
     renderBanner(st);
     renderMatrix(st);
+    renderFleet(st);
     renderIncidents(st);
     document.getElementById("refresh-state").textContent = "";
     body.setAttribute("data-refreshed", String(Date.now()));
