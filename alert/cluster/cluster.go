@@ -7,6 +7,9 @@
 // ways: each change is broadcast (and relayed) as a small message through memberlist's
 // transmit-limited queue, and memberlist's periodic push-pull exchanges full snapshots as
 // a backstop for lost broadcasts and for members that join late.
+//
+// Page records (see Page) travel the same two ways, so that the vantage that sends a
+// page for a dedup key (Position 0) knows what another vantage already sent.
 package cluster
 
 import (
@@ -18,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -42,6 +46,10 @@ type Options struct {
 	// LeaveTimeout bounds how long Close waits for the leave message to go out
 	// (default 2s).
 	LeaveTimeout time.Duration
+	// WrapTransport, if set, wraps the transport (memberlist's UDP and TCP one, bound on
+	// Bind, with the counting of Stats) before memberlist uses it: tests drop gossip with
+	// it. memberlist shuts the returned transport down on Close.
+	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 }
 
 // Member states.
@@ -71,12 +79,18 @@ type Cluster struct {
 	probe    time.Duration
 	leaveMax time.Duration
 
+	gen     atomic.Uint64 // see Generation
+	traffic counters      // see Stats
+
 	mu         sync.Mutex
 	seq        uint64             // our version counter
 	local      *record            // our verdicts
 	records    map[string]*record // other members' verdicts, by member name
 	members    map[string]*memberInfo
-	aloneSince time.Time // zero while some peer is live
+	aloneSince time.Time             // zero while some peer is live
+	pages      map[string]pageRecord // by dedup key, of every member, dead ones too
+	pageClock  uint64                // the highest page version seen
+	pageLimit  int                   // at most this many pages (0: maxPages)
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -114,20 +128,50 @@ func Start(o Options) (*Cluster, error) {
 		records:    make(map[string]*record),
 		members:    make(map[string]*memberInfo),
 		aloneSince: now,
+		pages:      make(map[string]pageRecord),
+		pageLimit:  maxPages,
 		stop:       make(chan struct{}),
 	}
 	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numLive, RetransmitMult: conf.RetransmitMult}
 	d := delegate{c: c}
 	conf.Delegate, conf.Events, conf.Ping = d, d, d
 	conf.Logger = newStdLogger(logger.With("component", "memberlist"))
+	if conf.Transport, err = c.transport(conf, o.WrapTransport); err != nil {
+		return nil, fmt.Errorf("start cluster member %q on %s: %w", o.Name, o.Bind, err)
+	}
 	c.ml, err = memberlist.Create(conf)
 	if err != nil {
+		_ = conf.Transport.Shutdown() // safe if memberlist shut it down already
 		return nil, fmt.Errorf("start cluster member %q on %s: %w", o.Name, o.Bind, err)
 	}
 	c.join()
 	c.done.Add(1)
 	go c.reconnect(durationOr(o.ReconnectInterval, 10*time.Second))
 	return c, nil
+}
+
+// transport binds memberlist's network transport, counts its traffic and applies wrap.
+// With port 0 it applies the port the kernel picked to conf, as memberlist does when it
+// binds itself.
+func (c *Cluster) transport(conf *memberlist.Config, wrap func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error) {
+	nt, err := newNetTransport(conf)
+	if err != nil {
+		return nil, err
+	}
+	if conf.BindPort == 0 {
+		conf.BindPort = nt.GetAutoBindPort()
+		conf.AdvertisePort = conf.BindPort
+	}
+	counting := newCountingTransport(nt, &c.traffic)
+	if wrap == nil {
+		return counting, nil
+	}
+	t := wrap(counting)
+	if t == nil {
+		_ = counting.Shutdown()
+		return nil, errors.New("WrapTransport: expected a transport, got nil")
+	}
+	return t, nil
 }
 
 func memberlistConfig(o Options) (*memberlist.Config, error) {
@@ -284,6 +328,7 @@ func (c *Cluster) setLocal(failing map[string]bool) []delta {
 		deltas = append(deltas, delta{member: c.name, target: t, verdict: v})
 	}
 	c.local.floor = c.seq
+	c.gen.Add(1)
 	return deltas
 }
 
@@ -300,7 +345,7 @@ func (c *Cluster) View(target string) (failing, reporting int) {
 	}
 	for name, m := range c.members {
 		r := c.records[name]
-		if r == nil || !live(m.state) {
+		if r == nil || !isLive(m.state) {
 			continue
 		}
 		reporting++
@@ -351,7 +396,7 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
-func live(state string) bool { return state == StateAlive }
+func isLive(state string) bool { return state == StateAlive }
 
 func (c *Cluster) numLive() int {
 	c.mu.Lock()
@@ -362,7 +407,7 @@ func (c *Cluster) numLive() int {
 func (c *Cluster) livePeersLocked() int {
 	n := 0
 	for _, m := range c.members {
-		if live(m.state) {
+		if isLive(m.state) {
 			n++
 		}
 	}
@@ -377,6 +422,7 @@ func (c *Cluster) memberAlive(name, addr string) {
 	defer c.mu.Unlock()
 	c.members[name] = &memberInfo{addr: addr, state: StateAlive, lastHeard: time.Now()}
 	c.aloneSince = time.Time{}
+	c.gen.Add(1)
 }
 
 func (c *Cluster) sequence() uint64 {
@@ -415,19 +461,28 @@ func (c *Cluster) memberGone(name, state string) {
 }
 
 func (c *Cluster) goneLocked(name, state string) {
-	if m, ok := c.members[name]; ok && m.state != StateLeft {
+	changed := false
+	if m, ok := c.members[name]; ok && m.state != StateLeft && m.state != state {
 		m.state = state // "left" stays: memberlist reports a departure as a leave event too
+		changed = true
 	}
-	delete(c.records, name)
+	if _, ok := c.records[name]; ok {
+		delete(c.records, name)
+		changed = true
+	}
 	if c.livePeersLocked() == 0 && c.aloneSince.IsZero() {
 		c.aloneSince = time.Now()
+		changed = true
+	}
+	if changed {
+		c.gen.Add(1)
 	}
 }
 
 func (c *Cluster) heard(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m, ok := c.members[name]; ok && live(m.state) {
+	if m, ok := c.members[name]; ok && isLive(m.state) {
 		m.lastHeard = time.Now()
 	}
 }
@@ -439,7 +494,7 @@ func (c *Cluster) applyDelta(d delta) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m, ok := c.members[d.member]; ok && !live(m.state) {
+	if m, ok := c.members[d.member]; ok && !isLive(m.state) {
 		return false // relayed late, from a member we know is gone
 	}
 	r := c.records[d.member]
@@ -447,37 +502,157 @@ func (c *Cluster) applyDelta(d delta) bool {
 		r = newRecord(0)
 		c.records[d.member] = r
 	}
-	return r.apply(d.target, d.verdict)
+	if !r.apply(d.target, d.verdict) {
+		return false
+	}
+	c.gen.Add(1)
+	return true
 }
 
 // encodeState snapshots our verdicts and those of the live members we know, so that a
-// push-pull spreads every member's verdicts, not only the two peers' own.
+// push-pull spreads every member's verdicts, not only the two peers' own, and every page
+// record we know.
 func (c *Cluster) encodeState() []byte {
 	c.mu.Lock()
 	snap := map[string]*record{c.name: c.local.clone()}
 	for name, r := range c.records {
-		if m, ok := c.members[name]; ok && live(m.state) {
+		if m, ok := c.members[name]; ok && isLive(m.state) {
 			snap[name] = r.clone()
 		}
 	}
+	pages := c.pagesLocked()
 	c.mu.Unlock()
-	return encodeState(snap)
+	return encodeState(clusterState{records: snap, pages: pages})
 }
 
-func (c *Cluster) mergeState(records map[string]*record) {
+func (c *Cluster) mergeState(st clusterState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, in := range records {
+	changed := c.mergePagesLocked(st.pages)
+	for name, in := range st.records {
 		if name == c.name {
 			continue
 		}
-		if m, ok := c.members[name]; ok && !live(m.state) {
+		if m, ok := c.members[name]; ok && !isLive(m.state) {
 			continue // a lagging peer's copy of a member we know is gone
 		}
 		if r := c.records[name]; r != nil {
-			r.merge(in)
+			changed = r.merge(in) || changed
 		} else {
 			c.records[name] = in
+			changed = true
 		}
 	}
+	if changed {
+		c.gen.Add(1)
+	}
+}
+
+// Tally returns, for every target that at least one live vantage (this one included)
+// says fires, how many live vantages say so, and how many vantages are live (this one
+// included). A live member whose verdicts have not arrived yet counts as saying ok.
+func (c *Cluster) Tally() (votes map[string]int, live int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	votes = make(map[string]int, len(c.local.entries))
+	countFiring(votes, c.local)
+	live = 1
+	for name, m := range c.members {
+		if !isLive(m.state) {
+			continue
+		}
+		live++
+		if r := c.records[name]; r != nil {
+			countFiring(votes, r)
+		}
+	}
+	return votes, live
+}
+
+func countFiring(votes map[string]int, r *record) {
+	for t, v := range r.entries {
+		if v.firing {
+			votes[t]++
+		}
+	}
+}
+
+// Generation is a counter that moves whenever something that Tally, View, Alone,
+// Position, Views or Page answer may have changed: a verdict (ours or a peer's), a
+// membership change (join, death, leave) or a page record (ours or a peer's). Polling it
+// is cheap; equal values mean nothing changed in between.
+func (c *Cluster) Generation() uint64 { return c.gen.Load() }
+
+// IsLive reports whether the member is live as this one sees it; this member is.
+func (c *Cluster) IsLive(member string) bool {
+	if member == c.name {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.members[member]
+	return ok && isLive(m.state)
+}
+
+// Position is this member's rank for sending what is due for the dedup key: 0 means it
+// is the sender. The live members (this one included) are ordered by the FNV-1a 64 hash
+// of key + "\x00" + name, ascending, ties by name, so that members that see the same
+// live members agree on the order, and different keys spread over different senders.
+func (c *Cluster) Position(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	mine := rendezvousHash(key, c.name)
+	pos := 0
+	for name, m := range c.members {
+		if !isLive(m.state) {
+			continue
+		}
+		h := rendezvousHash(key, name)
+		if h < mine || (h == mine && name < c.name) {
+			pos++
+		}
+	}
+	return pos
+}
+
+// rendezvousHash is FNV-1a 64 of key + "\x00" + member, without building the string.
+func rendezvousHash(key, member string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := range len(key) {
+		h = (h ^ uint64(key[i])) * prime
+	}
+	h *= prime // xor with the 0 separator changes nothing
+	for i := range len(member) {
+		h = (h ^ uint64(member[i])) * prime
+	}
+	return h
+}
+
+// Views returns, per live member (this one included) by name, the sorted targets it says
+// fire. A live member whose verdicts have not arrived yet has none.
+func (c *Cluster) Views() map[string][]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string][]string{c.name: firingTargets(c.local)}
+	for name, m := range c.members {
+		if isLive(m.state) {
+			out[name] = firingTargets(c.records[name])
+		}
+	}
+	return out
+}
+
+func firingTargets(r *record) []string {
+	targets := []string{}
+	if r == nil {
+		return targets
+	}
+	for t, v := range r.entries {
+		if v.firing {
+			targets = append(targets, t)
+		}
+	}
+	slices.Sort(targets)
+	return targets
 }

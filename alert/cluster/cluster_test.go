@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 )
 
@@ -239,6 +240,8 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		"short secret": {Options{Name: "a", Bind: "127.0.0.1:0", Secret: []byte("short")}, "expected 16, 24 or 32 bytes, got 5"},
 		"bad bind":     {Options{Name: "a", Bind: "127.0.0.1"}, "expected host:port"},
 		"bad port":     {Options{Name: "a", Bind: "127.0.0.1:99999"}, "expected a port"},
+		"nil transport": {Options{Name: "a", Bind: "127.0.0.1:0", WrapTransport: func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport { return nil }},
+			"expected a transport, got nil"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -5,23 +5,41 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
-// Wire formats. Both start with a kind byte so that a future format can be told apart.
+// Wire formats. Each starts with a kind byte so that a future format can be told apart.
 //
-//	state  = 'S' uvarint(records) { string(member) uvarint(floor) uvarint(entries)
-//	         { string(target) byte(firing) varint(version-floor) } }
-//	delta  = 'D' string(member) uvarint(version) byte(firing) string(target)
-//	bye    = 'B' string(member) uvarint(version)
-//	string = uvarint(len) bytes
+//	state   = 'T' records pages     (written since page records; 'S' records is still read)
+//	records = uvarint(n) { string(member) uvarint(floor) uvarint(entries)
+//	          { string(target) byte(firing) varint(version-floor) } }
+//	pages   = uvarint(n) { page }
+//	page    = string(key) uvarint(version) byte(flags) string(by) varint(at, Unix ms)
+//	flags   = 1 if open | 2 if confirmed
+//	delta   = 'D' string(member) uvarint(version) byte(firing) string(target)
+//	pagemsg = 'P' page
+//	bye     = 'B' string(member) uvarint(version)
+//	string  = uvarint(len) bytes
 //
 // Versions of entries are written relative to the floor: they are close to it, so a
 // firing target costs its id plus about three bytes.
 const (
-	kindState byte = 'S'
-	kindDelta byte = 'D'
-	kindBye   byte = 'B'
+	kindStateV1 byte = 'S'
+	kindState   byte = 'T'
+	kindDelta   byte = 'D'
+	kindPage    byte = 'P'
+	kindBye     byte = 'B'
 )
+
+// Page flags on the wire.
+const (
+	pageOpen      byte = 1
+	pageConfirmed byte = 2
+)
+
+// minPageSize is the fewest bytes one encoded page takes (empty strings, one-byte
+// numbers), for bounding a hostile count.
+const minPageSize = 5
 
 // maxString bounds any decoded string, so that a hostile length cannot allocate much.
 const maxString = 4096
@@ -33,18 +51,49 @@ type delta struct {
 	verdict
 }
 
-func encodeState(records map[string]*record) []byte {
-	names := make([]string, 0, len(records))
-	for name := range records {
+// clusterState is what a push-pull carries: every live member's verdicts and every page
+// record this member knows.
+type clusterState struct {
+	records map[string]*record
+	pages   []pageRecord
+}
+
+func encodeState(st clusterState) []byte {
+	names := make([]string, 0, len(st.records))
+	for name := range st.records {
 		names = append(names, name)
 	}
 	sort.Strings(names) // deterministic output, for tests and for compression
 	b := []byte{kindState}
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, name := range names {
-		b = appendRecord(b, name, records[name])
+		b = appendRecord(b, name, st.records[name])
+	}
+	b = binary.AppendUvarint(b, uint64(len(st.pages)))
+	for _, p := range st.pages {
+		b = appendPage(b, p)
 	}
 	return b
+}
+
+func appendPage(b []byte, p pageRecord) []byte {
+	b = appendString(b, p.Key)
+	b = binary.AppendUvarint(b, p.version)
+	var flags byte
+	if p.Open {
+		flags |= pageOpen
+	}
+	if p.Confirmed {
+		flags |= pageConfirmed
+	}
+	b = append(b, flags)
+	b = appendString(b, p.By)
+	return binary.AppendVarint(b, p.At.UnixMilli())
+}
+
+func encodePage(p pageRecord) []byte {
+	b := make([]byte, 0, 24+len(p.Key)+len(p.By))
+	return appendPage(append(b, kindPage), p)
 }
 
 func appendRecord(b []byte, name string, r *record) []byte {
@@ -173,9 +222,25 @@ func (r *reader) end() error {
 	return r.err
 }
 
-func decodeState(b []byte) (map[string]*record, error) {
+// decodeState reads a state of either version; one of the first version has no pages.
+func decodeState(b []byte) (clusterState, error) {
 	r := &reader{b: b}
-	r.kind(kindState)
+	kind := r.byte()
+	if r.err == nil && kind != kindState && kind != kindStateV1 {
+		r.err = fmt.Errorf("expected message kind %q or %q, got %q", kindState, kindStateV1, kind)
+	}
+	var st clusterState
+	st.records = r.records()
+	if kind == kindState {
+		st.pages = r.pages()
+	}
+	if err := r.end(); err != nil {
+		return clusterState{}, fmt.Errorf("decode cluster state: %w", err)
+	}
+	return st, nil
+}
+
+func (r *reader) records() map[string]*record {
 	n := r.count(3)
 	records := make(map[string]*record, n)
 	for i := 0; i < n && r.err == nil; i++ {
@@ -189,10 +254,47 @@ func decodeState(b []byte) (map[string]*record, error) {
 		}
 		records[name] = rec
 	}
-	if err := r.end(); err != nil {
-		return nil, fmt.Errorf("decode cluster state: %w", err)
+	return records
+}
+
+// pages reads the page records of a state: at most maxPages, as many as a member keeps.
+func (r *reader) pages() []pageRecord {
+	n := r.count(minPageSize)
+	if r.err == nil && n > maxPages {
+		r.err = fmt.Errorf("expected at most %d page records, got %d", maxPages, n)
 	}
-	return records, nil
+	if r.err != nil {
+		return nil
+	}
+	pages := make([]pageRecord, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		pages = append(pages, r.page())
+	}
+	return pages
+}
+
+func (r *reader) page() pageRecord {
+	var p pageRecord
+	p.Key = r.string()
+	p.version = r.uvarint()
+	flags := r.byte()
+	if r.err == nil && flags&^(pageOpen|pageConfirmed) != 0 {
+		r.err = fmt.Errorf("expected page flags within %#x, got %#x", pageOpen|pageConfirmed, flags)
+	}
+	p.Open, p.Confirmed = flags&pageOpen != 0, flags&pageConfirmed != 0
+	p.By = r.string()
+	p.At = time.UnixMilli(r.varint())
+	return p
+}
+
+func decodePage(b []byte) (pageRecord, error) {
+	r := &reader{b: b}
+	r.kind(kindPage)
+	p := r.page()
+	if err := r.end(); err != nil {
+		return pageRecord{}, fmt.Errorf("decode page record: %w", err)
+	}
+	return p, nil
 }
 
 func decodeDelta(b []byte) (delta, error) {

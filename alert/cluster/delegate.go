@@ -18,12 +18,19 @@ var (
 
 func (d delegate) NodeMeta(limit int) []byte { return nil }
 
-// NotifyMsg receives one broadcast: a verdict change or a leave notice. News to us is
-// passed on, so that it spreads epidemically rather than only from its origin.
+// NotifyMsg receives one broadcast: a verdict change, a page record or a leave notice.
+// News to us is passed on, so that it spreads epidemically rather than only from its
+// origin.
 func (d delegate) NotifyMsg(b []byte) {
-	if len(b) > 0 && b[0] == kindBye {
-		d.notifyBye(b)
-		return
+	if len(b) > 0 {
+		switch b[0] {
+		case kindBye:
+			d.notifyBye(b)
+			return
+		case kindPage:
+			d.notifyPage(b)
+			return
+		}
 	}
 	ch, err := decodeDelta(b)
 	if err != nil {
@@ -46,6 +53,17 @@ func (d delegate) notifyBye(b []byte) {
 	}
 }
 
+func (d delegate) notifyPage(b []byte) {
+	p, err := decodePage(b)
+	if err != nil {
+		d.c.logger.Warn("cluster: dropped a malformed page record", "err", err)
+		return
+	}
+	if d.c.applyPage(p) {
+		d.c.queue.QueueBroadcast(newPageBroadcast(p.Key, append([]byte(nil), b...)))
+	}
+}
+
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.c.queue.GetBroadcasts(overhead, limit)
 }
@@ -53,12 +71,12 @@ func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 func (d delegate) LocalState(join bool) []byte { return d.c.encodeState() }
 
 func (d delegate) MergeRemoteState(buf []byte, join bool) {
-	records, err := decodeState(buf)
+	st, err := decodeState(buf)
 	if err != nil {
 		d.c.logger.Warn("cluster: dropped a malformed state from a peer", "err", err)
 		return
 	}
-	d.c.mergeState(records)
+	d.c.mergeState(st)
 }
 
 func (d delegate) NotifyJoin(n *memberlist.Node) {
@@ -79,8 +97,9 @@ func (d delegate) NotifyPingComplete(n *memberlist.Node, _ time.Duration, _ []by
 	d.c.heard(n.Name)
 }
 
-// broadcast is one verdict change in memberlist's transmit queue; a newer change of the
-// same member and target replaces an older one still queued.
+// broadcast is one message in memberlist's transmit queue; a newer one of the same name
+// (a verdict change of the same member and target, a page record of the same key, a
+// leave notice of the same member) replaces an older one still queued.
 type broadcast struct {
 	name string
 	msg  []byte
@@ -90,6 +109,12 @@ var _ memberlist.NamedBroadcast = (*broadcast)(nil)
 
 func newBroadcast(member, target string, msg []byte) *broadcast {
 	return &broadcast{name: member + "\x00" + target, msg: msg}
+}
+
+// newPageBroadcast names a page record by its key, apart from verdict changes: their
+// names start with a member name, which is not empty.
+func newPageBroadcast(key string, msg []byte) *broadcast {
+	return &broadcast{name: "\x00page\x00" + key, msg: msg}
 }
 
 func (b *broadcast) Name() string { return b.name }

@@ -51,8 +51,9 @@ func (r *record) apply(target string, v verdict) bool {
 }
 
 // merge folds another view of the same member into r: per target, the higher version of
-// the two views wins, each view's floor standing for the targets it does not list.
-func (r *record) merge(o *record) {
+// the two views wins, each view's floor standing for the targets it does not list. It
+// reports whether any target's firing verdict changed.
+func (r *record) merge(o *record) (changed bool) {
 	merged := make(map[string]verdict, len(r.entries)+len(o.entries))
 	keep := func(t string) {
 		if _, done := merged[t]; done {
@@ -61,6 +62,7 @@ func (r *record) merge(o *record) {
 		mine, myExplicit := r.lookup(t)
 		theirs, theirExplicit := o.lookup(t)
 		if newer(theirs, theirExplicit, mine, myExplicit) {
+			changed = changed || theirs.firing != mine.firing
 			mine, myExplicit = theirs, theirExplicit
 		}
 		if myExplicit {
@@ -76,6 +78,7 @@ func (r *record) merge(o *record) {
 	r.entries = merged
 	r.floor = max(r.floor, o.floor)
 	r.prune()
+	return changed
 }
 
 // newer reports whether verdict a outranks b; at equal versions an explicit entry wins.

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 )
 
 // firingSet is what a record says fires, for comparisons.
@@ -108,15 +110,44 @@ func TestStateCodecRoundTrip(t *testing.T) {
 	r.entries["p/j@eu1"] = verdict{version: 999_990, firing: true}
 	r.entries["p/j@us1"] = verdict{version: 1_000_003, firing: false}
 	in := map[string]*record{"fsn1": r, "hel1": newRecord(7)}
-	out, err := decodeState(encodeState(in))
+	pages := []pageRecord{
+		{Page: Page{Key: "p/j@eu1", Open: true, By: "fsn1", At: time.UnixMilli(1_764_000_000_123)}, version: 3},
+		{Page: Page{Key: "p/k@us1", Confirmed: true, By: "hel1", At: time.UnixMilli(-5)}, version: 1 << 40},
+	}
+	st, err := decodeState(encodeState(clusterState{records: in, pages: pages}))
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
+	out := st.records
 	if len(out) != 2 || out["hel1"].floor != 7 || len(out["hel1"].entries) != 0 {
 		t.Fatalf("expected fsn1 and an empty hel1 at floor 7, got %+v", out)
 	}
 	if got := out["fsn1"]; got.floor != r.floor || !maps.Equal(got.entries, r.entries) {
 		t.Fatalf("fsn1: expected %+v, got %+v", r, got)
+	}
+	if !slices.Equal(st.pages, pages) {
+		t.Fatalf("expected pages %+v, got %+v", pages, st.pages)
+	}
+}
+
+// A member of the previous version sends states without pages ('S'); they still merge.
+func TestStateCodecReadsFirstVersion(t *testing.T) {
+	r := newRecord(10)
+	r.entries["x"] = verdict{version: 12, firing: true}
+	b := encodeState(clusterState{records: map[string]*record{"m": r}})
+	if b[len(b)-1] != 0 {
+		t.Fatalf("expected the state to end with an empty page list, got %x", b)
+	}
+	v1 := append([]byte{kindStateV1}, b[1:len(b)-1]...) // the same records, no page list
+	st, err := decodeState(v1)
+	if err != nil {
+		t.Fatalf("decode a first-version state: %v", err)
+	}
+	if len(st.pages) != 0 || !maps.Equal(st.records["m"].entries, r.entries) {
+		t.Fatalf("expected m's record and no pages, got %+v", st)
+	}
+	if _, err := decodeState(append(v1, 0)); err == nil {
+		t.Fatalf("expected a first-version state with a page list to be rejected")
 	}
 }
 
@@ -153,12 +184,23 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 func FuzzDecodeState(f *testing.F) {
 	r := newRecord(10)
 	r.entries["x"] = verdict{version: 9, firing: true}
-	f.Add(encodeState(map[string]*record{"m": r}))
+	page := pageRecord{Page: Page{Key: "k", Open: true, By: "m", At: time.UnixMilli(99)}, version: 4}
+	f.Add(encodeState(clusterState{records: map[string]*record{"m": r}, pages: []pageRecord{page}}))
 	f.Add(encodeDelta(delta{member: "m", target: "t"}))
+	f.Add(encodePage(page))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if recs, err := decodeState(b); err == nil {
-			if _, err := decodeState(encodeState(recs)); err != nil {
+		if st, err := decodeState(b); err == nil {
+			again, err := decodeState(encodeState(st))
+			if err != nil {
 				t.Fatalf("re-encoding a decoded state failed: %v", err)
+			}
+			if !slices.Equal(again.pages, st.pages) {
+				t.Fatalf("re-encoding pages %+v gave %+v", st.pages, again.pages)
+			}
+		}
+		if p, err := decodePage(b); err == nil {
+			if got, err := decodePage(encodePage(p)); err != nil || got != p {
+				t.Fatalf("re-encoding %+v gave %+v, %v", p, got, err)
 			}
 		}
 		if d, err := decodeDelta(b); err == nil {
@@ -191,5 +233,20 @@ func TestStateSize(t *testing.T) {
 		size, idBytes, len(encodeDelta(deltas[0])))
 	if limit := idBytes + 1000*4 + 64; size > limit {
 		t.Fatalf("expected at most %d bytes (ids plus 4 per entry), got %d", limit, size)
+	}
+
+	// As many page records as a member keeps, every target paged once by one vantage.
+	c.pages = map[string]pageRecord{}
+	keyBytes := 0
+	at := time.UnixMilli(1_764_000_000_000)
+	for id := range verdicts {
+		c.pages[id] = pageRecord{Page: Page{Key: id, Open: true, Confirmed: true, By: "hel1-vps", At: at}, version: 3}
+		keyBytes += len(id)
+	}
+	withPages := len(c.encodeState())
+	t.Logf("the same with %d page records: %d bytes (%d for the pages, keys alone %d bytes)",
+		len(c.pages), withPages, withPages-size, keyBytes)
+	if limit := size + keyBytes + len(c.pages)*20; withPages > limit {
+		t.Fatalf("expected at most %d bytes (keys plus 20 per record), got %d", limit, withPages)
 	}
 }
