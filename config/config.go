@@ -70,9 +70,9 @@ type Cluster struct {
 
 // Defaults of the cluster: block.
 const (
-	DefaultClusterBind    = "0.0.0.0:7946"
-	DefaultAloneAfter     = 2 * time.Minute
-	DefaultTakeoverAfter  = 15 * time.Second
+	DefaultClusterBind   = "0.0.0.0:7946"
+	DefaultAloneAfter    = 2 * time.Minute
+	DefaultTakeoverAfter = 15 * time.Second
 )
 
 // Region is one isolated stack of the platform.

@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/cluster"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/notifiers"
 	"github.com/picket-dev/picket/alert/store"
@@ -36,6 +38,8 @@ type Options struct {
 	StateDir string
 	// Shard, if set, overrides the config's shard: probe only that share of the targets.
 	Shard *config.Shard
+	// WrapGossip, if set, wraps the cluster's gossip transport (tests cut a vantage off).
+	WrapGossip WrapGossip
 }
 
 // Run loads the config and runs the daemon until ctx ends. A config that does not load
@@ -78,6 +82,7 @@ type daemon struct {
 	metrics *Metrics
 	outbox  *notify.Outbox
 	engine  *alert.Engine
+	cluster *cluster.Cluster // nil: a lone vantage
 	runner  atomic.Pointer[probe.Runner]
 	sched   *probe.Scheduler
 	history *recorder
@@ -118,28 +123,45 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		history: newRecorder(st, o.Logger),
 		reloads: make(chan chan error),
 	}
+	if cfg.Cluster != nil {
+		if d.cluster, err = startCluster(cfg.Cluster, o); err != nil {
+			_ = st.Close()
+			return nil, err
+		}
+	}
+	fail := func(err error) (*daemon, error) {
+		if d.cluster != nil {
+			_ = d.cluster.Close()
+		}
+		_ = st.Close()
+		return nil, err
+	}
 	var engine *alert.Engine
 	d.outbox, err = notify.NewOutbox(notify.OutboxOptions{
 		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger,
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
+			if r.OK && d.cluster != nil {
+				d.cluster.ConfirmPage(r.DedupKey, r.Action == notify.ActionTrigger)
+			}
 			if engine != nil {
 				engine.NoteDelivery(r)
 			}
 		},
 	})
 	if err != nil {
-		_ = st.Close()
-		return nil, fmt.Errorf("outbox: %w", err)
+		return fail(fmt.Errorf("outbox: %w", err))
 	}
 	engine, err = alert.NewEngine(alert.EngineOptions{
-		Config: cfg, Store: st, Outbox: d.outbox, Logger: o.Logger,
+		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Fleet: fleetOptions(cfg, d.cluster),
 	})
 	if err != nil {
-		_ = st.Close()
-		return nil, fmt.Errorf("alert state: %w", err)
+		return fail(fmt.Errorf("alert state: %w", err))
 	}
 	d.engine = engine
+	if d.cluster != nil {
+		d.metrics.Registry.MustRegister(newClusterCollector(d.cluster, engine))
+	}
 	d.runner.Store(probe.NewRunner())
 	d.sched = probe.NewScheduler(probe.SchedulerOptions{
 		Run:         func(ctx context.Context, t *config.Target) probe.Result { return d.runner.Load().Run(ctx, t) },
@@ -208,6 +230,7 @@ func (d *daemon) run(ctx context.Context) error {
 	goRun("ticker", d.tick)
 	goRun("heartbeat", d.heartbeat)
 	goRun("self-check", d.selfCheck)
+	goRun("fleet", d.watchFleet)
 	serveErr := make(chan error, 1)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -247,6 +270,12 @@ loop:
 	stopOutbox()
 	outboxWG.Wait()
 	d.runner.Load().Close()
+	if d.cluster != nil {
+		// Last: a graceful leave tells the others this vantage departed, not went silent.
+		if err := d.cluster.Close(); err != nil {
+			d.log.Warn("cluster leave", "err", err)
+		}
+	}
 	d.log.Info("stopped", "undelivered", d.outbox.Pending())
 	return runErr
 }
@@ -268,14 +297,15 @@ func (d *daemon) reload() error {
 		return err
 	}
 	old := d.config()
-	if cfg.Listen != old.Listen || cfg.StateDir != old.StateDir {
-		d.log.Warn("listen and state_dir changes take effect at the next start", "listen", old.Listen, "state_dir", old.StateDir)
+	if cfg.Listen != old.Listen || cfg.StateDir != old.StateDir || !sameCluster(cfg.Cluster, old.Cluster) {
+		d.log.Warn("listen, state_dir and cluster changes take effect at the next start", "listen", old.Listen, "state_dir", old.StateDir)
+		cfg.Cluster = old.Cluster
 	}
 	d.cfgMu.Lock()
 	d.cfg = cfg
 	d.cfgMu.Unlock()
 	d.outbox.SetNotifiers(notifiers.Build(cfg, nil, d.log))
-	d.engine.Reload(cfg)
+	d.engine.Reload(engineConfig(cfg))
 	d.setStatusPage(cfg)
 	// A new runner drops HTTP transports of the old config's TLS settings.
 	d.runner.Swap(probe.NewRunner()).Close()
@@ -362,4 +392,14 @@ func (d *daemon) healthy() (bool, string) {
 		return false, fmt.Sprintf("no run started for %s (limit %s)", since.Round(time.Second), limit)
 	}
 	return true, "ok"
+}
+
+// sameCluster reports whether two cluster: settings are the same (a change needs a restart).
+func sameCluster(a, b *config.Cluster) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Member == b.Member && a.Bind == b.Bind && a.Advertise == b.Advertise &&
+		strings.Join(a.Peers, ",") == strings.Join(b.Peers, ",") && a.Secret.Reveal() == b.Secret.Reveal() &&
+		a.Quorum == b.Quorum && a.AloneAfter == b.AloneAfter && a.TakeoverAfter == b.TakeoverAfter
 }

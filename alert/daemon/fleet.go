@@ -1,0 +1,241 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
+)
+
+// fleet adapts a cluster member to what the engine needs.
+type fleet struct{ c *cluster.Cluster }
+
+var _ alert.Fleet = fleet{}
+
+func (f fleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
+func (f fleet) Alone() (bool, time.Duration)     { return f.c.Alone() }
+func (f fleet) Generation() uint64               { return f.c.Generation() }
+func (f fleet) Position(key string) int          { return f.c.Position(key) }
+func (f fleet) RecordPage(key string, open bool) { f.c.RecordPage(key, open) }
+
+func (f fleet) Tally() map[string]int {
+	votes, _ := f.c.Tally()
+	return votes
+}
+
+// LiveVantages counts vantages, not members: the shards of one vantage ("fsn1#0",
+// "fsn1#1") each probe part of the targets and together give one verdict per target.
+func (f fleet) LiveVantages() int {
+	seen := map[string]bool{}
+	for _, m := range f.c.Members() {
+		if m.State == cluster.StateAlive || m.State == cluster.StateSuspect {
+			seen[vantageOf(m.Name)] = true
+		}
+	}
+	return len(seen)
+}
+
+func vantageOf(member string) string {
+	v, _, _ := strings.Cut(member, "#")
+	return v
+}
+
+func (f fleet) Page(key string) (alert.FleetPage, bool) {
+	p, ok := f.c.Page(key)
+	return alert.FleetPage{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
+}
+
+func (f fleet) Status() alert.FleetStatus {
+	views := f.c.Views()
+	var st alert.FleetStatus
+	for _, m := range f.c.Members() {
+		if m.Self {
+			st.Member = m.Name
+		}
+		failing := views[m.Name]
+		if failing == nil {
+			failing = []string{}
+		}
+		st.Members = append(st.Members, alert.FleetMember{Name: m.Name, Addr: m.Addr, State: m.State, LastHeard: m.LastHeard.UTC(), Self: m.Self, Failing: failing})
+	}
+	st.Live = f.LiveVantages()
+	return st
+}
+
+// startCluster joins the fleet; wrap, if set, wraps the gossip transport (tests cut a
+// vantage off with it).
+func startCluster(cc *config.Cluster, o Options) (*cluster.Cluster, error) {
+	var secret []byte
+	if k := cc.Secret.Reveal(); k != "" {
+		secret = []byte(k)
+	}
+	return cluster.Start(cluster.Options{
+		Name: cc.Member, Bind: cc.Bind, Advertise: cc.Advertise, Peers: cc.Peers, Secret: secret,
+		Logger:         o.Logger.With("component", "cluster"),
+		GossipInterval: cc.GossipInterval, ProbeInterval: cc.ProbeInterval, PushPullInterval: cc.PushPullInterval,
+		WrapTransport:     o.WrapGossip,
+		ReconnectInterval: reconnectEvery(cc),
+	})
+}
+
+// reconnectEvery: a healed partition rejoins within 10 s, or within a push-pull period
+// when that is shorter (tests).
+func reconnectEvery(cc *config.Cluster) time.Duration {
+	if cc.PushPullInterval > 0 && cc.PushPullInterval < 10*time.Second {
+		return cc.PushPullInterval
+	}
+	return 10 * time.Second
+}
+
+// engineConfig is what the engine judges: in a fleet, every target (the vantages'
+// shared verdicts cover the targets of other shards too); alone, the probed ones.
+func engineConfig(cfg *config.Config) *config.Config {
+	if cfg.Cluster == nil || cfg.Shard == nil {
+		return cfg
+	}
+	out := *cfg
+	out.Targets = cfg.AllTargets
+	return &out
+}
+
+func fleetOptions(cfg *config.Config, c *cluster.Cluster) *alert.FleetOptions {
+	if c == nil {
+		return nil
+	}
+	return &alert.FleetOptions{Fleet: fleet{c}, Quorum: cfg.Cluster.Quorum, AloneAfter: cfg.Cluster.AloneAfter, TakeoverAfter: cfg.Cluster.TakeoverAfter}
+}
+
+// watchFleet makes the fleet monitor its own members: a vantage that went silent (dead,
+// not departed) is a notice, sent once by one live vantage, and resolved when it is back.
+func (d *daemon) watchFleet(ctx context.Context) {
+	if d.cluster == nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.checkMembers()
+		}
+	}
+}
+
+func (d *daemon) checkMembers() {
+	c := d.cluster
+	if alone, _ := c.Alone(); alone {
+		return // cut off: the silence is ours, not theirs; the pages say "isolated"
+	}
+	for _, m := range c.Members() {
+		if m.Self {
+			continue
+		}
+		key := "picket/vantage/" + m.Name
+		rec, known := c.Page(key)
+		silent := m.State == cluster.StateDead
+		switch {
+		case silent && (!known || !rec.Open):
+			d.vantageNotice(key, m, true)
+		case !silent && known && rec.Open:
+			d.vantageNotice(key, m, false)
+		}
+	}
+}
+
+// vantageNotice sends, from the first sender for the key only, that a vantage is silent
+// or back; the fleet's page record keeps the others from repeating it.
+func (d *daemon) vantageNotice(key string, m cluster.Member, silent bool) {
+	c := d.cluster
+	if c.Position(key) != 0 {
+		return
+	}
+	cfg := d.config()
+	action := notify.ActionTrigger
+	summary := fmt.Sprintf("[VANTAGE %s] silent since %s: the fleet has not heard from it", m.Name, m.LastHeard.UTC().Format(time.RFC3339))
+	if !silent {
+		action = notify.ActionResolve
+		summary = fmt.Sprintf("[VANTAGE %s] back (%s)", m.Name, m.State)
+	}
+	d.log.Warn("fleet: "+summary, "member", m.Name, "state", m.State)
+	c.RecordPage(key, silent)
+	if len(cfg.Cluster.Notify) == 0 {
+		return // logged and on the status page; no notifier configured for it
+	}
+	now := time.Now()
+	n := notify.Notification{
+		ID: fmt.Sprintf("%s|%s|%d", key, action, now.UnixNano()), Action: action,
+		DedupKey: key, Scope: "vantage", Subject: m.Name, Summary: summary,
+		Severity: notify.SeverityWarning, Source: cfg.Vantage, Created: now.UTC(),
+		Details: map[string]any{"vantage": m.Name, "state": m.State, "last_heard": m.LastHeard.UTC(), "addr": m.Addr, "reported_by": cfg.Cluster.Member},
+	}
+	if err := d.outbox.Enqueue(notify.Delivery{Notification: n, Notify: cfg.Cluster.Notify}); err != nil {
+		d.log.Error("could not queue the vantage notice", "member", m.Name, "err", err)
+	}
+}
+
+// clusterCollector reads the cluster at scrape time.
+type clusterCollector struct {
+	c                                      *cluster.Cluster
+	engine                                 *alert.Engine
+	members, alone, isolated, quorum, sent *prometheus.Desc
+	received, live                         *prometheus.Desc
+}
+
+func newClusterCollector(c *cluster.Cluster, e *alert.Engine) *clusterCollector {
+	return &clusterCollector{
+		c: c, engine: e,
+		members:  prometheus.NewDesc("picket_cluster_members", "Members of the fleet by state, as this vantage sees them (itself included).", []string{"state"}, nil),
+		live:     prometheus.NewDesc("picket_cluster_live_vantages", "Live vantages, this one included (shards of one vantage count once).", nil, nil),
+		alone:    prometheus.NewDesc("picket_cluster_alone", "1 while no peer is live.", nil, nil),
+		isolated: prometheus.NewDesc("picket_cluster_isolated", "1 while alone for longer than alone_after: pages go out on this vantage's evidence alone.", nil, nil),
+		quorum:   prometheus.NewDesc("picket_cluster_quorum", "Vantages that must agree before a target counts as failing, now.", nil, nil),
+		sent:     prometheus.NewDesc("picket_cluster_gossip_sent_bytes_total", "Bytes of gossip sent (UDP packets and TCP streams).", nil, nil),
+		received: prometheus.NewDesc("picket_cluster_gossip_received_bytes_total", "Bytes of gossip received.", nil, nil),
+	}
+}
+
+func (cc *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cc.members, cc.live, cc.alone, cc.isolated, cc.quorum, cc.sent, cc.received} {
+		ch <- d
+	}
+}
+
+func (cc *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{cluster.StateAlive: 0, cluster.StateSuspect: 0, cluster.StateDead: 0, cluster.StateLeft: 0}
+	for _, m := range cc.c.Members() {
+		counts[m.State]++
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(cc.members, prometheus.GaugeValue, float64(n), state)
+	}
+	fs := cc.engine.FleetStatus()
+	if fs != nil {
+		ch <- prometheus.MustNewConstMetric(cc.live, prometheus.GaugeValue, float64(fs.Live))
+		ch <- prometheus.MustNewConstMetric(cc.alone, prometheus.GaugeValue, boolFloat(fs.Alone))
+		ch <- prometheus.MustNewConstMetric(cc.isolated, prometheus.GaugeValue, boolFloat(fs.Isolated))
+		ch <- prometheus.MustNewConstMetric(cc.quorum, prometheus.GaugeValue, float64(fs.Quorum))
+	}
+	st := cc.c.Stats()
+	ch <- prometheus.MustNewConstMetric(cc.sent, prometheus.CounterValue, float64(st.SentBytes))
+	ch <- prometheus.MustNewConstMetric(cc.received, prometheus.CounterValue, float64(st.ReceivedBytes))
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// WrapGossip is the type of Options.WrapGossip.
+type WrapGossip = func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
