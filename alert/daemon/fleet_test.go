@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,11 +135,17 @@ type member struct {
 	stop func() error
 }
 
-// TestPartitionedVantagePagesAloneAndOthersReportItSilent: three vantages; c's gossip is
-// cut off. a and b page the region outage once; c, alone for alone_after with a healthy
-// self-check, pages on its own evidence and says it is isolated; a or b reports c silent
-// once. When the cut heals, c is back, and the recovery is resolved once.
-func TestPartitionedVantagePagesAloneAndOthersReportItSilent(t *testing.T) {
+// inProcessFleet starts one daemon per name in this process, gossiping on loopback;
+// eventsURL and wrap give each member its receiver and transport (nil: the defaults).
+type inProcessFleet struct {
+	plat      *probetest.Platform
+	pd        *pdtest.Receiver
+	selfCheck string // tcp:// target that answers: "the internet" is reachable
+	dir       string
+}
+
+func newInProcessFleet(t *testing.T) *inProcessFleet {
+	t.Helper()
 	plat, err := probetest.Start(probetest.Options{Regions: []string{"eu1", "us1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -147,26 +156,42 @@ func TestPartitionedVantagePagesAloneAndOthersReportItSilent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pd.Close() })
-	selfCheck, err := net.Listen("tcp", "127.0.0.1:0") // "the internet", as c sees it: reachable
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = selfCheck.Close() })
-	dir := t.TempDir()
-	names := []string{"a", "b", "c"}
+	t.Cleanup(func() { _ = ln.Close() })
+	return &inProcessFleet{plat: plat, pd: pd, selfCheck: ln.Addr().String(), dir: t.TempDir()}
+}
+
+type memberSpec struct {
+	name      string
+	eventsURL string // "" : the fleet's receiver
+	wrap      WrapGossip
+}
+
+func (f *inProcessFleet) start(t *testing.T, cluster string, specs ...memberSpec) []*member {
+	t.Helper()
 	binds := map[string]string{}
-	for _, n := range names {
-		binds[n] = freeAddr(t)
+	for _, s := range specs {
+		binds[s.name] = freeAddr(t)
 	}
-	cut := &atomic.Bool{}
 	var members []*member
-	for _, n := range names {
-		var peers []string
-		for _, o := range names {
-			if o != n {
-				peers = append(peers, binds[o])
+	t.Cleanup(func() {
+		for _, m := range members {
+			if err := m.stop(); err != nil {
+				t.Errorf("%s: %v", m.name, err)
 			}
 		}
+	})
+	for _, s := range specs {
+		var peers []string
+		for _, o := range specs {
+			if o.name != s.name {
+				peers = append(peers, binds[o.name])
+			}
+		}
+		events := cmp.Or(s.eventsURL, f.pd.BaseURL())
 		cfg := fmt.Sprintf(`vantage: %s
 listen: 127.0.0.1:0
 state_dir: %s
@@ -185,35 +210,35 @@ notifiers:
 routes:
   - notify: [pd]
 self_check: {targets: ["tcp://%s"], interval: 200ms}
-cluster: {bind: %s, peers: [%s], alone_after: 2s, takeover_after: 1s, notify: [pd],
-  gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s}
-`, n, filepath.Join(dir, "state-"+n), plat.URL("eu1"), plat.URL("us1"), pd.BaseURL(), selfCheck.Addr(), binds[n], strings.Join(peers, ", "))
-		path := filepath.Join(dir, n+".yaml")
+cluster: {bind: %s, peers: [%s], notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, %s}
+`, s.name, filepath.Join(f.dir, "state-"+s.name), f.plat.URL("eu1"), f.plat.URL("us1"), events, f.selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
+		path := filepath.Join(f.dir, s.name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		o := Options{ConfigPath: path}
-		if n == "c" {
-			o.WrapGossip = func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
-				return newCuttable(inner, cut)
-			}
-		}
-		members = append(members, startMember(t, n, o))
+		members = append(members, startMember(t, s.name, Options{ConfigPath: path, WrapGossip: s.wrap}))
 	}
-	a, b, c := members[0], members[1], members[2]
-	defer func() {
-		for _, m := range members {
-			if err := m.stop(); err != nil {
-				t.Errorf("%s: %v", m.name, err)
-			}
-		}
-	}()
 	for _, m := range members {
-		waitFor(t, 15*time.Second, m.name+" to see 3 members alive", func() bool {
-			return metric(t, m.base, `picket_cluster_members{state="alive"}`) == "3"
+		waitFor(t, 15*time.Second, fmt.Sprintf("%s to see %d members alive", m.name, len(specs)), func() bool {
+			return metric(t, m.base, `picket_cluster_members{state="alive"}`) == strconv.Itoa(len(specs))
 		})
 	}
+	return members
+}
 
+// TestPartitionedVantagePagesAloneAndOthersReportItSilent: three vantages; c's gossip is
+// cut off. a and b page the region outage once; c, alone for alone_after with a healthy
+// self-check, pages on its own evidence and says it is isolated; a or b reports c silent
+// once. When the cut heals, c is back, and the recovery is resolved once.
+func TestPartitionedVantagePagesAloneAndOthersReportItSilent(t *testing.T) {
+	f := newInProcessFleet(t)
+	plat, pd := f.plat, f.pd
+	cut := &atomic.Bool{}
+	members := f.start(t, "alone_after: 2s, takeover_after: 1s", memberSpec{name: "a"}, memberSpec{name: "b"},
+		memberSpec{name: "c", wrap: func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+			return newCuttable(inner, cut)
+		}})
+	a, b, c := members[0], members[1], members[2]
 	cut.Store(true)
 	for _, m := range []*member{a, b} {
 		waitFor(t, 15*time.Second, m.name+" to see c dead", func() bool {
@@ -264,7 +289,7 @@ cluster: {bind: %s, peers: [%s], alone_after: 2s, takeover_after: 1s, notify: [p
 	waitFor(t, 10*time.Second, "the region resolve", func() bool { return pd.Count(key, "resolve") >= 1 })
 	time.Sleep(2500 * time.Millisecond)
 	if n := pd.Count(key, "resolve"); n != 1 {
-		t.Errorf("region resolved %d times, want 1: %+v", n, pd.Events())
+		t.Errorf("region resolved %d times, want 1: %s", n, events(pd))
 	}
 }
 
@@ -318,4 +343,57 @@ func countFrom(pd *pdtest.Receiver, key, action string, sources ...string) int {
 		}
 	}
 	return n
+}
+
+// TestSenderThatCannotDeliverIsTakenOver: the first sender's paging service fails (its
+// receiver answers 500 forever), so its page is never confirmed; the second vantage
+// sends after takeover_after, once, and the resolve likewise.
+func TestSenderThatCannotDeliverIsTakenOver(t *testing.T) {
+	f := newInProcessFleet(t)
+	broken, err := pdtest.New(pdtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = broken.Close() })
+	broken.SetFault(pdtest.Fault{Status: 500})
+	const key = "picket/region/eu1"
+	// The sender for a key is the member first by FNV-1a of key+"\x00"+name (the
+	// cluster's documented rendezvous order); name the broken one so that it is first.
+	first, second := "x", "y"
+	if rendezvous(key, first) > rendezvous(key, second) {
+		first, second = second, first
+	}
+	members := f.start(t, "takeover_after: 1s", memberSpec{name: first, eventsURL: broken.BaseURL()}, memberSpec{name: second})
+	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
+	waitFor(t, 10*time.Second, "the first sender to try", func() bool { return broken.Requests() >= 1 })
+	waitFor(t, 10*time.Second, "the takeover page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
+	f.plat.ClearFaults()
+	waitFor(t, 10*time.Second, "the takeover resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
+	time.Sleep(2500 * time.Millisecond)
+	// Resolves carry no source: only the second vantage reaches this receiver anyway.
+	if tr, res := countFrom(f.pd, key, "trigger", second), f.pd.Count(key, "resolve"); tr != 1 || res != 1 {
+		t.Errorf("%s sent %d triggers and %d resolves, want 1 and 1: %s", second, tr, res, events(f.pd))
+	}
+	if n := f.pd.Count(key, "trigger"); n != 1 {
+		t.Errorf("%d triggers reached the receiver, want 1: %s", n, events(f.pd))
+	}
+	_, timeline := body(t, members[1].base+"/api/v1/incidents/picket~region~eu1/timeline")
+	if !strings.Contains(timeline, "takeover") {
+		t.Errorf("%s's timeline does not record the takeover:\n%s", second, timeline)
+	}
+}
+
+func rendezvous(key, name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key + "\x00" + name))
+	return h.Sum64()
+}
+
+// events lists what a receiver accepted, one short line each.
+func events(pd *pdtest.Receiver) string {
+	var b strings.Builder
+	for _, ev := range pd.Events() {
+		fmt.Fprintf(&b, "\n  %s %s from %q: %s", ev.Action, ev.DedupKey, ev.Payload.Source, ev.Payload.Summary)
+	}
+	return b.String()
 }
