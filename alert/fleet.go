@@ -151,7 +151,7 @@ func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
 	}
 	// Only an accepted page counts, as in Alertmanager's notification log: a sender whose
 	// paging service keeps failing is taken over after the wait below.
-	if rec, ok := f.Fleet.Page(inc.Key); ok && rec.Open && rec.Confirmed && rec.By != e.member() {
+	if rec, ok := f.Fleet.Page(inc.Key); ok && rec.Open && rec.Confirmed && rec.By != e.member() && aboutThis(rec, inc) {
 		inc.PagedBy = rec.By
 		inc.note(now, "triggered", "paged by vantage "+rec.By)
 		return false, true
@@ -165,6 +165,17 @@ func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
 	}
 	inc.note(now, "takeover", fmt.Sprintf("no vantage before this one (position %d) confirmed the page within %s; sending it", pos, time.Duration(pos)*f.TakeoverAfter))
 	return true, false
+}
+
+// recordSkew is how much earlier than this vantage's incident another vantage may have
+// recorded the same incident's page: vantages see a failure up to an interval apart, and
+// their clocks differ a little.
+const recordSkew = time.Minute
+
+// aboutThis reports whether a page record can be about this incident rather than an
+// earlier one with the same dedup key: an older record is not taken as "already sent".
+func aboutThis(rec FleetPage, inc *Incident) bool {
+	return !rec.At.Before(inc.Opened.Add(-recordSkew))
 }
 
 // firstSender reports whether this vantage sends follow-ups (widened, part of) for key.
@@ -187,7 +198,7 @@ func (e *Engine) resolveVia(now time.Time, inc *Incident) {
 		e.send(now, inc, notify.ActionResolve, "resolved")
 		return
 	}
-	if rec, ok := f.Fleet.Page(inc.Key); ok && !rec.Open && rec.Confirmed {
+	if rec, ok := f.Fleet.Page(inc.Key); ok && !rec.Open && rec.Confirmed && aboutThis(rec, inc) {
 		inc.note(now, "resolved", "resolve sent by vantage "+rec.By)
 		return
 	}
@@ -211,7 +222,7 @@ func (e *Engine) sendPendingResolves(now time.Time) {
 		switch {
 		case e.incidents.Get(key) != nil:
 			delete(f.resolves, key) // failing again: the open incident owns the key
-		case ok && !rec.Open && rec.Confirmed:
+		case ok && !rec.Open && rec.Confirmed && aboutThis(rec, p.inc):
 			delete(f.resolves, key)
 		case e.firstSender(key) || now.Sub(p.since) >= time.Duration(f.Fleet.Position(key))*f.TakeoverAfter:
 			delete(f.resolves, key)

@@ -239,6 +239,9 @@ func durationOr(d, def time.Duration) time.Duration {
 	return def
 }
 
+// Name is this member's name.
+func (c *Cluster) Name() string { return c.name }
+
 // Addr is the host:port this member gossips on (useful with port 0).
 func (c *Cluster) Addr() string {
 	return c.ml.LocalNode().Address()

@@ -142,7 +142,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
 			if r.OK && d.cluster != nil {
-				d.cluster.ConfirmPage(r.DedupKey, r.Action == notify.ActionTrigger)
+				confirmPage(d.cluster, r)
 			}
 			if engine != nil {
 				engine.NoteDelivery(r)

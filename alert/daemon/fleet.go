@@ -70,6 +70,23 @@ func (f fleet) Status() alert.FleetStatus {
 	return st
 }
 
+// confirmPage tells the fleet the paging service accepted a notification. Usually that
+// confirms this vantage's own record; when the fleet's record of the key is older than
+// the notification (its own record was lost in a crash, or another vantage's older word
+// stands), the accepted action becomes the record: it is what the paging service holds.
+func confirmPage(c *cluster.Cluster, r notify.AttemptResult) {
+	open := r.Action == notify.ActionTrigger
+	rec, ok := c.Page(r.DedupKey)
+	if ok && rec.Open == open && rec.By == c.Name() {
+		c.ConfirmPage(r.DedupKey, open)
+		return
+	}
+	if !ok || (rec.At.Before(r.Created) && (rec.Open != open || !rec.Confirmed)) {
+		c.RecordPage(r.DedupKey, open)
+		c.ConfirmPage(r.DedupKey, open)
+	}
+}
+
 // startCluster joins the fleet; wrap, if set, wraps the gossip transport (tests cut a
 // vantage off with it).
 func startCluster(cc *config.Cluster, o Options) (*cluster.Cluster, error) {

@@ -72,8 +72,9 @@ type AttemptResult struct {
 	NotificationID string
 	DedupKey       string
 	Action         string
+	Created        time.Time // when the engine made the notification
 	OK             bool
-	Permanent      bool  // the entry was dropped: retrying cannot help
+	Permanent      bool // the entry was dropped: retrying cannot help
 	Err            error // nil when OK
 	Attempt        int   // 1 for the first try of this entry
 	Fallback       bool  // the entry was enqueued as a fallback
@@ -562,7 +563,7 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 		return
 	}
 	r := AttemptResult{Notifier: j.notifier, NotificationID: j.notification.ID, DedupKey: j.notification.DedupKey,
-		Action: j.notification.Action, OK: err == nil, Permanent: IsPermanent(err), Err: err,
+		Action: j.notification.Action, Created: j.notification.Created, OK: err == nil, Permanent: IsPermanent(err), Err: err,
 		Attempt: j.attempt, Fallback: j.fallback, Duration: took}
 	switch {
 	case err == nil:
