@@ -74,7 +74,7 @@ type AttemptResult struct {
 	Action         string
 	Created        time.Time // when the engine made the notification
 	OK             bool
-	Permanent      bool // the entry was dropped: retrying cannot help
+	Permanent      bool  // the entry was dropped: retrying cannot help
 	Err            error // nil when OK
 	Attempt        int   // 1 for the first try of this entry
 	Fallback       bool  // the entry was enqueued as a fallback
