@@ -38,12 +38,16 @@ func TestDeployExamples(t *testing.T) {
 	}
 	t.Setenv("PLATFORM_API_KEY", "test-platform-key")
 	t.Setenv("PD_ROUTING_KEY", strings.Repeat("k", 32))
-	if _, err := Parse("configmap:picket.yaml", []byte(cm["picket.yaml"].(string))); err != nil {
+	t.Setenv("PICKET_GOSSIP_KEY", "ZmxlZXQtdGVzdC1nb3NzaXAta2V5LTMyYnl0ZXMhISE=")
+	cfg, err := Parse("configmap:picket.yaml", []byte(cm["picket.yaml"].(string)))
+	if err != nil {
 		t.Errorf("the config in the ConfigMap does not load:\n%v", err)
+	} else if cfg.Cluster == nil || cfg.Cluster.Bind != "0.0.0.0:7946" || len(cfg.Cluster.Secret.Reveal()) != 32 {
+		t.Errorf("the ConfigMap's cluster: %+v", cfg.Cluster)
 	}
 	sts := kinds["StatefulSet"]
 	text, _ := yaml.Marshal(sts)
-	for _, want := range []string{"runAsNonRoot: true", "allowPrivilegeEscalation: false", "readOnlyRootFilesystem: true", "/readyz", "/var/lib/picket"} {
+	for _, want := range []string{"runAsNonRoot: true", "allowPrivilegeEscalation: false", "readOnlyRootFilesystem: true", "/readyz", "/var/lib/picket", "containerPort: 7946", "protocol: UDP"} {
 		if !strings.Contains(string(text), want) {
 			t.Errorf("StatefulSet lacks %q", want)
 		}
