@@ -518,6 +518,10 @@ func (e *Engine) SetImpaired(impaired bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.impaired = impaired
+	if e.fleet != nil {
+		e.reconcile(e.now()) // withdraws (or gives again) this vantage's verdicts
+		return
+	}
 	if !impaired {
 		e.sendDue(e.now())
 	}

@@ -93,7 +93,9 @@ func (e *Engine) publishAndTally() {
 	f := e.fleet
 	local := map[string]bool{}
 	for id, s := range e.states {
-		if s.State != StateFiring {
+		// An impaired vantage's verdicts say more about its own network than about the
+		// platform: it gives none, so that it cannot make up a quorum.
+		if e.impaired || s.State != StateFiring {
 			continue
 		}
 		if s.Condition == ConditionDegraded {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -166,7 +168,9 @@ func newInProcessFleet(t *testing.T) *inProcessFleet {
 
 type memberSpec struct {
 	name      string
-	eventsURL string // "" : the fleet's receiver
+	eventsURL string // "": the fleet's receiver
+	eu1URL    string // "": the platform's eu1
+	selfCheck string // "": the fleet's (reachable) self-check target
 	wrap      WrapGossip
 }
 
@@ -192,6 +196,7 @@ func (f *inProcessFleet) start(t *testing.T, cluster string, specs ...memberSpec
 			}
 		}
 		events := cmp.Or(s.eventsURL, f.pd.BaseURL())
+		eu1, selfCheck := cmp.Or(s.eu1URL, f.plat.URL("eu1")), cmp.Or(s.selfCheck, f.selfCheck)
 		cfg := fmt.Sprintf(`vantage: %s
 listen: 127.0.0.1:0
 state_dir: %s
@@ -211,7 +216,7 @@ routes:
   - notify: [pd]
 self_check: {targets: ["tcp://%s"], interval: 200ms}
 cluster: {bind: %s, peers: [%s], notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, %s}
-`, s.name, filepath.Join(f.dir, "state-"+s.name), f.plat.URL("eu1"), f.plat.URL("us1"), events, f.selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
+`, s.name, filepath.Join(f.dir, "state-"+s.name), eu1, f.plat.URL("us1"), events, selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
 		path := filepath.Join(f.dir, s.name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -396,4 +401,32 @@ func events(pd *pdtest.Receiver) string {
 		fmt.Fprintf(&b, "\n  %s %s from %q: %s", ev.Action, ev.DedupKey, ev.Payload.Source, ev.Payload.Summary)
 	}
 	return b.String()
+}
+
+// TestImpairedVantageGivesNoVerdicts: a and c both see eu1 down (their path to it is
+// broken), which would make quorum 2 of 3; but c's own network checks fail, so c gives
+// no verdicts and nothing is paged.
+func TestImpairedVantageGivesNoVerdicts(t *testing.T) {
+	f := newInProcessFleet(t)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "test: no path to eu1", http.StatusBadGateway)
+	}))
+	t.Cleanup(broken.Close)
+	unreachable := freeAddr(t) // nothing listens there
+	members := f.start(t, "quorum: 2, takeover_after: 1s",
+		memberSpec{name: "a", eu1URL: broken.URL}, memberSpec{name: "b"},
+		memberSpec{name: "c", eu1URL: broken.URL, selfCheck: unreachable})
+	a, c := members[0], members[2]
+	waitFor(t, 10*time.Second, "c to be impaired", func() bool { return metric(t, c.base, "picket_impaired") == "1" })
+	waitFor(t, 10*time.Second, "c to see eu1 firing itself", func() bool {
+		return metric(t, c.base, `picket_target_state{journey="query",product="metrics",region="eu1",vantage="c"}`) == "2"
+	})
+	waitFor(t, 10*time.Second, "a's votes", func() bool {
+		_, st := body(t, a.base+"/api/v1/status")
+		return strings.Contains(st, `"votes":{"metrics":{"eu1":"down from 1 of 3"}`)
+	})
+	time.Sleep(2 * time.Second) // group wait 0, takeover 1s: a page would be out by now
+	if n := len(f.pd.Events()); n != 0 {
+		t.Errorf("paged on the word of an impaired vantage: %s", events(f.pd))
+	}
 }
