@@ -275,6 +275,10 @@ func (e *Engine) reconcile(now time.Time) {
 	var down, degraded []Failing
 	if e.fleet != nil {
 		e.publishAndTally()
+		if e.fleet.held {
+			e.sendDue(now) // silences, pending work; nothing new while holding
+			return
+		}
 	}
 	for id, s := range e.states {
 		condition := e.condition(id, s)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/config"
 )
 
 // Fleet is the cluster of vantages as the engine needs it (the daemon adapts
@@ -46,6 +47,10 @@ type FleetOptions struct {
 // DegradedVote is the key a vantage gossips for a target it sees only degraded.
 func DegradedVote(id string) string { return id + "#degraded" }
 
+// AbstainVote is what an impaired vantage gossips instead of verdicts: it does not count
+// towards the quorum's base and does not send.
+const AbstainVote = "#abstain"
+
 // pendingResolve is a resolve this vantage is not first to send: it waits for the
 // sender's record and sends itself only when none comes.
 type pendingResolve struct {
@@ -59,6 +64,7 @@ type fleetState struct {
 	generation uint64
 	votes      map[string]int
 	quorum     int
+	held       bool // alone, not yet isolated: incidents stand still
 	resolves   map[string]*pendingResolve
 }
 
@@ -76,26 +82,37 @@ func (f *fleetState) alone() (alone, isolated bool, since time.Duration) {
 	return alone, alone && since >= f.AloneAfter, since
 }
 
-// effectiveQuorum: alone, a vantage has only its own evidence (its pages are held until
-// alone_after); otherwise the setting, or a majority of the live vantages.
+// holding: alone but not yet for alone_after. Most often that is this vantage's own
+// network, so nothing changes on its word: no incident opens or resolves, nothing is sent.
+func (f *fleetState) holding() bool {
+	alone, isolated, _ := f.alone()
+	return alone && !isolated
+}
+
+// effectiveQuorum: alone, a vantage has only its own evidence; otherwise the setting (at
+// most the live vantages: a fleet that lost some still pages), or a majority of them.
 func (f *fleetState) effectiveQuorum() int {
 	if alone, _ := f.Fleet.Alone(); alone {
 		return 1
 	}
+	live := f.Fleet.LiveVantages()
 	if f.Quorum > 0 {
-		return f.Quorum
+		return max(1, min(f.Quorum, live))
 	}
-	return f.Fleet.LiveVantages()/2 + 1
+	return live/2 + 1
 }
 
 // publish gossips the local verdicts and takes the fleet's: which targets fail by quorum.
 func (e *Engine) publishAndTally() {
 	f := e.fleet
 	local := map[string]bool{}
-	for id, s := range e.states {
+	if e.impaired {
 		// An impaired vantage's verdicts say more about its own network than about the
-		// platform: it gives none, so that it cannot make up a quorum.
-		if e.impaired || s.State != StateFiring {
+		// platform: it abstains, so that it cannot make up a quorum.
+		local[AbstainVote] = true
+	}
+	for id, s := range e.states {
+		if e.impaired || s.State != StateFiring || !e.probes(id) {
 			continue
 		}
 		if s.Condition == ConditionDegraded {
@@ -108,6 +125,14 @@ func (e *Engine) publishAndTally() {
 	f.generation = f.Fleet.Generation()
 	f.votes = f.Fleet.Tally()
 	f.quorum = f.effectiveQuorum()
+	f.held = f.holding()
+}
+
+// probes reports whether this instance probes the target: a shard votes only for its
+// own (a state restored from before a reshard is not a vote).
+func (e *Engine) probes(id string) bool {
+	sh := e.cfg.Shard
+	return sh == nil || config.ShardOf(id, sh.Count) == sh.Index
 }
 
 // fleetCondition is the target's condition by quorum: "" (not failing), down or degraded.
@@ -134,9 +159,11 @@ func (f *fleetState) votesText(id string, live int) string {
 	return ""
 }
 
-// fleetMoved reports whether the fleet changed since the last reconcile.
+// fleetMoved reports whether the fleet changed since the last reconcile, or this
+// vantage started or stopped holding.
 func (e *Engine) fleetMoved() bool {
-	return e.fleet != nil && e.fleet.Fleet.Generation() != e.fleet.generation
+	f := e.fleet
+	return f != nil && (f.Fleet.Generation() != f.generation || f.holding() != f.held)
 }
 
 // mayTrigger decides whether this vantage sends an incident's first trigger now. It
@@ -147,16 +174,18 @@ func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
 	if f == nil {
 		return true, false
 	}
-	_, isolated, _ := f.alone()
-	if alone, _ := f.Fleet.Alone(); alone {
-		return isolated, false // held until alone_after, then paged on our own evidence
-	}
 	// Only an accepted page counts, as in Alertmanager's notification log: a sender whose
-	// paging service keeps failing is taken over after the wait below.
-	if rec, ok := f.Fleet.Page(inc.Key); ok && rec.Open && rec.Confirmed && rec.By != e.member() && aboutThis(rec, inc) {
-		inc.PagedBy = rec.By
+	// paging service keeps failing is taken over after the wait below. The record is the
+	// fleet's last word on the key: an accepted trigger, however old, means the incident
+	// is open at the paging service (a resolve would have replaced it). Also this
+	// vantage's own, from before a restart.
+	if rec, ok := f.Fleet.Page(inc.Key); ok && rec.Open && rec.Confirmed {
+		inc.PagedBy, inc.PagedAt = rec.By, rec.At
 		inc.note(now, "triggered", "paged by vantage "+rec.By)
 		return false, true
+	}
+	if alone, isolated, _ := f.alone(); alone {
+		return isolated, false // held until alone_after, then paged on our own evidence
 	}
 	pos := f.Fleet.Position(inc.Key)
 	if pos == 0 {
@@ -174,10 +203,15 @@ func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
 // their clocks differ a little.
 const recordSkew = time.Minute
 
-// aboutThis reports whether a page record can be about this incident rather than an
-// earlier one with the same dedup key: an older record is not taken as "already sent".
-func aboutThis(rec FleetPage, inc *Incident) bool {
-	return !rec.At.Before(inc.Opened.Add(-recordSkew))
+// resolvedBy reports whether the record is an accepted resolve of this incident, not of
+// an earlier one with the same key: made after the incident opened, and after this
+// vantage's own trigger if it sent one (after a partition, an isolated vantage's later
+// trigger may lose to an older resolve in the records' order).
+func (e *Engine) resolvedBy(rec FleetPage, inc *Incident) bool {
+	if rec.Open || !rec.Confirmed || rec.At.Before(inc.Opened.Add(-recordSkew)) {
+		return false
+	}
+	return inc.PagedBy != e.member() || !rec.At.Before(inc.PagedAt)
 }
 
 // firstSender reports whether this vantage sends follow-ups (widened, part of) for key.
@@ -186,8 +220,11 @@ func (e *Engine) firstSender(key string) bool {
 	if f == nil {
 		return true
 	}
-	if alone, _ := f.Fleet.Alone(); alone {
-		return true
+	if e.impaired {
+		return false // the others do not count it among the senders
+	}
+	if alone, isolated, _ := f.alone(); alone {
+		return isolated
 	}
 	return f.Fleet.Position(key) == 0
 }
@@ -200,8 +237,15 @@ func (e *Engine) resolveVia(now time.Time, inc *Incident) {
 		e.send(now, inc, notify.ActionResolve, "resolved")
 		return
 	}
-	if rec, ok := f.Fleet.Page(inc.Key); ok && !rec.Open && rec.Confirmed && aboutThis(rec, inc) {
+	if rec, ok := f.Fleet.Page(inc.Key); ok && e.resolvedBy(rec, inc) {
 		inc.note(now, "resolved", "resolve sent by vantage "+rec.By)
+		return
+	}
+	// An isolated vantage resolves only what it paged itself: the fleet's pages wait for
+	// the fleet.
+	if alone, _, _ := f.alone(); alone && inc.PagedBy != e.member() {
+		inc.note(now, "resolved", "waiting for the fleet to resolve what it paged")
+		f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
 		return
 	}
 	if e.firstSender(inc.Key) {
@@ -219,12 +263,15 @@ func (e *Engine) sendPendingResolves(now time.Time) {
 	if f == nil {
 		return
 	}
+	if alone, _ := f.Fleet.Alone(); alone {
+		return // the fleet's resolves wait for the fleet
+	}
 	for key, p := range f.resolves {
 		rec, ok := f.Fleet.Page(key)
 		switch {
 		case e.incidents.Get(key) != nil:
 			delete(f.resolves, key) // failing again: the open incident owns the key
-		case ok && !rec.Open && rec.Confirmed && aboutThis(rec, p.inc):
+		case ok && e.resolvedBy(rec, p.inc):
 			delete(f.resolves, key)
 		case e.firstSender(key) || now.Sub(p.since) >= time.Duration(f.Fleet.Position(key))*f.TakeoverAfter:
 			delete(f.resolves, key)
@@ -238,7 +285,9 @@ func (e *Engine) sendRecorded(now time.Time, inc *Incident, action, note string)
 	ok := e.send(now, inc, action, note)
 	if ok && e.fleet != nil {
 		e.fleet.Fleet.RecordPage(inc.Key, action == notify.ActionTrigger)
-		inc.PagedBy = e.member()
+		if action == notify.ActionTrigger {
+			inc.PagedBy, inc.PagedAt = e.member(), now
+		}
 	}
 	return ok
 }

@@ -25,7 +25,8 @@ type Incident struct {
 	SendAfter time.Time `json:"send_after,omitzero"`
 	Triggered bool      `json:"triggered"` // a trigger was handed to the outbox
 	// PagedBy is the vantage that sent the trigger, in a fleet.
-	PagedBy string `json:"paged_by,omitempty"`
+	PagedBy string    `json:"paged_by,omitempty"`
+	PagedAt time.Time `json:"paged_at,omitzero"`
 	// ToldPartOf is the wider incident the on-call was told this one belongs to; the
 	// notice waits until the wider incident itself has been paged.
 	ToldPartOf string  `json:"told_part_of,omitempty"`

@@ -67,6 +67,9 @@ type Member struct {
 	State     string
 	LastHeard time.Time
 	Self      bool
+	// Reported: its verdicts have arrived (a member that just came back has none until
+	// its state does, and must not count as saying "ok" meanwhile).
+	Reported bool
 }
 
 // Cluster is this vantage's membership of the fleet.
@@ -383,7 +386,7 @@ func (c *Cluster) Alone() (bool, time.Duration) {
 // A member alive for memberlist that has not
 // answered a probe for three probe rounds is reported suspect.
 func (c *Cluster) Members() []Member {
-	self := Member{Name: c.name, Addr: c.Addr(), State: StateAlive, LastHeard: time.Now(), Self: true}
+	self := Member{Name: c.name, Addr: c.Addr(), State: StateAlive, LastHeard: time.Now(), Self: true, Reported: true}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := []Member{self}
@@ -393,13 +396,20 @@ func (c *Cluster) Members() []Member {
 		if state == StateAlive && time.Since(m.lastHeard) > suspectAfter {
 			state = StateSuspect
 		}
-		out = append(out, Member{Name: name, Addr: m.addr, State: state, LastHeard: m.lastHeard})
+		out = append(out, Member{Name: name, Addr: m.addr, State: state, LastHeard: m.lastHeard, Reported: c.reportedLocked(name)})
 	}
 	slices.SortFunc(out[1:], func(x, y Member) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
 
 func isLive(state string) bool { return state == StateAlive }
+
+// reportedLocked: a full state of the member's verdicts has arrived (a record made from
+// single broadcasts has floor 0: it knows a few targets, not the rest).
+func (c *Cluster) reportedLocked(name string) bool {
+	r := c.records[name]
+	return r != nil && r.floor > 0
+}
 
 func (c *Cluster) numLive() int {
 	c.mu.Lock()
@@ -601,13 +611,25 @@ func (c *Cluster) IsLive(member string) bool {
 // is the sender. The live members (this one included) are ordered by the FNV-1a 64 hash
 // of key + "\x00" + name, ascending, ties by name, so that members that see the same
 // live members agree on the order, and different keys spread over different senders.
-func (c *Cluster) Position(key string) int {
+func (c *Cluster) Position(key string) int { return c.Rank(key, nil) }
+
+// Rank is Position among the live members that eligible accepts (nil: all); this member
+// is ranked whether eligible or not. It lets a caller leave out members that must not
+// send: one that abstains, or the subject of a notice about itself.
+// eligible is called without the cluster's lock held, so it may ask the cluster.
+func (c *Cluster) Rank(key string, eligible func(member string) bool) int {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	live := make([]string, 0, len(c.members))
+	for name, m := range c.members {
+		if isLive(m.state) {
+			live = append(live, name)
+		}
+	}
+	c.mu.Unlock()
 	mine := rendezvousHash(key, c.name)
 	pos := 0
-	for name, m := range c.members {
-		if !isLive(m.state) {
+	for _, name := range live {
+		if eligible != nil && !eligible(name) {
 			continue
 		}
 		h := rendezvousHash(key, name)
@@ -616,6 +638,17 @@ func (c *Cluster) Position(key string) int {
 		}
 	}
 	return pos
+}
+
+// Says reports whether the member (this one included) says key fires.
+func (c *Cluster) Says(member, key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if member == c.name {
+		return c.local.firing(key)
+	}
+	r := c.records[member]
+	return r != nil && r.firing(key)
 }
 
 // rendezvousHash is FNV-1a 64 of key + "\x00" + member, without building the string.

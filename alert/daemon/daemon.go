@@ -83,6 +83,7 @@ type daemon struct {
 	outbox  *notify.Outbox
 	engine  *alert.Engine
 	cluster *cluster.Cluster // nil: a lone vantage
+	fleet   *fleet           // the engine's view of the cluster
 	runner  atomic.Pointer[probe.Runner]
 	sched   *probe.Scheduler
 	history *recorder
@@ -128,6 +129,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 			_ = st.Close()
 			return nil, err
 		}
+		d.fleet = newFleet(d.cluster, cfg.Vantage)
 	}
 	fail := func(err error) (*daemon, error) {
 		if d.cluster != nil {
@@ -142,18 +144,26 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
 			if r.OK && d.cluster != nil {
+				// Complete: every notifier of the delivery accepted; a chat message
+				// accepted while PagerDuty fails does not stop a takeover.
 				confirmPage(d.cluster, r)
 			}
 			if engine != nil {
 				engine.NoteDelivery(r)
 			}
 		},
+		Obsolete: func(n notify.Notification) string {
+			if d.cluster == nil {
+				return ""
+			}
+			return obsolete(d.cluster, n)
+		},
 	})
 	if err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
 	engine, err = alert.NewEngine(alert.EngineOptions{
-		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Fleet: fleetOptions(cfg, d.cluster),
+		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Fleet: fleetOptions(cfg, d.fleet),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("alert state: %w", err))
@@ -202,6 +212,9 @@ func (d *daemon) run(ctx context.Context) error {
 	cfg := d.config()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		if d.cluster != nil {
+			_ = d.cluster.Close()
+		}
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -15,32 +16,76 @@ import (
 	"github.com/picket-dev/picket/config"
 )
 
-// fleet adapts a cluster member to what the engine needs.
-type fleet struct{ c *cluster.Cluster }
+// fleet adapts a cluster member to what the engine needs. It counts vantages, not
+// members: the shards of one vantage ("fsn1#0", "fsn1#1") each probe part of the targets
+// and together give one verdict per target, and they can reach each other while cut off
+// from every other vantage.
+type fleet struct {
+	c       *cluster.Cluster
+	vantage string
 
-var _ alert.Fleet = fleet{}
+	mu         sync.Mutex
+	aloneSince time.Time // zero while a member of another vantage is live
+}
 
-func (f fleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
-func (f fleet) Alone() (bool, time.Duration)     { return f.c.Alone() }
-func (f fleet) Generation() uint64               { return f.c.Generation() }
-func (f fleet) Position(key string) int          { return f.c.Position(key) }
-func (f fleet) RecordPage(key string, open bool) { f.c.RecordPage(key, open) }
+var _ alert.Fleet = (*fleet)(nil)
 
-func (f fleet) Tally() map[string]int {
+func newFleet(c *cluster.Cluster, vantage string) *fleet {
+	return &fleet{c: c, vantage: vantage, aloneSince: time.Now()}
+}
+
+func (f *fleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
+func (f *fleet) Generation() uint64               { return f.c.Generation() }
+func (f *fleet) RecordPage(key string, open bool) { f.c.RecordPage(key, open) }
+
+func (f *fleet) Tally() map[string]int {
 	votes, _ := f.c.Tally()
 	return votes
 }
 
-// LiveVantages counts vantages, not members: the shards of one vantage ("fsn1#0",
-// "fsn1#1") each probe part of the targets and together give one verdict per target.
-func (f fleet) LiveVantages() int {
+// abstains: the member gives no verdicts (its self-check fails).
+func (f *fleet) abstains(member string) bool { return f.c.Says(member, alert.AbstainVote) }
+
+// counts: a live member whose verdicts have arrived and who does not abstain.
+func (f *fleet) counts(m cluster.Member) bool {
+	return (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) && m.Reported && !f.abstains(m.Name)
+}
+
+// Position ranks this vantage among the members that may send: abstaining ones do not.
+func (f *fleet) Position(key string) int {
+	return f.c.Rank(key, func(m string) bool { return !f.abstains(m) })
+}
+
+// LiveVantages counts the vantages whose verdicts count: live, reported, not abstaining.
+func (f *fleet) LiveVantages() int {
 	seen := map[string]bool{}
 	for _, m := range f.c.Members() {
-		if m.State == cluster.StateAlive || m.State == cluster.StateSuspect {
+		if m.Self || f.counts(m) {
 			seen[vantageOf(m.Name)] = true
 		}
 	}
 	return len(seen)
+}
+
+// Alone: no member of another vantage is live (shards of this one do not keep it company).
+func (f *fleet) Alone() (bool, time.Duration) {
+	others := false
+	for _, m := range f.c.Members() {
+		if !m.Self && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) && vantageOf(m.Name) != f.vantage {
+			others = true
+			break
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case others:
+		f.aloneSince = time.Time{}
+		return false, 0
+	case f.aloneSince.IsZero():
+		f.aloneSince = time.Now()
+	}
+	return true, time.Since(f.aloneSince)
 }
 
 func vantageOf(member string) string {
@@ -48,12 +93,12 @@ func vantageOf(member string) string {
 	return v
 }
 
-func (f fleet) Page(key string) (alert.FleetPage, bool) {
+func (f *fleet) Page(key string) (alert.FleetPage, bool) {
 	p, ok := f.c.Page(key)
 	return alert.FleetPage{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
 }
 
-func (f fleet) Status() alert.FleetStatus {
+func (f *fleet) Status() alert.FleetStatus {
 	views := f.c.Views()
 	var st alert.FleetStatus
 	for _, m := range f.c.Members() {
@@ -75,6 +120,9 @@ func (f fleet) Status() alert.FleetStatus {
 // the notification (its own record was lost in a crash, or another vantage's older word
 // stands), the accepted action becomes the record: it is what the paging service holds.
 func confirmPage(c *cluster.Cluster, r notify.AttemptResult) {
+	if !r.Complete {
+		return // another notifier of the same delivery has not accepted yet
+	}
 	open := r.Action == notify.ActionTrigger
 	rec, ok := c.Page(r.DedupKey)
 	if ok && rec.Open == open && rec.By == c.Name() {
@@ -85,6 +133,21 @@ func confirmPage(c *cluster.Cluster, r notify.AttemptResult) {
 		c.RecordPage(r.DedupKey, open)
 		c.ConfirmPage(r.DedupKey, open)
 	}
+}
+
+// obsolete drops a queued notification another vantage has superseded: after a
+// takeover, this vantage's old trigger must not reopen the incident once its paging
+// service answers again.
+func obsolete(c *cluster.Cluster, n notify.Notification) string {
+	rec, ok := c.Page(n.DedupKey)
+	if !ok || rec.By == c.Name() || !rec.Confirmed || !rec.At.After(n.Created) {
+		return ""
+	}
+	what := "resolve"
+	if rec.Open {
+		what = "trigger"
+	}
+	return fmt.Sprintf("vantage %s's %s was accepted after this %s was made", rec.By, what, n.Action)
 }
 
 // startCluster joins the fleet; wrap, if set, wraps the gossip transport (tests cut a
@@ -123,11 +186,11 @@ func engineConfig(cfg *config.Config) *config.Config {
 	return &out
 }
 
-func fleetOptions(cfg *config.Config, c *cluster.Cluster) *alert.FleetOptions {
-	if c == nil {
+func fleetOptions(cfg *config.Config, f *fleet) *alert.FleetOptions {
+	if f == nil {
 		return nil
 	}
-	return &alert.FleetOptions{Fleet: fleet{c}, Quorum: cfg.Cluster.Quorum, AloneAfter: cfg.Cluster.AloneAfter, TakeoverAfter: cfg.Cluster.TakeoverAfter}
+	return &alert.FleetOptions{Fleet: f, Quorum: cfg.Cluster.Quorum, AloneAfter: cfg.Cluster.AloneAfter, TakeoverAfter: cfg.Cluster.TakeoverAfter}
 }
 
 // watchFleet makes the fleet monitor its own members: a vantage that went silent (dead,
@@ -150,7 +213,7 @@ func (d *daemon) watchFleet(ctx context.Context) {
 
 func (d *daemon) checkMembers() {
 	c := d.cluster
-	if alone, _ := c.Alone(); alone {
+	if alone, _ := d.fleet.Alone(); alone {
 		return // cut off: the silence is ours, not theirs; the pages say "isolated"
 	}
 	for _, m := range c.Members() {
@@ -173,7 +236,8 @@ func (d *daemon) checkMembers() {
 // or back; the fleet's page record keeps the others from repeating it.
 func (d *daemon) vantageNotice(key string, m cluster.Member, silent bool) {
 	c := d.cluster
-	if c.Position(key) != 0 {
+	// The subject itself does not rank: it is back, but the notice is about it.
+	if c.Rank(key, func(n string) bool { return n != m.Name && !d.fleet.abstains(n) }) != 0 {
 		return
 	}
 	cfg := d.config()
@@ -184,9 +248,9 @@ func (d *daemon) vantageNotice(key string, m cluster.Member, silent bool) {
 		summary = fmt.Sprintf("[VANTAGE %s] back (%s)", m.Name, m.State)
 	}
 	d.log.Warn("fleet: "+summary, "member", m.Name, "state", m.State)
-	c.RecordPage(key, silent)
 	if len(cfg.Cluster.Notify) == 0 {
-		return // logged and on the status page; no notifier configured for it
+		c.RecordPage(key, silent) // logged and on the status page; no notifier configured for it
+		return
 	}
 	now := time.Now()
 	n := notify.Notification{
@@ -196,8 +260,10 @@ func (d *daemon) vantageNotice(key string, m cluster.Member, silent bool) {
 		Details: map[string]any{"vantage": m.Name, "state": m.State, "last_heard": m.LastHeard.UTC(), "addr": m.Addr, "reported_by": cfg.Cluster.Member},
 	}
 	if err := d.outbox.Enqueue(notify.Delivery{Notification: n, Notify: cfg.Cluster.Notify}); err != nil {
-		d.log.Error("could not queue the vantage notice", "member", m.Name, "err", err)
+		d.log.Error("could not queue the vantage notice; trying again in a second", "member", m.Name, "err", err)
+		return
 	}
+	c.RecordPage(key, silent)
 }
 
 // clusterCollector reads the cluster at scrape time.

@@ -51,7 +51,7 @@ func benchReconcile10k(b *testing.B, lone bool) {
 		defer members[i].Close()
 	}
 	fo := &alert.FleetOptions{
-		Fleet: fleet{members[0]}, Quorum: 1, AloneAfter: time.Minute, TakeoverAfter: 15 * time.Second}
+		Fleet: newFleet(members[0], "bench"), Quorum: 1, AloneAfter: time.Minute, TakeoverAfter: 15 * time.Second}
 	if lone {
 		fo = nil
 	}

@@ -59,11 +59,16 @@ type OutboxOptions struct {
 	// jitter; a longer Retry-After (capped at MaxRetryAfter) wins. 0 means 1s and 60s.
 	MinBackoff, MaxBackoff time.Duration
 	AttemptTimeout         time.Duration // per send; 0 means 10s
-	// OnResult, when set, hears about every attempt (for metrics and the timeline),
-	// before the outbox acts on it: the result of one attempt always comes before the
-	// entry's next attempt, and before a permanently failed entry is removed. It is
-	// called from the sending goroutines, possibly concurrently, and must not block.
+	// OnResult, when set, hears about every attempt (for metrics and the timeline):
+	// the result of one attempt always comes before the entry's next attempt, and
+	// before a permanently failed entry is removed; an accepted entry is reported once
+	// it left the outbox (so that Complete is known). It is called from the sending
+	// goroutines, possibly concurrently, and must not block.
 	OnResult func(r AttemptResult)
+	// Obsolete, when set, is asked before each attempt; a reason means the notification
+	// was superseded elsewhere (another vantage of a fleet): it is dropped unsent,
+	// without a fallback.
+	Obsolete func(n Notification) string
 }
 
 // AttemptResult is one send attempt's outcome.
@@ -74,11 +79,14 @@ type AttemptResult struct {
 	Action         string
 	Created        time.Time // when the engine made the notification
 	OK             bool
-	Permanent      bool  // the entry was dropped: retrying cannot help
-	Err            error // nil when OK
-	Attempt        int   // 1 for the first try of this entry
-	Fallback       bool  // the entry was enqueued as a fallback
-	Duration       time.Duration
+	// Complete: with this acceptance every notifier of its delivery has accepted (or
+	// its fallback has): what a fleet confirms to the other vantages.
+	Complete  bool
+	Permanent bool  // the entry was dropped: retrying cannot help
+	Err       error // nil when OK
+	Attempt   int   // 1 for the first try of this entry
+	Fallback  bool  // the entry was enqueued as a fallback
+	Duration  time.Duration
 }
 
 // EntryInfo describes one pending entry, for the API.
@@ -176,6 +184,7 @@ type Outbox struct {
 	maxBackoff     time.Duration
 	attemptTimeout time.Duration
 	onResult       func(AttemptResult)
+	obsolete       func(Notification) string
 
 	// enqueueMu makes sequence order and queue order the same; it is never held
 	// while sending.
@@ -222,6 +231,7 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		maxBackoff:     cmp.Or(opts.MaxBackoff, DefaultMaxBackoff),
 		attemptTimeout: cmp.Or(opts.AttemptTimeout, DefaultAttemptTimeout),
 		onResult:       opts.OnResult,
+		obsolete:       opts.Obsolete,
 		entries:        map[string]*entry{},
 		lanes:          map[laneKey]*lane{},
 		groups:         map[string]*group{},
@@ -552,6 +562,14 @@ func earliest(a, b time.Time) time.Time {
 
 // attempt sends one entry and records the outcome.
 func (o *Outbox) attempt(ctx context.Context, j job) {
+	if o.obsolete != nil {
+		if why := o.obsolete(j.notification); why != "" {
+			o.log.Info("outbox: dropping a superseded notification unsent", "notifier", j.notifier,
+				"dedup_key", j.notification.DedupKey, "action", j.notification.Action, "why", why)
+			o.remove(j.e, false)
+			return
+		}
+	}
 	begin := time.Now()
 	err := o.send(ctx, j)
 	took := time.Since(begin)
@@ -616,8 +634,8 @@ func (o *Outbox) send(ctx context.Context, j job) (err error) {
 func (o *Outbox) delivered(j job, r AttemptResult) {
 	o.log.Info("outbox: notification delivered", "notifier", j.notifier, "dedup_key", r.DedupKey,
 		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
+	r.Complete = o.remove(j.e, true)
 	o.report(r)
-	o.remove(j.e, true)
 }
 
 // failedForGood records a permanent failure and tells the group's other pending
@@ -686,7 +704,9 @@ func (o *Outbox) endSend(e *entry) {
 // remove deletes a sent entry from the store and from memory. If the delete fails
 // the entry is still dropped from memory (it was handled) and comes back once more
 // at the next start.
-func (o *Outbox) remove(e *entry, delivered bool) {
+// remove deletes a handled entry; it reports whether that delivered the last
+// outstanding notifier of its delivery (every primary accepted, or the fallback did).
+func (o *Outbox) remove(e *entry, delivered bool) (complete bool) {
 	o.recordMu.Lock()
 	defer o.recordMu.Unlock()
 	if err := o.store.Delete(OutboxBucket, e.key); err != nil {
@@ -705,11 +725,14 @@ func (o *Outbox) remove(e *entry, delivered bool) {
 		delete(o.lanes, lk)
 	}
 	delete(o.entries, e.key)
+	complete = delivered && e.rec.IsFallback
 	if g := o.groups[e.rec.Group]; g != nil && !e.rec.IsFallback {
 		delete(g.pending, e.rec.Notifier)
+		complete = delivered && len(g.pending) == 0 && len(g.failed) == 0
 		o.forgetIfDone(g)
 	}
 	o.endSend(e)
+	return complete
 }
 
 // forgetIfDone drops a group that can no longer fall back. Held: mu.
