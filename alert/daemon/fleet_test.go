@@ -24,6 +24,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/picket-dev/picket/alert/cluster"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/probe/probetest"
 )
@@ -621,4 +622,38 @@ func firstFor(key, a, b string) (string, string) {
 		return b, a
 	}
 	return a, b
+}
+
+// TestShardsOfOneVantageAreStillAlone: the shards of a vantage reach each other but no
+// other vantage: that is alone (they must wait alone_after, not page at once with a
+// quorum of one vantage); a member of another vantage ends it. Shards count once.
+func TestShardsOfOneVantageAreStillAlone(t *testing.T) {
+	start := func(name string, peers ...*cluster.Cluster) *cluster.Cluster {
+		var addrs []string
+		for _, p := range peers {
+			addrs = append(addrs, p.Addr())
+		}
+		c, err := cluster.Start(cluster.Options{Name: name, Bind: "127.0.0.1:0", Peers: addrs,
+			GossipInterval: 50 * time.Millisecond, ProbeInterval: 200 * time.Millisecond, PushPullInterval: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	s0 := start("v#0")
+	s1 := start("v#1", s0)
+	f := newFleet(s0, "v")
+	waitFor(t, 10*time.Second, "the shards to see each other", func() bool { return s0.IsLive("v#1") && s1.IsLive("v#0") })
+	if alone, _ := f.Alone(); !alone {
+		t.Error("two shards of one vantage are not alone")
+	}
+	if n := f.LiveVantages(); n != 1 {
+		t.Errorf("live vantages %d, want 1", n)
+	}
+	start("w", s0)
+	waitFor(t, 10*time.Second, "w to count", func() bool { return f.LiveVantages() == 2 })
+	if alone, _ := f.Alone(); alone {
+		t.Error("alone with another vantage live")
+	}
 }
