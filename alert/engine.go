@@ -399,8 +399,8 @@ func (e *Engine) tellAbsorbed(now time.Time) {
 			continue
 		}
 		wider := e.incidents.Get(inc.AbsorbedInto)
-		if wider == nil || !wider.Triggered {
-			continue
+		if wider == nil || !wider.Triggered || (e.fleet != nil && e.fleet.holding()) {
+			continue // (held: told once the vantage is no longer on its own)
 		}
 		if e.firstSender(inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "now part of "+scopeLabel(wider))

@@ -26,6 +26,7 @@ type Fleet interface {
 	Page(key string) (FleetPage, bool)
 	// RecordPage tells the fleet this vantage queued a trigger (open) or a resolve.
 	RecordPage(key string, open bool)
+	IsLive(member string) bool
 	Status() FleetStatus
 }
 
@@ -179,14 +180,18 @@ func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
 	// fleet's last word on the key: an accepted trigger, however old, means the incident
 	// is open at the paging service (a resolve would have replaced it). Also this
 	// vantage's own, from before a restart.
-	if rec, ok := f.Fleet.Page(inc.Key); ok && rec.Open && rec.Confirmed {
+	alone, isolated, since := f.alone()
+	if rec, ok := f.Fleet.Page(inc.Key); ok && rec.Open && rec.Confirmed && (!alone || !rec.At.Before(now.Add(-since))) {
+		// (Cut off, a record from before the cut may be stale: the fleet may have
+		// resolved it since; paging again is harmless, the dedup key is the same.)
 		inc.PagedBy, inc.PagedAt = rec.By, rec.At
 		inc.note(now, "triggered", "paged by vantage "+rec.By)
 		return false, true
 	}
-	if alone, isolated, _ := f.alone(); alone {
-		return isolated, false // held until alone_after, then paged on our own evidence
+	if alone && !isolated {
+		return false, false // held until alone_after, then paged on this side's evidence
 	}
+	// Cut off, the rank is among the members on this side: one of them sends.
 	pos := f.Fleet.Position(inc.Key)
 	if pos == 0 {
 		return true, false
@@ -202,6 +207,13 @@ func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
 // recorded the same incident's page: vantages see a failure up to an interval apart, and
 // their clocks differ a little.
 const recordSkew = time.Minute
+
+// waitsForFleet: cut off from the majority, an incident paged by a vantage not on this
+// side is left for the fleet to resolve.
+func (e *Engine) waitsForFleet(inc *Incident) bool {
+	alone, _ := e.fleet.Fleet.Alone()
+	return alone && inc.PagedBy != "" && !e.fleet.Fleet.IsLive(inc.PagedBy)
+}
 
 // resolvedBy reports whether the record is an accepted resolve of this incident, not of
 // an earlier one with the same key: made after the incident opened, and after this
@@ -220,11 +232,8 @@ func (e *Engine) firstSender(key string) bool {
 	if f == nil {
 		return true
 	}
-	if e.impaired {
-		return false // the others do not count it among the senders
-	}
-	if alone, isolated, _ := f.alone(); alone {
-		return isolated
+	if e.impaired || f.holding() {
+		return false // the others do not count it among the senders / nothing while held
 	}
 	return f.Fleet.Position(key) == 0
 }
@@ -241,9 +250,9 @@ func (e *Engine) resolveVia(now time.Time, inc *Incident) {
 		inc.note(now, "resolved", "resolve sent by vantage "+rec.By)
 		return
 	}
-	// An isolated vantage resolves only what it paged itself: the fleet's pages wait for
+	// Cut off, a vantage resolves only what its side paged: the fleet's pages wait for
 	// the fleet.
-	if alone, _, _ := f.alone(); alone && inc.PagedBy != e.member() {
+	if e.waitsForFleet(inc) {
 		inc.note(now, "resolved", "waiting for the fleet to resolve what it paged")
 		f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
 		return
@@ -263,12 +272,14 @@ func (e *Engine) sendPendingResolves(now time.Time) {
 	if f == nil {
 		return
 	}
-	if alone, _ := f.Fleet.Alone(); alone {
-		return // the fleet's resolves wait for the fleet
+	if e.impaired {
+		return // the others do not wait for it
 	}
 	for key, p := range f.resolves {
 		rec, ok := f.Fleet.Page(key)
 		switch {
+		case e.waitsForFleet(p.inc):
+			continue
 		case e.incidents.Get(key) != nil:
 			delete(f.resolves, key) // failing again: the open incident owns the key
 		case ok && e.resolvedBy(rec, p.inc):
@@ -305,7 +316,7 @@ func (e *Engine) isolationNote() string {
 		return ""
 	}
 	if _, isolated, since := e.fleet.alone(); isolated {
-		return fmt.Sprintf("sent by an isolated vantage (%s has heard no peer for %s)", e.member(), since.Round(time.Second))
+		return fmt.Sprintf("sent by an isolated vantage (%s has not heard a majority of the fleet for %s)", e.member(), since.Round(time.Second))
 	}
 	return ""
 }

@@ -563,7 +563,8 @@ func (c *Cluster) mergeState(st clusterState) {
 
 // Tally returns, for every target that at least one live vantage (this one included)
 // says fires, how many live vantages say so, and how many vantages are live (this one
-// included). A live member whose verdicts have not arrived yet counts as saying ok.
+// included). A live member whose verdicts have not arrived in full (see Member.Reported)
+// counts as saying ok.
 func (c *Cluster) Tally() (votes map[string]int, live int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -575,8 +576,8 @@ func (c *Cluster) Tally() (votes map[string]int, live int) {
 			continue
 		}
 		live++
-		if r := c.records[name]; r != nil {
-			countFiring(votes, r)
+		if c.reportedLocked(name) {
+			countFiring(votes, c.records[name])
 		}
 	}
 	return votes, live
@@ -638,6 +639,16 @@ func (c *Cluster) Rank(key string, eligible func(member string) bool) int {
 		}
 	}
 	return pos
+}
+
+// Reported reports whether the member's verdicts have arrived in full (this one's have).
+func (c *Cluster) Reported(member string) bool {
+	if member == c.name {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reportedLocked(member)
 }
 
 // Says reports whether the member (this one included) says key fires.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,40 +47,55 @@ func (f *fleet) Tally() map[string]int {
 // abstains: the member gives no verdicts (its self-check fails).
 func (f *fleet) abstains(member string) bool { return f.c.Says(member, alert.AbstainVote) }
 
-// counts: a live member whose verdicts have arrived and who does not abstain.
-func (f *fleet) counts(m cluster.Member) bool {
-	return (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) && m.Reported && !f.abstains(m.Name)
+// live: alive (or suspect: not yet declared dead) and its verdicts have arrived.
+func live(m cluster.Member) bool {
+	return (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) && m.Reported
 }
 
-// Position ranks this vantage among the members that may send: abstaining ones do not.
+// counts: a member whose verdicts count: live and not abstaining (this one included).
+func (f *fleet) counts(m cluster.Member) bool { return live(m) && !f.abstains(m.Name) }
+
+// Position ranks this vantage among the members that may send: live, reported, not
+// abstaining.
 func (f *fleet) Position(key string) int {
-	return f.c.Rank(key, func(m string) bool { return !f.abstains(m) })
+	return f.c.Rank(key, func(m string) bool { return f.c.Reported(m) && !f.abstains(m) })
 }
 
-// LiveVantages counts the vantages whose verdicts count: live, reported, not abstaining.
+func (f *fleet) IsLive(member string) bool { return f.c.IsLive(member) }
+
+// LiveVantages counts the vantages whose verdicts count.
 func (f *fleet) LiveVantages() int {
 	seen := map[string]bool{}
 	for _, m := range f.c.Members() {
-		if m.Self || f.counts(m) {
+		if f.counts(m) {
 			seen[vantageOf(m.Name)] = true
 		}
 	}
 	return len(seen)
 }
 
-// Alone: no member of another vantage is live (shards of this one do not keep it company).
+// Alone: cut off from the fleet's majority. No member of another vantage is live (shards
+// of this one do not keep it company), or the live vantages are no more than half of
+// those known (dead ones included, departed ones not): the minority side of a partition
+// must not judge for the fleet either.
 func (f *fleet) Alone() (bool, time.Duration) {
-	others := false
+	known, seen, others := map[string]bool{}, map[string]bool{}, false
 	for _, m := range f.c.Members() {
-		if !m.Self && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) && vantageOf(m.Name) != f.vantage {
-			others = true
-			break
+		if m.State == cluster.StateLeft {
+			continue
+		}
+		v := vantageOf(m.Name)
+		known[v] = true
+		if m.Self || live(m) {
+			seen[v] = true
+			others = others || v != f.vantage
 		}
 	}
+	alone := !others || 2*len(seen) <= len(known)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
-	case others:
+	case !alone:
 		f.aloneSince = time.Time{}
 		return false, 0
 	case f.aloneSince.IsZero():
@@ -105,7 +121,7 @@ func (f *fleet) Status() alert.FleetStatus {
 		if m.Self {
 			st.Member = m.Name
 		}
-		failing := views[m.Name]
+		failing := slices.DeleteFunc(slices.Clone(views[m.Name]), func(k string) bool { return k == alert.AbstainVote })
 		if failing == nil {
 			failing = []string{}
 		}
@@ -116,38 +132,52 @@ func (f *fleet) Status() alert.FleetStatus {
 }
 
 // confirmPage tells the fleet the paging service accepted a notification. Usually that
-// confirms this vantage's own record; when the fleet's record of the key is older than
-// the notification (its own record was lost in a crash, or another vantage's older word
-// stands), the accepted action becomes the record: it is what the paging service holds.
+// confirms this vantage's own record. Otherwise this acceptance is the paging service's
+// latest word on the key (the others' records were accepted before, or are still in
+// flight), so it becomes the record: after a crash lost this vantage's record, or when
+// a stale trigger got through and reopened an incident another vantage had resolved
+// (then this vantage's queued resolve must not count as superseded).
 func confirmPage(c *cluster.Cluster, r notify.AttemptResult) {
 	if !r.Complete {
-		return // another notifier of the same delivery has not accepted yet
+		return // another notifier of the same notification has not accepted yet
 	}
 	open := r.Action == notify.ActionTrigger
 	rec, ok := c.Page(r.DedupKey)
-	if ok && rec.Open == open && rec.By == c.Name() {
+	switch {
+	case ok && rec.Open == open && rec.By == c.Name():
 		c.ConfirmPage(r.DedupKey, open)
-		return
-	}
-	if !ok || (rec.At.Before(r.Created) && (rec.Open != open || !rec.Confirmed)) {
+	case !ok || rec.Open != open || !rec.Confirmed:
 		c.RecordPage(r.DedupKey, open)
 		c.ConfirmPage(r.DedupKey, open)
 	}
 }
 
-// obsolete drops a queued notification another vantage has superseded: after a
-// takeover, this vantage's old trigger must not reopen the incident once its paging
-// service answers again.
+const obsoleteSkew = 500 * time.Millisecond
+
+// obsolete drops a queued notification another vantage has superseded. A trigger is
+// superseded by an accepted trigger of another vantage (the incident is open already)
+// or by anything it had accepted after this trigger was made: after a takeover, this
+// vantage's old trigger must not reopen a resolved incident once its paging service
+// answers again. A resolve is superseded by another vantage's accepted resolve, the
+// latest word on the key (a stale trigger of this vantage that got through would have
+// become the record instead: confirmPage).
 func obsolete(c *cluster.Cluster, n notify.Notification) string {
 	rec, ok := c.Page(n.DedupKey)
-	if !ok || rec.By == c.Name() || !rec.Confirmed || !rec.At.After(n.Created) {
+	if !ok || rec.By == c.Name() || !rec.Confirmed {
 		return ""
 	}
-	what := "resolve"
-	if rec.Open {
-		what = "trigger"
+	// A little slack for the other vantage's clock: a fresh trigger is not dropped
+	// against a resolve made at about the same time.
+	later := rec.At.After(n.Created.Add(obsoleteSkew))
+	switch {
+	case n.Action == notify.ActionTrigger && rec.Open:
+		return fmt.Sprintf("vantage %s's trigger was accepted: the incident is open", rec.By)
+	case n.Action == notify.ActionTrigger && later:
+		return fmt.Sprintf("vantage %s's resolve was accepted after this trigger was made", rec.By)
+	case n.Action == notify.ActionResolve && !rec.Open:
+		return fmt.Sprintf("vantage %s's resolve was accepted", rec.By)
 	}
-	return fmt.Sprintf("vantage %s's %s was accepted after this %s was made", rec.By, what, n.Action)
+	return ""
 }
 
 // startCluster joins the fleet; wrap, if set, wraps the gossip transport (tests cut a

@@ -61,8 +61,8 @@ type OutboxOptions struct {
 	AttemptTimeout         time.Duration // per send; 0 means 10s
 	// OnResult, when set, hears about every attempt (for metrics and the timeline):
 	// the result of one attempt always comes before the entry's next attempt, and
-	// before a permanently failed entry is removed; an accepted entry is reported once
-	// it left the outbox (so that Complete is known). It is called from the sending
+	// before a permanently failed entry is removed or an accepted one leaves. It is
+	// called from the sending
 	// goroutines, possibly concurrently, and must not block.
 	OnResult func(r AttemptResult)
 	// Obsolete, when set, is asked before each attempt; a reason means the notification
@@ -79,8 +79,9 @@ type AttemptResult struct {
 	Action         string
 	Created        time.Time // when the engine made the notification
 	OK             bool
-	// Complete: with this acceptance every notifier of its delivery has accepted (or
-	// its fallback has): what a fleet confirms to the other vantages.
+	// Complete: with this acceptance nothing of the notification is left to deliver
+	// (every route's notifiers accepted, or failed for good and their fallback was
+	// accepted): what a fleet confirms to the other vantages.
 	Complete  bool
 	Permanent bool  // the entry was dropped: retrying cannot help
 	Err       error // nil when OK
@@ -129,6 +130,7 @@ type entry struct {
 	lastErr  string
 	next     time.Time // not before; zero: now
 	sending  bool
+	accepted bool // delivered, about to leave
 }
 
 // lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
@@ -634,8 +636,25 @@ func (o *Outbox) send(ctx context.Context, j job) (err error) {
 func (o *Outbox) delivered(j job, r AttemptResult) {
 	o.log.Info("outbox: notification delivered", "notifier", j.notifier, "dedup_key", r.DedupKey,
 		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
-	r.Complete = o.remove(j.e, true)
+	r.Complete = o.accept(j.e)
 	o.report(r)
+	o.remove(j.e, true)
+}
+
+// accept marks the entry accepted and reports whether that makes every entry of its
+// notification (all routes, primaries and fallbacks) accepted or gone: nothing of it is
+// left to deliver. Marking and checking under one lock means that of two acceptances at
+// once, the later one sees both.
+func (o *Outbox) accept(e *entry) (complete bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e.accepted = true
+	for _, x := range o.entries {
+		if x.rec.Notification.ID == e.rec.Notification.ID && !x.accepted {
+			return false
+		}
+	}
+	return true
 }
 
 // failedForGood records a permanent failure and tells the group's other pending
@@ -704,9 +723,7 @@ func (o *Outbox) endSend(e *entry) {
 // remove deletes a sent entry from the store and from memory. If the delete fails
 // the entry is still dropped from memory (it was handled) and comes back once more
 // at the next start.
-// remove deletes a handled entry; it reports whether that delivered the last
-// outstanding notifier of its delivery (every primary accepted, or the fallback did).
-func (o *Outbox) remove(e *entry, delivered bool) (complete bool) {
+func (o *Outbox) remove(e *entry, delivered bool) {
 	o.recordMu.Lock()
 	defer o.recordMu.Unlock()
 	if err := o.store.Delete(OutboxBucket, e.key); err != nil {
@@ -725,14 +742,11 @@ func (o *Outbox) remove(e *entry, delivered bool) (complete bool) {
 		delete(o.lanes, lk)
 	}
 	delete(o.entries, e.key)
-	complete = delivered && e.rec.IsFallback
 	if g := o.groups[e.rec.Group]; g != nil && !e.rec.IsFallback {
 		delete(g.pending, e.rec.Notifier)
-		complete = delivered && len(g.pending) == 0 && len(g.failed) == 0
 		o.forgetIfDone(g)
 	}
 	o.endSend(e)
-	return complete
 }
 
 // forgetIfDone drops a group that can no longer fall back. Held: mu.
