@@ -94,7 +94,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		wait = *o.GroupWait
 	}
 	e.incidents = NewIncidents(wait, restored)
-	e.adoptQueued(e.now())
+	e.adoptQueued(o.Config, e.now())
 	e.setConfig(o.Config)
 	// What was restored may disagree with itself after a crash (a state saved, its
 	// incident not yet; a resolve accepted, the incident not yet archived): settle it now
@@ -147,12 +147,16 @@ func (e *Engine) restore() ([]*Incident, error) {
 // adoptQueued settles restored incidents against what the outbox already holds: a
 // crash between queueing a notification and saving the incident must not make the
 // engine decide (and send) the same thing again after the restart.
-func (e *Engine) adoptQueued(now time.Time) {
+func (e *Engine) adoptQueued(cfg *config.Config, now time.Time) {
 	lister, ok := e.outbox.(interface{ Entries() []notify.EntryInfo })
 	if !ok {
 		return
 	}
 	queued := map[string]bool{} // dedup key + action
+	member := ""
+	if e.fleet != nil && cfg.Cluster != nil {
+		member = cfg.Cluster.Member
+	}
 	for _, en := range lister.Entries() {
 		queued[en.DedupKey+" "+en.Action] = true
 	}
@@ -165,6 +169,7 @@ func (e *Engine) adoptQueued(now time.Time) {
 			e.saveClosed(inc)
 		case !inc.Triggered && queued[inc.Key+" "+notify.ActionTrigger]:
 			inc.Triggered = true
+			inc.PagedBy, inc.PagedAt = member, now // in a fleet: this vantage's own page
 			inc.note(now, "triggered", "its page was already queued before the restart")
 			e.saveIncident(inc)
 		}

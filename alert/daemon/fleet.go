@@ -243,8 +243,10 @@ func (d *daemon) watchFleet(ctx context.Context) {
 
 func (d *daemon) checkMembers() {
 	c := d.cluster
-	if alone, _ := d.fleet.Alone(); alone {
-		return // cut off: the silence is ours, not theirs; the pages say "isolated"
+	alone, since := d.fleet.Alone()
+	d.isolationNotice(alone && since >= d.config().Cluster.AloneAfter, since)
+	if alone {
+		return // cut off: the silence is ours, not theirs
 	}
 	for _, m := range c.Members() {
 		if m.Self {
@@ -253,47 +255,67 @@ func (d *daemon) checkMembers() {
 		key := "picket/vantage/" + m.Name
 		rec, known := c.Page(key)
 		silent := m.State == cluster.StateDead
-		switch {
-		case silent && (!known || !rec.Open):
-			d.vantageNotice(key, m, true)
-		case !silent && known && rec.Open:
-			d.vantageNotice(key, m, false)
+		if silent == (known && rec.Open) {
+			continue
 		}
+		// The subject does not rank for its own notice: it is back, but it is the news.
+		if c.Rank(key, func(n string) bool { return n != m.Name && c.Reported(n) && !d.fleet.abstains(n) }) != 0 {
+			continue
+		}
+		summary := fmt.Sprintf("[VANTAGE %s] silent since %s: the fleet has not heard from it", m.Name, m.LastHeard.UTC().Format(time.RFC3339))
+		if !silent {
+			summary = fmt.Sprintf("[VANTAGE %s] back (%s)", m.Name, m.State)
+		}
+		d.notice(key, m.Name, silent, summary, map[string]any{"vantage": m.Name, "state": m.State, "last_heard": m.LastHeard.UTC(), "addr": m.Addr})
 	}
 }
 
-// vantageNotice sends, from the first sender for the key only, that a vantage is silent
-// or back; the fleet's page record keeps the others from repeating it.
-func (d *daemon) vantageNotice(key string, m cluster.Member, silent bool) {
-	c := d.cluster
-	// The subject itself does not rank: it is back, but the notice is about it.
-	if c.Rank(key, func(n string) bool { return n != m.Name && !d.fleet.abstains(n) }) != 0 {
+// isolationNotice says once that this vantage is cut off from the fleet's majority for
+// longer than alone_after, and pages on its own evidence; it resolves when that ends. In
+// a fleet of two it is also the only word that the other vantage is gone.
+func (d *daemon) isolationNotice(isolated bool, since time.Duration) {
+	c, vantage := d.cluster, d.fleet.vantage
+	key := "picket/isolated/" + vantage
+	rec, known := c.Page(key)
+	if isolated == (known && rec.Open) {
 		return
 	}
+	// One notice per vantage: of its shards, the first for the key sends it.
+	if c.Rank(key, func(n string) bool { return vantageOf(n) == vantage && c.Reported(n) }) != 0 {
+		return
+	}
+	summary := fmt.Sprintf("[ISOLATED %s] has not heard a majority of the fleet for %s: it pages on its own evidence", vantage, since.Round(time.Second))
+	if !isolated {
+		summary = fmt.Sprintf("[ISOLATED %s] hears the fleet again", vantage)
+	}
+	d.notice(key, vantage, isolated, summary, map[string]any{"vantage": vantage})
+}
+
+// notice queues a fleet notice (trigger or resolve) to cluster.notify and records it, so
+// that no other vantage repeats it; without notify it is only logged and recorded.
+func (d *daemon) notice(key, subject string, open bool, summary string, details map[string]any) {
 	cfg := d.config()
-	action := notify.ActionTrigger
-	summary := fmt.Sprintf("[VANTAGE %s] silent since %s: the fleet has not heard from it", m.Name, m.LastHeard.UTC().Format(time.RFC3339))
-	if !silent {
-		action = notify.ActionResolve
-		summary = fmt.Sprintf("[VANTAGE %s] back (%s)", m.Name, m.State)
-	}
-	d.log.Warn("fleet: "+summary, "member", m.Name, "state", m.State)
+	d.log.Warn("fleet: "+summary, "key", key)
 	if len(cfg.Cluster.Notify) == 0 {
-		c.RecordPage(key, silent) // logged and on the status page; no notifier configured for it
+		d.cluster.RecordPage(key, open)
 		return
+	}
+	action := notify.ActionResolve
+	if open {
+		action = notify.ActionTrigger
 	}
 	now := time.Now()
+	details["reported_by"] = cfg.Cluster.Member
 	n := notify.Notification{
 		ID: fmt.Sprintf("%s|%s|%d", key, action, now.UnixNano()), Action: action,
-		DedupKey: key, Scope: "vantage", Subject: m.Name, Summary: summary,
-		Severity: notify.SeverityWarning, Source: cfg.Vantage, Created: now.UTC(),
-		Details: map[string]any{"vantage": m.Name, "state": m.State, "last_heard": m.LastHeard.UTC(), "addr": m.Addr, "reported_by": cfg.Cluster.Member},
+		DedupKey: key, Scope: "vantage", Subject: subject, Summary: summary,
+		Severity: notify.SeverityWarning, Source: cfg.Vantage, Created: now.UTC(), Details: details,
 	}
 	if err := d.outbox.Enqueue(notify.Delivery{Notification: n, Notify: cfg.Cluster.Notify}); err != nil {
-		d.log.Error("could not queue the vantage notice; trying again in a second", "member", m.Name, "err", err)
+		d.log.Error("could not queue a fleet notice; trying again in a second", "key", key, "err", err)
 		return
 	}
-	c.RecordPage(key, silent)
+	d.cluster.RecordPage(key, open)
 }
 
 // clusterCollector reads the cluster at scrape time.

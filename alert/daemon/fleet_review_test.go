@@ -190,4 +190,7 @@ cluster: {bind: %s, peers: [%s], notify: [pd], gossip_interval: 50ms, probe_inte
 	if tr, res := f.pd.Count(key, "trigger"), f.pd.Count(key, "resolve"); tr != 1 || res != 1 {
 		t.Errorf("%d triggers and %d resolves from one isolated vantage, want 1 and 1: %s", tr, res, events(f.pd))
 	}
+	if n := f.pd.Count("picket/isolated/v", "trigger"); n != 1 {
+		t.Errorf("vantage v said it was isolated %d times, want once for its two shards", n)
+	}
 }

@@ -296,16 +296,28 @@ func TestPartitionedVantagePagesAloneAndOthersReportItSilent(t *testing.T) {
 	if v := metric(t, c.base, "picket_cluster_isolated"); v != "1" {
 		t.Errorf("picket_cluster_isolated of c = %q, want 1", v)
 	}
+	waitFor(t, 5*time.Second, "c's notice that it is isolated", func() bool { return pd.Count("picket/isolated/c", "trigger") >= 1 })
 
 	// The cut heals: c rejoins (its reconnect loop), the notice resolves; then the
 	// region recovers and the fleet resolves it once.
 	cut.Store(false)
 	waitFor(t, 30*time.Second, "the notice that c is back", func() bool { return pd.Count("picket/vantage/c", "resolve") >= 1 })
+	waitFor(t, 10*time.Second, "c's notice that it hears the fleet again", func() bool { return pd.Count("picket/isolated/c", "resolve") >= 1 })
 	plat.ClearFaults()
 	waitFor(t, 10*time.Second, "the region resolve", func() bool { return pd.Count(key, "resolve") >= 1 })
 	time.Sleep(2500 * time.Millisecond)
 	if n := pd.Count(key, "resolve"); n != 1 {
 		t.Errorf("region resolved %d times, want 1: %s", n, events(pd))
+	}
+	for _, k := range []string{"picket/isolated/c", "picket/vantage/c"} {
+		if tr, res := pd.Count(k, "trigger"), pd.Count(k, "resolve"); tr != 1 || res != 1 {
+			t.Errorf("%s: %d triggers and %d resolves, want 1 and 1", k, tr, res)
+		}
+	}
+	for _, k := range []string{"picket/isolated/a", "picket/isolated/b"} {
+		if n := pd.Count(k, "trigger"); n != 0 {
+			t.Errorf("%s: a vantage of the majority said it was isolated", k)
+		}
 	}
 }
 
