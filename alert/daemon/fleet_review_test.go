@@ -3,14 +3,11 @@ package daemon
 // Fleet tests from the second review: each failed on the code before its fix.
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -136,7 +133,6 @@ func TestMinorityPartitionDoesNotResolveFleetPage(t *testing.T) {
 // alone_after. How many pages does one outage get?
 func TestIsolatedShardsPageOnce(t *testing.T) {
 	f := newInProcessFleet(t)
-	binds := []string{freeAddr(t), freeAddr(t)}
 	u, _ := url.Parse(f.pd.BaseURL())
 	rp := httputil.NewSingleHostReverseProxy(u)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -144,39 +140,9 @@ func TestIsolatedShardsPageOnce(t *testing.T) {
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(slow.Close)
-	var members []*member
-	t.Cleanup(func() {
-		for _, m := range members {
-			_ = m.stop()
-		}
-	})
-	for i := range 2 {
-		cfg := fmt.Sprintf(`vantage: v
-listen: 127.0.0.1:0
-state_dir: %s
-defaults: {interval: 300ms, timeout: 250ms, failure_threshold: 1, success_threshold: 1}
-alerting: {group_wait: 0s}
-regions:
-  eu1: {vars: {api: %q}}
-  us1: {vars: {api: %q}}
-products:
-  - name: metrics
-    journeys: [{name: query, steps: [{http: {url: "{{.region.api}}/v1/query?q=up"}, expect: {json: {status: ok}}}]}]
-  - name: web
-    journeys: [{name: home, steps: [{http: {url: "{{.region.api}}/"}}]}]
-notifiers:
-  pd: {pagerduty: {routing_key: "daemontestroutingkey000000000001", events_url: %q}}
-routes:
-  - notify: [pd]
-self_check: {targets: ["tcp://%s"], interval: 200ms}
-cluster: {bind: %s, peers: [%s], notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, alone_after: 2s, takeover_after: 1s}
-`, filepath.Join(f.dir, fmt.Sprint("state-", i)), f.plat.URL("eu1"), f.plat.URL("us1"), slow.URL, f.selfCheck, binds[i], binds[1-i])
-		path := filepath.Join(f.dir, fmt.Sprint("v", i, ".yaml"))
-		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		members = append(members, startMember(t, fmt.Sprint("v#", i), Options{ConfigPath: path, Shard: &config.Shard{Index: i, Count: 2}}))
-	}
+	members := f.start(t, "alone_after: 2s, takeover_after: 1s",
+		memberSpec{name: "v#0", shard: &config.Shard{Index: 0, Count: 2}, eventsURL: slow.URL},
+		memberSpec{name: "v#1", shard: &config.Shard{Index: 1, Count: 2}, eventsURL: slow.URL})
 	for _, m := range members {
 		waitFor(t, 15*time.Second, m.name+" isolated", func() bool { return metric(t, m.base, "picket_cluster_isolated") == "1" })
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/picket-dev/picket/alert/cluster"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
+	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
@@ -178,6 +179,7 @@ type memberSpec struct {
 	selfCheck string // "": the fleet's (reachable) self-check target
 	chatURL   string // set: a second notifier "chat" on the route, at this events URL
 	wrap      WrapGossip
+	shard     *config.Shard // set: name is "vantage#index"
 }
 
 func (f *inProcessFleet) start(t *testing.T, cluster string, specs ...memberSpec) []*member {
@@ -208,6 +210,7 @@ func (f *inProcessFleet) start(t *testing.T, cluster string, specs ...memberSpec
 			chat = fmt.Sprintf("\n  chat: {pagerduty: {routing_key: \"daemontestroutingkey000000000002\", events_url: %q}}", s.chatURL)
 			route = "[pd, chat]"
 		}
+		vantage, _, _ := strings.Cut(s.name, "#")
 		cfg := fmt.Sprintf(`vantage: %s
 listen: 127.0.0.1:0
 state_dir: %s
@@ -227,12 +230,12 @@ routes:
   - notify: %s
 self_check: {targets: ["tcp://%s"], interval: 200ms}
 cluster: {bind: %s, peers: [%s], notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, %s}
-`, s.name, filepath.Join(f.dir, "state-"+s.name), eu1, f.plat.URL("us1"), events, chat, route, selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
+`, vantage, filepath.Join(f.dir, "state-"+s.name), eu1, f.plat.URL("us1"), events, chat, route, selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
 		path := filepath.Join(f.dir, s.name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		members = append(members, startMember(t, s.name, Options{ConfigPath: path, WrapGossip: s.wrap}))
+		members = append(members, startMember(t, s.name, Options{ConfigPath: path, WrapGossip: s.wrap, Shard: s.shard}))
 	}
 	for _, m := range members {
 		waitFor(t, 15*time.Second, fmt.Sprintf("%s to see %d members alive", m.name, len(specs)), func() bool {
