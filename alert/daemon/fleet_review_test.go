@@ -118,7 +118,9 @@ func TestMinorityPartitionDoesNotResolveFleetPage(t *testing.T) {
 	waitFor(t, 15*time.Second, "the fleet's page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
 	time.Sleep(time.Second)
 	sn.split.Store(true)
-	waitFor(t, 20*time.Second, "a to see 3 dead", func() bool { return metric(t, members[0].base, `picket_cluster_members{state="dead"}`) == "3" })
+	for _, m := range members[:2] { // both sides settled: each member declares the dead at its own time
+		waitFor(t, 20*time.Second, m.name+" to see 3 dead", func() bool { return metric(t, m.base, `picket_cluster_members{state="dead"}`) == "3" })
+	}
 	abBroken.Store(false) // a and b see eu1 up; c, d, e still see it down
 	time.Sleep(5 * time.Second)
 	if v := metric(t, members[0].base, "picket_cluster_alone"); v != "1" {

@@ -577,10 +577,32 @@ func TestIsolatedPageIsResolvedAfterHeal(t *testing.T) {
 	waitFor(t, 10*time.Second, "the fleet's resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
 	waitFor(t, 15*time.Second, "c's isolated page", func() bool { return countFrom(f.pd, key, "trigger", "c") >= 1 })
 	cut.Store(false) // c's own path stays broken: the fleet's quorum says eu1 is up
-	waitFor(t, 30*time.Second, "the resolve of c's page", func() bool { return f.pd.Count(key, "resolve") >= 2 })
+	t.Cleanup(func() {
+		if t.Failed() {
+			_, tl := body(t, c.base+"/api/v1/incidents/picket~region~eu1/timeline")
+			_, fs := body(t, c.base+"/api/v1/cluster")
+			t.Logf("c's timeline: %s\nc's fleet: %s\nevents: %s", tl, fs, events(f.pd))
+		}
+	})
+	// Whatever the order in which c's page and the fleet's resolve reached the receiver,
+	// a resolve must follow c's page: the incident is not left open.
+	resolvedAfterC := func() bool {
+		seenC := false
+		for _, ev := range f.pd.Events() {
+			switch {
+			case ev.DedupKey != key:
+			case ev.Action == "trigger" && ev.Payload.Source == "c":
+				seenC = true
+			case ev.Action == "resolve" && seenC:
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 30*time.Second, "a resolve after c's page", resolvedAfterC)
 	time.Sleep(1500 * time.Millisecond)
-	if res := f.pd.Count(key, "resolve"); res != 2 {
-		t.Errorf("%d resolves, want 2 (the fleet's, then one for c's page): %s", res, events(f.pd))
+	if res := f.pd.Count(key, "resolve"); res > 2 {
+		t.Errorf("%d resolves, want at most 2 (the fleet's, one for c's page): %s", res, events(f.pd))
 	}
 }
 
