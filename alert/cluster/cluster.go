@@ -43,6 +43,11 @@ type Options struct {
 	// ReconnectInterval is how often configured peers that are not live are joined
 	// again, so that a healed partition heals the cluster too (default 10s).
 	ReconnectInterval time.Duration
+	// Retain keeps a member that died (not one that left) counting in Tally with its
+	// last verdicts for this long: members are declared dead one by one and at different
+	// times on each member, and a view that lost some of them must not judge alone.
+	// 0: a dead member's verdicts go at once.
+	Retain time.Duration
 	// LeaveTimeout bounds how long Close waits for the leave message to go out
 	// (default 2s).
 	LeaveTimeout time.Duration
@@ -70,6 +75,8 @@ type Member struct {
 	// Reported: its verdicts have arrived (a member that just came back has none until
 	// its state does, and must not count as saying "ok" meanwhile).
 	Reported bool
+	// Retained: dead for less than Options.Retain; its last verdicts still count.
+	Retained bool
 }
 
 // Cluster is this vantage's membership of the fleet.
@@ -81,6 +88,7 @@ type Cluster struct {
 	peers    []string
 	probe    time.Duration
 	leaveMax time.Duration
+	retain   time.Duration
 
 	gen     atomic.Uint64 // see Generation
 	traffic counters      // see Stats
@@ -105,6 +113,7 @@ type memberInfo struct {
 	addr      string
 	state     string
 	lastHeard time.Time
+	diedAt    time.Time // when it was declared dead (Retain)
 }
 
 // Start creates the member and joins the peers. Peers that cannot be reached are logged
@@ -126,6 +135,7 @@ func Start(o Options) (*Cluster, error) {
 		peers:      append([]string(nil), o.Peers...),
 		probe:      conf.ProbeInterval,
 		leaveMax:   durationOr(o.LeaveTimeout, 2*time.Second),
+		retain:     o.Retain,
 		seq:        seq,
 		local:      newRecord(seq),
 		records:    make(map[string]*record),
@@ -289,6 +299,7 @@ func (c *Cluster) reconnect(every time.Duration) {
 		case <-c.stop:
 			return
 		case <-t.C:
+			c.expireRetained()
 			if c.numLive()-1 < len(c.peers) {
 				c.join()
 			}
@@ -396,13 +407,30 @@ func (c *Cluster) Members() []Member {
 		if state == StateAlive && time.Since(m.lastHeard) > suspectAfter {
 			state = StateSuspect
 		}
-		out = append(out, Member{Name: name, Addr: m.addr, State: state, LastHeard: m.lastHeard, Reported: c.reportedLocked(name)})
+		out = append(out, Member{Name: name, Addr: m.addr, State: state, LastHeard: m.lastHeard, Reported: c.reportedLocked(name), Retained: c.retainedLocked(m)})
 	}
 	slices.SortFunc(out[1:], func(x, y Member) int { return strings.Compare(x.Name, y.Name) })
 	return out
 }
 
 func isLive(state string) bool { return state == StateAlive }
+
+// retainedLocked: dead for less than Retain, its last verdicts still count.
+func (c *Cluster) retainedLocked(m *memberInfo) bool {
+	return m.state == StateDead && c.retain > 0 && time.Since(m.diedAt) < c.retain
+}
+
+// expireRetained drops the verdicts of members dead for Retain or longer.
+func (c *Cluster) expireRetained() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, m := range c.members {
+		if _, has := c.records[name]; has && m.state == StateDead && !c.retainedLocked(m) {
+			delete(c.records, name)
+			c.gen.Add(1)
+		}
+	}
+}
 
 // reportedLocked: a full state of the member's verdicts has arrived (a record made from
 // single broadcasts has floor 0: it knows a few targets, not the rest).
@@ -475,11 +503,16 @@ func (c *Cluster) memberGone(name, state string) {
 
 func (c *Cluster) goneLocked(name, state string) {
 	changed := false
-	if m, ok := c.members[name]; ok && m.state != StateLeft && m.state != state {
+	m, ok := c.members[name]
+	if ok && m.state != StateLeft && m.state != state {
 		m.state = state // "left" stays: memberlist reports a departure as a leave event too
 		changed = true
+		if state == StateDead {
+			m.diedAt = time.Now()
+		}
 	}
-	if _, ok := c.records[name]; ok {
+	retain := ok && m.state == StateDead && c.retain > 0
+	if _, has := c.records[name]; has && !retain {
 		delete(c.records, name)
 		changed = true
 	}
@@ -572,7 +605,7 @@ func (c *Cluster) Tally() (votes map[string]int, live int) {
 	countFiring(votes, c.local)
 	live = 1
 	for name, m := range c.members {
-		if !isLive(m.state) {
+		if !isLive(m.state) && !c.retainedLocked(m) {
 			continue
 		}
 		live++

@@ -52,8 +52,10 @@ func live(m cluster.Member) bool {
 	return (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) && m.Reported
 }
 
-// counts: a member whose verdicts count: live and not abstaining (this one included).
-func (f *fleet) counts(m cluster.Member) bool { return live(m) && !f.abstains(m.Name) }
+// counts: a member whose verdicts count: live, or dead for less than alone_after (its
+// last verdicts stand meanwhile: the fleet believes a loss no faster than it believes
+// being alone), and not abstaining. This one included.
+func (f *fleet) counts(m cluster.Member) bool { return (live(m) || m.Retained) && !f.abstains(m.Name) }
 
 // Position ranks this vantage among the members that may send: live, reported, not
 // abstaining.
@@ -193,6 +195,7 @@ func startCluster(cc *config.Cluster, o Options) (*cluster.Cluster, error) {
 		GossipInterval: cc.GossipInterval, ProbeInterval: cc.ProbeInterval, PushPullInterval: cc.PushPullInterval,
 		WrapTransport:     o.WrapGossip,
 		ReconnectInterval: reconnectEvery(cc),
+		Retain:            cc.AloneAfter,
 	})
 }
 
