@@ -80,6 +80,7 @@ func buildNotification(cfg *config.Config, inc *Incident, action, note string, s
 		Severity: Severity(inc),
 		Source:   cfg.Vantage,
 		Created:  now.UTC(),
+		Opened:   inc.Opened.UTC(),
 		Details:  details(cfg, inc, states),
 	}
 	if len(inc.Products) == 1 {

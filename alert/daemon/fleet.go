@@ -160,8 +160,8 @@ const obsoleteSkew = 500 * time.Millisecond
 // superseded by an accepted trigger of another vantage (the incident is open already)
 // or by anything it had accepted after this trigger was made: after a takeover, this
 // vantage's old trigger must not reopen a resolved incident once its paging service
-// answers again. A resolve is superseded by another vantage's accepted resolve, the
-// latest word on the key (a stale trigger of this vantage that got through would have
+// answers again. A resolve is superseded by another vantage's accepted resolve made
+// after the incident opened, the latest word on the key (a stale trigger of this vantage that got through would have
 // become the record instead: confirmPage).
 func obsolete(c *cluster.Cluster, n notify.Notification) string {
 	rec, ok := c.Page(n.DedupKey)
@@ -176,8 +176,10 @@ func obsolete(c *cluster.Cluster, n notify.Notification) string {
 		return fmt.Sprintf("vantage %s's trigger was accepted: the incident is open", rec.By)
 	case n.Action == notify.ActionTrigger && later:
 		return fmt.Sprintf("vantage %s's resolve was accepted after this trigger was made", rec.By)
-	case n.Action == notify.ActionResolve && !rec.Open:
-		return fmt.Sprintf("vantage %s's resolve was accepted", rec.By)
+	case n.Action == notify.ActionResolve && !rec.Open && rec.At.After(n.Opened):
+		// (A resolve from before this incident opened, e.g. the fleet's while this
+		// vantage was cut off and paged alone, does not close it.)
+		return fmt.Sprintf("vantage %s's resolve of this incident was accepted", rec.By)
 	}
 	return ""
 }

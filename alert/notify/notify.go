@@ -42,6 +42,9 @@ type Notification struct {
 	Details   map[string]any `json:"details"`   // evidence: targets, since, last errors, timings
 	Links     []Link         `json:"links,omitempty"`
 	Created   time.Time      `json:"created"`
+	// Opened is when the incident opened (zero for notices): a fleet tells a resolve of
+	// this incident from one of an earlier incident with the same key.
+	Opened time.Time `json:"opened,omitzero"`
 }
 
 // Link points the on-call at more (the status page, the incident's timeline).
