@@ -185,8 +185,17 @@ type memberSpec struct {
 func (f *inProcessFleet) start(t *testing.T, cluster string, specs ...memberSpec) []*member {
 	t.Helper()
 	binds := map[string]string{}
+	var held []net.Listener // held until all are chosen: no port is handed out twice
 	for _, s := range specs {
-		binds[s.name] = freeAddr(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		binds[s.name] = ln.Addr().String()
+	}
+	for _, ln := range held {
+		_ = ln.Close()
 	}
 	var members []*member
 	t.Cleanup(func() {

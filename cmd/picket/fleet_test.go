@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -57,17 +58,17 @@ func startFleet(t *testing.T, spec fleetSpec) *fleetEnv {
 	if err := os.WriteFile(filepath.Join(fe.dir, "gossip_key"), []byte("ZmxlZXQtdGVzdC1nb3NzaXAta2V5LTMyYnl0ZXMhISE=\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	binds := make([]string, len(spec.members))
-	for i := range binds {
-		binds[i] = freePort(t)
-	}
+	// Every port at once, each listener held until all are chosen: a port freed early
+	// is not handed out again for another use in the same fleet.
+	ports := distinctPorts(t, 2*len(spec.members))
+	binds, listens := ports[:len(spec.members)], ports[len(spec.members):]
 	for i, m := range spec.members {
 		name, shard, _ := strings.Cut(m, "#")
 		v := &vantage{name: name, gossip: binds[i], broken: &atomic.Bool{}}
 		if shard != "" {
 			v.name = name + "#" + strings.Split(shard, "/")[0]
 		}
-		fe.listen = freePort(t)
+		fe.listen = listens[i]
 		v.base = "http://" + fe.listen
 		var peers []string
 		for j, b := range binds {
@@ -112,6 +113,21 @@ func startFleet(t *testing.T, spec fleetSpec) *fleetEnv {
 	}
 	fe.waitAlive(t, len(spec.members), fe.vantages...)
 	return fe
+}
+
+// distinctPorts returns n distinct loopback addresses that are free now.
+func distinctPorts(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs
 }
 
 // breakableProxy forwards to target until broken is set, then answers 502 itself: one
