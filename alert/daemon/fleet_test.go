@@ -47,43 +47,35 @@ func newCuttable(inner memberlist.NodeAwareTransport, cut *atomic.Bool) *cuttabl
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
-		for {
-			select {
-			case <-c.done:
-				return
-			case p := <-inner.PacketCh():
-				if c.cut.Load() {
-					continue
-				}
-				select {
-				case c.packets <- p:
-				case <-c.done:
-					return
-				}
-			}
-		}
+		forwardUnlessCut(inner.PacketCh(), c.packets, cut, c.done, func(*memberlist.Packet) {})
 	}()
 	go func() {
 		defer c.wg.Done()
-		for {
-			select {
-			case <-c.done:
-				return
-			case conn := <-inner.StreamCh():
-				if c.cut.Load() {
-					_ = conn.Close()
-					continue
-				}
-				select {
-				case c.streams <- conn:
-				case <-c.done:
-					_ = conn.Close()
-					return
-				}
-			}
-		}
+		forwardUnlessCut(inner.StreamCh(), c.streams, cut, c.done, func(conn net.Conn) { _ = conn.Close() })
 	}()
 	return c
+}
+
+// forwardUnlessCut passes what comes in on to out until done, dropping (with drop) what
+// comes in while cut is set or cannot be passed on before done.
+func forwardUnlessCut[T any](in <-chan T, out chan<- T, cut *atomic.Bool, done <-chan struct{}, drop func(T)) {
+	for {
+		select {
+		case <-done:
+			return
+		case v := <-in:
+			if cut.Load() {
+				drop(v)
+				continue
+			}
+			select {
+			case out <- v:
+			case <-done:
+				drop(v)
+				return
+			}
+		}
+	}
 }
 
 var errCut = errors.New("test: gossip cut off")
