@@ -12,6 +12,7 @@ import (
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/probe"
 )
 
@@ -41,7 +42,10 @@ type EngineOptions struct {
 	Store  Store // nil: nothing persisted (one-shot checks without --state)
 	Outbox Enqueuer
 	Logger *slog.Logger
-	Now    func() time.Time
+	// Clock is the time every decision takes (group waits, silences, takeovers); nil:
+	// Now, else the real clock.
+	Clock clock.Clock
+	Now   func() time.Time // kept for tests that only set the time
 	// GroupWait holds first triggers this long so that a wider scope can form; nil means
 	// the config's alerting.group_wait.
 	GroupWait *time.Duration
@@ -81,6 +85,9 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock != nil {
+		e.now = o.Clock.Now
 	}
 	if e.now == nil {
 		e.now = time.Now

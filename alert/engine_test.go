@@ -36,9 +36,9 @@ func (r *recordingOutbox) lines() []string {
 	return out
 }
 
-type clock struct{ t time.Time }
+type testClock struct{ t time.Time }
 
-func (c *clock) now() time.Time { return c.t }
+func (c *testClock) now() time.Time { return c.t }
 
 func engineConfig(t *testing.T, groupWait string) *config.Config {
 	t.Helper()
@@ -60,7 +60,7 @@ routes: [{notify: [pd]}]
 }
 
 func TestGroupWaitPagesTheWiderScopeOnly(t *testing.T) {
-	c := &clock{t: time.Unix(1000, 0)}
+	c := &testClock{t: time.Unix(1000, 0)}
 	ob := &recordingOutbox{}
 	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "10s"), Outbox: ob, Now: c.now})
 	if err != nil {
@@ -83,7 +83,7 @@ func TestGroupWaitPagesTheWiderScopeOnly(t *testing.T) {
 }
 
 func TestPagedNarrowIncidentIsToldWhenTheWiderIsPaged(t *testing.T) {
-	c := &clock{t: time.Unix(1000, 0)}
+	c := &testClock{t: time.Unix(1000, 0)}
 	ob := &recordingOutbox{}
 	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "5s"), Outbox: ob, Now: c.now})
 	if err != nil {
@@ -147,7 +147,7 @@ func (f *failingOutbox) Enqueue(d notify.Delivery) error {
 }
 
 func TestTriggerThatCannotBeQueuedIsRetried(t *testing.T) {
-	c := &clock{t: time.Unix(1000, 0)}
+	c := &testClock{t: time.Unix(1000, 0)}
 	ob := &failingOutbox{broken: true}
 	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "0s"), Outbox: ob, Now: c.now})
 	if err != nil {

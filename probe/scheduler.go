@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/clock"
 )
 
 // RunFunc runs one target once; the Runner's Run in production.
@@ -30,6 +31,8 @@ type SchedulerOptions struct {
 	// JitterFraction spreads each run by up to ± this fraction of the interval (capped at
 	// 1s), so targets that started together drift apart. Default 0.05.
 	JitterFraction float64
+	// Clock plans the runs; nil: the real clock.
+	Clock clock.Clock
 }
 
 // Scheduler runs every target on its own interval. One dispatcher goroutine keeps a
@@ -69,6 +72,7 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 	if o.JitterFraction == 0 {
 		o.JitterFraction = 0.05
 	}
+	o.Clock = clock.Or(o.Clock)
 	return &Scheduler{
 		o:       o,
 		sem:     make(chan struct{}, o.Concurrency),
@@ -81,7 +85,7 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 // schedule; new or changed ones start at their spread offset; removed ones stop (a run
 // in flight finishes, its result is still reported).
 func (s *Scheduler) SetTargets(targets []*config.Target) {
-	now := time.Now()
+	now := s.o.Clock.Now()
 	s.mu.Lock()
 	keep := make(map[string]bool, len(targets))
 	for _, t := range targets {
@@ -133,7 +137,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		cancel()
 		s.wg.Wait()
 	}()
-	timer := time.NewTimer(time.Hour)
+	timer := s.o.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		wait := s.dispatchDue(runCtx)
@@ -145,7 +149,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.wake:
-		case <-timer.C:
+		case <-timer.C():
 		}
 	}
 }
@@ -159,7 +163,7 @@ func (s *Scheduler) dispatchDue(ctx context.Context) time.Duration {
 			return time.Hour
 		}
 		e := s.queue[0]
-		now := time.Now()
+		now := s.o.Clock.Now()
 		if wait := e.next.Sub(now); wait > 0 {
 			s.mu.Unlock()
 			return wait
@@ -205,7 +209,7 @@ func nextRun(planned, now time.Time, interval time.Duration, jitterFraction floa
 }
 
 func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, planned time.Time) {
-	started := time.Now()
+	started := s.o.Clock.Now()
 	s.runs.Add(1)
 	s.lastStart.Store(started.UnixNano())
 	if s.o.OnStart != nil {

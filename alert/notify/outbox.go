@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/picket-dev/picket/internal/clock"
 )
 
 // OutboxBucket is the store bucket that holds the entries not yet delivered.
@@ -54,7 +56,13 @@ type OutboxOptions struct {
 	Store     OutboxStore
 	Notifiers map[string]Notifier // by name; a name missing here fails permanently
 	Logger    *slog.Logger        // nil: discard
-	Now       func() time.Time    // nil: time.Now
+	Now       func() time.Time    // nil: Clock's, else time.Now
+	// Clock drives backoff, fallback waits and the delivery loop's timers; nil: Now, or
+	// the real clock.
+	Clock clock.Clock
+	// Jitter returns a number in [0, 1) for the backoff's spread; nil: math/rand. The
+	// simulator seeds it so a run repeats.
+	Jitter func() float64
 	// Retry backoff: MinBackoff doubling per failed attempt up to MaxBackoff, ±20%
 	// jitter; a longer Retry-After (capped at MaxRetryAfter) wins. 0 means 1s and 60s.
 	MinBackoff, MaxBackoff time.Duration
@@ -182,6 +190,8 @@ type Outbox struct {
 	notifiers      map[string]Notifier
 	log            *slog.Logger
 	now            func() time.Time
+	clock          clock.Clock
+	jitter         func() float64
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
 	attemptTimeout time.Duration
@@ -253,8 +263,18 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
+	switch {
+	case opts.Clock != nil:
+		o.clock = opts.Clock
+	default:
+		o.clock = clock.FromFunc(opts.Now)
+	}
 	if o.now == nil {
-		o.now = time.Now
+		o.now = o.clock.Now
+	}
+	o.jitter = opts.Jitter
+	if o.jitter == nil {
+		o.jitter = rand.Float64
 	}
 	return o, nil
 }
@@ -478,7 +498,7 @@ func (o *Outbox) signal() {
 func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 	var sends sync.WaitGroup
 	defer sends.Wait() // no send outlives the loop
-	timer := time.NewTimer(time.Hour)
+	timer := o.clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		if err := ctx.Err(); err != nil {
@@ -498,13 +518,34 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 		var due <-chan time.Time
 		if !wake.IsZero() {
 			timer.Reset(max(wake.Sub(now), time.Millisecond))
-			due = timer.C
+			due = timer.C()
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-changed:
 		case <-due:
+		}
+	}
+}
+
+// Step delivers, in the calling goroutine and one send at a time, everything that is
+// due at the clock's now: due fallbacks, then due lane heads oldest first, again until
+// nothing more is due now. It returns when something is due next (zero: nothing waits
+// on time). The outage simulator drives the outbox with it in virtual time; Run is the
+// same turns with real goroutines and timers.
+func (o *Outbox) Step(ctx context.Context) (next time.Time) {
+	for {
+		now := o.now()
+		for _, g := range o.dueFallbacks(now) {
+			o.sendFallback(g, nil)
+		}
+		jobs, wake, _, _ := o.takeDue(now)
+		if len(jobs) == 0 {
+			return wake
+		}
+		for _, j := range jobs {
+			o.attempt(ctx, j)
 		}
 	}
 }
@@ -883,7 +924,7 @@ func (o *Outbox) backoff(attempt int, err error) time.Duration {
 		d *= 2
 	}
 	d = min(d, o.maxBackoff)
-	d = time.Duration(float64(d) * (1 - backoffJitter + 2*backoffJitter*rand.Float64()))
+	d = time.Duration(float64(d) * (1 - backoffJitter + 2*backoffJitter*o.jitter()))
 	if wait := min(RetryAfter(err), MaxRetryAfter); wait > d {
 		return wait
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -886,7 +887,7 @@ func TestOutboxRejectsBadInput(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	o := &Outbox{minBackoff: time.Second, maxBackoff: time.Minute}
+	o := &Outbox{minBackoff: time.Second, maxBackoff: time.Minute, jitter: rand.Float64}
 	cases := []struct {
 		attempt int
 		err     error
