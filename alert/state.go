@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/picket-dev/picket/config"
@@ -49,6 +50,40 @@ type TargetState struct {
 	LastError   string     `json:"last_error,omitempty"` // the last failure's reason, kept after recovery
 	Runs        int        `json:"runs"`
 	Fingerprint string     `json:"fingerprint"`
+	// Recent holds the last runs' outcomes, newest in bit 0 (1: failed), for the
+	// failure window and flap detection; RecentLen counts the bits in use.
+	Recent    uint64 `json:"recent,omitempty"`
+	RecentLen int    `json:"recent_len,omitempty"`
+	// Flapping: the target fired again within the window of recovering. It stays
+	// firing until a whole window of runs passes, so a flap pages once, resolves once.
+	Flapping bool `json:"flapping,omitempty"`
+	// RecoveredRun is Runs at the last firing → ok (0: never).
+	RecoveredRun int `json:"recovered_run,omitempty"`
+}
+
+// record pushes one outcome into the recent runs.
+func (s *TargetState) record(failed bool) {
+	s.Recent <<= 1
+	if failed {
+		s.Recent |= 1
+	}
+	s.RecentLen = min(s.RecentLen+1, config.MaxWindowRuns)
+}
+
+// windowFailures counts failures among the last n runs.
+func (s *TargetState) windowFailures(n int) int {
+	count := 0
+	for i := 0; i < min(n, s.RecentLen); i++ {
+		if s.Recent&(1<<i) != 0 {
+			count++
+		}
+	}
+	return count
+}
+
+// windowFires: the failure window holds enough failures to fire.
+func (s *TargetState) windowFires(w config.Window) bool {
+	return w.Failures > 0 && s.windowFailures(w.Runs) >= w.Failures
 }
 
 // Transition is one change of state, for the timeline and the logs.
@@ -85,46 +120,69 @@ func (s *TargetState) Apply(t *config.Target, r *probe.Result, degradedPolicy st
 	s.Runs++
 	s.Last = LastResult{Status: string(r.Status), Error: r.Error, FailedStep: r.FailedStep, At: r.Started, Duration: r.Duration, Tries: r.Tries}
 	cond := condition(r, degradedPolicy)
+	s.record(cond != "")
 	if cond != "" {
-		s.LastError = r.Error
-		s.Successes = 0
-		s.Failures++
-		if s.Failures == 1 {
-			s.FailingFrom = r.Started
-		}
-		// Down outranks degraded: a firing target escalates, never de-escalates while failing.
-		if s.Condition != ConditionDown {
-			s.Condition = cond
-		}
-		switch {
-		case s.State == StateFiring:
-		case s.Failures >= t.FailureThreshold:
-			s.State = StateFiring
-		default:
-			s.State = StatePending
-		}
+		s.fail(t, r, cond)
 	} else {
-		s.Failures = 0
-		switch s.State {
-		case StateFiring:
-			s.Successes++
-			if s.Successes >= t.SuccessThreshold {
-				s.State = StateOK
-				s.Condition = ""
-				s.Successes = 0
-			}
-		default:
-			s.State = StateOK
-			s.Condition = ""
-		}
+		s.pass(t)
 	}
 	if s.State == from {
 		return Transition{}, false
 	}
 	s.Since = r.Started
 	reason := r.Error
-	if s.State == StateOK {
+	switch {
+	case s.State == StateOK:
 		reason = "recovered"
+	case s.State == StateFiring && s.Flapping:
+		reason = fmt.Sprintf("flapping (failing again within %d runs of recovering): %s", t.FailureWindow.Runs, r.Error)
 	}
 	return Transition{Target: s.Target, From: from, To: s.State, At: r.Started, Reason: reason}, true
+}
+
+// fail counts a failing run: the target fires after failure_threshold failures in a
+// row, or failure_window failures of its last runs. Firing again soon after recovering
+// is flapping.
+func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string) {
+	s.LastError = r.Error
+	s.Successes = 0
+	s.Failures++
+	if s.Failures == 1 {
+		s.FailingFrom = r.Started
+	}
+	// Down outranks degraded: a firing target escalates, never de-escalates while failing.
+	if s.Condition != ConditionDown {
+		s.Condition = cond
+	}
+	switch {
+	case s.State == StateFiring:
+	case s.Failures >= t.FailureThreshold || s.windowFires(t.FailureWindow):
+		s.State = StateFiring
+		if s.RecoveredRun > 0 && s.Runs-s.RecoveredRun <= t.FailureWindow.Runs && t.FailureWindow.Failures > 0 {
+			s.Flapping = true
+		}
+	default:
+		s.State = StatePending
+	}
+}
+
+// pass counts a passing run: a firing target recovers after success_threshold passes
+// in a row; a flapping one only after a whole window of passes, so that it resolves
+// once, when it is stable.
+func (s *TargetState) pass(t *config.Target) {
+	s.Failures = 0
+	if s.State != StateFiring {
+		s.State, s.Condition = StateOK, ""
+		return
+	}
+	s.Successes++
+	need := t.SuccessThreshold
+	if s.Flapping {
+		need = max(need, t.FailureWindow.Runs)
+	}
+	if s.Successes < need {
+		return
+	}
+	s.State, s.Condition, s.Successes, s.Flapping = StateOK, "", 0, false
+	s.RecoveredRun = s.Runs
 }

@@ -292,6 +292,7 @@ func (b *builder) buildProduct(p *ProductSpec, seen map[string]bool) {
 type settings struct {
 	interval, timeout, degradedAfter time.Duration
 	failures, successes, retries     int
+	window                           Window
 	maxBody                          int64
 	maxRedirects                     int
 }
@@ -311,6 +312,7 @@ func (b *builder) journeySettings(j *JourneySpec) settings {
 	if df.MaxBodyBytes != nil {
 		s.maxBody = *df.MaxBodyBytes
 	}
+	s.window = b.window(j, df, s.failures)
 	b.positiveDuration(j, "interval", j.Interval)
 	b.positiveDuration(j, "timeout", j.Timeout)
 	b.atLeast(j, "failure_threshold", j.FailureThreshold, 1)
@@ -323,6 +325,36 @@ func (b *builder) journeySettings(j *JourneySpec) settings {
 		b.d.errorf(b.d.at(j, "degraded_after"), "degraded_after %v must be shorter than the timeout %v", s.degradedAfter, s.timeout)
 	}
 	return s
+}
+
+// window resolves failure_window (journey's, else the defaults', else DefaultWindow of
+// the journey's threshold) and checks it where it was written.
+func (b *builder) window(j *JourneySpec, df *Defaults, failureThreshold int) Window {
+	w := DefaultWindow(failureThreshold)
+	for _, spec := range []*WindowSpec{df.FailureWindow, j.FailureWindow} {
+		if spec == nil {
+			continue
+		}
+		w.Failures = pickInt(spec.Failures, nil, w.Failures)
+		w.Runs = pickInt(spec.Runs, nil, w.Runs)
+		if spec.Runs != nil && (*spec.Runs < 1 || *spec.Runs > MaxWindowRuns) {
+			b.d.errorf(b.d.at(spec, "runs"), "runs must be between 1 and %d, got %d", MaxWindowRuns, *spec.Runs)
+		}
+		if spec.Failures != nil && *spec.Failures < 0 {
+			b.d.errorf(b.d.at(spec, "failures"), "failures must be at least 0 (0 turns the window off), got %d", *spec.Failures)
+		}
+	}
+	if w.Failures > w.Runs {
+		owner := j.FailureWindow
+		if owner == nil {
+			owner = df.FailureWindow
+		}
+		if owner != nil {
+			b.d.errorf(b.d.at(owner, ""), "failure_window: failures (%d) cannot be more than runs (%d)", w.Failures, w.Runs)
+		}
+		w.Failures = w.Runs
+	}
+	return w
 }
 
 func pickDur(own, def *time.Duration, builtin time.Duration) time.Duration {
@@ -364,6 +396,7 @@ func (b *builder) buildJourney(p *Product, j *JourneySpec) {
 			DegradedAfter:    s.degradedAfter,
 			FailureThreshold: s.failures,
 			SuccessThreshold: s.successes,
+			FailureWindow:    s.window,
 			Retries:          s.retries,
 			Steps:            steps,
 			JourneyVars:      j.Vars,

@@ -19,6 +19,8 @@ const (
 	DefaultTimeout          = 10 * time.Second
 	DefaultFailureThreshold = 2
 	DefaultSuccessThreshold = 2
+	// MaxWindowRuns bounds failure_window.runs: a target's recent outcomes are one word.
+	MaxWindowRuns = 64
 	DefaultMaxBodyBytes     = 1 << 20
 	DefaultMaxRedirects     = 10
 	DefaultListen           = "127.0.0.1:9115"
@@ -104,6 +106,9 @@ type Target struct {
 	DegradedAfter    time.Duration
 	FailureThreshold int
 	SuccessThreshold int
+	// FailureWindow also fires the target on Failures of its last Runs runs, and holds a
+	// target that fires again within Runs runs of recovering as flapping.
+	FailureWindow Window
 	Retries          int
 	Steps            []*Step // shared between the regions of one journey; read-only
 	JourneyVars      map[string]string
@@ -296,6 +301,19 @@ type Match struct {
 	Product  []string
 	Priority []int
 	Region   []string
+}
+
+// Window is a compiled failure_window: Failures of the last Runs runs (Failures 0: off).
+type Window struct {
+	Failures, Runs int
+}
+
+// DefaultWindow scales with the failure threshold: failing half of 5 × threshold runs
+// fires (every other run, at threshold 2: the 9th run), while a path that loses one run
+// in ten almost never does (P(5 of 10) ≈ 0.15 % per run, less than 2 in a row's 1 %).
+func DefaultWindow(failureThreshold int) Window {
+	runs := min(5*max(failureThreshold, 1), MaxWindowRuns)
+	return Window{Failures: (runs + 1) / 2, Runs: runs}
 }
 
 // Alerting holds compiled alerting knobs.

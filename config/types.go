@@ -58,10 +58,19 @@ type Defaults struct {
 	Timeout          *time.Duration `yaml:"timeout"`
 	FailureThreshold *int           `yaml:"failure_threshold"`
 	SuccessThreshold *int           `yaml:"success_threshold"`
+	FailureWindow    *WindowSpec    `yaml:"failure_window"`
 	Retries          *int           `yaml:"retries"`
 	DegradedAfter    *time.Duration `yaml:"degraded_after"`
 	MaxBodyBytes     *int64         `yaml:"max_body_bytes"`
 	MaxRedirects     *int           `yaml:"max_redirects"`
+}
+
+// WindowSpec is "failures of the last runs": a target also fires when at least
+// Failures of its last Runs runs failed, so one that fails every other run is paged
+// although it never fails twice in a row. failures: 0 turns the window off.
+type WindowSpec struct {
+	Failures *int `yaml:"failures"`
+	Runs     *int `yaml:"runs"`
 }
 
 // SecretRef says where a secret comes from: an environment variable or a file.
@@ -92,6 +101,7 @@ type JourneySpec struct {
 	Timeout          *time.Duration    `yaml:"timeout"`
 	FailureThreshold *int              `yaml:"failure_threshold"`
 	SuccessThreshold *int              `yaml:"success_threshold"`
+	FailureWindow    *WindowSpec       `yaml:"failure_window"`
 	Retries          *int              `yaml:"retries"`
 	DegradedAfter    *time.Duration    `yaml:"degraded_after"`
 	Regions          []string          `yaml:"regions"`

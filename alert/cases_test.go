@@ -1,0 +1,116 @@
+package alert
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picket-dev/picket/config"
+)
+
+// casesConfig is the engine config of the numbered-case tests: defaults thresholds (2
+// and 2), interval 15 s, group wait 5 s, three regions and two products.
+func casesConfig(t *testing.T, extra string) *config.Config {
+	t.Helper()
+	return casesConfigWith(t, "{interval: 15s, timeout: 5s}", extra)
+}
+
+func casesConfigWith(t *testing.T, defaults, extra string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("cases.yaml", []byte(`
+vantage: v
+defaults: `+defaults+`
+alerting: {group_wait: 5s}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}, us1: {vars: {api: "http://127.0.0.1:1"}}, sin: {vars: {api: "http://127.0.0.1:1"}}}
+products:
+  - {name: logs, priority: 1, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+  - {name: metrics, priority: 2, journeys: [{name: q, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+notifiers: {pd: {webhook: {url: "http://127.0.0.1:1/hook"}}}
+routes: [{notify: [pd]}]
+`+extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runPattern feeds one target a pattern of results (D down, U up) every interval,
+// ticking the engine in between, and returns the triggers and resolves sent for key.
+func runPattern(t *testing.T, e *Engine, c *testClock, ob *recordingOutbox, id, pattern string, repeat int, every time.Duration) (triggers, resolves int) {
+	t.Helper()
+	for i := 0; i < repeat; i++ {
+		for _, ch := range pattern {
+			status := "up"
+			if ch == 'D' {
+				status = "down"
+			}
+			r := resultOf(id, status)
+			r.Started = c.t
+			e.Observe(r)
+			for step := time.Duration(0); step < every; step += time.Second {
+				c.t = c.t.Add(time.Second)
+				e.Tick()
+			}
+		}
+	}
+	for _, line := range ob.lines() {
+		switch {
+		case strings.HasPrefix(line, "trigger "):
+			triggers++
+		case strings.HasPrefix(line, "resolve "):
+			resolves++
+		}
+	}
+	return triggers, resolves
+}
+
+// Case 2: a target failing down-down-up-up paged 15 times in 5 minutes at defaults; one
+// failing every other run was never paged.
+func TestCase02FlappingTargetPagesOnceWhileItFlaps(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 minutes at 15 s: 20 runs of DDUU.
+	triggers, resolves := runPattern(t, e, c, ob, "logs/a@eu1", "DDUU", 5, 15*time.Second)
+	if triggers > 2 || resolves > 1 {
+		t.Fatalf("DDUU for 5 minutes: %d triggers, %d resolves; want at most 2 triggers (the failure, then once as flapping) and 1 resolve: %v",
+			triggers, resolves, ob.lines())
+	}
+	if st := e.states["logs/a@eu1"]; st.State != StateFiring || !st.Flapping {
+		t.Fatalf("after 5 minutes of DDUU: state %s flapping %v, want firing and flapping", st.State, st.Flapping)
+	}
+	// Stable again: a whole window of passes resolves it, once.
+	triggers, resolves = runPattern(t, e, c, ob, "logs/a@eu1", "U", 12, 15*time.Second)
+	if triggers > 2 || resolves != 2 {
+		t.Fatalf("after it is stable: %d triggers, %d resolves in all; want the flap resolved once: %v", triggers, resolves, ob.lines())
+	}
+}
+
+func TestCase02TargetFailingEveryOtherRunIsPaged(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	triggers, resolves := runPattern(t, e, c, ob, "logs/a@eu1", "DU", 10, 15*time.Second)
+	if triggers != 1 || resolves != 0 {
+		t.Fatalf("DU for 5 minutes: %d triggers, %d resolves; want paged once and kept open: %v", triggers, resolves, ob.lines())
+	}
+}
+
+func TestFailureWindowOff(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	cfg := casesConfigWith(t, "{interval: 15s, timeout: 5s, failure_window: {failures: 0}}", "")
+	e, err := NewEngine(EngineOptions{Config: cfg, Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if triggers, _ := runPattern(t, e, c, ob, "logs/a@eu1", "DU", 10, 15*time.Second); triggers != 0 {
+		t.Fatalf("failure window off: DU paged %d times, want 0 (consecutive threshold only)", triggers)
+	}
+}
