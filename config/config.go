@@ -20,13 +20,13 @@ const (
 	DefaultFailureThreshold = 2
 	DefaultSuccessThreshold = 2
 	// MaxWindowRuns bounds failure_window.runs: a target's recent outcomes are one word.
-	MaxWindowRuns = 64
-	DefaultMaxBodyBytes     = 1 << 20
-	DefaultMaxRedirects     = 10
-	DefaultListen           = "127.0.0.1:9115"
-	DefaultStateDir         = "./picket-state"
-	DefaultConcurrency      = 64
-	DefaultFallbackAfter    = 2 * time.Minute
+	MaxWindowRuns        = 64
+	DefaultMaxBodyBytes  = 1 << 20
+	DefaultMaxRedirects  = 10
+	DefaultListen        = "127.0.0.1:9115"
+	DefaultStateDir      = "./picket-state"
+	DefaultConcurrency   = 64
+	DefaultFallbackAfter = 2 * time.Minute
 )
 
 // Config is a loaded, validated, compiled configuration.
@@ -109,9 +109,9 @@ type Target struct {
 	// FailureWindow also fires the target on Failures of its last Runs runs, and holds a
 	// target that fires again within Runs runs of recovering as flapping.
 	FailureWindow Window
-	Retries          int
-	Steps            []*Step // shared between the regions of one journey; read-only
-	JourneyVars      map[string]string
+	Retries       int
+	Steps         []*Step // shared between the regions of one journey; read-only
+	JourneyVars   map[string]string
 	// Fingerprint changes when anything that decides how the target is probed changes;
 	// a reload keeps the state of targets whose fingerprint did not change.
 	Fingerprint string
