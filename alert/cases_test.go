@@ -1,11 +1,13 @@
 package alert
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe"
 )
 
 // casesConfig is the engine config of the numbered-case tests: defaults thresholds (2
@@ -112,5 +114,69 @@ func TestFailureWindowOff(t *testing.T) {
 	}
 	if triggers, _ := runPattern(t, e, c, ob, "logs/a@eu1", "DU", 10, 15*time.Second); triggers != 0 {
 		t.Fatalf("failure window off: DU paged %d times, want 0 (consecutive threshold only)", triggers)
+	}
+}
+
+// failRegions makes every target of the given regions fail twice (past the threshold)
+// and lets the group wait pass.
+func failRegions(e *Engine, c *testClock, regions ...string) {
+	for range 2 {
+		var rs []probe.Result
+		for _, t := range e.cfg.Targets {
+			if slices.Contains(regions, t.Region) {
+				r := resultOf(t.ID, "down")
+				r.Started = c.t
+				rs = append(rs, r)
+			}
+		}
+		e.ObserveAll(rs)
+		c.t = c.t.Add(15 * time.Second)
+		e.Tick()
+	}
+}
+
+// Case 1: a silence on one region (match {region: [sin]}) muted the GLOBAL page while
+// another region was fully down, until the silence ended.
+func TestCase01SilenceOnOneRegionDoesNotMuteGlobal(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	cfg := casesConfig(t, `
+blast_radius: {region_min_products: 2, product_min_regions: 2, global_min_regions: 2}
+silences: [{comment: sin maintenance, start: "1970-01-01T00:00:00Z", end: "2100-01-01T00:00:00Z", match: {region: [sin]}}]
+`)
+	e, err := NewEngine(EngineOptions{Config: cfg, Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failRegions(e, c, "sin")
+	if got := ob.lines(); len(got) != 0 {
+		t.Fatalf("the silenced region alone was paged: %v", got)
+	}
+	failRegions(e, c, "sin", "eu1")
+	got := ob.lines()
+	if len(got) == 0 || !strings.HasPrefix(got[0], "trigger picket/global") {
+		t.Fatalf("sin (silenced) and eu1 down: want the GLOBAL page, got %v", got)
+	}
+}
+
+func TestSilenceCoveringEveryTargetMutesTheWiderIncident(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	cfg := casesConfig(t, `
+silences:
+  - {comment: sin, start: "1970-01-01T00:00:00Z", end: "2100-01-01T00:00:00Z", match: {region: [sin]}}
+  - {comment: eu1, start: "1970-01-01T00:00:00Z", end: "2100-01-01T00:00:00Z", match: {region: [eu1]}}
+`)
+	e, err := NewEngine(EngineOptions{Config: cfg, Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failRegions(e, c, "sin", "eu1")
+	if got := ob.lines(); len(got) != 0 {
+		t.Fatalf("every failing target is silenced, yet paged: %v", got)
+	}
+	inc := e.incidents.Get("picket/global")
+	if inc == nil || !inc.Silenced {
+		t.Fatalf("want the global incident open and marked silenced, got %+v", inc)
 	}
 }

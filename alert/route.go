@@ -114,11 +114,31 @@ type Silence struct {
 // Active reports whether the silence is in force at now.
 func (s Silence) Active(now time.Time) bool { return !now.Before(s.Start) && now.Before(s.End) }
 
-// Silences finds the first active silence matching inc.
+// silencedBy finds the silence that mutes inc: a silence mutes only what it covers, so
+// an incident is muted when each of its targets is covered by an active silence whose
+// scope list (if any) holds the incident's scope. A silence of one region never mutes a
+// GLOBAL page of which another region is part. It returns the silence that covers the
+// first target (the one the timeline names), or nil.
 func silencedBy(silences []Silence, inc *Incident, now time.Time) *Silence {
+	var first *Silence
+	for _, target := range inc.Targets {
+		s := coveringSilence(silences, inc, target, now)
+		if s == nil {
+			return nil
+		}
+		if first == nil {
+			first = s
+		}
+	}
+	return first
+}
+
+// coveringSilence is the first active silence covering one target of inc.
+func coveringSilence(silences []Silence, inc *Incident, target string, now time.Time) *Silence {
+	product, region := splitTarget(target)
 	for i := range silences {
 		s := &silences[i]
-		if s.Active(now) && matches(s.Match, inc.Scope, inc.Products, inc.Regions, inc.Priority) {
+		if s.Active(now) && matches(s.Match, inc.Scope, []string{product}, []string{region}, inc.Priority) {
 			return s
 		}
 	}
