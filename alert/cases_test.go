@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/alert/store"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe"
 )
@@ -178,5 +179,85 @@ silences:
 	inc := e.incidents.Get("picket/global")
 	if inc == nil || !inc.Silenced {
 		t.Fatalf("want the global incident open and marked silenced, got %+v", inc)
+	}
+}
+
+// Case 4: a closed incident kept only the last target to recover ("Regions: us1,
+// Products: logs" after a 10-target, 4-product outage).
+func TestCase04ClosedIncidentKeepsPeakExtentAndReasons(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg, err := config.Parse("peak.yaml", []byte(`
+vantage: v
+defaults: {interval: 15s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
+alerting: {group_wait: 1s}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}, us1: {vars: {api: "http://127.0.0.1:1"}}, ap1: {vars: {api: "http://127.0.0.1:1"}}}
+products:
+  - {name: logs, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+  - {name: metrics, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+  - {name: events, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+  - {name: web, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+notifiers: {pd: {webhook: {url: "http://127.0.0.1:1/hook"}}}
+routes: [{notify: [pd]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(EngineOptions{Config: cfg, Store: st, Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 of 12 targets fail (web is fine in ap1 and us1), each with its own reason.
+	var failing []string
+	for _, t := range cfg.Targets {
+		if t.Product == "web" && t.Region != "eu1" {
+			continue
+		}
+		failing = append(failing, t.ID)
+	}
+	observe := func(ids []string, status string) {
+		var rs []probe.Result
+		for _, id := range ids {
+			r := resultOf(id, status)
+			r.Started = c.t
+			if status == "down" {
+				r.Error = "step submit: status 503 from " + id
+			}
+			rs = append(rs, r)
+		}
+		e.ObserveAll(rs)
+		c.t = c.t.Add(2 * time.Second)
+		e.Tick()
+	}
+	observe(failing, "down")
+	if e.incidents.Get("picket/global") == nil {
+		t.Fatal("no global incident for 10 failing targets")
+	}
+	// Recovery in stages; logs@us1 recovers last.
+	observe(failing[:len(failing)-1], "up")
+	for _, id := range failing {
+		if id == "logs/a@us1" {
+			observe([]string{id}, "up")
+		}
+	}
+	observe(failing, "up")
+	inc, ok, err := e.FindIncident("picket/global")
+	if err != nil || !ok || inc.Open() {
+		t.Fatalf("closed global incident: ok %v err %v open %v", ok, err, inc.Open())
+	}
+	if len(inc.Targets) != 10 || len(inc.Products) != 4 || len(inc.Regions) != 3 {
+		t.Fatalf("closed incident: %d targets, products %v, regions %v; want its peak: 10 targets, 4 products, 3 regions",
+			len(inc.Targets), inc.Products, inc.Regions)
+	}
+	md := inc.Markdown()
+	for _, want := range []string{"- **Regions:** ap1, eu1, us1", "- **Products:** events, logs, metrics, web", "status 503 from metrics/a@ap1"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("export lacks %q:\n%s", want, md)
+		}
 	}
 }

@@ -170,8 +170,7 @@ func (e *Engine) adoptQueued(cfg *config.Config, now time.Time) {
 	for _, inc := range e.incidents.Open() {
 		switch {
 		case queued[inc.Key+" "+notify.ActionResolve]:
-			inc.Resolved, inc.Updated = now, now
-			inc.note(now, "resolved", "its resolve was already queued before the restart")
+			inc.close(now, "its resolve was already queued before the restart")
 			e.incidents.forget(inc.Key)
 			e.saveClosed(inc)
 		case !inc.Triggered && queued[inc.Key+" "+notify.ActionTrigger]:
@@ -308,10 +307,23 @@ func (e *Engine) reconcile(now time.Time) {
 	sort.Slice(down, func(i, j int) bool { return down[i].Target < down[j].Target })
 	groups := append(Classify(e.cfg.BlastRadius, down), DegradedGroups(degraded)...)
 	changes := e.incidents.Reconcile(now, groups, e.priorities())
+	e.noteReasons()
 	for _, c := range changes {
 		e.apply(now, c)
 	}
 	e.sendDue(now)
+}
+
+// noteReasons keeps the failure reasons of the targets each open incident covers
+// (before apply archives the ones that closed), so a closed incident still says why.
+func (e *Engine) noteReasons() {
+	for _, inc := range e.incidents.Open() {
+		for _, id := range inc.Targets {
+			if s := e.states[id]; s != nil {
+				inc.noteReason(id, s.LastError)
+			}
+		}
+	}
 }
 
 // condition is what alerting goes by: this vantage's state alone, or in a fleet the

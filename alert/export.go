@@ -34,7 +34,11 @@ func (i Incident) Markdown() string {
 	if len(i.Targets) > 0 {
 		b.WriteString("\n## Targets\n\n")
 		for _, t := range i.Targets {
-			fmt.Fprintf(&b, "- `%s`\n", t)
+			if why := i.Reasons[t]; why != "" {
+				fmt.Fprintf(&b, "- `%s`: %s\n", t, mdCell(why))
+			} else {
+				fmt.Fprintf(&b, "- `%s`\n", t)
+			}
 		}
 	}
 	b.WriteString("\n## Timeline\n\n| time (UTC) | event | detail |\n| --- | --- | --- |\n")

@@ -32,6 +32,47 @@ type Incident struct {
 	ToldPartOf string  `json:"told_part_of,omitempty"`
 	Silenced   bool    `json:"silenced"`
 	Timeline   []Event `json:"timeline"`
+	// The widest the incident ever was. Targets, Regions and Products shrink as targets
+	// recover; when it closes they are set to these, so a closed incident (its export,
+	// its card) says how wide the outage was, not what recovered last.
+	PeakTargets  []string `json:"peak_targets,omitempty"`
+	PeakRegions  []string `json:"peak_regions,omitempty"`
+	PeakProducts []string `json:"peak_products,omitempty"`
+	// Reasons holds each covered target's last failure reason (at most maxReasons).
+	Reasons map[string]string `json:"reasons,omitempty"`
+}
+
+// maxReasons bounds Reasons: a global outage of 10,000 targets keeps 50 examples.
+const maxReasons = 50
+
+// close resolves the incident; what it covered becomes its peak extent.
+func (i *Incident) close(now time.Time, why string) {
+	i.Resolved, i.Updated = now, now
+	if len(i.PeakTargets) > 0 {
+		i.Targets, i.Regions, i.Products = slices.Clone(i.PeakTargets), slices.Clone(i.PeakRegions), slices.Clone(i.PeakProducts)
+	}
+	i.note(now, "resolved", why)
+}
+
+// widenPeak adds what the incident covers now to its peak extent.
+func (i *Incident) widenPeak() {
+	i.PeakTargets = union(i.PeakTargets, i.Targets)
+	i.PeakRegions = union(i.PeakRegions, i.Regions)
+	i.PeakProducts = union(i.PeakProducts, i.Products)
+}
+
+// noteReason keeps a target's failure reason, up to maxReasons targets.
+func (i *Incident) noteReason(target, reason string) {
+	if reason == "" {
+		return
+	}
+	if _, ok := i.Reasons[target]; !ok && len(i.Reasons) >= maxReasons {
+		return
+	}
+	if i.Reasons == nil {
+		i.Reasons = map[string]string{}
+	}
+	i.Reasons[target] = reason
 }
 
 // Open reports whether the incident is still open.
@@ -236,9 +277,7 @@ func (m *Incidents) settle(now time.Time, inc *Incident, failing map[string]bool
 	}
 	if len(still) == 0 || wider == nil {
 		// Recovered, or what is left is explained by narrower incidents.
-		inc.Resolved = now
-		inc.Updated = now
-		inc.note(now, "resolved", "no failing target left in this incident")
+		inc.close(now, "no failing target left in this incident")
 		delete(m.open, inc.Key)
 		return []Change{{ChangeResolved, inc}}
 	}
@@ -282,6 +321,7 @@ func (m *Incidents) setTargets(now time.Time, inc *Incident, targets []string, p
 	changed := inc.Targets != nil && (!slices.Equal(newRegions, inc.Regions) || !slices.Equal(newProducts, inc.Products))
 	widened := inc.Targets != nil && (!containsAll(inc.Regions, newRegions) || !containsAll(inc.Products, newProducts))
 	inc.Targets, inc.Regions, inc.Products = targets, newRegions, newProducts
+	inc.widenPeak()
 	if prio > 0 && (inc.Priority == 0 || prio < inc.Priority) {
 		inc.Priority = prio
 	}
