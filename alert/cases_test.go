@@ -1,13 +1,21 @@
 package alert
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/notify/notifiers"
 	"github.com/picket-dev/picket/alert/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/probe"
 )
 
@@ -259,5 +267,122 @@ routes: [{notify: [pd]}]
 		if !strings.Contains(md, want) {
 			t.Errorf("export lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// hookReceiver is a local webhook endpoint that records what it accepted and can be
+// switched down (503).
+type hookReceiver struct {
+	mu   sync.Mutex
+	down bool
+	got  []string // "action key"
+	srv  *httptest.Server
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p struct {
+			Notification notify.Notification `json:"notification"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		h.got = append(h.got, p.Notification.Action+" "+p.Notification.DedupKey)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookReceiver) setDown(down bool) { h.mu.Lock(); h.down = down; h.mu.Unlock() }
+func (h *hookReceiver) events() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.got)
+}
+
+// process is one Picket process over a state dir: real store, outbox and engine.
+type process struct {
+	st *store.Store
+	ob *notify.Outbox
+	e  *Engine
+}
+
+func startProcess(t *testing.T, dir string, cfg *config.Config, clk *clock.Fake) *process {
+	t.Helper()
+	st, err := store.Open(dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ob, err := notify.NewOutbox(notify.OutboxOptions{Store: st, Notifiers: notifiers.Build(cfg, nil, nil), Clock: clk,
+		Jitter: func() float64 { return 0.5 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(EngineOptions{Config: cfg, Store: st, Outbox: ob, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &process{st: st, ob: ob, e: e}
+}
+
+// observe feeds one result at the clock's time, ticks and delivers what is due.
+func (p *process) observe(clk *clock.Fake, id, status string) {
+	r := resultOf(id, status)
+	r.Started = clk.Now()
+	p.e.Observe(r)
+	p.e.Tick()
+	p.ob.Step(context.Background())
+}
+
+// Case 5: break, heal, break again while the receiver is down, SIGKILL, heal, restart:
+// the receiver ended with trigger, resolve, trigger (the previous incident's queued
+// resolve was taken for the current one).
+func TestCase05QueuedResolveOfAnEarlierIncidentDoesNotCloseTheCurrentOne(t *testing.T) {
+	hook := newHookReceiver(t)
+	cfg, err := config.Parse("restart.yaml", []byte(`
+vantage: v
+defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1, failure_window: {failures: 0}}
+alerting: {group_wait: 0s}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
+products: [{name: logs, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
+notifiers: {hook: {webhook: {url: "`+hook.srv.URL+`"}}}
+routes: [{notify: [hook]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC))
+	dir := t.TempDir()
+	p := startProcess(t, dir, cfg, clk)
+	const id, key = "logs/a@eu1", "picket/target/logs/a@eu1"
+	p.observe(clk, id, "down") // break: paged
+	hook.setDown(true)
+	clk.Advance(10 * time.Second)
+	p.observe(clk, id, "up") // heal: the resolve waits for the receiver
+	clk.Advance(10 * time.Second)
+	p.observe(clk, id, "down") // break again: a new incident, its trigger queued
+	_ = p.st.Close()           // SIGKILL: nothing flushed beyond what was committed
+	clk.Advance(10 * time.Second)
+	hook.setDown(false)
+	p = startProcess(t, dir, cfg, clk) // restart, meanwhile healed
+	defer p.st.Close()
+	p.observe(clk, id, "up")
+	for range 5 { // deliver everything, bounded
+		clk.Advance(2 * time.Minute)
+		p.ob.Step(context.Background())
+	}
+	got := hook.events()
+	want := []string{"trigger " + key, "resolve " + key, "trigger " + key, "resolve " + key}
+	if !slices.Equal(got, want) {
+		t.Fatalf("receiver got %v, want %v (the second incident must be resolved too)", got, want)
 	}
 }

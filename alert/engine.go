@@ -159,27 +159,37 @@ func (e *Engine) adoptQueued(cfg *config.Config, now time.Time) {
 	if !ok {
 		return
 	}
-	queued := map[string]bool{} // dedup key + action
 	member := ""
 	if e.fleet != nil && cfg.Cluster != nil {
 		member = cfg.Cluster.Member
 	}
-	for _, en := range lister.Entries() {
-		queued[en.DedupKey+" "+en.Action] = true
-	}
+	entries := lister.Entries()
 	for _, inc := range e.incidents.Open() {
 		switch {
-		case queued[inc.Key+" "+notify.ActionResolve]:
+		case queuedFor(entries, inc, notify.ActionResolve):
 			inc.close(now, "its resolve was already queued before the restart")
 			e.incidents.forget(inc.Key)
 			e.saveClosed(inc)
-		case !inc.Triggered && queued[inc.Key+" "+notify.ActionTrigger]:
+		case !inc.Triggered && queuedFor(entries, inc, notify.ActionTrigger):
 			inc.Triggered = true
 			inc.PagedBy, inc.PagedAt = member, now // in a fleet: this vantage's own page
 			inc.note(now, "triggered", "its page was already queued before the restart")
 			e.saveIncident(inc)
 		}
 	}
+}
+
+// queuedFor reports whether the outbox holds action for this very incident: same key
+// and made for an incident opened at the same time. A resolve still queued for an
+// earlier incident with the same key (it healed, broke again, and the paging service
+// was down meanwhile) does not close the current one.
+func queuedFor(entries []notify.EntryInfo, inc *Incident, action string) bool {
+	for _, en := range entries {
+		if en.DedupKey == inc.Key && en.Action == action && en.Opened.Equal(inc.Opened) {
+			return true
+		}
+	}
+	return false
 }
 
 // setConfig installs cfg; states of targets whose fingerprint changed or that are gone

@@ -105,6 +105,7 @@ type EntryInfo struct {
 	Notifier       string    `json:"notifier"`
 	DedupKey       string    `json:"dedup_key"`
 	Action         string    `json:"action"`
+	Opened         time.Time `json:"opened,omitzero"` // the incident's open time (zero for notices)
 	Fallback       bool      `json:"fallback"`
 	Enqueued       time.Time `json:"enqueued"`
 	Attempts       int       `json:"attempts"`
@@ -474,6 +475,7 @@ func (o *Outbox) Entries() []EntryInfo {
 			Notifier:       e.rec.Notifier,
 			DedupKey:       e.rec.Notification.DedupKey,
 			Action:         e.rec.Notification.Action,
+			Opened:         e.rec.Notification.Opened,
 			Fallback:       e.rec.IsFallback,
 			Enqueued:       e.rec.Enqueued,
 			Attempts:       e.attempts,
