@@ -386,3 +386,27 @@ routes: [{notify: [hook]}]
 		t.Fatalf("receiver got %v, want %v (the second incident must be resolved too)", got, want)
 	}
 }
+
+// Case 6 (engine part): editing a failing journey resolved it mid-outage and
+// triggered it again.
+func TestCase06EditingAFailingJourneyKeepsItsIncident(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPattern(t, e, c, ob, "logs/a@eu1", "DD", 1, 15*time.Second)
+	if n := len(ob.lines()); n != 1 {
+		t.Fatalf("want one trigger before the edit, got %v", ob.lines())
+	}
+	edited := casesConfigWith(t, "{interval: 15s, timeout: 6s}", "") // every fingerprint changes
+	if edited.Targets[0].Fingerprint == e.cfg.Targets[0].Fingerprint {
+		t.Fatal("the edit did not change the fingerprint; the test proves nothing")
+	}
+	e.Reload(edited)
+	triggers, resolves := runPattern(t, e, c, ob, "logs/a@eu1", "DD", 2, 15*time.Second)
+	if triggers != 1 || resolves != 0 {
+		t.Fatalf("after editing the failing journey: %d triggers, %d resolves; want the first trigger only: %v", triggers, resolves, ob.lines())
+	}
+}

@@ -192,8 +192,9 @@ func queuedFor(entries []notify.EntryInfo, inc *Incident, action string) bool {
 	return false
 }
 
-// setConfig installs cfg; states of targets whose fingerprint changed or that are gone
-// are dropped (a changed journey starts fresh), the others are kept.
+// setConfig installs cfg. States of targets that are gone are dropped; a target whose
+// journey was edited keeps its state (a fix of a failing journey's expectations must not
+// resolve a real outage and page it again): the next results decide.
 func (e *Engine) setConfig(cfg *config.Config) {
 	e.cfg = cfg
 	e.router = NewRouter(cfg)
@@ -203,9 +204,13 @@ func (e *Engine) setConfig(cfg *config.Config) {
 	}
 	for id, s := range e.states {
 		t := e.targets[id]
-		if t == nil || (s.Fingerprint != "" && s.Fingerprint != t.Fingerprint) {
+		switch {
+		case t == nil:
 			delete(e.states, id)
 			e.deleteState(id)
+		case s.Fingerprint != t.Fingerprint:
+			s.Fingerprint = t.Fingerprint
+			e.saveState(s)
 		}
 	}
 	for _, t := range cfg.Targets {
