@@ -410,3 +410,42 @@ func TestCase06EditingAFailingJourneyKeepsItsIncident(t *testing.T) {
 		t.Fatalf("after editing the failing journey: %d triggers, %d resolves; want the first trigger only: %v", triggers, resolves, ob.lines())
 	}
 }
+
+// Case 10: a held page's time was restored as wall time: after a backward clock step
+// across a restart the page left 10 minutes late.
+func TestCase10HeldPageSurvivesClockStepsAcrossRestart(t *testing.T) {
+	for _, step := range []time.Duration{-10 * time.Minute, 10 * time.Minute} {
+		t.Run(step.String(), func(t *testing.T) {
+			hook := newHookReceiver(t)
+			cfg, err := config.Parse("step.yaml", []byte(`
+vantage: v
+defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
+alerting: {group_wait: 30s}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
+products: [{name: logs, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
+notifiers: {hook: {webhook: {url: "`+hook.srv.URL+`"}}}
+routes: [{notify: [hook]}]
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC))
+			dir := t.TempDir()
+			p := startProcess(t, dir, cfg, clk)
+			p.observe(clk, "logs/a@eu1", "down") // held for group_wait
+			clk.Advance(5 * time.Second)
+			_ = p.st.Close()
+			clk.Advance(step) // the wall clock steps while Picket is down
+			p = startProcess(t, dir, cfg, clk)
+			defer p.st.Close()
+			for i := 0; i < 31; i++ { // 31 s of ticks: group_wait is 30 s
+				clk.Advance(time.Second)
+				p.e.Tick()
+				p.ob.Step(context.Background())
+			}
+			if got := hook.events(); len(got) != 1 || got[0] != "trigger picket/target/logs/a@eu1" {
+				t.Fatalf("clock step %s across a restart: within group_wait after the restart the receiver got %v, want the trigger", step, got)
+			}
+		})
+	}
+}

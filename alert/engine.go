@@ -397,6 +397,7 @@ func (e *Engine) apply(now time.Time, c Change) {
 // sendDue triggers held incidents whose group wait is over, unless silenced or absorbed.
 func (e *Engine) sendDue(now time.Time) {
 	for _, inc := range e.incidents.Open() {
+		e.incidents.clampWait(now, inc)
 		if inc.Triggered || inc.AbsorbedInto != "" || now.Before(inc.SendAfter) {
 			continue
 		}

@@ -139,6 +139,17 @@ func (m *Incidents) Open() []*Incident {
 	return out
 }
 
+// clampWait keeps a held page's wait at most group_wait from now. SendAfter is a wall
+// time (persisted); after the wall clock stepped back (while running with a clock that
+// has no monotonic reading, or across a restart) it could hold a page for as long as
+// the step. A forward step only sends it sooner.
+func (m *Incidents) clampWait(now time.Time, inc *Incident) {
+	if limit := now.Add(m.groupWait); !inc.Triggered && inc.SendAfter.After(limit) {
+		inc.note(now, "clock", "the clock stepped back; the page waits group_wait from now, not until "+inc.SendAfter.UTC().Format(time.RFC3339))
+		inc.SendAfter = limit
+	}
+}
+
 // forget drops an open incident that was settled outside Reconcile (after a restart).
 func (m *Incidents) forget(key string) { delete(m.open, key) }
 
