@@ -73,7 +73,7 @@ type Engine struct {
 	now       func() time.Time
 	onTrans   func(Transition)
 	impaired  bool
-	fleet     *fleetState // nil: a lone vantage
+	peers     peers // solo, or this vantage's part of a fleet
 }
 
 // NewEngine restores states and open incidents from the store and starts from there:
@@ -81,7 +81,7 @@ type Engine struct {
 func NewEngine(o EngineOptions) (*Engine, error) {
 	e := &Engine{
 		store: o.Store, outbox: o.Outbox, log: o.Logger, now: o.Now, onTrans: o.OnTransition,
-		states: map[string]*TargetState{}, fleet: newFleetState(o.Fleet),
+		states: map[string]*TargetState{}, peers: newPeers(o.Fleet),
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -101,8 +101,8 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		wait = *o.GroupWait
 	}
 	e.incidents = NewIncidents(wait, restored)
-	e.adoptQueued(o.Config, e.now())
 	e.setConfig(o.Config)
+	e.adoptQueued(e.now())
 	// What was restored may disagree with itself after a crash (a state saved, its
 	// incident not yet; a resolve accepted, the incident not yet archived): settle it now
 	// rather than when some target next changes.
@@ -154,15 +154,12 @@ func (e *Engine) restore() ([]*Incident, error) {
 // adoptQueued settles restored incidents against what the outbox already holds: a
 // crash between queueing a notification and saving the incident must not make the
 // engine decide (and send) the same thing again after the restart.
-func (e *Engine) adoptQueued(cfg *config.Config, now time.Time) {
+func (e *Engine) adoptQueued(now time.Time) {
 	lister, ok := e.outbox.(interface{ Entries() []notify.EntryInfo })
 	if !ok {
 		return
 	}
-	member := ""
-	if e.fleet != nil && cfg.Cluster != nil {
-		member = cfg.Cluster.Member
-	}
+	member := e.peers.member(e)
 	entries := lister.Entries()
 	for _, inc := range e.incidents.Open() {
 		switch {
@@ -289,7 +286,7 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 func (e *Engine) Tick() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.fleetMoved() {
+	if e.peers.moved() {
 		e.reconcile(e.now()) // sends what is due too
 		return
 	}
@@ -299,12 +296,9 @@ func (e *Engine) Tick() {
 // reconcile recomputes scope and incidents from the firing states and tells notifiers.
 func (e *Engine) reconcile(now time.Time) {
 	var down, degraded []Failing
-	if e.fleet != nil {
-		e.publishAndTally()
-		if e.fleet.held {
-			e.sendDue(now) // silences, pending work; nothing new while holding
-			return
-		}
+	if hold := e.peers.sync(e); hold {
+		e.sendDue(now) // silences, pending work; nothing new while holding
+		return
 	}
 	for id, s := range e.states {
 		condition := e.condition(id, s)
@@ -343,15 +337,7 @@ func (e *Engine) noteReasons() {
 
 // condition is what alerting goes by: this vantage's state alone, or in a fleet the
 // quorum of the vantages' verdicts.
-func (e *Engine) condition(id string, s *TargetState) string {
-	if e.fleet != nil {
-		return e.fleet.condition(id)
-	}
-	if s.State != StateFiring {
-		return ""
-	}
-	return s.Condition
-}
+func (e *Engine) condition(id string, s *TargetState) string { return e.peers.condition(id, s) }
 
 func (e *Engine) priorities() map[string]int {
 	p := make(map[string]int, len(e.cfg.Products))
@@ -369,11 +355,11 @@ func (e *Engine) apply(now time.Time, c Change) {
 	case ChangeOpened:
 		// The trigger goes out from sendDue once the group wait has passed.
 	case ChangeUpdated:
-		if inc.Triggered && e.firstSender(inc.Key) {
+		if inc.Triggered && e.peers.firstSender(e, inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "widened: regions "+joinNames(inc.Regions)+"; products "+joinNames(inc.Products))
 		}
 	case ChangeResumed:
-		if inc.Triggered && inc.ToldPartOf != "" && e.firstSender(inc.Key) {
+		if inc.Triggered && inc.ToldPartOf != "" && e.peers.firstSender(e, inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "no longer part of "+inc.ToldPartOf+"; still failing here")
 			inc.ToldPartOf = ""
 		}
@@ -384,7 +370,7 @@ func (e *Engine) apply(now time.Time, c Change) {
 		// A paged incident is told once the wider one is paged too (sendDue).
 	case ChangeResolved:
 		if inc.Triggered {
-			e.resolveVia(now, inc)
+			e.peers.resolve(e, now, inc)
 		} else {
 			inc.note(now, "released", "recovered before it was paged; not sent")
 		}
@@ -413,7 +399,7 @@ func (e *Engine) sendDue(now time.Time) {
 			continue // held, not dropped: sent when the self-check recovers
 		}
 		inc.Silenced = false
-		send, adopted := e.mayTrigger(now, inc)
+		send, adopted := e.peers.mayTrigger(e, now, inc)
 		if adopted {
 			inc.Triggered = true
 			e.saveIncident(inc)
@@ -421,14 +407,14 @@ func (e *Engine) sendDue(now time.Time) {
 		if !send {
 			continue
 		}
-		if !e.sendRecorded(now, inc, notify.ActionTrigger, e.isolationNote()) {
+		if !e.sendRecorded(now, inc, notify.ActionTrigger, e.peers.note(e)) {
 			continue // nothing could be queued: the next tick tries again
 		}
 		inc.Triggered = true
 		e.saveIncident(inc)
 	}
 	e.tellAbsorbed(now)
-	e.sendPendingResolves(now)
+	e.peers.sendPending(e, now)
 }
 
 // tellAbsorbed updates paged incidents that a wider, paged incident now explains, so
@@ -439,10 +425,10 @@ func (e *Engine) tellAbsorbed(now time.Time) {
 			continue
 		}
 		wider := e.incidents.Get(inc.AbsorbedInto)
-		if wider == nil || !wider.Triggered || (e.fleet != nil && e.fleet.holding()) {
+		if wider == nil || !wider.Triggered || e.peers.holding() {
 			continue // (held: told once the vantage is no longer on its own)
 		}
-		if e.firstSender(inc.Key) {
+		if e.peers.firstSender(e, inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "now part of "+scopeLabel(wider))
 		}
 		inc.ToldPartOf = inc.AbsorbedInto
@@ -458,7 +444,7 @@ func (e *Engine) allSilences() []Silence {
 // It reports false only when there was something to queue and none of it could be
 // written (the store failed), so that a trigger is tried again rather than lost.
 func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
-	if action == notify.ActionTrigger && (note == "" || note == e.isolationNote()) {
+	if action == notify.ActionTrigger && (note == "" || note == e.peers.note(e)) {
 		inc.note(now, "triggered", strings.TrimSuffix("page sent to the outbox; "+note, "; "))
 	} else {
 		inc.note(now, action, note)
@@ -467,8 +453,8 @@ func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
 		note = ""
 	}
 	n := buildNotification(e.cfg, inc, action, note, e.states, now)
-	if e.fleet != nil {
-		n.Details["fleet"] = e.fleetDetails(inc)
+	if d := e.peers.details(e, inc); d != nil {
+		n.Details["fleet"] = d
 	}
 	deliveries := e.router.Deliveries(inc, e.cfg.Alerting.Degraded)
 	if len(deliveries) == 0 {
@@ -562,13 +548,9 @@ func (e *Engine) SetImpaired(impaired bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.impaired = impaired
-	if e.fleet != nil {
-		e.reconcile(e.now()) // withdraws (or gives again) this vantage's verdicts
-		return
-	}
-	if !impaired {
-		e.sendDue(e.now())
-	}
+	// In a fleet this withdraws (or gives again) this vantage's verdicts; alone it
+	// releases the held pages.
+	e.reconcile(e.now())
 }
 
 // ResolveQuiet sends a resolve for every incident key that is not open: the one-shot

@@ -69,9 +69,10 @@ type fleetState struct {
 	resolves   map[string]*pendingResolve
 }
 
-func newFleetState(o *FleetOptions) *fleetState {
+// newPeers is the seam an engine gets: a fleet's vantage, or solo.
+func newPeers(o *FleetOptions) peers {
 	if o == nil || o.Fleet == nil {
-		return nil
+		return solo{}
 	}
 	return &fleetState{FleetOptions: *o, resolves: map[string]*pendingResolve{}}
 }
@@ -103,9 +104,8 @@ func (f *fleetState) effectiveQuorum() int {
 	return live/2 + 1
 }
 
-// publish gossips the local verdicts and takes the fleet's: which targets fail by quorum.
-func (e *Engine) publishAndTally() {
-	f := e.fleet
+// sync gossips the local verdicts and takes the fleet's: which targets fail by quorum.
+func (f *fleetState) sync(e *Engine) (hold bool) {
 	local := map[string]bool{}
 	if e.impaired {
 		// An impaired vantage's verdicts say more about its own network than about the
@@ -127,6 +127,7 @@ func (e *Engine) publishAndTally() {
 	f.votes = f.Fleet.Tally()
 	f.quorum = f.effectiveQuorum()
 	f.held = f.holding()
+	return f.held
 }
 
 // probes reports whether this instance probes the target: a shard votes only for its
@@ -136,8 +137,8 @@ func (e *Engine) probes(id string) bool {
 	return sh == nil || config.ShardOf(id, sh.Count) == sh.Index
 }
 
-// fleetCondition is the target's condition by quorum: "" (not failing), down or degraded.
-func (f *fleetState) condition(id string) string {
+// condition is the target's condition by quorum: "" (not failing), down or degraded.
+func (f *fleetState) condition(id string, _ *TargetState) string {
 	down, degraded := f.votes[id], f.votes[DegradedVote(id)]
 	switch {
 	case down >= f.quorum:
@@ -160,21 +161,16 @@ func (f *fleetState) votesText(id string, live int) string {
 	return ""
 }
 
-// fleetMoved reports whether the fleet changed since the last reconcile, or this
-// vantage started or stopped holding.
-func (e *Engine) fleetMoved() bool {
-	f := e.fleet
-	return f != nil && (f.Fleet.Generation() != f.generation || f.holding() != f.held)
+// moved reports whether the fleet changed since the last reconcile, or this vantage
+// started or stopped holding.
+func (f *fleetState) moved() bool {
+	return f.Fleet.Generation() != f.generation || f.holding() != f.held
 }
 
 // mayTrigger decides whether this vantage sends an incident's first trigger now. It
 // returns false while another vantage is expected to send; the incident is then marked
 // triggered without a send when the fleet's record shows the page is out (adopted).
-func (e *Engine) mayTrigger(now time.Time, inc *Incident) (send, adopted bool) {
-	f := e.fleet
-	if f == nil {
-		return true, false
-	}
+func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, adopted bool) {
 	// Only an accepted page counts, as in Alertmanager's notification log: a sender whose
 	// paging service keeps failing is taken over after the wait below. The record is the
 	// fleet's last word on the key: an accepted trigger, however old, means the incident
@@ -210,54 +206,45 @@ const recordSkew = time.Minute
 
 // waitsForFleet: cut off from the majority, an incident paged by a vantage not on this
 // side is left for the fleet to resolve.
-func (e *Engine) waitsForFleet(inc *Incident) bool {
-	alone, _ := e.fleet.Fleet.Alone()
-	return alone && inc.PagedBy != "" && !e.fleet.Fleet.IsLive(inc.PagedBy)
+func (f *fleetState) waitsForFleet(inc *Incident) bool {
+	alone, _ := f.Fleet.Alone()
+	return alone && inc.PagedBy != "" && !f.Fleet.IsLive(inc.PagedBy)
 }
 
 // resolvedBy reports whether the record is an accepted resolve of this incident, not of
 // an earlier one with the same key: made after the incident opened, and after this
 // vantage's own trigger if it sent one (after a partition, an isolated vantage's later
 // trigger may lose to an older resolve in the records' order).
-func (e *Engine) resolvedBy(rec FleetPage, inc *Incident) bool {
+func (f *fleetState) resolvedBy(e *Engine, rec FleetPage, inc *Incident) bool {
 	if rec.Open || !rec.Confirmed || rec.At.Before(inc.Opened.Add(-recordSkew)) {
 		return false
 	}
-	return inc.PagedBy != e.member() || !rec.At.Before(inc.PagedAt)
+	return inc.PagedBy != f.member(e) || !rec.At.Before(inc.PagedAt)
 }
 
 // firstSender reports whether this vantage sends follow-ups (widened, part of) for key.
-func (e *Engine) firstSender(key string) bool {
-	f := e.fleet
-	if f == nil {
-		return true
-	}
+func (f *fleetState) firstSender(e *Engine, key string) bool {
 	if e.impaired || f.holding() {
 		return false // the others do not count it among the senders / nothing while held
 	}
 	return f.Fleet.Position(key) == 0
 }
 
-// resolveVia sends the resolve of a paged incident, or, when another vantage is first to
-// send it, waits for that vantage's record (sendPendingResolves).
-func (e *Engine) resolveVia(now time.Time, inc *Incident) {
-	f := e.fleet
-	if f == nil {
-		e.send(now, inc, notify.ActionResolve, "resolved")
-		return
-	}
-	if rec, ok := f.Fleet.Page(inc.Key); ok && e.resolvedBy(rec, inc) {
+// resolve sends the resolve of a paged incident, or, when another vantage is first to
+// send it, waits for that vantage's record (sendPending).
+func (f *fleetState) resolve(e *Engine, now time.Time, inc *Incident) {
+	if rec, ok := f.Fleet.Page(inc.Key); ok && f.resolvedBy(e, rec, inc) {
 		inc.note(now, "resolved", "resolve sent by vantage "+rec.By)
 		return
 	}
 	// Cut off, a vantage resolves only what its side paged: the fleet's pages wait for
 	// the fleet.
-	if e.waitsForFleet(inc) {
+	if f.waitsForFleet(inc) {
 		inc.note(now, "resolved", "waiting for the fleet to resolve what it paged")
 		f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
 		return
 	}
-	if e.firstSender(inc.Key) {
+	if f.firstSender(e, inc.Key) {
 		e.sendRecorded(now, inc, notify.ActionResolve, "resolved")
 		return
 	}
@@ -265,65 +252,62 @@ func (e *Engine) resolveVia(now time.Time, inc *Incident) {
 	f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
 }
 
-// sendPendingResolves drops resolves another vantage has sent, and sends those whose
-// first sender stayed silent past this vantage's takeover wait.
-func (e *Engine) sendPendingResolves(now time.Time) {
-	f := e.fleet
-	if f == nil {
-		return
-	}
+// sendPending drops resolves another vantage has sent, and sends those whose first
+// sender stayed silent past this vantage's takeover wait.
+func (f *fleetState) sendPending(e *Engine, now time.Time) {
 	if e.impaired {
 		return // the others do not wait for it
 	}
 	for key, p := range f.resolves {
 		rec, ok := f.Fleet.Page(key)
 		switch {
-		case e.waitsForFleet(p.inc):
+		case f.waitsForFleet(p.inc):
 			continue
 		case e.incidents.Get(key) != nil:
 			delete(f.resolves, key) // failing again: the open incident owns the key
-		case ok && e.resolvedBy(rec, p.inc):
+		case ok && f.resolvedBy(e, rec, p.inc):
 			delete(f.resolves, key)
-		case e.firstSender(key) || now.Sub(p.since) >= time.Duration(f.Fleet.Position(key))*f.TakeoverAfter:
+		case f.firstSender(e, key) || now.Sub(p.since) >= time.Duration(f.Fleet.Position(key))*f.TakeoverAfter:
 			delete(f.resolves, key)
 			e.sendRecorded(now, p.inc, notify.ActionResolve, "resolved")
 		}
 	}
 }
 
-// sendRecorded sends and records the page in the fleet, so no other vantage repeats it.
+// sendRecorded sends and tells the other vantages, so none of them repeats it.
 func (e *Engine) sendRecorded(now time.Time, inc *Incident, action, note string) bool {
 	ok := e.send(now, inc, action, note)
-	if ok && e.fleet != nil {
-		e.fleet.Fleet.RecordPage(inc.Key, action == notify.ActionTrigger)
-		if action == notify.ActionTrigger {
-			inc.PagedBy, inc.PagedAt = e.member(), now
-		}
+	if ok {
+		e.peers.sent(e, now, inc, action)
 	}
 	return ok
 }
 
-func (e *Engine) member() string {
+// sent records the page in the fleet.
+func (f *fleetState) sent(e *Engine, now time.Time, inc *Incident, action string) {
+	f.Fleet.RecordPage(inc.Key, action == notify.ActionTrigger)
+	if action == notify.ActionTrigger {
+		inc.PagedBy, inc.PagedAt = f.member(e), now
+	}
+}
+
+func (f *fleetState) member(e *Engine) string {
 	if e.cfg.Cluster != nil {
 		return e.cfg.Cluster.Member
 	}
 	return e.cfg.Vantage
 }
 
-// isolationNote marks pages sent by a vantage that no peer can confirm.
-func (e *Engine) isolationNote() string {
-	if e.fleet == nil {
-		return ""
-	}
-	if _, isolated, since := e.fleet.alone(); isolated {
-		return fmt.Sprintf("sent by an isolated vantage (%s has not heard a majority of the fleet for %s)", e.member(), since.Round(time.Second))
+// note marks pages sent by a vantage that no peer can confirm.
+func (f *fleetState) note(e *Engine) string {
+	if _, isolated, since := f.alone(); isolated {
+		return fmt.Sprintf("sent by an isolated vantage (%s has not heard a majority of the fleet for %s)", f.member(e), since.Round(time.Second))
 	}
 	return ""
 }
 
-// fleetDetails is the fleet's part of a notification's evidence.
-func (e *Engine) fleetDetails(inc *Incident) map[string]any {
-	f := e.fleet
+// details is the fleet's part of a notification's evidence.
+func (f *fleetState) details(e *Engine, inc *Incident) map[string]any {
 	live := f.Fleet.LiveVantages()
 	seen := map[string]string{}
 	for i, id := range inc.Targets {
@@ -333,21 +317,17 @@ func (e *Engine) fleetDetails(inc *Incident) map[string]any {
 		seen[id] = f.votesText(id, live)
 	}
 	_, isolated, _ := f.alone()
-	return map[string]any{"sender": e.member(), "quorum": f.quorum, "live_vantages": live, "isolated": isolated, "seen_by": seen}
+	return map[string]any{"sender": f.member(e), "quorum": f.quorum, "live_vantages": live, "isolated": isolated, "seen_by": seen}
 }
 
 // FleetStatus is the fleet as this vantage sees it; nil without a cluster.
 func (e *Engine) FleetStatus() *FleetStatus {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.fleetStatus()
+	return e.peers.status(e)
 }
 
-func (e *Engine) fleetStatus() *FleetStatus {
-	f := e.fleet
-	if f == nil {
-		return nil
-	}
+func (f *fleetState) status(e *Engine) *FleetStatus {
 	fs := f.Fleet.Status()
 	fs.Quorum, fs.QuorumSetting = f.effectiveQuorum(), f.Quorum
 	fs.AloneAfter = f.AloneAfter.String()
@@ -359,13 +339,9 @@ func (e *Engine) fleetStatus() *FleetStatus {
 	return &fs
 }
 
-// fleetSnapshot fills the fleet's part of a status snapshot.
-func (e *Engine) fleetSnapshot(st *Status) {
-	f := e.fleet
-	if f == nil {
-		return
-	}
-	st.Fleet = e.fleetStatus()
+// snapshot fills the fleet's part of a status snapshot.
+func (f *fleetState) snapshot(e *Engine, st *Status) {
+	st.Fleet = f.status(e)
 	live := f.Fleet.LiveVantages()
 	st.Votes = map[string]map[string]string{}
 	best := map[[2]string]int{}

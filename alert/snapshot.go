@@ -88,7 +88,7 @@ func (e *Engine) Snapshot() Status {
 			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Regions: inc.Regions, Products: inc.Products})
 		}
 	}
-	e.fleetSnapshot(&st)
+	e.peers.snapshot(e, &st)
 	st.Scope = Summarize(groups)
 	st.Banner = banner(st.Impaired, groups, len(e.cfg.Regions))
 	return st
