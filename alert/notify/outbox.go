@@ -137,7 +137,8 @@ type entry struct {
 	rec      outboxRecord
 	attempts int
 	lastErr  string
-	next     time.Time // not before; zero: now
+	next     time.Time     // not before; zero: now
+	wait     time.Duration // the backoff that set next
 	sending  bool
 	accepted bool // delivered, about to leave
 }
@@ -570,6 +571,7 @@ func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-c
 	var due []*entry
 	for _, l := range o.lanes {
 		head := l.queue[0]
+		o.clampRetry(now, head, l)
 		switch {
 		case head.sending:
 		case head.next.After(now):
@@ -596,6 +598,19 @@ func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-c
 		}
 	}
 	return jobs, wake, o.changed, len(o.entries) == 0 && len(o.groups) == 0
+}
+
+// clampRetry keeps a retry no further away than the wait that was chosen for it, and a
+// lane's failing-since not in the future: both are wall times, and after a wall-clock
+// step back they would otherwise hold a page (and its fallback) for the length of the
+// step. Held: mu.
+func (o *Outbox) clampRetry(now time.Time, e *entry, l *lane) {
+	if limit := now.Add(e.wait); e.next.After(limit) {
+		e.next = limit
+	}
+	if l.failingSince.After(now) {
+		l.failingSince = now
+	}
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -734,7 +749,7 @@ func (o *Outbox) failedForNow(j job, r AttemptResult) {
 	e := j.e
 	e.attempts = r.Attempt
 	e.lastErr = r.Err.Error()
-	e.next = o.now().Add(wait)
+	e.next, e.wait = o.now().Add(wait), wait
 	if l := o.lanes[laneOf(e.rec)]; l.failingSince.IsZero() {
 		l.failingSince = o.now()
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/clock"
 	"go.uber.org/goleak"
 )
 
@@ -1187,3 +1188,50 @@ func TestFallbackIsStoredBeforeThePrimaryLeaves(t *testing.T) {
 		t.Errorf("hook's entry stored at pd's delete: %v, want [true]", seen)
 	}
 }
+
+// A retry's time is a wall time: after the wall clock steps back, the retry must not
+// wait for the length of the step (case 10 of the trust issue, outbox part).
+func TestRetrySurvivesBackwardClockStep(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC))
+	st := openStore(t, t.TempDir())
+	n := &flakyNotifier{fails: 1}
+	o, err := NewOutbox(OutboxOptions{Store: st, Notifiers: map[string]Notifier{"pd": n}, Clock: clk,
+		Jitter: func() float64 { return 0.5 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Enqueue(Delivery{Notification: Notification{ID: "n1", Action: ActionTrigger, DedupKey: "k"}, Notify: []string{"pd"}}); err != nil {
+		t.Fatal(err)
+	}
+	o.Step(context.Background()) // first try fails: retry in about 1 s
+	clk.Advance(-10 * time.Minute)
+	o.Step(context.Background()) // sees the step: the retry is at most its wait away
+	clk.Advance(time.Second)
+	o.Step(context.Background())
+	if got := n.calls(); got != 2 {
+		t.Fatalf("one backoff after a 10-minute step back: %d attempts, want the retry (2)", got)
+	}
+	if o.Pending() != 0 {
+		t.Fatalf("pending after the retry: %d", o.Pending())
+	}
+}
+
+// flakyNotifier fails its first fails calls (retryably), then accepts.
+type flakyNotifier struct {
+	mu    sync.Mutex
+	fails int
+	n     int
+}
+
+func (f *flakyNotifier) Name() string { return "pd" }
+func (f *flakyNotifier) Kind() string { return "webhook" }
+func (f *flakyNotifier) Notify(context.Context, Notification) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if f.n <= f.fails {
+		return errors.New("503 from the receiver")
+	}
+	return nil
+}
+func (f *flakyNotifier) calls() int { f.mu.Lock(); defer f.mu.Unlock(); return f.n }
