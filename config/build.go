@@ -45,6 +45,10 @@ func (b *builder) build() {
 		}
 		cfg.Vantage = host
 	}
+	if n := len(vantageKeyPrefix) + len(cfg.Vantage); n > MaxDedupKeyChars {
+		b.d.errorf(b.d.at(f, "vantage"), "vantage is %d characters: its notices' dedup key (%s…) would be %d, over the Events API's %d; use a shorter name",
+			len(cfg.Vantage), vantageKeyPrefix, n, MaxDedupKeyChars)
+	}
 	cfg.Listen = orDefault(f.Listen, DefaultListen)
 	cfg.StateDir = orDefault(f.StateDir, DefaultStateDir)
 	cfg.Concurrency = f.Concurrency
@@ -405,7 +409,24 @@ func (b *builder) buildJourney(p *Product, j *JourneySpec) {
 			vantage:          b.cfg.Vantage,
 		}
 		t.Fingerprint = fingerprint(journeyYAML, r, s, p)
+		b.checkKeyLength(j, t.ID)
 		b.cfg.Targets = append(b.cfg.Targets, t)
+	}
+}
+
+// Dedup keys are built from names; PagerDuty's Events API refuses (400, for good) a
+// dedup_key over 255 characters, so a name that would make one is a load error, not a
+// page lost at 3 a.m.
+const (
+	MaxDedupKeyChars = 255
+	targetKeyPrefix  = "picket/degraded/" // the longest prefix of a target's keys
+	vantageKeyPrefix = "picket/impaired/" // the longest prefix of a vantage's notices
+)
+
+func (b *builder) checkKeyLength(j *JourneySpec, id string) {
+	if n := len(targetKeyPrefix) + len(id); n > MaxDedupKeyChars {
+		b.d.errorf(b.d.at(j, "name"), "target %s is %d characters: its dedup key (%s…) would be %d, over the Events API's %d; shorten the product, journey or region name",
+			id, len(id), targetKeyPrefix, n, MaxDedupKeyChars)
 	}
 }
 

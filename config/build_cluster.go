@@ -45,6 +45,11 @@ func (b *builder) buildCluster() {
 		"gossip_interval": cs.GossipInterval, "probe_interval": cs.ProbeInterval, "push_pull_interval": cs.PushPullInterval} {
 		b.positiveDuration(cs, key, v)
 	}
+	c.Insecure = cs.Insecure
+	if cs.Secret == "" && !cs.Insecure {
+		// A stranger who joins votes: two of them voting "up" silenced a real outage.
+		b.d.errorf(b.d.at(b.f, "cluster"), "cluster: no secret: anyone who reaches %s could join the fleet and vote a real outage away; set secret: (a key from openssl rand -base64 32, usually {{.secret.gossip_key}}), or insecure: true to gossip in plaintext on a network only the fleet reaches", c.Bind)
+	}
 	if cs.Secret != "" {
 		raw := b.secretValue(cs, "secret", cs.Secret)
 		key, err := GossipKey(raw.Reveal())

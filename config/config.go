@@ -61,7 +61,8 @@ type Cluster struct {
 	Bind          string
 	Advertise     string
 	Peers         []string
-	Secret        Secret // the gossip key: 16, 24 or 32 bytes (raw or base64); empty: plaintext
+	Secret        Secret // the gossip key: 16, 24 or 32 bytes (raw or base64); empty only with Insecure
+	Insecure      bool   // no secret, on purpose: plaintext gossip that anyone who reaches Bind can join
 	Quorum        int    // 0: a majority of the live vantages
 	AloneAfter    time.Duration
 	TakeoverAfter time.Duration

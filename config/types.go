@@ -35,6 +35,7 @@ type ClusterSpec struct {
 	Advertise     string         `yaml:"advertise"` // host:port the others reach us at
 	Peers         []string       `yaml:"peers"`     // host:port of other vantages
 	Secret        string         `yaml:"secret"`    // a template, usually "{{.secret.gossip_key}}"
+	Insecure      bool           `yaml:"insecure"`  // gossip in plaintext without a secret: anyone who reaches bind can join and vote
 	Quorum        int            `yaml:"quorum"`    // vantages that must agree; 0: a majority of the live ones
 	AloneAfter    *time.Duration `yaml:"alone_after"`
 	TakeoverAfter *time.Duration `yaml:"takeover_after"`

@@ -130,6 +130,10 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 			return nil, err
 		}
 		d.fleet = newFleet(d.cluster, cfg.Vantage)
+		if cfg.Cluster.Secret.Reveal() == "" {
+			o.Logger.Warn("cluster gossip is in plaintext (cluster.insecure: true): anyone who reaches the gossip port can join the fleet and vote",
+				"bind", cfg.Cluster.Bind)
+		}
 	}
 	fail := func(err error) (*daemon, error) {
 		if d.cluster != nil {

@@ -230,7 +230,7 @@ notifiers:
 routes:
   - notify: %s
 self_check: {targets: ["tcp://%s"], interval: 200ms}
-cluster: {bind: %s, peers: [%s], notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, %s}
+cluster: {bind: %s, peers: [%s], insecure: true, notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, %s}
 `, vantage, filepath.Join(f.dir, "state-"+s.name), eu1, f.plat.URL("us1"), events, chat, route, selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
 		path := filepath.Join(f.dir, s.name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
