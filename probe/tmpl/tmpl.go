@@ -4,6 +4,7 @@
 package tmpl
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/template"
@@ -27,6 +28,9 @@ func Parse(name, raw string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("template: %w", cleanErr(err, name))
 	}
+	if err := checkBounds(t.Tree.Root, len(t.Templates())); err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
 	return &Template{Raw: raw, t: t}, nil
 }
 
@@ -41,11 +45,14 @@ func (t *Template) Render(data Data) (string, error) {
 	if t.t == nil {
 		return t.Raw, nil
 	}
-	var b strings.Builder
-	if err := t.t.Execute(&b, map[string]any(data)); err != nil {
+	w := &limitedWriter{max: MaxOutputBytes}
+	if err := t.t.Execute(w, map[string]any(data)); err != nil {
+		if errors.Is(err, errTooLong) {
+			return "", fmt.Errorf("template %q: %w", excerpt(t.Raw), errTooLong)
+		}
 		return "", fmt.Errorf("template %q: %w", t.Raw, cleanErr(err, t.t.Name()))
 	}
-	return b.String(), nil
+	return string(w.buf), nil
 }
 
 // cleanErr drops text/template's "template: NAME:" prefix, which only repeats what the
@@ -55,4 +62,12 @@ func cleanErr(err error, name string) error {
 	msg = strings.TrimPrefix(msg, "template: ")
 	msg = strings.TrimPrefix(msg, name+":")
 	return fmt.Errorf("%s", strings.TrimSpace(msg))
+}
+
+// excerpt keeps an error about a huge template short.
+func excerpt(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
 }
