@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -340,5 +342,45 @@ cluster: {peers: ["10.0.0.2:7946"], secret: "`+key+`"}
 	}
 	if raw, err := GossipKey("0123456789abcdef"); err != nil || string(raw) != "0123456789abcdef" {
 		t.Errorf("a raw 16-character key: %q %v", raw, err)
+	}
+}
+
+// A secret file of /dev/zero was read without bound, and a FIFO hung validate (opening
+// it waits for a writer).
+func TestSecretFilesAreRegularAndSmall(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("k"), MaxSecretFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Parse("s.yaml", []byte(`
+secrets:
+  zero: {file: /dev/zero}
+  fifo: {file: `+fifo+`}
+  big: {file: `+big+`}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
+products: [{name: web, journeys: [{name: home, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
+`))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		for _, want := range []string{
+			"s.yaml:3:3: secret zero: read secret file /dev/zero: not a regular file (Dc---------)",
+			"secret fifo: read secret file " + fifo + ": not a regular file (p---------)",
+			"secret big: read secret file " + big + ": larger than 65536 bytes",
+		} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got %v\nwant it to contain %q", err, want)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("loading a config with a FIFO secret file did not return within 10 s")
 	}
 }

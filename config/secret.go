@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sort"
@@ -104,7 +105,7 @@ func (r *SecretRef) resolve(path func(string) string) (string, error) {
 		}
 		return v, nil
 	case r.File != "":
-		b, err := os.ReadFile(path(r.File))
+		b, err := readSecretFile(path(r.File))
 		if err != nil {
 			return "", fmt.Errorf("read secret file %s: %w", r.File, unwrapPathErr(err))
 		}
@@ -115,4 +116,34 @@ func (r *SecretRef) resolve(path func(string) string) (string, error) {
 		return v, nil
 	}
 	return "", fmt.Errorf("want env or file")
+}
+
+// MaxSecretFileBytes bounds a secret file: keys and tokens are short, and /dev/zero
+// would otherwise be read until memory runs out.
+const MaxSecretFileBytes = 64 << 10
+
+// readSecretFile reads a regular file of at most MaxSecretFileBytes. Anything else is
+// refused before it is opened: opening a FIFO blocks until a writer comes (validate hung),
+// and a device may never end.
+func readSecretFile(name string) ([]byte, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxSecretFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxSecretFileBytes {
+		return nil, fmt.Errorf("larger than %d bytes; a secret file holds one key or token", MaxSecretFileBytes)
+	}
+	return b, nil
 }

@@ -73,7 +73,7 @@ func (p *HTTPProber) transport(base *tls.Config, sni string) *http.Transport {
 		Proxy: nil, // out of band: never through a proxy the host may share with the platform
 		// TCP keep-alive probes would start after 15 s, past any step's deadline; turning
 		// them off saves four setsockopt calls per connection.
-		DialContext:            (&net.Dialer{KeepAlive: -1}).DialContext,
+		DialContext:            dialRefusingInvalid((&net.Dialer{KeepAlive: -1}).DialContext),
 		DisableKeepAlives:      true,
 		ForceAttemptHTTP2:      true,
 		MaxResponseHeaderBytes: maxHeaderBytes,
@@ -208,7 +208,34 @@ func redirectPolicy(h *config.HTTPRequest) func(*http.Request, []*http.Request) 
 		if len(via) > h.MaxRedirects {
 			return fmt.Errorf("%w: more than %d redirects (max_redirects)", errRedirect, h.MaxRedirects)
 		}
+		if req.URL.Hostname() != via[0].URL.Hostname() {
+			dropSecretHeaders(req, h)
+		}
 		return nil
+	}
+}
+
+// dropSecretHeaders removes, on a redirect to another host, every header whose value
+// comes from a secret: Go strips only Authorization and Cookie, and an X-Api-Key must
+// not reach whatever host a redirect names.
+func dropSecretHeaders(req *http.Request, h *config.HTTPRequest) {
+	for _, hd := range h.Headers {
+		if hd.Value != nil && strings.Contains(hd.Value.Raw, ".secret") {
+			req.Header.Del(hd.Name)
+		}
+	}
+}
+
+// dialRefusingInvalid refuses names under .invalid before any lookup (as probeLookup
+// does for the other kinds): RFC 6761 reserves them never to resolve, and the system
+// resolver would still ask the network's name server.
+func dialRefusingInvalid(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err == nil && reservedInvalid(host) {
+			return nil, fmt.Errorf("resolve %q: no such host (.invalid is reserved never to resolve, RFC 6761; no query sent)", host)
+		}
+		return dial(ctx, network, addr)
 	}
 }
 

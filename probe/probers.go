@@ -43,7 +43,7 @@ func probeLookup(ctx context.Context, r *net.Resolver, host string) ([]net.IPAdd
 		a = a.Unmap()
 		return []net.IPAddr{{IP: a.AsSlice(), Zone: a.Zone()}}, 0, nil
 	}
-	if name := strings.ToLower(strings.TrimSuffix(host, ".")); name == "invalid" || strings.HasSuffix(name, ".invalid") {
+	if reservedInvalid(host) {
 		return nil, 0, fmt.Errorf("resolve %q: no such host (.invalid is reserved never to resolve, RFC 6761; no query sent)", host)
 	}
 	start := time.Now()
@@ -58,4 +58,10 @@ func probeLookup(ctx context.Context, r *net.Resolver, host string) ([]net.IPAdd
 		return nil, took, fmt.Errorf("resolve %q: no addresses", host)
 	}
 	return ips, took, nil
+}
+
+// reservedInvalid: the name is .invalid or under it (RFC 6761).
+func reservedInvalid(host string) bool {
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	return name == "invalid" || strings.HasSuffix(name, ".invalid")
 }
