@@ -49,6 +49,8 @@ type TargetState struct {
 	LastError   string     `json:"last_error,omitempty"` // the last failure's reason, kept after recovery
 	Runs        int        `json:"runs"`
 	Fingerprint string     `json:"fingerprint"`
+	// Cert is the latest result's certificate warning, apart from State (cert.go).
+	Cert *CertWarning `json:"cert,omitempty"`
 }
 
 // Transition is one change of state, for the timeline and the logs.

@@ -139,6 +139,9 @@ func (c *Checks) certLeft(o *Observation) (msg string, warn *CertWarning) {
 		Subject: leaf.Subject.CommonName, Issuer: leaf.Issuer.CommonName}
 }
 
+// HasCertMinDays reports whether the step judges the certificate's days left.
+func (c *Checks) HasCertMinDays() bool { return c != nil && c.certMinDays > 0 }
+
 // CertWarning reports a certificate near expiry under cert_min_days (nil when the step
 // has no such check, or the certificate is missing, expired or valid long enough: those
 // are Evaluate's). The prober records it whatever else failed, so a step that is down
