@@ -269,7 +269,8 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 	}
 	before := *s
 	tr, changed = s.Apply(t, &r, e.cfg.Alerting.Degraded)
-	if s.State != before.State || s.Condition != before.Condition || s.Failures != before.Failures || s.Successes != before.Successes {
+	certMoved, certChanged := s.applyCert(&r)
+	if s.State != before.State || s.Condition != before.Condition || s.Failures != before.Failures || s.Successes != before.Successes || certChanged {
 		e.saveState(s)
 	}
 	if changed {
@@ -278,7 +279,7 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 			e.onTrans(tr)
 		}
 	}
-	return tr, changed, changed || s.Condition != before.Condition
+	return tr, changed, changed || s.Condition != before.Condition || certMoved
 }
 
 // Tick sends triggers whose group wait has passed and re-checks silences. The daemon
@@ -315,6 +316,7 @@ func (e *Engine) reconcile(now time.Time) {
 	}
 	sort.Slice(down, func(i, j int) bool { return down[i].Target < down[j].Target })
 	groups := append(Classify(e.cfg.BlastRadius, down), DegradedGroups(degraded)...)
+	groups = append(groups, CertGroups(e.certWarned())...)
 	changes := e.incidents.Reconcile(now, groups, e.priorities())
 	e.noteReasons()
 	for _, c := range changes {
@@ -567,6 +569,9 @@ func (e *Engine) ResolveQuiet() {
 		if condition == ConditionDegraded {
 			key = "picket/degraded/" + subject
 		}
+		if condition == ConditionCertExpiry {
+			key = CertKey(subject)
+		}
 		if e.incidents.Get(key) != nil {
 			return
 		}
@@ -587,6 +592,9 @@ func (e *Engine) ResolveQuiet() {
 		add(ScopeTarget, t.ID, []string{t.Product}, []string{t.Region}, ConditionDown)
 		if e.cfg.Alerting.Degraded != "ignore" {
 			add(ScopeTarget, t.ID, []string{t.Product}, []string{t.Region}, ConditionDegraded)
+			if checksCert(t) {
+				add(ScopeTarget, t.ID, []string{t.Product}, []string{t.Region}, ConditionCertExpiry)
+			}
 		}
 	}
 	for _, inc := range candidates {

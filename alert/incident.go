@@ -175,7 +175,8 @@ func sortIncidents(incs []*Incident) {
 //     open, is told so, and is resolved when its targets recover);
 //   - an open incident with no failing target left is resolved, exactly once.
 func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[string]int) []Change {
-	var changes []Change
+	groups, apart := splitApart(groups) // certificate warnings: cert.go, on their own
+	changes := m.reconcileApart(now, apart, priorities)
 	covered := map[string]*Incident{} // target -> the active incident covering it
 	active := map[string]bool{}
 	failing := map[string]bool{}
@@ -237,7 +238,7 @@ func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[stri
 		}
 	}
 	for _, inc := range m.Open() {
-		if active[inc.Key] {
+		if active[inc.Key] || standsApart(inc.Condition) {
 			continue
 		}
 		changes = append(changes, m.settle(now, inc, failing, covered)...)
@@ -260,7 +261,7 @@ func (m *Incidents) stillExplained(inc *Incident, g Group) bool {
 func (m *Incidents) explainer(g Group) *Incident {
 	var best *Incident
 	for _, inc := range m.open {
-		if inc.AbsorbedInto != "" || Width(inc.Scope) <= Width(g.Scope) {
+		if inc.AbsorbedInto != "" || Width(inc.Scope) <= Width(g.Scope) || standsApart(inc.Condition) {
 			continue
 		}
 		if !containsAll(inc.Targets, g.Targets) {

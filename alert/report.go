@@ -8,6 +8,7 @@ import (
 
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe"
+	"github.com/picket-dev/picket/probe/expect"
 )
 
 // Report is the output of one `picket check` (the JSON shape is a contract, DESIGN.md).
@@ -29,6 +30,20 @@ type ReportResult struct {
 	Error      string       `json:"error"`
 	Tries      int          `json:"tries"`
 	Steps      []ReportStep `json:"steps"`
+	// CertWarnings are certificates near expiry (cert_min_days): warnings that leave
+	// status as it is (an up target with one is still up).
+	CertWarnings []ReportCertWarning `json:"cert_warnings,omitempty"`
+}
+
+// ReportCertWarning is one step's certificate near expiry.
+type ReportCertWarning struct {
+	Step     string    `json:"step"`
+	Expires  time.Time `json:"expires"`
+	DaysLeft int       `json:"days_left"`
+	MinDays  int       `json:"min_days"`
+	Subject  string    `json:"subject,omitempty"`
+	Issuer   string    `json:"issuer,omitempty"`
+	Message  string    `json:"message"`
 }
 
 type ReportStep struct {
@@ -58,6 +73,8 @@ type ReportSummary struct {
 	Up       int `json:"up"`
 	Degraded int `json:"degraded"`
 	Down     int `json:"down"`
+	// CertWarnings counts the results with a certificate near expiry, whatever their status.
+	CertWarnings int `json:"cert_warnings"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -68,6 +85,9 @@ func BuildReport(cfg *config.Config, started time.Time, results []probe.Result) 
 	var failing []Failing
 	for _, r := range results {
 		rep.Results = append(rep.Results, reportResult(r))
+		if len(r.CertWarnings) > 0 {
+			rep.Summary.CertWarnings++
+		}
 		switch r.Status {
 		case probe.StatusUp:
 			rep.Summary.Up++
@@ -103,6 +123,10 @@ func reportResult(r probe.Result) ReportResult {
 		}
 		rr.Steps = append(rr.Steps, st)
 	}
+	for _, w := range r.CertWarnings {
+		rr.CertWarnings = append(rr.CertWarnings, ReportCertWarning{Step: w.Step, Expires: w.NotAfter.UTC(), DaysLeft: w.DaysLeft,
+			MinDays: w.MinDays, Subject: w.Subject, Issuer: w.Issuer, Message: w.Message()})
+	}
 	return rr
 }
 
@@ -124,14 +148,18 @@ func WriteTable(w io.Writer, rep Report) error {
 		if status == string(probe.StatusDown) {
 			status = "DOWN"
 		}
+		reason := r.Error
+		if reason == "" && len(r.CertWarnings) > 0 {
+			reason = "cert: " + expect.Days(r.CertWarnings[0].DaysLeft) + " left" // in full under Reasons
+		}
 		line := fmt.Sprintf("%-12s %-7s %-20s %-8s %8s  %s", cut(product, 12), cut(r.Region, 7), cut(r.Journey, 20),
-			status, humanMS(r.DurationMS), r.Error)
+			status, humanMS(r.DurationMS), reason)
 		b.WriteString(strings.TrimRight(cut(line, tableWidth), " "))
 		b.WriteByte('\n')
 	}
 	var reasons []ReportResult
 	for _, r := range rep.Results {
-		if r.Error != "" {
+		if r.Error != "" || len(r.CertWarnings) > 0 {
 			reasons = append(reasons, r)
 		}
 	}
@@ -146,9 +174,20 @@ func WriteTable(w io.Writer, rep Report) error {
 			for _, line := range wrap(r.Error, tableWidth-6) {
 				fmt.Fprintf(&b, "      %s\n", line)
 			}
+			for _, w := range r.CertWarnings {
+				for _, line := range wrap("warning: "+w.Message, tableWidth-6) {
+					fmt.Fprintf(&b, "      %s\n", line)
+				}
+			}
 		}
 	}
 	fmt.Fprintf(&b, "\n%d up, %d degraded, %d down", rep.Summary.Up, rep.Summary.Degraded, rep.Summary.Down)
+	switch n := rep.Summary.CertWarnings; {
+	case n == 1:
+		b.WriteString("; 1 certificate warning")
+	case n > 1:
+		fmt.Fprintf(&b, "; %d certificate warnings", n)
+	}
 	if rep.Scope.Kind != "none" {
 		fmt.Fprintf(&b, "; scope %s (regions: %s; products: %s)", strings.ToUpper(rep.Scope.Kind),
 			strings.Join(rep.Scope.Regions, ", "), strings.Join(rep.Scope.Products, ", "))

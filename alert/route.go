@@ -21,8 +21,8 @@ func NewRouter(cfg *config.Config) *Router {
 
 // Deliveries are the notifier lists an incident goes to: every matching route until one
 // without continue: true (Alertmanager's rule: first match wins unless told to go on).
-// A degraded incident under the "notify" policy goes to chat and webhooks only, never to
-// a pager.
+// A degraded or certificate incident under the "notify" policy goes to chat and
+// webhooks only, never to a pager.
 func (r *Router) Deliveries(inc *Incident, degradedPolicy string) []notify.Delivery {
 	var out []notify.Delivery
 	for _, route := range r.routes {
@@ -30,7 +30,7 @@ func (r *Router) Deliveries(inc *Incident, degradedPolicy string) []notify.Deliv
 			continue
 		}
 		d := notify.Delivery{Notify: route.Notify, Fallback: route.Fallback, FallbackAfter: route.FallbackAfter}
-		if inc.Condition == ConditionDegraded && degradedPolicy != "page" {
+		if warningOnly(inc.Condition) && degradedPolicy != "page" {
 			d.Notify = r.withoutPagers(d.Notify)
 			d.Fallback = r.withoutPagers(d.Fallback)
 		}
@@ -83,7 +83,7 @@ func anyIn(want, have []string) bool {
 // Severity from scope and priority: a region or the whole platform down is critical;
 // a product down everywhere is critical for the most important products.
 func Severity(inc *Incident) string {
-	if inc.Condition == ConditionDegraded {
+	if warningOnly(inc.Condition) {
 		return notify.SeverityWarning
 	}
 	switch inc.Scope {

@@ -44,7 +44,7 @@ type Group struct {
 	Targets   []string
 	Regions   []string
 	Products  []string
-	Condition string // down, or degraded for DegradedGroups
+	Condition string // down, or degraded for DegradedGroups, cert_expiry for CertGroups
 }
 
 // Key is the dedup key: stable across runs, restarts and vantages, distinct per
@@ -52,6 +52,9 @@ type Group struct {
 func (g Group) Key() string {
 	if g.Condition == ConditionDegraded {
 		return "picket/degraded/" + g.Subject
+	}
+	if g.Condition == ConditionCertExpiry {
+		return CertKey(g.Subject)
 	}
 	return DedupKey(g.Scope, g.Subject)
 }

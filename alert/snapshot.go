@@ -55,6 +55,10 @@ type TargetView struct {
 	Since      time.Time `json:"since,omitzero"`
 	Interval   string    `json:"interval"`
 	Votes      string    `json:"votes,omitempty"` // with a cluster: "down from 2 of 3"
+	// A certificate near expiry (cert_min_days), apart from the state: its expiry and
+	// "certificate expires in 9 days (2026-12-12)".
+	CertExpires *time.Time `json:"cert_expires,omitempty"`
+	Warning     string     `json:"warning,omitempty"`
 }
 
 // Snapshot copies the engine's view for readers; nothing in it aliases engine state.
@@ -76,6 +80,7 @@ func (e *Engine) Snapshot() Status {
 			tv.State, tv.Condition, tv.LastStatus, tv.LastAt = s.State, s.Condition, s.Last.Status, s.Last.At
 			tv.LastError, tv.DurationMS, tv.Since = s.Last.Error, s.Last.Duration.Milliseconds(), s.Since
 		}
+		tv.CertExpires, tv.Warning = certView(s)
 		st.Targets = append(st.Targets, tv)
 	}
 	var groups []Group
@@ -84,7 +89,7 @@ func (e *Engine) Snapshot() Status {
 		c.Targets = slices.Clone(inc.Targets)
 		c.Timeline = slices.Clone(inc.Timeline)
 		st.Incidents = append(st.Incidents, c)
-		if inc.AbsorbedInto == "" && inc.Condition != ConditionDegraded {
+		if inc.AbsorbedInto == "" && !warningOnly(inc.Condition) {
 			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Regions: inc.Regions, Products: inc.Products})
 		}
 	}

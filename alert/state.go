@@ -59,6 +59,8 @@ type TargetState struct {
 	Flapping bool `json:"flapping,omitempty"`
 	// RecoveredRun is Runs at the last firing → ok (0: never).
 	RecoveredRun int `json:"recovered_run,omitempty"`
+	// Cert is the latest result's certificate warning, apart from State (cert.go).
+	Cert *CertWarning `json:"cert,omitempty"`
 }
 
 // record pushes one outcome into the recent runs.

@@ -27,6 +27,9 @@ func scopeLabel(inc *Incident) string {
 
 // summarize writes the one line a pager shows.
 func summarize(cfg *config.Config, inc *Incident, states map[string]*TargetState) string {
+	if inc.Condition == ConditionCertExpiry {
+		return certSummary(inc, states)
+	}
 	n := len(inc.Targets)
 	switch inc.Scope {
 	case ScopeGlobal:
@@ -137,6 +140,9 @@ func details(cfg *config.Config, inc *Incident, states map[string]*TargetState) 
 	}
 	if inc.AbsorbedInto != "" {
 		d["part_of"] = inc.AbsorbedInto
+	}
+	if inc.Condition == ConditionCertExpiry {
+		d["certificate"] = certDetails(states[inc.Subject])
 	}
 	return d
 }

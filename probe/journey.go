@@ -76,6 +76,9 @@ func (r *Runner) runOnce(parent context.Context, t *config.Target) Result {
 	for _, step := range t.Steps {
 		sr := r.runStep(ctx, t, step, data, vars)
 		res.Steps = append(res.Steps, sr)
+		if sr.CertWarning != nil {
+			res.CertWarnings = append(res.CertWarnings, *sr.CertWarning)
+		}
 		if sr.Status != StatusUp {
 			res.Status = StatusDown
 			res.FailedStep = sr.Name
@@ -161,6 +164,7 @@ func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Ste
 	sr.CertExpiry = ex.Cert
 	sr.BodyBytes = int64(len(ex.Obs.Body))
 	sr.Info = redactInfo(ex.Info, t.Redact)
+	sr.CertWarning = certWarning(step, &ex.Obs)
 	if ex.Err != nil {
 		return ex.Err
 	}
@@ -217,6 +221,15 @@ func redactHeaders(h http.Header, redact func(string) string) (http.Header, bool
 		}
 	}
 	return out, out != nil
+}
+
+// certWarning is the step's certificate near expiry, judged whatever else failed.
+func certWarning(step *config.Step, o *expect.Observation) *CertWarning {
+	w := step.Checks.CertWarning(o)
+	if w == nil {
+		return nil
+	}
+	return &CertWarning{Step: step.Name, NotAfter: w.NotAfter, DaysLeft: w.DaysLeft, MinDays: w.MinDays, Subject: w.Subject, Issuer: w.Issuer}
 }
 
 // evaluate applies the step's checks; a step that says nothing of the status still

@@ -3,7 +3,10 @@
 package probe
 
 import (
+	"fmt"
 	"time"
+
+	"github.com/picket-dev/picket/probe/expect"
 )
 
 // Status is the outcome of one run.
@@ -40,7 +43,10 @@ type StepResult struct {
 	Attempts   int
 	PollWait   time.Duration
 	CertExpiry time.Time // earliest expiry in the peer chain, zero without TLS
-	BodyBytes  int64
+	// CertWarning is set when cert_min_days finds the certificate valid but too close to
+	// expiry: a warning that leaves Status as it is.
+	CertWarning *CertWarning
+	BodyBytes   int64
 	// Info holds facts of non-HTTP steps for output: rcode and answers, TLS version and
 	// cipher, gRPC health status, packet loss and round trips.
 	Info map[string]string
@@ -60,6 +66,39 @@ type Result struct {
 	FailedStep string
 	Tries      int // 1 + the retries it took
 	Steps      []StepResult
+	// CertWarnings are the steps' certificates near expiry (cert_min_days), in step
+	// order. They are warnings, not failures: they change neither Status nor Error.
+	CertWarnings []CertWarning
+}
+
+// CertWarning is a certificate that is still valid but expires sooner than a step's
+// cert_min_days asks. An expired or otherwise invalid certificate is a failure instead.
+type CertWarning struct {
+	Step     string
+	NotAfter time.Time // the leaf certificate's expiry
+	DaysLeft int       // whole days left when the step ran
+	MinDays  int       // what cert_min_days asks
+	Subject  string    // the leaf's common name
+	Issuer   string    // its issuer's common name
+}
+
+// Message says the warning in one line, like a failure reason:
+// "step get: certificate expires in 5 days (2026-12-08), want at least 14".
+func (w CertWarning) Message() string {
+	return fmt.Sprintf("step %s: certificate expires in %s (%s), want at least %d", w.Step, expect.Days(w.DaysLeft),
+		w.NotAfter.UTC().Format(time.DateOnly), w.MinDays)
+}
+
+// EarliestCertWarning is the warning of the certificate that expires first, nil when
+// the run has none.
+func (r *Result) EarliestCertWarning() *CertWarning {
+	var first *CertWarning
+	for i := range r.CertWarnings {
+		if w := &r.CertWarnings[i]; first == nil || w.NotAfter.Before(first.NotAfter) {
+			first = w
+		}
+	}
+	return first
 }
 
 // Up reports whether the run counts as passing (degraded is a pass with a warning).

@@ -223,6 +223,9 @@ func cellTooltip(product, region, label string, targets []alert.TargetView) stri
 		default:
 			lines = append(lines, journeyLine(t))
 		}
+		if t.Warning != "" {
+			lines = append(lines, t.Journey+": "+t.Warning) // a certificate near expiry
+		}
 	}
 	if up > 0 {
 		lines = append(lines, fmt.Sprintf("%d of %d journeys up", up, len(targets)))

@@ -33,7 +33,8 @@ func newCheckCmd() *cobra.Command {
 		Short: "Run each selected target once and print the results",
 		Long: `Run each selected target once, print a table (or JSON with -o json).
 Exit status: 0 when every target is up or degraded, 1 when any is down, 2 on a config
-or usage error.`,
+or usage error. A certificate near expiry (cert_min_days) is a warning, shown under
+the result (cert_warnings in JSON): alone, it is no reason to exit 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runCheck(cmd, f) },
 	}

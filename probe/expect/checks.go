@@ -89,24 +89,67 @@ func checkContains(want *tmpl.Template, body []byte, data tmpl.Data) string {
 	return fmt.Sprintf("body does not contain %q", s)
 }
 
-// checkCert judges the leaf certificate's remaining validity in whole days.
-func (c *Checks) checkCert(o *Observation) string {
+// CertWarning is a leaf certificate that is valid but expires sooner than cert_min_days
+// asks: a warning to renew it, not a failure of the step.
+type CertWarning struct {
+	NotAfter time.Time // the leaf's
+	DaysLeft int       // whole days
+	MinDays  int       // cert_min_days
+	Subject  string    // the leaf's common name
+	Issuer   string
+}
+
+// String says it the way failures are said: what came, what was wanted.
+func (w *CertWarning) String() string {
+	return fmt.Sprintf("certificate expires in %s (%s), want at least %d", Days(w.DaysLeft), w.NotAfter.UTC().Format(time.DateOnly), w.MinDays)
+}
+
+// Days writes a count of days: "1 day", "5 days", "less than a day" for 0.
+func Days(n int) string {
+	switch n {
+	case 0:
+		return "less than a day"
+	case 1:
+		return "1 day"
+	}
+	return fmt.Sprintf("%d days", n)
+}
+
+// certLeft is the one rule of cert_min_days: no certificate, or an expired one, fails
+// (expired says so in msg); a valid one with fewer days left than wanted is a warning;
+// otherwise nothing.
+func (c *Checks) certLeft(o *Observation) (msg string, warn *CertWarning) {
 	if len(o.Certs) == 0 || o.Certs[0] == nil {
-		return fmt.Sprintf("no certificate (not TLS), want at least %d days left", c.certMinDays)
+		return fmt.Sprintf("no certificate (not TLS), want at least %d days left", c.certMinDays), nil
 	}
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	notAfter := o.Certs[0].NotAfter
-	date := notAfter.UTC().Format(time.DateOnly)
-	left := notAfter.Sub(now)
+	leaf := o.Certs[0]
+	left := leaf.NotAfter.Sub(now)
 	if left < 0 {
-		return fmt.Sprintf("certificate expired on %s, want at least %d days left", date, c.certMinDays)
+		return fmt.Sprintf("certificate expired on %s, want at least %d days left", leaf.NotAfter.UTC().Format(time.DateOnly), c.certMinDays), nil
 	}
 	days := int(left / (24 * time.Hour))
 	if days >= c.certMinDays {
-		return ""
+		return "", nil
 	}
-	return fmt.Sprintf("certificate expires in %d days (%s), want at least %d", days, date, c.certMinDays)
+	return "", &CertWarning{NotAfter: leaf.NotAfter, DaysLeft: days, MinDays: c.certMinDays,
+		Subject: leaf.Subject.CommonName, Issuer: leaf.Issuer.CommonName}
+}
+
+// HasCertMinDays reports whether the step judges the certificate's days left.
+func (c *Checks) HasCertMinDays() bool { return c != nil && c.certMinDays > 0 }
+
+// CertWarning reports a certificate near expiry under cert_min_days (nil when the step
+// has no such check, or the certificate is missing, expired or valid long enough: those
+// are Evaluate's). The prober records it whatever else failed, so a step that is down
+// for another reason still says its certificate needs renewing.
+func (c *Checks) CertWarning(o *Observation) *CertWarning {
+	if c == nil || c.certMinDays == 0 || o == nil {
+		return nil
+	}
+	_, w := c.certLeft(o)
+	return w
 }

@@ -23,7 +23,7 @@ type Spec struct {
 	BodyContains string            `yaml:"body_contains"` // may be a template; "" = no check
 	BodyMatches  string            `yaml:"body_matches"`  // regexp
 	Headers      map[string]string `yaml:"headers"`       // header name -> regexp the first value must match
-	CertMinDays  int               `yaml:"cert_min_days"` // leaf cert must be valid >= N more days
+	CertMinDays  int               `yaml:"cert_min_days"` // leaf cert valid < N more days: a warning (CertWarning); expired or none: fail
 	Expr         string            `yaml:"expr"`          // boolean expression over status, json, headers, latency, body, vars
 
 	// Protocol expectations for dns, tls, grpc and icmp steps (protocols.go).
@@ -184,7 +184,8 @@ func (f failures) Error() string { return strings.Join(f, "; ") }
 
 // Evaluate returns nil when every check holds, else an error listing each failed check
 // ("; "-joined), each saying what came and what was wanted. data is the template data
-// for templated values; a render error is a failure too.
+// for templated values; a render error is a failure too. A certificate near expiry is
+// no failure: CertWarning reports it.
 func (c *Checks) Evaluate(o *Observation, data tmpl.Data) error {
 	if c == nil {
 		return nil
@@ -202,8 +203,8 @@ func (c *Checks) Evaluate(o *Observation, data tmpl.Data) error {
 		fail(latencyFailure(o.Latency, c.latency))
 	}
 	if c.certMinDays > 0 {
-		if msg := c.checkCert(o); msg != "" {
-			fail(msg)
+		if msg, _ := c.certLeft(o); msg != "" {
+			fail(msg) // near expiry is a warning, not a failure: see CertWarning
 		}
 	}
 	for i := range c.headers {

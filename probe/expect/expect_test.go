@@ -174,8 +174,8 @@ func TestEvaluate(t *testing.T) {
 			obs: Observation{Headers: http.Header{}}, want: "header X-Request-Id missing, want match `.+`"},
 
 		{name: "cert ok", spec: Spec{CertMinDays: 3}, obs: Observation{Certs: []*x509.Certificate{cert}, Now: refNow}},
-		{name: "cert too close", spec: Spec{CertMinDays: 14}, obs: Observation{Certs: []*x509.Certificate{cert}, Now: refNow},
-			want: "certificate expires in 3 days (2026-11-28), want at least 14"},
+		// Near expiry is a warning (CertWarning), not a failure.
+		{name: "cert too close", spec: Spec{CertMinDays: 14}, obs: Observation{Certs: []*x509.Certificate{cert}, Now: refNow}},
 		{name: "cert expired", spec: Spec{CertMinDays: 14}, obs: Observation{Certs: []*x509.Certificate{cert}, Now: refNow.AddDate(0, 1, 0)},
 			want: "certificate expired on 2026-11-28, want at least 14 days left"},
 		{name: "cert without TLS", spec: Spec{CertMinDays: 14}, obs: Observation{},
@@ -215,6 +215,62 @@ func TestEvaluate(t *testing.T) {
 				t.Errorf("Evaluate:\n got  %s\n want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// CertWarning and Evaluate share one rule: valid but too soon is a warning; expired or
+// no certificate is a failure (and no warning); enough days is neither.
+func TestCertWarning(t *testing.T) {
+	cert, _ := selfSigned(t, refNow.Add(3*24*time.Hour))
+	certs := []*x509.Certificate{cert}
+	tests := []struct {
+		name    string
+		spec    Spec
+		obs     Observation
+		warning string // CertWarning's String, "" = nil
+		fails   string // Evaluate's error, "" = nil
+	}{
+		{name: "no check", spec: Spec{Status: []string{"200"}}, obs: Observation{Status: 200, Certs: certs, Now: refNow}},
+		{name: "enough days", spec: Spec{CertMinDays: 3}, obs: Observation{Certs: certs, Now: refNow}},
+		{name: "3 days left of 14", spec: Spec{CertMinDays: 14}, obs: Observation{Certs: certs, Now: refNow},
+			warning: "certificate expires in 3 days (2026-11-28), want at least 14"},
+		{name: "1 day left", spec: Spec{CertMinDays: 14}, obs: Observation{Certs: certs, Now: refNow.Add(2 * 24 * time.Hour)},
+			warning: "certificate expires in 1 day (2026-11-28), want at least 14"},
+		{name: "hours left", spec: Spec{CertMinDays: 14}, obs: Observation{Certs: certs, Now: refNow.Add(71 * time.Hour)},
+			warning: "certificate expires in less than a day (2026-11-28), want at least 14"},
+		{name: "expired", spec: Spec{CertMinDays: 14}, obs: Observation{Certs: certs, Now: refNow.AddDate(0, 1, 0)},
+			fails: "certificate expired on 2026-11-28, want at least 14 days left"},
+		{name: "no TLS", spec: Spec{CertMinDays: 14}, obs: Observation{},
+			fails: "no certificate (not TLS), want at least 14 days left"},
+		{name: "near expiry and a failure", spec: Spec{Status: []string{"200"}, CertMinDays: 14},
+			obs:     Observation{Status: 500, Certs: certs, Now: refNow},
+			warning: "certificate expires in 3 days (2026-11-28), want at least 14", fails: "status 500, want 200"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustCompile(t, tt.spec)
+			got := ""
+			if w := c.CertWarning(&tt.obs); w != nil {
+				got = w.String()
+				if w.MinDays != 14 || !w.NotAfter.Equal(cert.NotAfter) || w.Subject != "picket test" || w.Issuer != "picket test" {
+					t.Errorf("warning %+v", w)
+				}
+			}
+			if got != tt.warning {
+				t.Errorf("CertWarning:\n got  %s\n want %s", got, tt.warning)
+			}
+			fails := ""
+			if err := c.Evaluate(&tt.obs, nil); err != nil {
+				fails = err.Error()
+			}
+			if fails != tt.fails {
+				t.Errorf("Evaluate:\n got  %s\n want %s", fails, tt.fails)
+			}
+		})
+	}
+	var none *Checks
+	if none.CertWarning(&Observation{Certs: certs}) != nil {
+		t.Error("nil Checks warned")
 	}
 }
 

@@ -54,8 +54,11 @@ func TestEvaluateRealTLSResponse(t *testing.T) {
 	}
 
 	tooSoon := mustCompile(t, Spec{Status: []string{"200"}, CertMinDays: 14})
+	if err := tooSoon.Evaluate(obs, nil); err != nil {
+		t.Errorf("Evaluate = %v, want nil: near expiry is a warning", err)
+	}
 	want := fmt.Sprintf("certificate expires in 3 days (%s), want at least 14", cert.NotAfter.UTC().Format(time.DateOnly))
-	if err := tooSoon.Evaluate(obs, nil); err == nil || err.Error() != want {
-		t.Errorf("Evaluate = %v, want %q", err, want)
+	if w := tooSoon.CertWarning(obs); w == nil || w.String() != want || w.DaysLeft != 3 {
+		t.Errorf("CertWarning = %v, want %q", w, want)
 	}
 }

@@ -109,6 +109,7 @@
       } else {
         lines.push(journeyLine(t));
       }
+      if (t.warning) { lines.push(t.journey + ": " + t.warning); }
     });
     if (up > 0) { lines.push(up + " of " + targets.length + " journeys up"); }
     return lines.join("\n");
