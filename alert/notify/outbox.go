@@ -46,7 +46,9 @@ type Delivery struct {
 	Notification Notification
 	Notify       []string // notifier names
 	// Fallback is told once when every notifier of Notify has failed permanently or
-	// kept failing for FallbackAfter (0 means DefaultFallbackAfter).
+	// kept failing for FallbackAfter (0 means DefaultFallbackAfter). A notifier told
+	// a trigger this way is also told the key's next resolve, even when the
+	// primaries accept that resolve: else its incident would stay open.
 	Fallback      []string
 	FallbackAfter time.Duration
 }
@@ -123,6 +125,12 @@ type outboxRecord struct {
 	Fallback      []string      `json:"fallback,omitempty"`
 	FallbackAfter time.Duration `json:"fallback_after,omitempty"`
 	IsFallback    bool          `json:"is_fallback,omitempty"`
+	// Closes, on a resolve, names the FallbackOpenBucket records this entry answers:
+	// once it is delivered or refused for good, they are deleted.
+	Closes []string `json:"closes,omitempty"`
+	// Told, on a resolve's primaries, names the notifiers that got the resolve as an
+	// open fallback: the resolve's own fallback need not tell them again.
+	Told []string `json:"told,omitempty"`
 	// Written onto the entries still pending when a sibling fails permanently or the
 	// fallback has been enqueued, so a restart neither forgets nor repeats them.
 	FailedPeers []string  `json:"failed_peers,omitempty"`
@@ -164,8 +172,9 @@ type group struct {
 	pending       map[string]*entry // primary entries still in the outbox
 	failed        map[string]bool   // primaries that failed permanently
 	fallbackSent  bool
-	fallingBack   bool      // a sendFallback is writing
-	retryAt       time.Time // after a store error while falling back
+	told          map[string]bool // fallback notifiers already handed this notification
+	fallingBack   bool            // a sendFallback is writing
+	retryAt       time.Time       // after a store error while falling back
 }
 
 // succeeded reports whether some primary delivered: it is neither pending nor failed.
@@ -204,6 +213,9 @@ type Outbox struct {
 	// recordMu serialises rewrites and deletes of stored entries, so a rewrite can
 	// never bring back an entry that was just deleted.
 	recordMu sync.Mutex
+	// open mirrors FallbackOpenBucket, by its keys. Guarded by enqueueMu, so that a
+	// resolve is enqueued either before a fallback trigger is marked or after.
+	open map[string]openRecord
 
 	mu         sync.Mutex
 	entries    map[string]*entry
@@ -245,6 +257,7 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		onResult:       opts.OnResult,
 		obsolete:       opts.Obsolete,
 		entries:        map[string]*entry{},
+		open:           map[string]openRecord{},
 		lanes:          map[laneKey]*lane{},
 		groups:         map[string]*group{},
 		inFlightBy:     map[string]int{},
@@ -282,6 +295,9 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 // load reads the stored entries in key (= enqueue) order. An unreadable entry is
 // logged and left in the store for a human; it must not stop the others.
 func (o *Outbox) load() error {
+	if err := o.loadOpen(); err != nil {
+		return err
+	}
 	err := o.store.ForEach(OutboxBucket, func(key string, raw []byte) error {
 		var rec outboxRecord
 		if err := json.Unmarshal(raw, &rec); err != nil || rec.Notifier == "" {
@@ -298,6 +314,7 @@ func (o *Outbox) load() error {
 	for _, g := range o.groups {
 		o.forgetIfDone(g)
 	}
+	o.markQueuedOpen()
 	return nil
 }
 
@@ -326,6 +343,7 @@ func (o *Outbox) add(key string, rec outboxRecord) {
 			fallbackAfter: cmp.Or(rec.FallbackAfter, DefaultFallbackAfter),
 			pending:       map[string]*entry{},
 			failed:        map[string]bool{},
+			told:          map[string]bool{},
 		}
 		if len(g.primaries) == 0 { // a damaged record: it is its own only primary
 			g.primaries = []string{rec.Notifier}
@@ -336,12 +354,17 @@ func (o *Outbox) add(key string, rec outboxRecord) {
 	for _, p := range rec.FailedPeers {
 		g.failed[p] = true
 	}
+	for _, n := range rec.Told {
+		g.told[n] = true
+	}
 	g.fallbackSent = g.fallbackSent || rec.Settled
 }
 
 // Enqueue stores one entry per notifier of d.Notify and wakes the senders. It returns
 // once the entries are durable. On an error, the entries already stored are still
-// delivered; enqueueing d again repeats those (harmless: same dedup key).
+// delivered; enqueueing d again repeats those (harmless: same dedup key). A resolve
+// also goes, as a fallback entry, to every notifier that was handed the key's
+// trigger as a fallback (see FallbackOpenBucket).
 func (o *Outbox) Enqueue(d Delivery) error {
 	names := uniqueNames(d.Notify)
 	if len(names) == 0 {
@@ -365,14 +388,17 @@ func (o *Outbox) Enqueue(d Delivery) error {
 	}
 	o.enqueueMu.Lock()
 	defer o.enqueueMu.Unlock()
-	return o.persist(recs)
+	if n.Action == ActionResolve {
+		recs = o.tellOpenFallbacks(recs)
+	}
+	_, err = o.persist(recs)
+	return err
 }
 
 // persist stores recs under fresh sequence numbers and queues them; the first key
-// names the group. Held: enqueueMu.
-func (o *Outbox) persist(recs []outboxRecord) error {
+// names the group. It returns the keys of the recs stored, in order. Held: enqueueMu.
+func (o *Outbox) persist(recs []outboxRecord) (keys []string, storeErr error) {
 	var stored []*entry
-	var storeErr error
 	for i := range recs {
 		key, err := o.storeRecord(&recs[i], recs)
 		if err != nil {
@@ -380,6 +406,7 @@ func (o *Outbox) persist(recs []outboxRecord) error {
 			break
 		}
 		stored = append(stored, &entry{key: key, rec: recs[i]})
+		keys = append(keys, key)
 	}
 	o.mu.Lock()
 	for _, e := range stored {
@@ -389,12 +416,14 @@ func (o *Outbox) persist(recs []outboxRecord) error {
 		// The entries never stored will never be sent: for the fallback they failed.
 		g := o.groups[stored[0].rec.Group]
 		for _, rec := range recs[len(stored):] {
-			g.failed[rec.Notifier] = true
+			if !rec.IsFallback { // a resolve's fallback entries are no primaries
+				g.failed[rec.Notifier] = true
+			}
 		}
 	}
 	o.signal()
 	o.mu.Unlock()
-	return storeErr
+	return keys, storeErr
 }
 
 // storeRecord numbers rec, sets the group of all recs from the first, and stores it.
@@ -403,7 +432,7 @@ func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord) (string, err
 	if err != nil {
 		return "", fmt.Errorf("outbox: enqueue %s for %s: number the entry: %w", rec.Notification.ID, rec.Notifier, err)
 	}
-	key := fmt.Sprintf("%020d-%s", seq, rec.Notifier)
+	key := entryKey(seq, rec.Notifier)
 	if rec.Group == "" {
 		for i := range all {
 			all[i].Group = key
@@ -414,6 +443,18 @@ func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord) (string, err
 	}
 	return key, nil
 }
+
+// seqDigits is the width of an entry key's sequence number, zero-padded so that byte
+// order is enqueue order.
+const seqDigits = 20
+
+// entryKey names an outbox entry: its sequence number, then its notifier at enqueue.
+func entryKey(seq uint64, notifier string) string {
+	return fmt.Sprintf("%0*d-%s", seqDigits, seq, notifier)
+}
+
+// keySeq is the sequence part of an entry key, comparable as a string.
+func keySeq(key string) string { return key[:min(len(key), seqDigits)] }
 
 // cloneNotification deep-copies n through JSON: the caller may reuse its Details
 // map, and a sent notification is the same before and after a restart.
@@ -679,6 +720,7 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
 	r.Complete = o.accept(j.e)
 	o.report(r)
+	o.closeOpen(j.e)
 	o.remove(j.e, true)
 }
 
@@ -718,6 +760,8 @@ func (o *Outbox) failedForGood(j job, r AttemptResult) {
 			o.rewriteSiblings(g, j.e)
 		}
 	}
+	// A refused resolve will not be accepted later either: the fallback is done with.
+	o.closeOpen(j.e)
 	o.remove(j.e, false)
 }
 
@@ -859,13 +903,10 @@ func (o *Outbox) sendFallback(g *group, except *entry) {
 		o.log.Error("outbox: no fallback configured; the notification may never arrive",
 			"dedup_key", g.notification.DedupKey, "notification", g.notification.ID)
 	}
-	recs := make([]outboxRecord, len(g.fallback))
-	for i, name := range g.fallback {
-		recs[i] = outboxRecord{Notifier: name, Notification: g.notification, Group: g.id,
-			IsFallback: true, Enqueued: o.now()}
-	}
 	o.enqueueMu.Lock()
-	err := o.persist(recs)
+	recs := o.fallbackRecords(g)
+	keys, err := o.persist(recs)
+	o.markOpen(recs, keys) // with the persist: a resolve enqueued next must see it
 	o.enqueueMu.Unlock()
 
 	o.mu.Lock()
