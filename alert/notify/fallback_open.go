@@ -16,6 +16,7 @@ const FallbackOpenBucket = "fallback_open"
 type openRecord struct {
 	DedupKey string `json:"dedup_key"`
 	Notifier string `json:"notifier"`
+	Identity string `json:"identity,omitempty"` // the notifier's, to find it again if renamed
 	// Trigger is the outbox key of the latest fallback trigger: a resolve enqueued
 	// before it does not close the record (that trigger opened the incident again).
 	Trigger string `json:"trigger"`
@@ -57,7 +58,8 @@ func (o *Outbox) markOpen(recs []outboxRecord, keys []string) {
 		if old, ok := o.open[k]; ok && keySeq(old.Trigger) >= keySeq(keys[i]) {
 			continue
 		}
-		open := openRecord{DedupKey: rec.Notification.DedupKey, Notifier: rec.Notifier, Trigger: keys[i]}
+		open := openRecord{DedupKey: rec.Notification.DedupKey, Notifier: rec.Notifier, Identity: rec.Identity,
+			Trigger: keys[i]}
 		o.open[k] = open // kept in memory even if the write fails: this run still tells it
 		if err := o.store.Put(FallbackOpenBucket, k, open); err != nil {
 			o.log.Error("outbox: recording an open fallback failed; after a restart it may not be told the resolve",
@@ -79,13 +81,15 @@ func (o *Outbox) tellOpenFallbacks(recs []outboxRecord) []outboxRecord {
 		}
 	}
 	slices.Sort(keys)
+	set := o.notifierSet()
 	primaries := len(recs)
 	var told []string
 	for _, k := range keys {
-		name := o.open[k].Notifier
+		name, id := set.label(o.open[k].Notifier, o.open[k].Identity)
 		i := slices.IndexFunc(recs, func(r outboxRecord) bool { return r.Notifier == name })
 		if i < 0 {
-			recs = append(recs, outboxRecord{Notifier: name, Notification: n, IsFallback: true, Enqueued: o.now()})
+			recs = append(recs, outboxRecord{Notifier: name, Identity: id, Notification: n, IsFallback: true,
+				Enqueued: o.now()})
 			i = len(recs) - 1
 			told = append(told, name)
 		}
@@ -98,18 +102,22 @@ func (o *Outbox) tellOpenFallbacks(recs []outboxRecord) []outboxRecord {
 }
 
 // fallbackRecords are g's notification for each of its fallback notifiers not yet
-// told it and, for a trigger, the key's resolve queued after it. Held: enqueueMu.
+// told it (by the name each has now) and, for a trigger, the key's resolve queued
+// after it. Held: enqueueMu.
 func (o *Outbox) fallbackRecords(g *group) []outboxRecord {
+	set := o.notifierSet()
+	recs := make([]outboxRecord, 0, 2*len(g.fallback))
 	o.mu.Lock()
-	names := slices.DeleteFunc(slices.Clone(g.fallback), func(name string) bool { return g.told[name] })
-	o.mu.Unlock()
-	recs := make([]outboxRecord, 0, 2*len(names))
-	for _, name := range names {
-		recs = append(recs, outboxRecord{Notifier: name, Notification: g.notification, Group: g.id,
-			IsFallback: true, Enqueued: o.now()})
+	for _, name := range g.fallback {
+		label, id := set.label(name, g.fallbackIDs[name])
+		if !g.told[name] && !g.told[label] {
+			recs = append(recs, outboxRecord{Notifier: label, Identity: id, Notification: g.notification,
+				Group: g.id, IsFallback: true, Enqueued: o.now()})
+		}
 	}
+	o.mu.Unlock()
 	if g.notification.Action == ActionTrigger {
-		recs = append(recs, o.resolveAfter(g, names)...)
+		recs = append(recs, o.resolveAfter(g, recs)...)
 	}
 	return recs
 }
@@ -118,7 +126,7 @@ func (o *Outbox) fallbackRecords(g *group) []outboxRecord {
 // waited to fall back: it could not see the open record markOpen is about to write,
 // so it is queued here to the fallback notifiers, behind their trigger, and its own
 // fallback will not tell them again. Held: enqueueMu.
-func (o *Outbox) resolveAfter(g *group, names []string) []outboxRecord {
+func (o *Outbox) resolveAfter(g *group, triggers []outboxRecord) []outboxRecord {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var first *entry
@@ -133,12 +141,13 @@ func (o *Outbox) resolveAfter(g *group, names []string) []outboxRecord {
 	if first == nil {
 		return nil
 	}
-	recs := make([]outboxRecord, 0, len(names))
-	for _, name := range names {
-		recs = append(recs, outboxRecord{Notifier: name, Notification: first.rec.Notification, Group: first.rec.Group,
-			IsFallback: true, Closes: []string{openKey(g.notification.DedupKey, name)}, Enqueued: o.now()})
+	recs := make([]outboxRecord, 0, len(triggers))
+	for _, t := range triggers {
+		recs = append(recs, outboxRecord{Notifier: t.Notifier, Identity: t.Identity, Notification: first.rec.Notification,
+			Group: first.rec.Group, IsFallback: true, Closes: []string{openKey(g.notification.DedupKey, t.Notifier)},
+			Enqueued: o.now()})
 		if rg := o.groups[first.rec.Group]; rg != nil {
-			rg.told[name] = true // in memory: after a restart it may be told twice, harmlessly
+			rg.told[t.Notifier] = true // in memory: after a restart it may be told twice, harmlessly
 		}
 	}
 	return recs

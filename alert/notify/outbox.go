@@ -56,7 +56,7 @@ type Delivery struct {
 // OutboxOptions configure NewOutbox.
 type OutboxOptions struct {
 	Store     OutboxStore
-	Notifiers map[string]Notifier // by name; a name missing here fails permanently
+	Notifiers map[string]Notifier // by name; see SetNotifiers for a name missing here
 	Logger    *slog.Logger        // nil: discard
 	Now       func() time.Time    // nil: Clock's, else time.Now
 	// Clock drives backoff, fallback waits and the delivery loop's timers; nil: Now, or
@@ -118,13 +118,22 @@ type EntryInfo struct {
 // outboxRecord is one entry as stored: everything needed to send it, and to decide
 // its group's fallback, after a restart.
 type outboxRecord struct {
-	Notifier      string        `json:"notifier"`
-	Notification  Notification  `json:"notification"`
-	Group         string        `json:"group"` // the key of the delivery's first entry
-	Primaries     []string      `json:"primaries,omitempty"`
-	Fallback      []string      `json:"fallback,omitempty"`
-	FallbackAfter time.Duration `json:"fallback_after,omitempty"`
-	IsFallback    bool          `json:"is_fallback,omitempty"`
+	Notifier string `json:"notifier"` // who sends it: the name at enqueue, or the one a rename gave it
+	// Identity is the notifier's (see Identifier): a restart that finds the name gone
+	// gives the entry to the notifier with the same identity.
+	Identity string `json:"identity,omitempty"`
+	// Member is the name at enqueue once a rename changed Notifier: the group knows
+	// the entry by it.
+	Member       string       `json:"member,omitempty"`
+	Notification Notification `json:"notification"`
+	Group        string       `json:"group"` // the key of the delivery's first entry
+	Primaries    []string     `json:"primaries,omitempty"`
+	Fallback     []string     `json:"fallback,omitempty"`
+	// FallbackIdentity is each fallback notifier's identity at enqueue, so a fallback
+	// renamed meanwhile is still found.
+	FallbackIdentity map[string]string `json:"fallback_identity,omitempty"`
+	FallbackAfter    time.Duration     `json:"fallback_after,omitempty"`
+	IsFallback       bool              `json:"is_fallback,omitempty"`
 	// Closes, on a resolve, names the FallbackOpenBucket records this entry answers:
 	// once it is delivered or refused for good, they are deleted.
 	Closes []string `json:"closes,omitempty"`
@@ -146,7 +155,8 @@ type entry struct {
 	lastErr  string
 	next     time.Time // not before; zero: now
 	sending  bool
-	accepted bool // delivered, about to leave
+	sendAs   string // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
+	accepted bool   // delivered, about to leave
 }
 
 // lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
@@ -168,6 +178,7 @@ type group struct {
 	notification  Notification
 	primaries     []string
 	fallback      []string
+	fallbackIDs   map[string]string // identities of fallback, by name
 	fallbackAfter time.Duration
 	pending       map[string]*entry // primary entries still in the outbox
 	failed        map[string]bool   // primaries that failed permanently
@@ -195,8 +206,8 @@ func (g *group) succeeded() bool {
 // harmless.
 type Outbox struct {
 	store          OutboxStore
-	notifMu        sync.RWMutex // guards notifiers: a reload swaps them while sends run
-	notifiers      map[string]Notifier
+	notifMu        sync.RWMutex // guards set: a reload swaps it while sends run
+	set            notifierSet
 	log            *slog.Logger
 	now            func() time.Time
 	clock          clock.Clock
@@ -239,6 +250,9 @@ func NewOutbox(opts OutboxOptions) (*Outbox, error) {
 	if n := len(o.entries); n > 0 {
 		o.log.Info("outbox: replaying entries left pending", "pending", n)
 	}
+	o.enqueueMu.Lock()
+	o.relabel() // names that changed while the daemon was down
+	o.enqueueMu.Unlock()
 	return o, nil
 }
 
@@ -248,7 +262,6 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 	}
 	o := &Outbox{
 		store:          opts.Store,
-		notifiers:      make(map[string]Notifier, len(opts.Notifiers)),
 		log:            opts.Logger,
 		now:            opts.Now,
 		minBackoff:     cmp.Or(opts.MinBackoff, DefaultMinBackoff),
@@ -271,8 +284,8 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		if n == nil {
 			return nil, fmt.Errorf("outbox: notifier %q: expected a Notifier, got nil", name)
 		}
-		o.notifiers[name] = n // a copy: the caller's map may change later
 	}
+	o.set = newNotifierSet(opts.Notifiers, nil)
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
@@ -340,17 +353,18 @@ func (o *Outbox) add(key string, rec outboxRecord) {
 			notification:  rec.Notification,
 			primaries:     rec.Primaries,
 			fallback:      rec.Fallback,
+			fallbackIDs:   rec.FallbackIdentity,
 			fallbackAfter: cmp.Or(rec.FallbackAfter, DefaultFallbackAfter),
 			pending:       map[string]*entry{},
 			failed:        map[string]bool{},
 			told:          map[string]bool{},
 		}
 		if len(g.primaries) == 0 { // a damaged record: it is its own only primary
-			g.primaries = []string{rec.Notifier}
+			g.primaries = []string{memberOf(rec)}
 		}
 		o.groups[rec.Group] = g
 	}
-	g.pending[rec.Notifier] = e
+	g.pending[memberOf(rec)] = e
 	for _, p := range rec.FailedPeers {
 		g.failed[p] = true
 	}
@@ -375,19 +389,28 @@ func (o *Outbox) Enqueue(d Delivery) error {
 		return err
 	}
 	fallback := uniqueNames(d.Fallback)
+	o.enqueueMu.Lock() // before reading the notifiers: a reload relabels under it
+	defer o.enqueueMu.Unlock()
+	set := o.notifierSet()
+	fallbackIDs := map[string]string{}
+	for _, name := range fallback {
+		if id := set.identity[name]; id != "" {
+			fallbackIDs[name] = id
+		}
+	}
 	recs := make([]outboxRecord, len(names))
 	for i, name := range names {
 		recs[i] = outboxRecord{
-			Notifier:      name,
-			Notification:  n,
-			Primaries:     names,
-			Fallback:      fallback,
-			FallbackAfter: d.FallbackAfter,
-			Enqueued:      o.now(),
+			Notifier:         name,
+			Identity:         set.identity[name],
+			Notification:     n,
+			Primaries:        names,
+			Fallback:         fallback,
+			FallbackIdentity: fallbackIDs,
+			FallbackAfter:    d.FallbackAfter,
+			Enqueued:         o.now(),
 		}
 	}
-	o.enqueueMu.Lock()
-	defer o.enqueueMu.Unlock()
 	if n.Action == ActionResolve {
 		recs = o.tellOpenFallbacks(recs)
 	}
@@ -417,7 +440,7 @@ func (o *Outbox) persist(recs []outboxRecord) (keys []string, storeErr error) {
 		g := o.groups[stored[0].rec.Group]
 		for _, rec := range recs[len(stored):] {
 			if !rec.IsFallback { // a resolve's fallback entries are no primaries
-				g.failed[rec.Notifier] = true
+				g.failed[memberOf(rec)] = true
 			}
 		}
 	}
@@ -595,6 +618,7 @@ func (o *Outbox) Step(ctx context.Context) (next time.Time) {
 type job struct {
 	e            *entry
 	notifier     string
+	identity     string
 	notification Notification
 	attempt      int
 	fallback     bool
@@ -623,10 +647,10 @@ func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-c
 		if o.inFlight >= maxInFlight || o.inFlightBy[name] >= maxInFlightPerNotifier {
 			continue // woken again when a send ends
 		}
-		e.sending = true
+		e.sending, e.sendAs = true, name
 		o.inFlight++
 		o.inFlightBy[name]++
-		jobs = append(jobs, job{e: e, notifier: name, notification: e.rec.Notification,
+		jobs = append(jobs, job{e: e, notifier: name, identity: e.rec.Identity, notification: e.rec.Notification,
 			attempt: e.attempts + 1, fallback: e.rec.IsFallback})
 	}
 	for _, g := range o.groups {
@@ -677,31 +701,13 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 	}
 }
 
-// SetNotifiers replaces the notifiers (a config reload). Pending entries keep their
-// notifier names; a name that no longer exists fails permanently, like at start.
-func (o *Outbox) SetNotifiers(notifiers map[string]Notifier) {
-	m := make(map[string]Notifier, len(notifiers))
-	for name, n := range notifiers {
-		if n != nil {
-			m[name] = n
-		}
-	}
-	o.notifMu.Lock()
-	o.notifiers = m
-	o.notifMu.Unlock()
-	o.mu.Lock()
-	o.signal()
-	o.mu.Unlock()
-}
-
-// send calls the notifier with its own deadline; an unknown name and a panic are
-// errors like any other (permanent and retryable).
+// send calls the notifier with its own deadline; a notifier unknown by name and by
+// identity and a panic are errors like any other (permanent and retryable).
 func (o *Outbox) send(ctx context.Context, j job) (err error) {
-	o.notifMu.RLock()
-	n, ok := o.notifiers[j.notifier]
-	o.notifMu.RUnlock()
+	n, ok := o.notifierSet().find(j.notifier, j.identity)
 	if !ok {
-		return Permanent(fmt.Errorf("expected a notifier named %q in the config, got none", j.notifier))
+		return Permanent(fmt.Errorf("expected a notifier named %q in the config, or one of the same kind and destination, got none",
+			j.notifier))
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.attemptTimeout)
 	defer cancel()
@@ -751,7 +757,7 @@ func (o *Outbox) failedForGood(j job, r AttemptResult) {
 	if !j.fallback {
 		o.mu.Lock()
 		g := o.groups[j.e.rec.Group]
-		g.failed[j.notifier] = true
+		g.failed[memberOf(j.e.rec)] = true
 		fallBack := o.claimFallback(g, o.now())
 		o.mu.Unlock()
 		if fallBack {
@@ -801,7 +807,7 @@ func (o *Outbox) release(e *entry) {
 func (o *Outbox) endSend(e *entry) {
 	e.sending = false
 	o.inFlight--
-	o.inFlightBy[e.rec.Notifier]--
+	o.inFlightBy[e.sendAs]--
 	o.signal()
 }
 
@@ -828,7 +834,7 @@ func (o *Outbox) remove(e *entry, delivered bool) {
 	}
 	delete(o.entries, e.key)
 	if g := o.groups[e.rec.Group]; g != nil && !e.rec.IsFallback {
-		delete(g.pending, e.rec.Notifier)
+		delete(g.pending, memberOf(e.rec))
 		o.forgetIfDone(g)
 	}
 	o.endSend(e)
