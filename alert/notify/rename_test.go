@@ -3,7 +3,9 @@ package notify
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -120,4 +122,42 @@ func TestRenameKeepsTheOutboxsBookkeeping(t *testing.T) {
 			t.Errorf("%s holds %q after the resolve, want nothing", FallbackOpenBucket, keys)
 		}
 	})
+}
+
+// TestRenamesWhileDelivering: reloads that rename the notifier back and forth while
+// Run sends, fails and retries lose no page and send none twice.
+func TestRenamesWhileDelivering(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	respond := func(_ context.Context, n Notification, call int) error {
+		if call%3 == 1 {
+			return errDown
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		got[n.DedupKey]++
+		return nil
+	}
+	names := []*fakeNotifier{{name: "a", id: "pd-1", respond: respond}, {name: "b", id: "pd-1", respond: respond}}
+	h := newHarness(t, openStore(t, t.TempDir()), nil, names[0])
+	h.run()
+	const pages = 40
+	for i := range pages {
+		current := names[(i/5)%2]
+		if i%5 == 0 {
+			h.outbox.SetNotifiers(notifiersOf(current))
+		}
+		h.enqueue(Delivery{Notification: notification(ActionTrigger, fmt.Sprint("k", i)), Notify: []string{current.name}})
+	}
+	h.waitDrained(10 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range pages {
+		if n := got[fmt.Sprint("k", i)]; n != 1 {
+			t.Errorf("page k%d accepted %d times, want once", i, n)
+		}
+	}
+	if logs := h.logs.String(); strings.Contains(logs, "refused for good") {
+		t.Errorf("a page was dropped:\n%s", logs)
+	}
 }
