@@ -46,7 +46,9 @@ type Delivery struct {
 	Notification Notification
 	Notify       []string // notifier names
 	// Fallback is told once when every notifier of Notify has failed permanently or
-	// kept failing for FallbackAfter (0 means DefaultFallbackAfter).
+	// kept failing for FallbackAfter (0 means DefaultFallbackAfter). A notifier told
+	// a trigger this way is also told the key's next resolve, even when the
+	// primaries accept that resolve: else its incident would stay open.
 	Fallback      []string
 	FallbackAfter time.Duration
 }
@@ -54,7 +56,7 @@ type Delivery struct {
 // OutboxOptions configure NewOutbox.
 type OutboxOptions struct {
 	Store     OutboxStore
-	Notifiers map[string]Notifier // by name; a name missing here fails permanently
+	Notifiers map[string]Notifier // by name; see SetNotifiers for a name missing here
 	Logger    *slog.Logger        // nil: discard
 	Now       func() time.Time    // nil: Clock's, else time.Now
 	// Clock drives backoff, fallback waits and the delivery loop's timers; nil: Now, or
@@ -117,13 +119,28 @@ type EntryInfo struct {
 // outboxRecord is one entry as stored: everything needed to send it, and to decide
 // its group's fallback, after a restart.
 type outboxRecord struct {
-	Notifier      string        `json:"notifier"`
-	Notification  Notification  `json:"notification"`
-	Group         string        `json:"group"` // the key of the delivery's first entry
-	Primaries     []string      `json:"primaries,omitempty"`
-	Fallback      []string      `json:"fallback,omitempty"`
-	FallbackAfter time.Duration `json:"fallback_after,omitempty"`
-	IsFallback    bool          `json:"is_fallback,omitempty"`
+	Notifier string `json:"notifier"` // who sends it: the name at enqueue, or the one a rename gave it
+	// Identity is the notifier's (see Identifier): a restart that finds the name gone
+	// gives the entry to the notifier with the same identity.
+	Identity string `json:"identity,omitempty"`
+	// Member is the name at enqueue once a rename changed Notifier: the group knows
+	// the entry by it.
+	Member       string       `json:"member,omitempty"`
+	Notification Notification `json:"notification"`
+	Group        string       `json:"group"` // the key of the delivery's first entry
+	Primaries    []string     `json:"primaries,omitempty"`
+	Fallback     []string     `json:"fallback,omitempty"`
+	// FallbackIdentity is each fallback notifier's identity at enqueue, so a fallback
+	// renamed meanwhile is still found.
+	FallbackIdentity map[string]string `json:"fallback_identity,omitempty"`
+	FallbackAfter    time.Duration     `json:"fallback_after,omitempty"`
+	IsFallback       bool              `json:"is_fallback,omitempty"`
+	// Closes, on a resolve, names the FallbackOpenBucket records this entry answers:
+	// once it is delivered or refused for good, they are deleted.
+	Closes []string `json:"closes,omitempty"`
+	// Told, on a resolve's primaries, names the notifiers that got the resolve as an
+	// open fallback: the resolve's own fallback need not tell them again.
+	Told []string `json:"told,omitempty"`
 	// Written onto the entries still pending when a sibling fails permanently or the
 	// fallback has been enqueued, so a restart neither forgets nor repeats them.
 	FailedPeers []string  `json:"failed_peers,omitempty"`
@@ -140,7 +157,8 @@ type entry struct {
 	next     time.Time     // not before; zero: now
 	wait     time.Duration // the backoff that set next
 	sending  bool
-	accepted bool // delivered, about to leave
+	sendAs   string // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
+	accepted bool   // delivered, about to leave
 }
 
 // lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
@@ -162,12 +180,14 @@ type group struct {
 	notification  Notification
 	primaries     []string
 	fallback      []string
+	fallbackIDs   map[string]string // identities of fallback, by name
 	fallbackAfter time.Duration
 	pending       map[string]*entry // primary entries still in the outbox
 	failed        map[string]bool   // primaries that failed permanently
 	fallbackSent  bool
-	fallingBack   bool      // a sendFallback is writing
-	retryAt       time.Time // after a store error while falling back
+	told          map[string]bool // fallback notifiers already handed this notification
+	fallingBack   bool            // a sendFallback is writing
+	retryAt       time.Time       // after a store error while falling back
 }
 
 // succeeded reports whether some primary delivered: it is neither pending nor failed.
@@ -188,8 +208,8 @@ func (g *group) succeeded() bool {
 // harmless.
 type Outbox struct {
 	store          OutboxStore
-	notifMu        sync.RWMutex // guards notifiers: a reload swaps them while sends run
-	notifiers      map[string]Notifier
+	notifMu        sync.RWMutex // guards set: a reload swaps it while sends run
+	set            notifierSet
 	log            *slog.Logger
 	now            func() time.Time
 	clock          clock.Clock
@@ -206,6 +226,9 @@ type Outbox struct {
 	// recordMu serialises rewrites and deletes of stored entries, so a rewrite can
 	// never bring back an entry that was just deleted.
 	recordMu sync.Mutex
+	// open mirrors FallbackOpenBucket, by its keys. Guarded by enqueueMu, so that a
+	// resolve is enqueued either before a fallback trigger is marked or after.
+	open map[string]openRecord
 
 	mu         sync.Mutex
 	entries    map[string]*entry
@@ -229,6 +252,9 @@ func NewOutbox(opts OutboxOptions) (*Outbox, error) {
 	if n := len(o.entries); n > 0 {
 		o.log.Info("outbox: replaying entries left pending", "pending", n)
 	}
+	o.enqueueMu.Lock()
+	o.relabel() // names that changed while the daemon was down
+	o.enqueueMu.Unlock()
 	return o, nil
 }
 
@@ -238,7 +264,6 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 	}
 	o := &Outbox{
 		store:          opts.Store,
-		notifiers:      make(map[string]Notifier, len(opts.Notifiers)),
 		log:            opts.Logger,
 		now:            opts.Now,
 		minBackoff:     cmp.Or(opts.MinBackoff, DefaultMinBackoff),
@@ -247,6 +272,7 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		onResult:       opts.OnResult,
 		obsolete:       opts.Obsolete,
 		entries:        map[string]*entry{},
+		open:           map[string]openRecord{},
 		lanes:          map[laneKey]*lane{},
 		groups:         map[string]*group{},
 		inFlightBy:     map[string]int{},
@@ -260,8 +286,8 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		if n == nil {
 			return nil, fmt.Errorf("outbox: notifier %q: expected a Notifier, got nil", name)
 		}
-		o.notifiers[name] = n // a copy: the caller's map may change later
 	}
+	o.set = newNotifierSet(opts.Notifiers, nil)
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
 	}
@@ -284,6 +310,9 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 // load reads the stored entries in key (= enqueue) order. An unreadable entry is
 // logged and left in the store for a human; it must not stop the others.
 func (o *Outbox) load() error {
+	if err := o.loadOpen(); err != nil {
+		return err
+	}
 	err := o.store.ForEach(OutboxBucket, func(key string, raw []byte) error {
 		var rec outboxRecord
 		if err := json.Unmarshal(raw, &rec); err != nil || rec.Notifier == "" {
@@ -300,6 +329,7 @@ func (o *Outbox) load() error {
 	for _, g := range o.groups {
 		o.forgetIfDone(g)
 	}
+	o.markQueuedOpen()
 	return nil
 }
 
@@ -325,25 +355,32 @@ func (o *Outbox) add(key string, rec outboxRecord) {
 			notification:  rec.Notification,
 			primaries:     rec.Primaries,
 			fallback:      rec.Fallback,
+			fallbackIDs:   rec.FallbackIdentity,
 			fallbackAfter: cmp.Or(rec.FallbackAfter, DefaultFallbackAfter),
 			pending:       map[string]*entry{},
 			failed:        map[string]bool{},
+			told:          map[string]bool{},
 		}
 		if len(g.primaries) == 0 { // a damaged record: it is its own only primary
-			g.primaries = []string{rec.Notifier}
+			g.primaries = []string{memberOf(rec)}
 		}
 		o.groups[rec.Group] = g
 	}
-	g.pending[rec.Notifier] = e
+	g.pending[memberOf(rec)] = e
 	for _, p := range rec.FailedPeers {
 		g.failed[p] = true
+	}
+	for _, n := range rec.Told {
+		g.told[n] = true
 	}
 	g.fallbackSent = g.fallbackSent || rec.Settled
 }
 
 // Enqueue stores one entry per notifier of d.Notify and wakes the senders. It returns
 // once the entries are durable. On an error, the entries already stored are still
-// delivered; enqueueing d again repeats those (harmless: same dedup key).
+// delivered; enqueueing d again repeats those (harmless: same dedup key). A resolve
+// also goes, as a fallback entry, to every notifier that was handed the key's
+// trigger as a fallback (see FallbackOpenBucket).
 func (o *Outbox) Enqueue(d Delivery) error {
 	names := uniqueNames(d.Notify)
 	if len(names) == 0 {
@@ -354,27 +391,39 @@ func (o *Outbox) Enqueue(d Delivery) error {
 		return err
 	}
 	fallback := uniqueNames(d.Fallback)
+	o.enqueueMu.Lock() // before reading the notifiers: a reload relabels under it
+	defer o.enqueueMu.Unlock()
+	set := o.notifierSet()
+	fallbackIDs := map[string]string{}
+	for _, name := range fallback {
+		if id := set.identity[name]; id != "" {
+			fallbackIDs[name] = id
+		}
+	}
 	recs := make([]outboxRecord, len(names))
 	for i, name := range names {
 		recs[i] = outboxRecord{
-			Notifier:      name,
-			Notification:  n,
-			Primaries:     names,
-			Fallback:      fallback,
-			FallbackAfter: d.FallbackAfter,
-			Enqueued:      o.now(),
+			Notifier:         name,
+			Identity:         set.identity[name],
+			Notification:     n,
+			Primaries:        names,
+			Fallback:         fallback,
+			FallbackIdentity: fallbackIDs,
+			FallbackAfter:    d.FallbackAfter,
+			Enqueued:         o.now(),
 		}
 	}
-	o.enqueueMu.Lock()
-	defer o.enqueueMu.Unlock()
-	return o.persist(recs)
+	if n.Action == ActionResolve {
+		recs = o.tellOpenFallbacks(recs)
+	}
+	_, err = o.persist(recs)
+	return err
 }
 
 // persist stores recs under fresh sequence numbers and queues them; the first key
-// names the group. Held: enqueueMu.
-func (o *Outbox) persist(recs []outboxRecord) error {
+// names the group. It returns the keys of the recs stored, in order. Held: enqueueMu.
+func (o *Outbox) persist(recs []outboxRecord) (keys []string, storeErr error) {
 	var stored []*entry
-	var storeErr error
 	for i := range recs {
 		key, err := o.storeRecord(&recs[i], recs)
 		if err != nil {
@@ -382,6 +431,7 @@ func (o *Outbox) persist(recs []outboxRecord) error {
 			break
 		}
 		stored = append(stored, &entry{key: key, rec: recs[i]})
+		keys = append(keys, key)
 	}
 	o.mu.Lock()
 	for _, e := range stored {
@@ -391,12 +441,14 @@ func (o *Outbox) persist(recs []outboxRecord) error {
 		// The entries never stored will never be sent: for the fallback they failed.
 		g := o.groups[stored[0].rec.Group]
 		for _, rec := range recs[len(stored):] {
-			g.failed[rec.Notifier] = true
+			if !rec.IsFallback { // a resolve's fallback entries are no primaries
+				g.failed[memberOf(rec)] = true
+			}
 		}
 	}
 	o.signal()
 	o.mu.Unlock()
-	return storeErr
+	return keys, storeErr
 }
 
 // storeRecord numbers rec, sets the group of all recs from the first, and stores it.
@@ -405,7 +457,7 @@ func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord) (string, err
 	if err != nil {
 		return "", fmt.Errorf("outbox: enqueue %s for %s: number the entry: %w", rec.Notification.ID, rec.Notifier, err)
 	}
-	key := fmt.Sprintf("%020d-%s", seq, rec.Notifier)
+	key := entryKey(seq, rec.Notifier)
 	if rec.Group == "" {
 		for i := range all {
 			all[i].Group = key
@@ -416,6 +468,18 @@ func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord) (string, err
 	}
 	return key, nil
 }
+
+// seqDigits is the width of an entry key's sequence number, zero-padded so that byte
+// order is enqueue order.
+const seqDigits = 20
+
+// entryKey names an outbox entry: its sequence number, then its notifier at enqueue.
+func entryKey(seq uint64, notifier string) string {
+	return fmt.Sprintf("%0*d-%s", seqDigits, seq, notifier)
+}
+
+// keySeq is the sequence part of an entry key, comparable as a string.
+func keySeq(key string) string { return key[:min(len(key), seqDigits)] }
 
 // cloneNotification deep-copies n through JSON: the caller may reuse its Details
 // map, and a sent notification is the same before and after a restart.
@@ -557,6 +621,7 @@ func (o *Outbox) Step(ctx context.Context) (next time.Time) {
 type job struct {
 	e            *entry
 	notifier     string
+	identity     string
 	notification Notification
 	attempt      int
 	fallback     bool
@@ -586,10 +651,10 @@ func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-c
 		if o.inFlight >= maxInFlight || o.inFlightBy[name] >= maxInFlightPerNotifier {
 			continue // woken again when a send ends
 		}
-		e.sending = true
+		e.sending, e.sendAs = true, name
 		o.inFlight++
 		o.inFlightBy[name]++
-		jobs = append(jobs, job{e: e, notifier: name, notification: e.rec.Notification,
+		jobs = append(jobs, job{e: e, notifier: name, identity: e.rec.Identity, notification: e.rec.Notification,
 			attempt: e.attempts + 1, fallback: e.rec.IsFallback})
 	}
 	for _, g := range o.groups {
@@ -653,31 +718,13 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 	}
 }
 
-// SetNotifiers replaces the notifiers (a config reload). Pending entries keep their
-// notifier names; a name that no longer exists fails permanently, like at start.
-func (o *Outbox) SetNotifiers(notifiers map[string]Notifier) {
-	m := make(map[string]Notifier, len(notifiers))
-	for name, n := range notifiers {
-		if n != nil {
-			m[name] = n
-		}
-	}
-	o.notifMu.Lock()
-	o.notifiers = m
-	o.notifMu.Unlock()
-	o.mu.Lock()
-	o.signal()
-	o.mu.Unlock()
-}
-
-// send calls the notifier with its own deadline; an unknown name and a panic are
-// errors like any other (permanent and retryable).
+// send calls the notifier with its own deadline; a notifier unknown by name and by
+// identity and a panic are errors like any other (permanent and retryable).
 func (o *Outbox) send(ctx context.Context, j job) (err error) {
-	o.notifMu.RLock()
-	n, ok := o.notifiers[j.notifier]
-	o.notifMu.RUnlock()
+	n, ok := o.notifierSet().find(j.notifier, j.identity)
 	if !ok {
-		return Permanent(fmt.Errorf("expected a notifier named %q in the config, got none", j.notifier))
+		return Permanent(fmt.Errorf("expected a notifier named %q in the config, or one of the same kind and destination, got none",
+			j.notifier))
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.attemptTimeout)
 	defer cancel()
@@ -696,6 +743,7 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
 	r.Complete = o.accept(j.e)
 	o.report(r)
+	o.closeOpen(j.e)
 	o.remove(j.e, true)
 }
 
@@ -726,7 +774,7 @@ func (o *Outbox) failedForGood(j job, r AttemptResult) {
 	if !j.fallback {
 		o.mu.Lock()
 		g := o.groups[j.e.rec.Group]
-		g.failed[j.notifier] = true
+		g.failed[memberOf(j.e.rec)] = true
 		fallBack := o.claimFallback(g, o.now())
 		o.mu.Unlock()
 		if fallBack {
@@ -735,6 +783,8 @@ func (o *Outbox) failedForGood(j job, r AttemptResult) {
 			o.rewriteSiblings(g, j.e)
 		}
 	}
+	// A refused resolve will not be accepted later either: the fallback is done with.
+	o.closeOpen(j.e)
 	o.remove(j.e, false)
 }
 
@@ -774,7 +824,7 @@ func (o *Outbox) release(e *entry) {
 func (o *Outbox) endSend(e *entry) {
 	e.sending = false
 	o.inFlight--
-	o.inFlightBy[e.rec.Notifier]--
+	o.inFlightBy[e.sendAs]--
 	o.signal()
 }
 
@@ -801,7 +851,7 @@ func (o *Outbox) remove(e *entry, delivered bool) {
 	}
 	delete(o.entries, e.key)
 	if g := o.groups[e.rec.Group]; g != nil && !e.rec.IsFallback {
-		delete(g.pending, e.rec.Notifier)
+		delete(g.pending, memberOf(e.rec))
 		o.forgetIfDone(g)
 	}
 	o.endSend(e)
@@ -876,13 +926,10 @@ func (o *Outbox) sendFallback(g *group, except *entry) {
 		o.log.Error("outbox: no fallback configured; the notification may never arrive",
 			"dedup_key", g.notification.DedupKey, "notification", g.notification.ID)
 	}
-	recs := make([]outboxRecord, len(g.fallback))
-	for i, name := range g.fallback {
-		recs[i] = outboxRecord{Notifier: name, Notification: g.notification, Group: g.id,
-			IsFallback: true, Enqueued: o.now()}
-	}
 	o.enqueueMu.Lock()
-	err := o.persist(recs)
+	recs := o.fallbackRecords(g)
+	keys, err := o.persist(recs)
+	o.markOpen(recs, keys) // with the persist: a resolve enqueued next must see it
 	o.enqueueMu.Unlock()
 
 	o.mu.Lock()

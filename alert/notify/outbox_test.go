@@ -39,6 +39,7 @@ var _ OutboxStore = (*store.Store)(nil)
 // fakeNotifier is the outbox's collaborator: respond decides each call's answer.
 type fakeNotifier struct {
 	name    string
+	id      string                                                    // its Identity; "": it cannot say
 	respond func(ctx context.Context, n Notification, call int) error // nil: accept
 
 	mu          sync.Mutex
@@ -48,8 +49,9 @@ type fakeNotifier struct {
 	maxInFlight int
 }
 
-func (f *fakeNotifier) Name() string { return f.name }
-func (f *fakeNotifier) Kind() string { return "fake" }
+func (f *fakeNotifier) Name() string     { return f.name }
+func (f *fakeNotifier) Kind() string     { return "fake" }
+func (f *fakeNotifier) Identity() string { return f.id }
 
 func (f *fakeNotifier) Notify(ctx context.Context, n Notification) error {
 	f.mu.Lock()

@@ -57,7 +57,10 @@ type Notifier struct {
 	misconfig  error // set when cfg is not a PagerDuty notifier; every Notify returns it
 }
 
-var _ notify.Notifier = (*Notifier)(nil)
+var (
+	_ notify.Notifier   = (*Notifier)(nil)
+	_ notify.Identifier = (*Notifier)(nil)
+)
 
 // New builds a notifier from its config. A config that is not PagerDuty's yields a
 // notifier whose every Notify fails permanently, saying so.
@@ -87,6 +90,15 @@ func EndpointBase(eventsURL string) string {
 
 func (n *Notifier) Name() string { return n.name }
 func (n *Notifier) Kind() string { return Kind }
+
+// Identity names the PagerDuty service this notifier pages (endpoint and routing key),
+// hashed: "" for a misconfigured notifier, which reaches nothing.
+func (n *Notifier) Identity() string {
+	if n.misconfig != nil {
+		return ""
+	}
+	return notify.NewIdentity(Kind, n.endpoint, n.routingKey)
+}
 
 // Notify sends one event and reports whether PagerDuty accepted it (2xx). Failures are
 // classified as in notify.Classify; 400 (an invalid event) is permanent.

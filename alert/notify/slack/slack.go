@@ -36,7 +36,10 @@ type Notifier struct {
 	misconfig error
 }
 
-var _ notify.Notifier = (*Notifier)(nil)
+var (
+	_ notify.Notifier   = (*Notifier)(nil)
+	_ notify.Identifier = (*Notifier)(nil)
+)
 
 // New builds a notifier from its config. A config that is not Slack's yields a notifier
 // whose every Notify fails permanently, saying so.
@@ -54,6 +57,15 @@ func New(cfg *config.Notifier, opts Options) *Notifier {
 
 func (n *Notifier) Name() string { return n.name }
 func (n *Notifier) Kind() string { return Kind }
+
+// Identity names where messages go (the webhook URL and the channel it is told to
+// post in), hashed: "" for a misconfigured notifier, which reaches nothing.
+func (n *Notifier) Identity() string {
+	if n.misconfig != nil {
+		return ""
+	}
+	return notify.NewIdentity(Kind, n.url, n.channel)
+}
 
 // Notify posts one message. Slack answers 200 "ok"; its 4xx (400 invalid_payload, 403
 // action_prohibited, 404 no_service, 410 channel_is_archived) are permanent, 429 and

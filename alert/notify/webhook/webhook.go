@@ -50,7 +50,10 @@ type Notifier struct {
 	misconfig error
 }
 
-var _ notify.Notifier = (*Notifier)(nil)
+var (
+	_ notify.Notifier   = (*Notifier)(nil)
+	_ notify.Identifier = (*Notifier)(nil)
+)
 
 // New builds a notifier from its config. A config that is not a webhook's yields a
 // notifier whose every Notify fails permanently, saying so.
@@ -72,6 +75,15 @@ func New(cfg *config.Notifier, opts Options) *Notifier {
 
 func (n *Notifier) Name() string { return n.name }
 func (n *Notifier) Kind() string { return Kind }
+
+// Identity names the endpoint (its URL; headers are credentials, not where it goes),
+// hashed: "" for a misconfigured notifier, which reaches nothing.
+func (n *Notifier) Identity() string {
+	if n.misconfig != nil {
+		return ""
+	}
+	return notify.NewIdentity(Kind, n.url)
+}
 
 // Notify posts one notification; any 2xx is success, the rest as notify.Classify says.
 func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
