@@ -85,7 +85,7 @@ func (e *Engine) Snapshot() Status {
 		c.Timeline = slices.Clone(inc.Timeline)
 		st.Incidents = append(st.Incidents, c)
 		if inc.AbsorbedInto == "" && inc.Condition != ConditionDegraded {
-			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Regions: inc.Regions, Products: inc.Products})
+			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Targets: inc.Targets, Regions: inc.Regions, Products: inc.Products})
 		}
 	}
 	e.fleetSnapshot(&st)
@@ -95,45 +95,25 @@ func (e *Engine) Snapshot() Status {
 }
 
 // banner says how wide the trouble is in one line, naming only what the widest scope
-// itself covers (a stray failing journey elsewhere does not make another region "out").
+// itself covers (Summarize's rule: a stray failing journey elsewhere does not make
+// another region "out").
 func banner(impaired bool, groups []Group, regions int) string {
 	prefix := ""
 	if impaired {
 		prefix = "This vantage is impaired (its own network checks fail); platform pages are held. "
 	}
-	widest := -1
-	for _, g := range groups {
-		widest = max(widest, Width(g.Scope))
-	}
-	var subjects, regs, prods []string
-	for _, g := range groups {
-		if Width(g.Scope) != widest {
-			continue
-		}
-		subjects = append(subjects, g.Subject)
-		regs = append(regs, g.Regions...)
-		prods = append(prods, g.Products...)
-	}
-	regs, prods = uniqueSorted(regs), uniqueSorted(prods)
-	switch widest {
-	case Width(ScopeGlobal):
-		return fmt.Sprintf("%sGlobal outage: %d of %d regions", prefix, len(regs), regions)
-	case Width(ScopeRegion):
-		return fmt.Sprintf("%sRegional outage: %s", prefix, joinNames(uniqueSorted(subjects)))
-	case Width(ScopeProduct):
-		return fmt.Sprintf("%sProduct outage: %s in %d regions", prefix, joinNames(uniqueSorted(subjects)), len(regs))
-	case Width(ScopeTarget):
-		return fmt.Sprintf("%sPartial problems: %s in %s", prefix, joinNames(prods), joinNames(regs))
+	s := Summarize(groups)
+	switch s.Kind {
+	case ScopeGlobal:
+		return fmt.Sprintf("%sGlobal outage: %d of %d regions", prefix, len(s.Regions), regions)
+	case ScopeRegion:
+		return fmt.Sprintf("%sRegional outage: %s", prefix, joinNames(s.Regions))
+	case ScopeProduct:
+		return fmt.Sprintf("%sProduct outage: %s in %d regions", prefix, joinNames(s.Products), len(s.Regions))
+	case ScopeTarget:
+		return fmt.Sprintf("%sPartial problems: %s in %s", prefix, joinNames(s.Products), joinNames(s.Regions))
 	}
 	return prefix + "All systems operational"
-}
-
-func uniqueSorted(xs []string) []string {
-	set := map[string]bool{}
-	for _, x := range xs {
-		set[x] = true
-	}
-	return sortedKeys(set)
 }
 
 // OpenIncidents copies the open incidents (without the per-target views a full
