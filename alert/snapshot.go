@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -78,26 +79,56 @@ func (e *Engine) Snapshot() Status {
 		}
 		st.Targets = append(st.Targets, tv)
 	}
-	var groups []Group
+	var down, slow []Group
 	for _, inc := range e.incidents.Open() {
 		c := *inc
 		c.Targets = slices.Clone(inc.Targets)
 		c.Timeline = slices.Clone(inc.Timeline)
 		st.Incidents = append(st.Incidents, c)
-		if inc.AbsorbedInto == "" && inc.Condition != ConditionDegraded {
-			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Targets: inc.Targets, Regions: inc.Regions, Products: inc.Products})
+		if inc.AbsorbedInto != "" {
+			continue
+		}
+		g := Group{Scope: inc.Scope, Subject: inc.Subject, Targets: inc.Targets, Regions: inc.Regions, Products: inc.Products}
+		if inc.Condition == ConditionDegraded {
+			slow = append(slow, g)
+		} else {
+			down = append(down, g)
 		}
 	}
 	e.fleetSnapshot(&st)
-	st.Scope = Summarize(groups)
-	st.Banner = banner(st.Impaired, groups, len(e.cfg.Regions))
+	st.Scope = Summarize(down)
+	st.Banner = banner(st.Impaired, down, len(e.cfg.Regions), degradedCells(st.Matrix, slow))
 	return st
+}
+
+// degradedCells maps product -> regions that are slow: the matrix's Degraded cells and
+// the open degraded incidents (in a fleet the quorum can hold one while this vantage's
+// own cell reads up).
+func degradedCells(matrix map[string]map[string]string, incidents []Group) map[string][]string {
+	out := map[string][]string{}
+	for product, row := range matrix {
+		for region, cell := range row {
+			if cell == "degraded" {
+				out[product] = append(out[product], region)
+			}
+		}
+	}
+	for _, g := range incidents {
+		for _, p := range g.Products {
+			out[p] = append(out[p], g.Regions...)
+		}
+	}
+	for p, rs := range out {
+		out[p] = uniqueSorted(rs)
+	}
+	return out
 }
 
 // banner says how wide the trouble is in one line, naming only what the widest scope
 // itself covers (Summarize's rule: a stray failing journey elsewhere does not make
-// another region "out").
-func banner(impaired bool, groups []Group, regions int) string {
+// another region "out"). With nothing down, slow cells (product -> regions) are named:
+// "All systems operational" over a Degraded cell would tell a reader all is well.
+func banner(impaired bool, groups []Group, regions int, degraded map[string][]string) string {
 	prefix := ""
 	if impaired {
 		prefix = "This vantage is impaired (its own network checks fail); platform pages are held. "
@@ -113,7 +144,24 @@ func banner(impaired bool, groups []Group, regions int) string {
 	case ScopeTarget:
 		return fmt.Sprintf("%sPartial problems: %s in %s", prefix, joinNames(s.Products), joinNames(s.Regions))
 	}
+	if len(degraded) > 0 {
+		return prefix + "Degraded performance: " + describeCells(degraded)
+	}
 	return prefix + "All systems operational"
+}
+
+// describeCells: "logs in eu1, us1; metrics in us1".
+func describeCells(cells map[string][]string) string {
+	products := make([]string, 0, len(cells))
+	for p := range cells {
+		products = append(products, p)
+	}
+	sort.Strings(products)
+	parts := make([]string, len(products))
+	for i, p := range products {
+		parts[i] = p + " in " + joinNames(cells[p])
+	}
+	return strings.Join(parts, "; ")
 }
 
 // OpenIncidents copies the open incidents (without the per-target views a full
