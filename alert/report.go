@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe"
 )
@@ -17,6 +18,8 @@ type Report struct {
 	Results []ReportResult `json:"results"`
 	Summary ReportSummary  `json:"summary"`
 	Scope   Summary        `json:"scope"`
+	// Pages is what became of each notification of `check --page` (absent without it).
+	Pages []notify.Outcome `json:"pages,omitzero"`
 }
 
 type ReportResult struct {

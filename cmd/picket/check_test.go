@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
@@ -38,4 +42,83 @@ func TestCheckScopeNamesOnlyTheWidestScope(t *testing.T) {
 	if want := "7 up, 0 degraded, 5 down; scope REGION eu1 (logs, metrics, web); also 2 other failing targets"; footer != want {
 		t.Errorf("table footer %q, want %q", footer, want)
 	}
+}
+
+// testRoutingKey is the pd_key file newEnv writes: it must never be printed.
+const testRoutingKey = "cmdtestroutingkey000000000000001"
+
+type pageLine struct {
+	Action, Notifier, Outcome, Reason string
+	DedupKey                          string `json:"dedup_key"`
+	Attempts                          int
+}
+
+// TestCheckPageSaysWhatItSent: after the flush, `check --page` tells per notification
+// what became of it (accepted, refused with the reason, still queued), on stderr for the
+// table and as "pages" in the JSON, and never prints a routing key.
+func TestCheckPageSaysWhatItSent(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config("c.yaml", "timeout: 3s", "")
+	e.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
+	const trigger = "picket: page: trigger picket/region/eu1 via pd: "
+	noSecret := func(r result) {
+		t.Helper()
+		for _, s := range []string{testRoutingKey, testAPIKey} {
+			if strings.Contains(r.stdout+r.stderr, s) {
+				t.Errorf("a secret in the output:\n%s\n%s", r.stdout, r.stderr)
+			}
+		}
+	}
+
+	r := picket(t, "check", "-c", cfg, "--page")
+	if r.code != 1 || !strings.Contains(r.stderr, trigger+"accepted\n") {
+		t.Errorf("accepted: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	noSecret(r)
+
+	r = picket(t, "check", "-c", cfg, "--page", "-o", "json")
+	var out struct{ Pages []pageLine }
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, r.stdout)
+	}
+	if p := find(out.Pages, "trigger", "picket/region/eu1"); p == nil || p.Notifier != "pd" || p.Outcome != "accepted" || p.Attempts != 1 {
+		t.Errorf("pages: want the eu1 trigger accepted by pd, got %+v", out.Pages)
+	}
+	if strings.Contains(r.stderr, "picket: page: ") {
+		t.Errorf("with -o json the pages go in the JSON, not on stderr:\n%s", r.stderr)
+	}
+	noSecret(r)
+
+	e.pd.SetFault(pdtest.Fault{Status: 400})
+	r = picket(t, "check", "-c", cfg, "--page")
+	if !strings.Contains(r.stderr, trigger+"refused: ") || !strings.Contains(r.stderr, "400") {
+		t.Errorf("refused: stderr:\n%s", r.stderr)
+	}
+	noSecret(r)
+
+	e.pd.SetFault(pdtest.Fault{Status: 503}) // retryable: still queued when the run ends
+	r = picketWithin(t, 4*time.Second, "check", "-c", cfg, "--page")
+	if r.code != 1 || !strings.Contains(r.stderr, trigger+"still queued (") || !strings.Contains(r.stderr, "503") {
+		t.Errorf("still queued: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	noSecret(r)
+}
+
+func find(pages []pageLine, action, key string) *pageLine {
+	for i := range pages {
+		if pages[i].Action == action && pages[i].DedupKey == key {
+			return &pages[i]
+		}
+	}
+	return nil
+}
+
+// picketWithin is picket with a deadline, for runs meant to end before their pages do.
+func picketWithin(t *testing.T, limit time.Duration, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	code := run(ctx, args, &out, &errOut)
+	return result{code, out.String(), errOut.String()}
 }
