@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +106,35 @@ func TestCheckPageSaysWhatItSent(t *testing.T) {
 		t.Errorf("still queued: exit %d, stderr:\n%s", r.code, r.stderr)
 	}
 	noSecret(r)
+}
+
+// TestCheckPageOutputNeverShowsARoutingKey: a receiver (a proxy, say) that quotes the
+// request back in its refusal still does not put the routing key on the terminal.
+func TestCheckPageOutputNeverShowsARoutingKey(t *testing.T) {
+	e := newEnv(t)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		http.Error(w, "cannot parse "+string(body)+" for "+r.URL.String(), http.StatusBadRequest)
+	}))
+	defer echo.Close()
+	path := e.config("c.yaml", "timeout: 3s", "")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(raw), e.pd.BaseURL(), echo.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
+	for _, format := range []string{"table", "json"} {
+		r := picket(t, "check", "-c", path, "--page", "-o", format)
+		if !strings.Contains(r.stdout+r.stderr, "cannot parse") {
+			t.Errorf("%s: the refusal is not reported:\n%s\n%s", format, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, testRoutingKey) {
+			t.Errorf("%s: the routing key is in the output:\n%s\n%s", format, r.stdout, r.stderr)
+		}
+	}
 }
 
 func find(pages []pageLine, action, key string) *pageLine {
