@@ -122,14 +122,14 @@ func TestBannerNamesOnlyTheWidestScope(t *testing.T) {
 		{Scope: ScopeRegion, Subject: "eu1", Regions: []string{"eu1"}, Products: []string{"logs", "metrics"}},
 		{Scope: ScopeTarget, Subject: "web/home@us1", Regions: []string{"us1"}, Products: []string{"web"}},
 	}
-	if got := banner(false, groups, 4, nil); got != "Regional outage: eu1" {
+	if got := banner(false, Summarize(groups), 4, nil); got != "Regional outage: eu1" {
 		t.Errorf("got %q", got)
 	}
 	global := []Group{{Scope: ScopeGlobal, Regions: []string{"eu1", "us1", "us3"}, Products: []string{"logs"}}}
-	if got := banner(true, global, 4, nil); !strings.HasSuffix(got, "Global outage: 3 of 4 regions") || !strings.Contains(got, "impaired") {
+	if got := banner(true, Summarize(global), 4, nil); !strings.HasSuffix(got, "Global outage: 3 of 4 regions") || !strings.Contains(got, "impaired") {
 		t.Errorf("got %q", got)
 	}
-	if got := banner(false, nil, 4, nil); got != "All systems operational" {
+	if got := banner(false, Summarize(nil), 4, nil); got != "All systems operational" {
 		t.Errorf("got %q", got)
 	}
 }

@@ -97,7 +97,7 @@ func (e *Engine) Snapshot() Status {
 	}
 	e.fleetSnapshot(&st)
 	st.Scope = Summarize(down)
-	st.Banner = banner(st.Impaired, down, len(e.cfg.Regions), degradedCells(st.Matrix, slow))
+	st.Banner = banner(st.Impaired, st.Scope, len(e.cfg.Regions), degradedCells(st.Matrix, slow))
 	return st
 }
 
@@ -125,15 +125,14 @@ func degradedCells(matrix map[string]map[string]string, incidents []Group) map[s
 }
 
 // banner says how wide the trouble is in one line, naming only what the widest scope
-// itself covers (Summarize's rule: a stray failing journey elsewhere does not make
+// itself covers (s is Summarize's: a stray failing journey elsewhere does not make
 // another region "out"). With nothing down, slow cells (product -> regions) are named:
 // "All systems operational" over a Degraded cell would tell a reader all is well.
-func banner(impaired bool, groups []Group, regions int, degraded map[string][]string) string {
+func banner(impaired bool, s Summary, regions int, degraded map[string][]string) string {
 	prefix := ""
 	if impaired {
 		prefix = "This vantage is impaired (its own network checks fail); platform pages are held. "
 	}
-	s := Summarize(groups)
 	switch s.Kind {
 	case ScopeGlobal:
 		return fmt.Sprintf("%sGlobal outage: %d of %d regions", prefix, len(s.Regions), regions)
