@@ -460,8 +460,7 @@ func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
 	}
 	deliveries := e.router.Deliveries(inc, e.cfg.Alerting.Degraded)
 	if len(deliveries) == 0 {
-		e.log.Warn("no route matches the incident; nothing sent", "key", inc.Key, "scope", inc.Scope)
-		inc.note(now, "unrouted", "no route matches")
+		e.unrouted(now, inc)
 		return true
 	}
 	if e.outbox == nil {

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -121,14 +122,14 @@ func TestBannerNamesOnlyTheWidestScope(t *testing.T) {
 		{Scope: ScopeRegion, Subject: "eu1", Regions: []string{"eu1"}, Products: []string{"logs", "metrics"}},
 		{Scope: ScopeTarget, Subject: "web/home@us1", Regions: []string{"us1"}, Products: []string{"web"}},
 	}
-	if got := banner(false, groups, 4); got != "Regional outage: eu1" {
+	if got := banner(false, Summarize(groups), 4, nil); got != "Regional outage: eu1" {
 		t.Errorf("got %q", got)
 	}
 	global := []Group{{Scope: ScopeGlobal, Regions: []string{"eu1", "us1", "us3"}, Products: []string{"logs"}}}
-	if got := banner(true, global, 4); !strings.HasSuffix(got, "Global outage: 3 of 4 regions") || !strings.Contains(got, "impaired") {
+	if got := banner(true, Summarize(global), 4, nil); !strings.HasSuffix(got, "Global outage: 3 of 4 regions") || !strings.Contains(got, "impaired") {
 		t.Errorf("got %q", got)
 	}
-	if got := banner(false, nil, 4); got != "All systems operational" {
+	if got := banner(false, Summarize(nil), 4, nil); got != "All systems operational" {
 		t.Errorf("got %q", got)
 	}
 }
@@ -161,5 +162,45 @@ func TestTriggerThatCannotBeQueuedIsRetried(t *testing.T) {
 	e.Tick()
 	if got := ob.lines(); len(got) != 1 || !strings.HasPrefix(got[0], "trigger picket/region/eu1") {
 		t.Fatalf("after the store recovered: %v", got)
+	}
+}
+
+// TestUnroutedDegradedIncidentWarnsOnceWithReason: under alerting.degraded: notify a
+// degraded incident whose only route pages reaches no notifier; the log says so once,
+// with why, not at every trigger and resolve.
+func TestUnroutedDegradedIncidentWarnsOnceWithReason(t *testing.T) {
+	cfg, err := config.Parse("u.yaml", []byte(`
+vantage: v
+defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
+alerting: {group_wait: 0s}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
+products: [{name: logs, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
+notifiers: {pd: {pagerduty: {routing_key: "unroutedtestroutingkey0000000001"}}}
+routes: [{notify: [pd]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder // the engine logs under its lock, from this goroutine
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: cfg, Outbox: ob, Logger: log, Now: func() time.Time { return time.Unix(1000, 0) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Observe(resultOf("logs/a@eu1", "degraded"))
+	e.Observe(resultOf("logs/a@eu1", "up"))
+	e.Observe(resultOf("logs/a@eu1", "degraded"))
+	if got := ob.lines(); len(got) != 0 {
+		t.Fatalf("sent %v", got)
+	}
+	var warns []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") {
+			warns = append(warns, line)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "picket/degraded/logs/a@eu1") || !strings.Contains(warns[0], "alerting.degraded") {
+		t.Errorf("want one warning naming the incident and alerting.degraded, got %d:\n%s", len(warns), strings.Join(warns, "\n"))
 	}
 }

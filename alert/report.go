@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe"
 	"github.com/picket-dev/picket/probe/expect"
@@ -18,6 +19,8 @@ type Report struct {
 	Results []ReportResult `json:"results"`
 	Summary ReportSummary  `json:"summary"`
 	Scope   Summary        `json:"scope"`
+	// Pages is what became of each notification of `check --page` (absent without it).
+	Pages []notify.Outcome `json:"pages,omitzero"`
 }
 
 type ReportResult struct {
@@ -181,20 +184,45 @@ func WriteTable(w io.Writer, rep Report) error {
 			}
 		}
 	}
-	fmt.Fprintf(&b, "\n%d up, %d degraded, %d down", rep.Summary.Up, rep.Summary.Degraded, rep.Summary.Down)
+	footer := fmt.Sprintf("%d up, %d degraded, %d down", rep.Summary.Up, rep.Summary.Degraded, rep.Summary.Down)
 	switch n := rep.Summary.CertWarnings; {
 	case n == 1:
-		b.WriteString("; 1 certificate warning")
+		footer += "; 1 certificate warning"
 	case n > 1:
-		fmt.Fprintf(&b, "; %d certificate warnings", n)
+		footer += fmt.Sprintf("; %d certificate warnings", n)
 	}
-	if rep.Scope.Kind != "none" {
-		fmt.Fprintf(&b, "; scope %s (regions: %s; products: %s)", strings.ToUpper(rep.Scope.Kind),
-			strings.Join(rep.Scope.Regions, ", "), strings.Join(rep.Scope.Products, ", "))
-	}
+	footer += scopeLine(rep.Scope)
 	b.WriteString("\n")
+	for _, line := range wrap(footer, tableWidth) {
+		b.WriteString(line + "\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// scopeLine is the footer's scope: the widest scope by name with what it covers, then
+// the failing targets outside it, so a stray journey is neither lost nor folded in.
+func scopeLine(s Summary) string {
+	var line string
+	switch s.Kind {
+	case "none", "":
+		return ""
+	case ScopeRegion:
+		line = fmt.Sprintf("; scope REGION %s (%s)", strings.Join(s.Regions, ", "), strings.Join(s.Products, ", "))
+	case ScopeProduct:
+		line = fmt.Sprintf("; scope PRODUCT %s (%s)", strings.Join(s.Products, ", "), strings.Join(s.Regions, ", "))
+	default: // global, target: several of each
+		line = fmt.Sprintf("; scope %s (regions: %s; products: %s)", strings.ToUpper(s.Kind),
+			strings.Join(s.Regions, ", "), strings.Join(s.Products, ", "))
+	}
+	switch s.OtherTargets {
+	case 0:
+	case 1:
+		line += "; also 1 other failing target"
+	default:
+		line += fmt.Sprintf("; also %d other failing targets", s.OtherTargets)
+	}
+	return line
 }
 
 func humanMS(v float64) string {

@@ -1,83 +1,69 @@
 package alert
 
 import (
-	"slices"
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 )
 
-// Router picks the notifiers for an incident from the config's routes.
+// Router picks the notifiers for an incident by the config's routing rule
+// (config.RoutesFor), the same rule validate warns by.
 type Router struct {
-	routes    []config.Route
-	notifiers map[string]*config.Notifier
+	cfg *config.Config
+	// warned holds the incident keys already logged as reaching no notifier: once per
+	// key and config, so a flapping slow journey does not fill the log.
+	warned map[string]bool
 }
 
-// NewRouter compiles the routes of cfg.
+// NewRouter routes by the routes of cfg.
 func NewRouter(cfg *config.Config) *Router {
-	return &Router{routes: cfg.Routes, notifiers: cfg.Notifiers}
+	return &Router{cfg: cfg, warned: map[string]bool{}}
 }
 
-// Deliveries are the notifier lists an incident goes to: every matching route until one
-// without continue: true (Alertmanager's rule: first match wins unless told to go on).
-// A degraded or certificate incident under the "notify" policy goes to chat and
-// webhooks only, never to a pager.
+// Deliveries are the notifier lists an incident goes to, one per route it reaches.
 func (r *Router) Deliveries(inc *Incident, degradedPolicy string) []notify.Delivery {
-	var out []notify.Delivery
-	for _, route := range r.routes {
-		if !matches(route.Match, inc.Scope, inc.Products, inc.Regions, inc.Priority) {
-			continue
-		}
-		d := notify.Delivery{Notify: route.Notify, Fallback: route.Fallback, FallbackAfter: route.FallbackAfter}
-		if warningOnly(inc.Condition) && degradedPolicy != "page" {
-			d.Notify = r.withoutPagers(d.Notify)
-			d.Fallback = r.withoutPagers(d.Fallback)
-		}
-		if len(d.Notify) > 0 {
-			out = append(out, d)
-		}
-		if !route.Continue {
-			break
-		}
+	routes := r.cfg.RoutesFor(facets(inc), degradedPolicy)
+	out := make([]notify.Delivery, 0, len(routes))
+	for _, route := range routes {
+		out = append(out, notify.Delivery{Notify: route.Notify, Fallback: route.Fallback, FallbackAfter: route.FallbackAfter})
 	}
 	return out
 }
 
-func (r *Router) withoutPagers(names []string) []string {
-	var out []string
-	for _, n := range names {
-		if nf := r.notifiers[n]; nf != nil && nf.PagerDuty == nil {
-			out = append(out, n)
-		}
-	}
-	return out
+func facets(inc *Incident) config.Facets {
+	return config.Facets{Scope: inc.Scope, Products: inc.Products, Regions: inc.Regions, Priority: inc.Priority,
+		Degraded: warningOnly(inc.Condition)}
 }
 
-// matches: every non-empty list of m must hold one of the incident's values.
-func matches(m config.Match, scope string, products, regions []string, priority int) bool {
-	if len(m.Scope) > 0 && !slices.Contains(m.Scope, scope) {
-		return false
-	}
-	if len(m.Product) > 0 && !anyIn(m.Product, products) {
-		return false
-	}
-	if len(m.Region) > 0 && !anyIn(m.Region, regions) {
-		return false
-	}
-	if len(m.Priority) > 0 && !slices.Contains(m.Priority, priority) {
-		return false
-	}
-	return true
-}
-
-func anyIn(want, have []string) bool {
-	for _, h := range have {
-		if slices.Contains(want, h) {
-			return true
+// whyUnrouted explains an incident that reaches no notifier. A degraded one that would
+// be routed as an outage lost its pagers to the degraded policy: say so, since the
+// config then looks right at a glance.
+func (r *Router) whyUnrouted(inc *Incident, degradedPolicy string) string {
+	if f := facets(inc); f.Degraded && degradedPolicy != "page" {
+		f.Degraded = false
+		if len(r.cfg.RoutesFor(f, degradedPolicy)) > 0 {
+			return "alerting.degraded: " + degradedPolicy + " keeps degraded incidents from pagers, and every route " +
+				"that matches it only pages; route it to a slack or webhook notifier, or set alerting.degraded: page"
 		}
 	}
-	return false
+	return "no route matches"
+}
+
+// unrouted notes on the timeline that inc reached no notifier, and logs it at Warn once
+// per incident key with the reason (later ones at Debug).
+func (e *Engine) unrouted(now time.Time, inc *Incident) {
+	why := e.router.whyUnrouted(inc, e.cfg.Alerting.Degraded)
+	inc.note(now, "unrouted", why)
+	level := slog.LevelDebug
+	if !e.router.warned[inc.Key] {
+		e.router.warned[inc.Key] = true
+		level = slog.LevelWarn
+	}
+	e.log.Log(context.Background(), level, "the incident reaches no notifier; nothing sent",
+		"key", inc.Key, "scope", inc.Scope, "condition", inc.Condition, "reason", why)
 }
 
 // Severity from scope and priority: a region or the whole platform down is critical;
@@ -138,7 +124,9 @@ func coveringSilence(silences []Silence, inc *Incident, target string, now time.
 	product, region := splitTarget(target)
 	for i := range silences {
 		s := &silences[i]
-		if s.Active(now) && matches(s.Match, inc.Scope, []string{product}, []string{region}, inc.Priority) {
+		f := facets(inc)
+		f.Products, f.Regions = []string{product}, []string{region}
+		if s.Active(now) && s.Match.Matches(f) {
 			return s
 		}
 	}

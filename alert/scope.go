@@ -174,30 +174,43 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// Summary is the overall width of a set of groups, for `check -o json` and banners.
+// Summary is the overall width of a set of groups, for `check -o json`, the status API
+// and the banner. It names the widest scope and only what that scope's groups cover: a
+// stray failing journey elsewhere must not make its region part of a regional outage.
+// What lies outside is counted in OtherTargets, so it is told apart, not hidden.
 type Summary struct {
-	Kind     string   `json:"kind"` // none, target, region, product, global
-	Regions  []string `json:"regions"`
-	Products []string `json:"products"`
+	Kind         string   `json:"kind"`     // none, target, region, product, global
+	Regions      []string `json:"regions"`  // covered by the widest scope's groups
+	Products     []string `json:"products"` // likewise
+	OtherTargets int      `json:"other_targets"`
 }
 
-// Summarize reports the widest scope and every affected region and product.
+// Summarize reports the widest scope, the regions and products its groups cover, and
+// how many failing targets the narrower groups hold.
 func Summarize(groups []Group) Summary {
-	s := Summary{Kind: "none", Regions: []string{}, Products: []string{}}
-	regions, products := map[string]bool{}, map[string]bool{}
 	widest := -1
 	for _, g := range groups {
-		if w := Width(g.Scope); w > widest {
-			widest, s.Kind = w, g.Scope
-		}
-		for _, r := range g.Regions {
-			regions[r] = true
-		}
-		for _, p := range g.Products {
-			products[p] = true
-		}
+		widest = max(widest, Width(g.Scope))
 	}
-	s.Regions = sortedKeys(regions)
-	s.Products = sortedKeys(products)
+	s := Summary{Kind: "none"}
+	var regions, products []string
+	for _, g := range groups {
+		if Width(g.Scope) != widest {
+			s.OtherTargets += len(g.Targets)
+			continue
+		}
+		s.Kind = g.Scope
+		regions = append(regions, g.Regions...)
+		products = append(products, g.Products...)
+	}
+	s.Regions, s.Products = uniqueSorted(regions), uniqueSorted(products)
 	return s
+}
+
+func uniqueSorted(xs []string) []string {
+	set := map[string]bool{}
+	for _, x := range xs {
+		set[x] = true
+	}
+	return sortedKeys(set)
 }

@@ -224,3 +224,23 @@ func TestStateThresholds(t *testing.T) {
 		t.Errorf("degraded with policy ignore: %s", ignore.State)
 	}
 }
+
+// TestSummarizeNamesOnlyTheWidestScope: eu1 fully down plus a stray failing journey in
+// ap1 and one in us1 is a regional outage of eu1, not a scope of three regions; the
+// strays are counted apart.
+func TestSummarizeNamesOnlyTheWidestScope(t *testing.T) {
+	groups := Classify(br, fail("logs/a@eu1", "metrics/q@eu1", "events/e@eu1", "logs/a@ap1", "metrics/q@us1"))
+	s := Summarize(groups)
+	if s.Kind != ScopeRegion || strings.Join(s.Regions, ",") != "eu1" ||
+		strings.Join(s.Products, ",") != "events,logs,metrics" || s.OtherTargets != 2 {
+		t.Errorf("got %+v, want region eu1 (events, logs, metrics) and 2 other targets", s)
+	}
+	if s := Summarize(nil); s.Kind != "none" || s.Regions == nil || s.Products == nil || s.OtherTargets != 0 {
+		t.Errorf("nothing failing: %+v", s)
+	}
+	// Targets only: every group is of the widest scope, so all of them are covered.
+	s = Summarize(Classify(br, fail("logs/a@eu1", "metrics/q@us1")))
+	if s.Kind != ScopeTarget || strings.Join(s.Regions, ",") != "eu1,us1" || s.OtherTargets != 0 {
+		t.Errorf("targets only: %+v", s)
+	}
+}

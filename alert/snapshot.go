@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -83,62 +84,90 @@ func (e *Engine) Snapshot() Status {
 		tv.CertExpires, tv.Warning = certView(s)
 		st.Targets = append(st.Targets, tv)
 	}
-	var groups []Group
+	var down, slow []Group
 	for _, inc := range e.incidents.Open() {
 		c := *inc
 		c.Targets = slices.Clone(inc.Targets)
 		c.Timeline = slices.Clone(inc.Timeline)
 		st.Incidents = append(st.Incidents, c)
-		if inc.AbsorbedInto == "" && !warningOnly(inc.Condition) {
-			groups = append(groups, Group{Scope: inc.Scope, Subject: inc.Subject, Regions: inc.Regions, Products: inc.Products})
+		if inc.AbsorbedInto != "" {
+			continue
+		}
+		g := Group{Scope: inc.Scope, Subject: inc.Subject, Targets: inc.Targets, Regions: inc.Regions, Products: inc.Products}
+		switch {
+		case inc.Condition == ConditionDegraded:
+			slow = append(slow, g)
+		case warningOnly(inc.Condition): // a certificate near expiry: neither down nor slow
+		default:
+			down = append(down, g)
 		}
 	}
 	e.peers.snapshot(e, &st)
-	st.Scope = Summarize(groups)
-	st.Banner = banner(st.Impaired, groups, len(e.cfg.Regions))
+	st.Scope = Summarize(down)
+	st.Banner = banner(st.Impaired, st.Scope, len(e.cfg.Regions), degradedCells(st.Matrix, slow))
 	return st
 }
 
+// degradedCells maps product -> regions that are slow: the matrix's Degraded cells and
+// the open degraded incidents (in a fleet the quorum can hold one while this vantage's
+// own cell reads up).
+func degradedCells(matrix map[string]map[string]string, incidents []Group) map[string][]string {
+	out := map[string][]string{}
+	for product, row := range matrix {
+		for region, cell := range row {
+			if cell == "degraded" {
+				out[product] = append(out[product], region)
+			}
+		}
+	}
+	for _, g := range incidents {
+		for _, p := range g.Products {
+			out[p] = append(out[p], g.Regions...)
+		}
+	}
+	for p, rs := range out {
+		out[p] = uniqueSorted(rs)
+	}
+	return out
+}
+
 // banner says how wide the trouble is in one line, naming only what the widest scope
-// itself covers (a stray failing journey elsewhere does not make another region "out").
-func banner(impaired bool, groups []Group, regions int) string {
+// itself covers (s is Summarize's: a stray failing journey elsewhere does not make
+// another region "out"). With nothing down, slow cells (product -> regions) are named:
+// "All systems operational" over a Degraded cell would tell a reader all is well.
+func banner(impaired bool, s Summary, regions int, degraded map[string][]string) string {
 	prefix := ""
 	if impaired {
 		prefix = "This vantage is impaired (its own network checks fail); platform pages are held. "
 	}
-	widest := -1
-	for _, g := range groups {
-		widest = max(widest, Width(g.Scope))
+	switch s.Kind {
+	case ScopeGlobal:
+		return fmt.Sprintf("%sGlobal outage: %d of %d regions", prefix, len(s.Regions), regions)
+	case ScopeRegion:
+		return fmt.Sprintf("%sRegional outage: %s", prefix, joinNames(s.Regions))
+	case ScopeProduct:
+		return fmt.Sprintf("%sProduct outage: %s in %d regions", prefix, joinNames(s.Products), len(s.Regions))
+	case ScopeTarget:
+		return fmt.Sprintf("%sPartial problems: %s in %s", prefix, joinNames(s.Products), joinNames(s.Regions))
 	}
-	var subjects, regs, prods []string
-	for _, g := range groups {
-		if Width(g.Scope) != widest {
-			continue
-		}
-		subjects = append(subjects, g.Subject)
-		regs = append(regs, g.Regions...)
-		prods = append(prods, g.Products...)
-	}
-	regs, prods = uniqueSorted(regs), uniqueSorted(prods)
-	switch widest {
-	case Width(ScopeGlobal):
-		return fmt.Sprintf("%sGlobal outage: %d of %d regions", prefix, len(regs), regions)
-	case Width(ScopeRegion):
-		return fmt.Sprintf("%sRegional outage: %s", prefix, joinNames(uniqueSorted(subjects)))
-	case Width(ScopeProduct):
-		return fmt.Sprintf("%sProduct outage: %s in %d regions", prefix, joinNames(uniqueSorted(subjects)), len(regs))
-	case Width(ScopeTarget):
-		return fmt.Sprintf("%sPartial problems: %s in %s", prefix, joinNames(prods), joinNames(regs))
+	if len(degraded) > 0 {
+		return prefix + "Degraded performance: " + describeCells(degraded)
 	}
 	return prefix + "All systems operational"
 }
 
-func uniqueSorted(xs []string) []string {
-	set := map[string]bool{}
-	for _, x := range xs {
-		set[x] = true
+// describeCells: "logs in eu1, us1; metrics in us1".
+func describeCells(cells map[string][]string) string {
+	products := make([]string, 0, len(cells))
+	for p := range cells {
+		products = append(products, p)
 	}
-	return sortedKeys(set)
+	sort.Strings(products)
+	parts := make([]string, len(products))
+	for i, p := range products {
+		parts[i] = p + " in " + joinNames(cells[p])
+	}
+	return strings.Join(parts, "; ")
 }
 
 // OpenIncidents copies the open incidents (without the per-target views a full

@@ -56,11 +56,16 @@ func newDecoder(file string) *decoder {
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
+	d.errs = append(d.errs, d.errorAt(n, fmt.Sprintf(format, args...)))
+}
+
+// errorAt places msg at n (1:1 when n is unknown), for errors and warnings alike.
+func (d *decoder) errorAt(n *yaml.Node, msg string) Error {
 	line, col := 1, 1
 	if n != nil && n.Line > 0 {
 		line, col = n.Line, max(n.Column, 1)
 	}
-	d.errs = append(d.errs, Error{File: d.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)})
+	return Error{File: d.file, Line: line, Column: col, Msg: msg}
 }
 
 // at returns the value node of key in the mapping decoded into structPtr, or the

@@ -52,6 +52,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(d.errs) > 0 {
 		return nil, sorted(dropShadowed(d.errs, typeErrs))
 	}
+	b.cfg.Warnings = b.warnings()
 	return b.cfg, nil
 }
 

@@ -64,6 +64,10 @@ func loadConfig(o Options) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	// At start and at every reload: a warning is a config that runs but drops something.
+	for _, w := range cfg.Warnings {
+		o.Logger.Warn("config warning", "warning", w.Warning())
+	}
 	if o.StateDir != "" {
 		cfg.StateDir = o.StateDir
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe"
 )
@@ -85,26 +86,52 @@ func runCheck(cmd *cobra.Command, f checkFlags) error {
 	started := time.Now()
 	results := runner.RunAll(cmd.Context(), targets, concurrency)
 	rep := alert.BuildReport(cfg, started, results)
-	if err := printReport(cmd, f.output, rep); err != nil {
-		return &exitError{code: exitUsage, err: err}
-	}
-	if f.page {
-		log, err := f.log.logger(cmd.ErrOrStderr())
-		if err != nil {
+	// The table goes out before paging (a person reads it while pages are sent); the JSON
+	// after, since it carries what became of the pages.
+	if f.output == "table" {
+		if err := printReport(cmd, f.output, rep); err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
-		undelivered, err := pageResults(cmd.Context(), cfg, f.stateDir, results, cmd.ErrOrStderr(), log)
-		if err != nil {
-			return &exitError{code: exitDown, err: fmt.Errorf("paging: %w", err)}
+	}
+	var pageErr error
+	if f.page {
+		rep.Pages, pageErr = sendPages(cmd, f, cfg, results)
+	}
+	if f.output == "json" {
+		if err := printReport(cmd, f.output, rep); err != nil {
+			return &exitError{code: exitUsage, err: err}
 		}
-		if undelivered > 0 {
-			return &exitError{code: exitDown, err: fmt.Errorf("%d notification(s) not delivered", undelivered)}
-		}
+	}
+	if pageErr != nil {
+		return pageErr
 	}
 	if rep.Summary.Down > 0 {
 		return &exitError{code: exitDown}
 	}
 	return nil
+}
+
+// sendPages pages what the run found and tells what became of each notification: one
+// line per notification on stderr with the table (stdout stays the report), in the
+// report's "pages" with JSON. A notification still queued makes the run fail.
+func sendPages(cmd *cobra.Command, f checkFlags, cfg *config.Config, results []probe.Result) ([]notify.Outcome, error) {
+	log, err := f.log.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	pages, err := pageResults(cmd.Context(), cfg, f.stateDir, results, log)
+	if err != nil {
+		return nil, &exitError{code: exitDown, err: fmt.Errorf("paging: %w", err)}
+	}
+	if f.output == "table" {
+		for _, p := range pages {
+			fmt.Fprintln(cmd.ErrOrStderr(), "picket: page: "+p.String())
+		}
+	}
+	if n := undelivered(pages); n > 0 {
+		return pages, &exitError{code: exitDown, err: fmt.Errorf("%d notification(s) not delivered; they stay queued", n)}
+	}
+	return pages, nil
 }
 
 func printReport(cmd *cobra.Command, format string, rep alert.Report) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -22,14 +21,14 @@ const pageTimeout = 60 * time.Second
 // pageResults sends what one check run found. With stateDir, thresholds and open
 // incidents come from the same store the daemon uses, so cron runs behave like the
 // daemon; without it every down target pages at once and everything not failing is
-// resolved (dedup keys make repeated runs harmless). It returns how many notifications
-// could not be delivered (they stay queued in stateDir for the next run).
-func pageResults(ctx context.Context, cfg *config.Config, stateDir string, results []probe.Result, stderr io.Writer, log *slog.Logger) (int, error) {
+// resolved (dedup keys make repeated runs harmless). It returns what became of each
+// notification, secrets redacted; the queued ones stay in stateDir for the next run.
+func pageResults(ctx context.Context, cfg *config.Config, stateDir string, results []probe.Result, log *slog.Logger) ([]notify.Outcome, error) {
 	stateless := stateDir == ""
 	if stateless {
 		dir, err := os.MkdirTemp("", "picket-page-")
 		if err != nil {
-			return 0, err
+			return nil, fmt.Errorf("state: %w", err)
 		}
 		defer os.RemoveAll(dir)
 		stateDir = dir
@@ -37,23 +36,25 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 	}
 	st, err := store.Open(stateDir, store.Options{})
 	if err != nil {
-		return 0, fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	defer st.Close()
 	var eng *alert.Engine
+	var outcomes notify.Outcomes
 	ob, err := notify.NewOutbox(notify.OutboxOptions{Store: st, Notifiers: notifiers.Build(cfg, nil, log), Logger: log,
 		OnResult: func(r notify.AttemptResult) {
+			outcomes.Record(r)
 			if eng != nil {
 				eng.NoteDelivery(r)
 			}
 		}})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	noWait := time.Duration(0)
 	eng, err = alert.NewEngine(alert.EngineOptions{Config: cfg, Store: st, Outbox: ob, Logger: log, GroupWait: &noWait})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	eng.ObserveAll(results)
 	if stateless {
@@ -61,9 +62,23 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 	}
 	flushCtx, cancel := context.WithTimeout(ctx, pageTimeout)
 	defer cancel()
-	_ = ob.Flush(flushCtx)
-	for _, e := range ob.Entries() {
-		fmt.Fprintf(stderr, "picket: not delivered yet: %s %s via %s (%d attempts): %s\n", e.Action, e.DedupKey, e.Notifier, e.Attempts, e.LastError)
+	_ = ob.Flush(flushCtx) // what is left is reported as queued
+	list := outcomes.List(ob.Entries())
+	secrets := notifiers.Secrets(cfg)
+	for i := range list {
+		// Each notifier redacts its own answers; this is the last line before a terminal.
+		list[i].Reason = notify.Redact(cfg.Secrets.Redact(list[i].Reason), secrets...)
 	}
-	return ob.Pending(), nil
+	return list, nil
+}
+
+// undelivered counts the notifications still queued after a run.
+func undelivered(pages []notify.Outcome) int {
+	n := 0
+	for _, p := range pages {
+		if p.Outcome == notify.OutcomeQueued {
+			n++
+		}
+	}
+	return n
 }

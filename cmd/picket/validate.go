@@ -20,6 +20,10 @@ func newValidateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Warnings go with the problems, on stderr; they do not make the config invalid.
+			for _, w := range cfg.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), w.Warning())
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok: %d regions, %d products, %d targets, %d notifiers, %d routes\n",
 				path, len(cfg.Regions), len(cfg.Products), len(cfg.Targets), len(cfg.Notifiers), len(cfg.Routes))
 			return nil

@@ -29,3 +29,24 @@ func Build(cfg *config.Config, client *http.Client, logger *slog.Logger) map[str
 	}
 	return out
 }
+
+// Secrets lists every credential of the configured notifiers (routing keys, webhook URLs
+// and the parts of them an answer may echo, header values), for notify.Redact: a last
+// line for output that quotes receivers' answers, after each notifier's own redaction.
+func Secrets(cfg *config.Config) []string {
+	var out []string
+	for _, n := range cfg.Notifiers {
+		switch {
+		case n.PagerDuty != nil:
+			out = append(out, n.PagerDuty.RoutingKey.Reveal())
+		case n.Slack != nil:
+			out = append(out, notify.URLSecrets(n.Slack.WebhookURL.Reveal())...)
+		case n.Webhook != nil:
+			out = append(out, notify.URLSecrets(n.Webhook.URL.Reveal())...)
+			for _, v := range n.Webhook.Headers {
+				out = append(out, v.Reveal())
+			}
+		}
+	}
+	return out
+}

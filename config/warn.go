@@ -1,0 +1,61 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Warning is the text of a warning: FILE:LINE:COL: warning: message.
+func (e Error) Warning() string {
+	return fmt.Sprintf("%s:%d:%d: warning: %s", e.File, e.Line, e.Column, e.Msg)
+}
+
+// warnings finds what loads but will not work as it reads. Run on a config that
+// built without errors.
+func (b *builder) warnings() []Error {
+	var out []Error
+	if lost := b.unroutedDegraded(); lost != "" {
+		out = append(out, b.d.errorAt(b.routesNode(), fmt.Sprintf("degraded incidents of %s reach no notifier "+
+			"(each is dropped as unrouted): alerting.degraded: notify keeps them from pagers, and the "+
+			"routes their outages take have no slack or webhook notifier; add one, or set "+
+			"alerting.degraded: page or ignore", lost)))
+	}
+	return out
+}
+
+// unroutedDegraded names, as "logs in eu1, us1; web in eu1", the products and regions
+// whose degraded incidents reach no notifier although their outages do: what
+// alerting.degraded: notify took away. It asks RoutesFor, the rule the router sends by.
+// Targets whose outages are not routed either are left alone: that is a choice.
+func (b *builder) unroutedDegraded() string {
+	c := b.cfg
+	if c.Alerting.Degraded != "notify" {
+		return ""
+	}
+	var lost []string
+	for _, p := range c.Products {
+		if len(p.Journeys) == 0 {
+			continue
+		}
+		var regions []string
+		for _, r := range p.Regions {
+			// A degraded incident is always one target's (it is never widened).
+			f := Facets{Scope: "target", Products: []string{p.Name}, Regions: []string{r}, Priority: p.Priority}
+			down := len(c.RoutesFor(f, c.Alerting.Degraded)) > 0
+			f.Degraded = true
+			if down && len(c.RoutesFor(f, c.Alerting.Degraded)) == 0 {
+				regions = append(regions, r)
+			}
+		}
+		if len(regions) > 0 {
+			lost = append(lost, p.Name+" in "+strings.Join(regions, ", "))
+		}
+	}
+	return strings.Join(lost, "; ")
+}
+
+// routesNode is where the warning points: the routes: key (there is one, or no
+// outage would be routed either).
+func (b *builder) routesNode() *yaml.Node { return keyAt(b.d.maps[b.f], "routes") }
