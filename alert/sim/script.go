@@ -91,7 +91,9 @@ func (s *Sim) Fail(region, product string) {
 }
 
 // Degrade makes the selected targets slow (degraded).
-func (s *Sim) Degrade(region, product string) { s.setFault(Selector{region, product}, PatternDegraded, "") }
+func (s *Sim) Degrade(region, product string) {
+	s.setFault(Selector{region, product}, PatternDegraded, "")
+}
 
 // Heal makes the selected targets pass.
 func (s *Sim) Heal(region, product string) { s.setFault(Selector{region, product}, PatternUp, "") }
@@ -237,4 +239,3 @@ func (s *Sim) Partition(groups ...[]string) {
 		s.net.partition(groups)
 	}
 }
-
