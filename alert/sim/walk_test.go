@@ -1,0 +1,118 @@
+package sim
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+var (
+	flagSeeds = flag.Int("sim.seeds", 300, "random walks to run (env PICKET_SIM_SEEDS overrides)")
+	flagFrom  = flag.Uint64("sim.from", 1, "first seed of the random walks")
+	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed, with its full trace")
+	flagKeep  = flag.Int("sim.failures", 10, "failing seeds to list before stopping")
+)
+
+// knownSeeds are seeds that once failed: they run on every test run, forever.
+var knownSeeds = []uint64{}
+
+// seedCount is the number of random walks: PICKET_SIM_SEEDS, else -sim.seeds.
+func seedCount(t *testing.T) int {
+	if env := os.Getenv("PICKET_SIM_SEEDS"); env != "" {
+		n, err := strconv.Atoi(env)
+		if err != nil {
+			t.Fatalf("PICKET_SIM_SEEDS=%q: want a number", env)
+		}
+		return n
+	}
+	return *flagSeeds
+}
+
+// walkSeed runs one seed (and, when it has restarts, its twin without) and returns
+// the first violation.
+func walkSeed(t *testing.T, seed uint64) error {
+	sc := Walk(seed)
+	dir := stateDir(t)
+	s, err := sc.Run(filepath.Join(dir, "a"), true, Checks{})
+	if s != nil {
+		defer s.Close()
+	}
+	if err != nil || sc.Restarts() == 0 {
+		return err
+	}
+	twin, err := sc.Run(filepath.Join(dir, "b"), false, Checks{})
+	if twin != nil {
+		defer twin.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("the twin run without restarts: %w", err)
+	}
+	if v := CompareRestart(s, twin); v != nil {
+		return v
+	}
+	return nil
+}
+
+// TestRandomWalks runs seeded random walks and reports the first failing seed.
+func TestRandomWalks(t *testing.T) {
+	if *flagSeed != 0 {
+		if err := walkSeed(t, *flagSeed); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	n := seedCount(t)
+	began := time.Now()
+	var failed []string
+	var first error
+	for seed := *flagFrom; seed < *flagFrom+uint64(n) && len(failed) < *flagKeep; seed++ {
+		if err := walkSeed(t, seed); err != nil {
+			if first == nil {
+				first = err
+			}
+			failed = append(failed, fmt.Sprintf("seed %d: %s", seed, headline(err)))
+		}
+	}
+	took := time.Since(began)
+	t.Logf("%d seeds in %s (%.1f seeds/s)", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+	if first != nil {
+		t.Fatalf("failing seeds (rerun one with -sim.seed=N):\n  %s\n\nthe first:\n%v", joinLines(failed), first)
+	}
+}
+
+// TestKnownSeeds re-runs every seed that ever failed.
+func TestKnownSeeds(t *testing.T) {
+	for _, seed := range knownSeeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			if err := walkSeed(t, seed); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func headline(err error) string {
+	if v, ok := err.(*Violation); ok {
+		return v.Invariant + ": " + v.Detail
+	}
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+func joinLines(lines []string) string {
+	out := ""
+	for i, l := range lines {
+		if i > 0 {
+			out += "\n  "
+		}
+		out += l
+	}
+	return out
+}
