@@ -65,6 +65,11 @@ func (c *Cue) Restart(vantages ...string) *Cue {
 	return c.Do("restart "+strings.Join(vantages, ","), func(s *Sim) error { return s.Restart(vantages...) })
 }
 
+func (c *Cue) RestartAcross(step time.Duration, vantages ...string) *Cue {
+	return c.Do(fmt.Sprintf("restart %s across a wall-clock step of %s", strings.Join(vantages, ","), step),
+		func(s *Sim) error { return s.RestartAcross(step, vantages...) })
+}
+
 func (c *Cue) ReceiverFault(name, kind string, d time.Duration) *Cue {
 	return c.Do(fmt.Sprintf("receiver %s answers %s for %s", name, kind, d), func(s *Sim) error {
 		s.ReceiverFault(name, kind, s.elapsed, s.elapsed+d)
@@ -196,6 +201,26 @@ func (s *Sim) Restart(vantages ...string) error {
 			continue
 		}
 		v.kill()
+		if err := v.boot(); err != nil {
+			return err
+		}
+	}
+	s.checker.afterRestart()
+	return nil
+}
+
+// RestartAcross kills the named vantages (none: all), steps the wall clock by step while
+// they are down (NTP at boot), and starts them again.
+func (s *Sim) RestartAcross(step time.Duration, vantages ...string) error {
+	var down []*vantage
+	for _, v := range s.vantages {
+		if len(vantages) == 0 || slices.Contains(vantages, v.name) {
+			v.kill()
+			down = append(down, v)
+		}
+	}
+	s.ClockStep(step)
+	for _, v := range down {
 		if err := v.boot(); err != nil {
 			return err
 		}
