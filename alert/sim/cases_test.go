@@ -121,7 +121,7 @@ func TestCase03FallbackGetsResolve(t *testing.T) {
 	s := newSim(t, Options{Platform: pagerOnly(basicPlatform(3, 2))})
 	s.ReceiverFault("pager", FaultDown, 0, 8*time.Minute)
 	s.At(time.Minute).Fail("r1", "*")
-	s.At(15 * time.Minute).Heal("r1", "*")
+	s.At(15*time.Minute).Heal("r1", "*")
 	_ = s.RunFor(30 * time.Minute)
 	key := "picket/region/r1"
 	hook := s.Receiver("hook")
@@ -182,10 +182,10 @@ func TestCase05ResolveSurvivesRestart(t *testing.T) {
 	s := newSim(t, Options{Platform: pagerOnly(basicPlatform(3, 2))})
 	s.At(time.Minute).Fail("r1", "*")
 	s.ReceiverFault("pager", FaultDown, 5*time.Minute, 20*time.Minute)
-	s.At(6 * time.Minute).Heal("r1", "*")
-	s.At(10 * time.Minute).Fail("r1", "*")
+	s.At(6*time.Minute).Heal("r1", "*")
+	s.At(10*time.Minute).Fail("r1", "*")
 	s.At(13 * time.Minute).Restart()
-	s.At(15 * time.Minute).Heal("r1", "*")
+	s.At(15*time.Minute).Heal("r1", "*")
 	s.At(16 * time.Minute).Restart()
 	_ = s.RunFor(40 * time.Minute)
 	key := "picket/region/r1"
@@ -238,9 +238,9 @@ func TestCase07ImpairedHoldsAndReleases(t *testing.T) {
 	t.Run("holds and releases", func(t *testing.T) {
 		s := newSim(t, Options{Platform: basicPlatform(3, 2)})
 		s.At(time.Minute).SetImpaired("", true)
-		s.At(2 * time.Minute).Fail("r1", "*")
+		s.At(2*time.Minute).Fail("r1", "*")
 		s.At(10*time.Minute).SetImpaired("", false)
-		s.At(20 * time.Minute).Heal("r1", "*")
+		s.At(20*time.Minute).Heal("r1", "*")
 		_ = s.RunFor(35 * time.Minute)
 		key := "picket/region/r1"
 		at, ok := firstQueued(s, key, notify.ActionTrigger)
@@ -261,10 +261,10 @@ func TestCase07ImpairedHoldsAndReleases(t *testing.T) {
 		s := newSim(t, Options{Platform: basicPlatform(3, 2)})
 		s.At(time.Minute).Fail("r1", "p1").Fail("r2", "p1") // product p1 out: paged
 		s.At(5*time.Minute).SetImpaired("", true)
-		s.At(6 * time.Minute).Fail("r3", "p1") // seen from an impaired vantage
-		s.At(9 * time.Minute).Heal("r3", "p1")
+		s.At(6*time.Minute).Fail("r3", "p1") // seen from an impaired vantage
+		s.At(9*time.Minute).Heal("r3", "p1")
 		s.At(10*time.Minute).SetImpaired("", false)
-		s.At(20 * time.Minute).Heal("*", "*")
+		s.At(20*time.Minute).Heal("*", "*")
 		_ = s.RunFor(35 * time.Minute)
 		for _, sn := range s.Sent() {
 			if sn.Action == notify.ActionTrigger && sn.At >= 5*time.Minute && sn.At < 10*time.Minute {
