@@ -29,7 +29,7 @@ func (c *checker) checkMinority() {
 			continue
 		}
 		if alone := c.s.elapsed - m.aloneSince; alone < n.spec.aloneAfter() {
-			c.fail(F2Minority, sn.Key+" from "+sn.Vantage, "%s queued a trigger of %s %s after it was cut off from the majority (alone_after %s)",
+			c.fail(F2Minority, sn.Key+" from "+sn.Vantage, "", "%s queued a trigger of %s %s after it was cut off from the majority (alone_after %s)",
 				sn.Vantage, sn.Key, fmtDur(alone), n.spec.aloneAfter())
 		}
 	}
@@ -54,7 +54,7 @@ func (c *checker) checkOnePage() {
 			}
 			sources[ev.Key][ev.Source] = true
 			if len(sources[ev.Key]) > limit {
-				c.fail(F1OnePage, ev.Key+" at "+r.name, "%s got triggers of %s from %d vantages in one opening (%v), at most %d expected",
+				c.fail(F1OnePage, ev.Key+" at "+r.name, "", "%s got triggers of %s from %d vantages in one opening (%v), at most %d expected",
 					r.name, ev.Key, len(sources[ev.Key]), sortedKeys(sources[ev.Key]), limit)
 			}
 		}

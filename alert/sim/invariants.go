@@ -26,6 +26,18 @@ const (
 	FatalSimErr = "sim error"
 )
 
+// Hints are the checker's guess at a violation's cause, to group failing seeds.
+const (
+	HintPartialSilence = "a silence of part of the incident mutes all of it"
+	HintRewait         = "a wider incident formed and its group wait started again"
+	HintClockStep      = "a wall-clock step moved the group wait"
+	HintRestart        = "a restart came between"
+	HintFallback       = "the fallback got the trigger but not the resolve"
+	HintFlapping       = "a flapping target pages every flap"
+	HintEditedJourney  = "a reload of an edited journey dropped its state"
+	HintRenamed        = "a reload renamed the notifier of a queued entry"
+)
+
 // Checks tunes the invariants.
 type Checks struct {
 	// Skip names invariants not to check (I1Coverage, ...).
@@ -50,13 +62,18 @@ type Violation struct {
 	At        time.Duration
 	Invariant string
 	Subject   string // the target, key or receiver it is about
+	Hint      string // the checker's guess at the cause ("" when it has none)
 	Detail    string
 	Trace     string
 }
 
 func (v *Violation) Error() string {
-	return fmt.Sprintf("%s: %s violated at %s after step %d (%s): %s\n%s",
-		v.Label, v.Invariant, fmtDur(v.At), v.Step, v.StepName, v.Detail, v.Trace)
+	hint := ""
+	if v.Hint != "" {
+		hint = " [likely: " + v.Hint + "]"
+	}
+	return fmt.Sprintf("%s: %s violated at %s after step %d (%s): %s%s\n%s",
+		v.Label, v.Invariant, fmtDur(v.At), v.Step, v.StepName, v.Detail, hint, v.Trace)
 }
 
 // checker keeps what the invariants need between steps.
@@ -71,6 +88,8 @@ type checker struct {
 	sentSeen   int
 	lastAction string
 	sides      int // the most partition sides a fleet had so far
+	restarts   []time.Duration
+	steps      []time.Duration // wall-clock steps
 
 	reloadPages []pageDue           // I6: queued triggers a reload must not lose
 	reloadOpen  map[string][]string // I6: paged incidents before a reload, by key
@@ -92,14 +111,14 @@ func newChecker(s *Sim, o Checks) *checker {
 }
 
 // fail records a violation once per invariant and subject.
-func (c *checker) fail(invariant, subject, format string, args ...any) {
+func (c *checker) fail(invariant, subject, hint, format string, args ...any) {
 	if c.o.skips(invariant) || c.seen[invariant+" "+subject] {
 		return
 	}
 	c.seen[invariant+" "+subject] = true
 	s := c.s
 	v := &Violation{Label: s.opts.Label, Step: s.steps, StepName: c.lastAction, At: s.elapsed,
-		Invariant: invariant, Subject: subject, Detail: fmt.Sprintf(format, args...)}
+		Invariant: invariant, Subject: subject, Hint: hint, Detail: fmt.Sprintf(format, args...)}
 	v.Trace = s.trace(subject)
 	c.violations = append(c.violations, v)
 }
@@ -226,10 +245,10 @@ func checkCoverage(c *checker, w view, invariant, id string, since time.Duration
 	}
 	switch {
 	case len(active) != 1:
-		c.fail(invariant, id, "%s fires since %s but is covered by %d active incidents, want 1", id, fmtDur(since), len(active))
+		c.fail(invariant, id, "", "%s fires since %s but is covered by %d active incidents, want 1", id, fmtDur(since), len(active))
 		return
 	case !paged:
-		c.fail(invariant, id, "%s fires (not silenced) since %s but no incident covering it was paged within %s; its incident %s: %s",
+		c.fail(invariant, id, c.whyUnpaged(active[0], since), "%s fires (not silenced) since %s but no incident covering it was paged within %s; its incident %s: %s",
 			id, fmtDur(since), c.bound(), active[0].Key, incidentState(active[0]))
 		return
 	}
@@ -239,7 +258,7 @@ func checkCoverage(c *checker, w view, invariant, id string, since time.Duration
 		if c.s.monoOf(inc.SendAfter)+2*c.s.tick >= c.s.elapsed {
 			return
 		}
-		c.fail(invariant, inc.Key, "%s covers firing %s but was not paged %s after its send time", inc.Key, id, 2*c.s.tick)
+		c.fail(invariant, inc.Key, c.whyUnpaged(inc, since), "%s covers firing %s but was not paged %s after its send time", inc.Key, id, 2*c.s.tick)
 		return
 	}
 	for _, name := range c.routeReceivers(w, inc) {
@@ -247,7 +266,7 @@ func checkCoverage(c *checker, w view, invariant, id string, since time.Duration
 		if r == nil || !c.healthy(r, since) || r.IsOpen(inc.Key) {
 			continue
 		}
-		c.fail(invariant, inc.Key+" at "+name, "%s was paged for %s but is not open at receiver %s, which has been healthy", inc.Key, id, name)
+		c.fail(invariant, inc.Key+" at "+name, c.recent(since), "%s was paged for %s but is not open at receiver %s, which has been healthy", inc.Key, id, name)
 	}
 }
 
@@ -304,7 +323,7 @@ func checkSilence(c *checker, w view, inc alert.Incident, queuedNow bool) {
 		}
 	}
 	if inc.Triggered && !c.triggered[inc.Key] && queuedNow && allSilenced {
-		c.fail(I3Silences, inc.Key, "%s was paged although every one of its targets is silenced: %v", inc.Key, inc.Targets)
+		c.fail(I3Silences, inc.Key, "", "%s was paged although every one of its targets is silenced: %v", inc.Key, inc.Targets)
 	}
 	if inc.Triggered || inc.AbsorbedInto != "" || len(loud) == 0 || c.s.isImpaired() {
 		return
@@ -315,7 +334,7 @@ func checkSilence(c *checker, w view, inc alert.Incident, queuedNow bool) {
 	}
 	since = max(since, c.exemptTill)
 	if c.s.elapsed-since > 2*c.s.tick {
-		c.fail(I3Silences, inc.Key, "%s is muted (%s) although %v are not covered by any active silence",
+		c.fail(I3Silences, inc.Key, HintPartialSilence, "%s is muted (%s) although %v are not covered by any active silence",
 			inc.Key, incidentState(inc), loud)
 	}
 }
@@ -363,7 +382,7 @@ func (c *checker) checkFlapping() {
 			at := opened[key]
 			for i := limit; i < len(at); i++ {
 				if at[i]-at[i-limit] < window {
-					c.fail(I4Flapping, key+" at "+r.name, "%s opened %d times at %s within %s (at %s and %s)",
+					c.fail(I4Flapping, key+" at "+r.name, HintFlapping, "%s opened %d times at %s within %s (at %s and %s)",
 						key, limit+1, r.name, window, fmtDur(at[i-limit]), fmtDur(at[i]))
 					break
 				}
@@ -399,7 +418,7 @@ func (s *Sim) CheckQuiet(d time.Duration) error {
 func (c *checker) checkResolved() {
 	for _, r := range c.s.Receivers() {
 		for _, key := range r.OpenKeys() {
-			c.fail(I2Resolve, key+" at "+r.name, "%s is still open at receiver %s after a quiet period", key, r.name)
+			c.fail(I2Resolve, key+" at "+r.name, c.whyOpen(r), "%s is still open at receiver %s after a quiet period", key, r.name)
 		}
 	}
 }
@@ -441,7 +460,7 @@ func (c *checker) afterReload() {
 			}
 		}
 		if len(failing) > 0 {
-			c.fail(I6Reload, sn.Key, "the reload resolved %s although %v still fail", sn.Key, failing)
+			c.fail(I6Reload, sn.Key, HintEditedJourney, "the reload resolved %s although %v still fail", sn.Key, failing)
 		}
 	}
 }
@@ -460,15 +479,57 @@ func (c *checker) checkReloadPages() {
 		})
 		rejected := slices.ContainsFunc(r.Faults(), func(f faultWindow) bool { return f.Kind == FaultReject && f.To > p.at })
 		if !got && !rejected {
-			c.fail(I6Reload, p.key+" at "+p.receiver, "the trigger of %s queued for %s at the reload at %s never arrived",
+			c.fail(I6Reload, p.key+" at "+p.receiver, HintRenamed, "the trigger of %s queued for %s at the reload at %s never arrived",
 				p.key, p.receiver, fmtDur(p.at))
 		}
 	}
 }
 
-func (c *checker) afterRestart() {}
+func (c *checker) afterRestart() { c.restarts = append(c.restarts, c.s.elapsed) }
 
-func (c *checker) afterClockStep() {}
+func (c *checker) afterClockStep() { c.steps = append(c.steps, c.s.elapsed) }
+
+// whyUnpaged guesses why an incident was not paged in time.
+func (c *checker) whyUnpaged(inc alert.Incident, since time.Duration) string {
+	switch {
+	case inc.Silenced:
+		return HintPartialSilence
+	case c.after(c.steps, since-c.s.cfg.Alerting.GroupWait):
+		return HintClockStep
+	case c.after(c.restarts, since-c.s.cfg.Alerting.GroupWait):
+		return HintRestart
+	case c.s.monoOf(inc.Opened) > since:
+		return HintRewait
+	}
+	return ""
+}
+
+// recent names a restart or clock step since the virtual time from, if any.
+func (c *checker) recent(from time.Duration) string {
+	switch {
+	case c.after(c.restarts, from):
+		return HintRestart
+	case c.after(c.steps, from):
+		return HintClockStep
+	}
+	return ""
+}
+
+func (c *checker) after(times []time.Duration, from time.Duration) bool {
+	return slices.ContainsFunc(times, func(at time.Duration) bool { return at >= from })
+}
+
+// whyOpen guesses why a receiver kept a key open: it is only ever a fallback.
+func (c *checker) whyOpen(r *Receiver) string {
+	for _, route := range c.s.platform.Routes {
+		for _, n := range route.Notify {
+			if c.s.receiverOf(n) == r.name {
+				return ""
+			}
+		}
+	}
+	return HintFallback
+}
 
 // afterImpaired exempts held pages until the last vantage recovers.
 func (c *checker) afterImpaired() {
