@@ -29,7 +29,7 @@ const (
 // Hints are the checker's guess at a violation's cause, to group failing seeds.
 const (
 	HintPartialSilence = "a silence of part of the incident mutes all of it"
-	HintRewait         = "a wider incident formed and its group wait started again"
+	HintRewait         = "the covering incident's group wait began after its target fired (a wider scope formed, or it split off a paged one)"
 	HintClockStep      = "a wall-clock step moved the group wait"
 	HintRestart        = "a restart came between"
 	HintFallback       = "the fallback got the trigger but not the resolve"
@@ -78,9 +78,10 @@ func (v *Violation) Error() string {
 
 // checker keeps what the invariants need between steps.
 type checker struct {
-	s     *Sim
-	o     Checks
-	since map[string]time.Duration // target -> firing (on the first vantage) since
+	s         *Sim
+	o         Checks
+	since     map[string]time.Duration // target -> firing (on the first vantage) since
+	condition map[string]string        // target -> its condition since then
 	// uncovered: target -> since when no active silence covers it.
 	uncovered  map[string]time.Duration
 	exemptTill time.Duration // pages held by an impaired vantage until here
@@ -106,7 +107,7 @@ type pageDue struct {
 }
 
 func newChecker(s *Sim, o Checks) *checker {
-	return &checker{s: s, o: o, since: map[string]time.Duration{}, uncovered: map[string]time.Duration{},
+	return &checker{s: s, o: o, since: map[string]time.Duration{}, condition: map[string]string{}, uncovered: map[string]time.Duration{},
 		triggered: map[string]bool{}, seen: map[string]bool{}}
 }
 
@@ -178,13 +179,15 @@ func (c *checker) check() {
 func (c *checker) track(w view) {
 	now := c.s.elapsed
 	for id := range c.since {
-		if _, ok := w.firing[id]; !ok {
+		// A target that stops firing, or escalates from degraded to down (a new
+		// incident with its own group wait), starts over.
+		if cond, ok := w.firing[id]; !ok || cond != c.condition[id] {
 			delete(c.since, id)
 		}
 	}
-	for id := range w.firing {
+	for id, cond := range w.firing {
 		if _, ok := c.since[id]; !ok {
-			c.since[id] = now
+			c.since[id], c.condition[id] = now, cond
 		}
 		scope := alert.ScopeTarget
 		if inc := activeFor(w.incidents, id); inc != nil {
@@ -261,9 +264,10 @@ func checkCoverage(c *checker, w view, invariant, id string, since time.Duration
 		c.fail(invariant, inc.Key, c.whyUnpaged(inc, since), "%s covers firing %s but was not paged %s after its send time", inc.Key, id, 2*c.s.tick)
 		return
 	}
+	from := min(since, c.s.monoOf(inc.Opened)) // a fault since its page counts
 	for _, name := range c.routeReceivers(w, inc) {
 		r := c.s.receivers[name]
-		if r == nil || !c.healthy(r, since) || r.IsOpen(inc.Key) {
+		if r == nil || !c.healthy(r, from) || r.IsOpen(inc.Key) {
 			continue
 		}
 		c.fail(invariant, inc.Key+" at "+name, c.recent(since), "%s was paged for %s but is not open at receiver %s, which has been healthy", inc.Key, id, name)
@@ -418,6 +422,9 @@ func (s *Sim) CheckQuiet(d time.Duration) error {
 func (c *checker) checkResolved() {
 	for _, r := range c.s.Receivers() {
 		for _, key := range r.OpenKeys() {
+			if r.refused(key, notify.ActionResolve) {
+				continue // a resolve refused for good (400) is not retried, by design
+			}
 			c.fail(I2Resolve, key+" at "+r.name, c.whyOpen(r), "%s is still open at receiver %s after a quiet period", key, r.name)
 		}
 	}
@@ -496,10 +503,10 @@ func (c *checker) whyUnpaged(inc alert.Incident, since time.Duration) string {
 		return HintPartialSilence
 	case c.after(c.steps, since-c.s.cfg.Alerting.GroupWait):
 		return HintClockStep
+	case c.s.monoOf(inc.SendAfter)-c.s.cfg.Alerting.GroupWait > since:
+		return HintRewait // opened, or resumed, after the target fired
 	case c.after(c.restarts, since-c.s.cfg.Alerting.GroupWait):
 		return HintRestart
-	case c.s.monoOf(inc.Opened) > since:
-		return HintRewait
 	}
 	return ""
 }

@@ -175,6 +175,15 @@ func (r *Receiver) OpenKeys() []string {
 	return keys
 }
 
+// refused reports whether the receiver refused an action of key for good (400).
+func (r *Receiver) refused(key, action string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.ContainsFunc(r.events, func(ev Event) bool {
+		return ev.Key == key && ev.Action == action && ev.Answer == FaultReject
+	})
+}
+
 // IsOpen reports whether key is open at the receiver.
 func (r *Receiver) IsOpen(key string) bool {
 	r.mu.Lock()

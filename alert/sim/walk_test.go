@@ -28,10 +28,18 @@ var knownHints = map[string]string{
 	HintEditedJourney:  "TestCase06",
 	HintRenamed:        "TestCase06",
 	HintClockStep:      "TestCase10",
+	HintRewait:         "walk finding, seed 3",
 }
 
 // knownSeeds are seeds that once failed: they run on every test run, forever.
-var knownSeeds = []uint64{}
+//   - 3: a target's page waits a second group wait when a wider incident forms at the
+//     end of its own (I1).
+//   - 29: a region splits off a paged global incident and waits a fresh group wait (I1).
+//   - 172: a trigger that went to the fallback is never resolved there (I2, TestCase03).
+//   - 233, 295: a restart restores incidents with stale targets (joins and narrowings
+//     that did not widen were never saved), resolves the global and pages a region
+//     anew (I5).
+var knownSeeds = []uint64{3, 29, 172, 233, 295}
 
 // seedCount is the number of random walks: PICKET_SIM_SEEDS, else -sim.seeds.
 func seedCount(t *testing.T) int {
@@ -90,6 +98,14 @@ func firstUnknown(vs []*Violation) error {
 // TestRandomWalks runs seeded random walks and reports the first failing seed.
 func TestRandomWalks(t *testing.T) {
 	if *flagSeed != 0 {
+		sc := Walk(*flagSeed)
+		s, _ := sc.Run(stateDir(t), true, Checks{})
+		if s != nil {
+			defer s.Close()
+			for _, v := range s.Violations() {
+				t.Logf("%s", headline(v))
+			}
+		}
 		if err := walkSeed(t, *flagSeed); err != nil {
 			t.Fatal(err)
 		}
