@@ -58,10 +58,12 @@ func (e Event) String() string {
 	return fmt.Sprintf("%9s %-8s via %-10s from %-4s %-7s %-40s %s%s", fmtDur(e.At), e.Receiver, e.Notifier, e.Source, e.Action, e.Key, e.Answer, mark)
 }
 
-// faultWindow is one receiver fault between From and To (virtual time).
+// faultWindow is one receiver fault between From and To (virtual time), for calls
+// from one vantage only when Source is set (that vantage's path to the receiver).
 type faultWindow struct {
 	Kind     string
 	From, To time.Duration
+	Source   string
 }
 
 // Receiver is an in-process paging service, chat or webhook endpoint. Like PagerDuty
@@ -88,11 +90,12 @@ func (r *Receiver) Name() string { return r.name }
 // Kind is pagerduty, slack or webhook.
 func (r *Receiver) Kind() string { return r.kind }
 
-// AddFault makes the receiver answer kind between from and to (virtual time).
-func (r *Receiver) AddFault(kind string, from, to time.Duration) {
+// AddFault makes the receiver answer kind between from and to (virtual time); to
+// calls from source only, unless source is "".
+func (r *Receiver) AddFault(kind string, from, to time.Duration, source string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.faults = append(r.faults, faultWindow{Kind: kind, From: from, To: to})
+	r.faults = append(r.faults, faultWindow{Kind: kind, From: from, To: to, Source: source})
 }
 
 // ClearFaults ends every fault at virtual time at.
@@ -106,11 +109,12 @@ func (r *Receiver) ClearFaults(at time.Duration) {
 	}
 }
 
-// faultAt is the answer at virtual time at: the latest fault added that covers it.
-func (r *Receiver) faultAt(at time.Duration) string {
+// faultAt is the answer at virtual time at to a call from source: the latest fault
+// added that covers it.
+func (r *Receiver) faultAt(at time.Duration, source string) string {
 	for i := len(r.faults) - 1; i >= 0; i-- {
 		f := r.faults[i]
-		if at >= f.From && at < f.To {
+		if at >= f.From && at < f.To && (f.Source == "" || f.Source == source) {
 			return f.Kind
 		}
 	}
@@ -129,7 +133,7 @@ func (r *Receiver) Notify(ctx context.Context, via string, n notify.Notification
 	at, wall := r.now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	answer := r.faultAt(at)
+	answer := r.faultAt(at, n.Source)
 	ev := Event{At: at, Wall: wall, Receiver: r.name, Notifier: via, Source: n.Source, Key: n.DedupKey, Action: n.Action,
 		Answer: answer, Summary: n.Summary, Created: n.Created, Details: n.Details}
 	if answer == FaultOK || answer == FaultSlow {

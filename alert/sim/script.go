@@ -77,6 +77,14 @@ func (c *Cue) ReceiverFault(name, kind string, d time.Duration) *Cue {
 	})
 }
 
+func (c *Cue) Crash(vantage string) *Cue {
+	return c.Do("crash "+vantage, func(s *Sim) error { s.Crash(vantage); return nil })
+}
+
+func (c *Cue) Start(vantage string) *Cue {
+	return c.Do("start "+vantage, func(s *Sim) error { return s.Start(vantage) })
+}
+
 func (c *Cue) ClockStep(d time.Duration) *Cue {
 	return c.Do(fmt.Sprintf("wall clock steps %s", d), func(s *Sim) error { s.ClockStep(d); return nil })
 }
@@ -232,9 +240,37 @@ func (s *Sim) RestartAcross(step time.Duration, vantages ...string) error {
 // ReceiverFault makes a receiver answer kind (FaultReject, FaultThrottle, FaultDown,
 // FaultSlow) between the virtual times from and to.
 func (s *Sim) ReceiverFault(name, kind string, from, to time.Duration) {
+	s.ReceiverFaultFrom(name, kind, "", from, to)
+}
+
+// ReceiverFaultFrom is ReceiverFault for the calls of one vantage only (its path to
+// the receiver is broken).
+func (s *Sim) ReceiverFaultFrom(name, kind, vantage string, from, to time.Duration) {
 	if r := s.receivers[name]; r != nil {
-		r.AddFault(kind, from, to)
+		r.AddFault(kind, from, to, vantage)
 	}
+}
+
+// Crash kills a vantage and leaves it down until Start.
+func (s *Sim) Crash(vantage string) {
+	for _, v := range s.vantages {
+		if v.name == vantage && !v.down {
+			v.kill()
+		}
+	}
+}
+
+// Start boots a crashed vantage from its state dir.
+func (s *Sim) Start(vantage string) error {
+	for _, v := range s.vantages {
+		if v.name == vantage && v.down {
+			if err := v.boot(); err != nil {
+				return err
+			}
+		}
+	}
+	s.checker.afterRestart()
+	return nil
 }
 
 // ClockStep steps the wall clock by d (back when negative); virtual time goes on.
