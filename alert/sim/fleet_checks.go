@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"time"
+
+	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
 )
 
@@ -12,6 +15,7 @@ func (c *checker) checkFleet() {
 	c.checkOnePage()
 	if leader := c.majorityLeader(); leader != nil {
 		if w, ok := c.look(leader); ok {
+			c.fleetView(&w, leader)
 			c.track(w)
 			c.checkCoverage(w, F3Majority)
 		}
@@ -54,10 +58,40 @@ func (c *checker) checkOnePage() {
 			}
 			sources[ev.Key][ev.Source] = true
 			if len(sources[ev.Key]) > limit {
-				c.fail(F1OnePage, ev.Key+" at "+r.name, "", "%s got triggers of %s from %d vantages in one opening (%v), at most %d expected",
+				c.fail(F1OnePage, ev.Key+" at "+r.name, c.s.cascadeHint(ev.At), "%s got triggers of %s from %d vantages in one opening (%v), at most %d expected",
 					r.name, ev.Key, len(sources[ev.Key]), sortedKeys(sources[ev.Key]), limit)
 			}
 		}
+	}
+}
+
+// fleetView turns the leader's view into its side's: a target fires when a majority of
+// the fleet fires it there (the quorum), and an incident is paged when any vantage on
+// the side paged it (one vantage sends for the fleet).
+func (c *checker) fleetView(w *view, leader *vantage) {
+	n := c.s.net
+	paged := map[string]bool{}
+	votes := map[string]int{}
+	for _, v := range c.s.vantages {
+		if v.down || n.side[v.name] != n.side[leader.name] {
+			continue
+		}
+		for _, inc := range v.engine.OpenIncidents() {
+			paged[inc.Key] = paged[inc.Key] || inc.Triggered
+		}
+		for _, t := range v.engine.Snapshot().Targets {
+			if t.State == alert.StateFiring {
+				votes[t.Target]++
+			}
+		}
+	}
+	for id := range w.firing {
+		if 2*votes[id] <= len(n.names) {
+			delete(w.firing, id)
+		}
+	}
+	for i := range w.incidents {
+		w.incidents[i].Triggered = w.incidents[i].Triggered || paged[w.incidents[i].Key]
 	}
 }
 
@@ -84,4 +118,17 @@ func (n *network) sides() int {
 		}
 	}
 	return len(seen)
+}
+
+// cascadeHint names the likely cause of too many senders: some receiver failed for
+// every vantage around at, so each took over in turn.
+func (s *Sim) cascadeHint(at time.Duration) string {
+	for _, r := range s.Receivers() {
+		for _, f := range r.Faults() {
+			if f.Source == "" && f.From <= at && at < f.To+s.net.spec.takeoverAfter()*time.Duration(len(s.net.names)) {
+				return HintCascade
+			}
+		}
+	}
+	return ""
 }

@@ -36,6 +36,7 @@ const (
 	HintFlapping       = "a flapping target pages every flap"
 	HintEditedJourney  = "a reload of an edited journey dropped its state"
 	HintRenamed        = "a reload renamed the notifier of a queued entry"
+	HintCascade        = "a notifier failed for every vantage, so each took over in turn"
 )
 
 // Checks tunes the invariants.

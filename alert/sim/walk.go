@@ -16,6 +16,7 @@ import (
 type Scenario struct {
 	Seed     uint64
 	Platform Platform
+	Fleet    *FleetSpec // nil: one vantage
 	Steps    []Step
 	Duration time.Duration // how long to run before the quiet period
 	Quiet    time.Duration // the quiet period before I2 is checked
@@ -44,6 +45,35 @@ func Walk(seed uint64) Scenario {
 		at := time.Duration(g.rng.Int64N(int64(sc.Duration - 5*time.Minute)))
 		at = at.Truncate(time.Second)
 		sc.Steps = append(sc.Steps, g.step(at, sc.Duration)...)
+	}
+	slices.SortStableFunc(sc.Steps, func(a, b Step) int { return cmp.Compare(a.At, b.At) })
+	return sc
+}
+
+// FleetWalk is Walk for a fleet of 3 or 5 vantages: the same kinds of steps, plus
+// partitions (a minority cut off, then healed) and crashes of one vantage.
+func FleetWalk(seed uint64) Scenario {
+	sc := Walk(seed)
+	g := &walker{rng: rand.New(rand.NewPCG(seed, 0xf1ee7)), p: sc.Platform}
+	sc.Fleet = &FleetSpec{Vantages: []int{3, 5}[g.rng.IntN(2)]}
+	names := sc.Fleet.names()
+	for range 1 + g.rng.IntN(4) {
+		at := time.Duration(g.rng.Int64N(int64(sc.Duration - 5*time.Minute))).Truncate(time.Second)
+		back := min(at+time.Duration(1+g.rng.IntN(30))*time.Minute, sc.Duration)
+		perm := slices.Clone(names)
+		g.rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
+		if g.rng.IntN(3) == 0 {
+			v := perm[0]
+			sc.Steps = append(sc.Steps,
+				Step{At: at, Name: "crash", Apply: func(c *Cue) { c.Crash(v) }},
+				Step{At: back, Name: "start", Apply: func(c *Cue) { c.Start(v) }})
+			continue
+		}
+		minority := perm[:(len(perm)-1)/2]
+		majority := perm[(len(perm)-1)/2:]
+		sc.Steps = append(sc.Steps,
+			Step{At: at, Name: "partition", Apply: func(c *Cue) { c.Partition(minority, majority) }},
+			Step{At: back, Name: "heal partition", Apply: func(c *Cue) { c.Partition() }})
 	}
 	slices.SortStableFunc(sc.Steps, func(a, b Step) int { return cmp.Compare(a.At, b.At) })
 	return sc
@@ -192,7 +222,11 @@ func (s *Sim) renameKind(receiver string, n int) error {
 // Run plays the scenario on a fresh sim in dir: its steps, then the quiet period.
 // withRestarts false leaves the restarts out (I5's twin run).
 func (sc Scenario) Run(dir string, withRestarts bool, checks Checks) (*Sim, error) {
-	s, err := New(Options{Platform: sc.Platform, Dir: dir, Seed: sc.Seed, Checks: checks, Label: fmt.Sprintf("seed %d", sc.Seed)})
+	label := fmt.Sprintf("seed %d", sc.Seed)
+	if sc.Fleet != nil {
+		label = fmt.Sprintf("fleet seed %d", sc.Seed)
+	}
+	s, err := New(Options{Platform: sc.Platform, Dir: dir, Seed: sc.Seed, Checks: checks, Label: label, Fleet: sc.Fleet})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ var (
 	flagFrom  = flag.Uint64("sim.from", 1, "first seed of the random walks")
 	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed, with its full trace")
 	flagKeep  = flag.Int("sim.failures", 10, "failing seeds to list before stopping")
+	flagFleet = flag.Int("sim.fleetseeds", 20, "fleet random walks to run (env PICKET_SIM_FLEET_SEEDS overrides)")
 	flagKnown = flag.Bool("sim.skipknown", false, "ignore violations the checker attributes to a known defect (cases_test.go), to hunt for new ones")
 )
 
@@ -29,6 +31,7 @@ var knownHints = map[string]string{
 	HintRenamed:        "TestCase06",
 	HintClockStep:      "TestCase10",
 	HintRewait:         "walk finding, seed 3",
+	HintCascade:        "fleet walk finding, seed 10",
 }
 
 // knownSeeds are seeds that once failed: they run on every test run, forever.
@@ -40,6 +43,13 @@ var knownHints = map[string]string{
 //     that did not widen were never saved), resolves the global and pages a region
 //     anew (I5).
 var knownSeeds = []uint64{3, 29, 172, 233, 295}
+
+// knownFleetSeeds are fleet walks that once failed:
+//   - 10, 42: the pager throttles (429) or times out for every vantage; each vantage
+//     takes over in turn and chat (or the pager) gets a trigger from each (F1).
+//   - 56: chat fails while the pager accepts: the page is never "complete", so it is
+//     never confirmed, and every vantage in turn pages the pager again (F1).
+var knownFleetSeeds = []uint64{10, 42, 56}
 
 // seedCount is the number of random walks: PICKET_SIM_SEEDS, else -sim.seeds.
 func seedCount(t *testing.T) int {
@@ -132,6 +142,29 @@ func TestRandomWalks(t *testing.T) {
 	}
 }
 
+// TestFleetWalks runs seeded random walks of fleets (3 or 5 vantages, partitions and
+// crashes) and reports the first failing seed.
+func TestFleetWalks(t *testing.T) {
+	n := *flagFleet
+	if env := os.Getenv("PICKET_SIM_FLEET_SEEDS"); env != "" {
+		var err error
+		if n, err = strconv.Atoi(env); err != nil {
+			t.Fatalf("PICKET_SIM_FLEET_SEEDS=%q: want a number", env)
+		}
+	}
+	var failed []string
+	var first error
+	for seed := uint64(1); seed <= uint64(n) && len(failed) < *flagKeep; seed++ {
+		if err := fleetSeed(t, seed); err != nil {
+			first = cmp.Or(first, err)
+			failed = append(failed, fmt.Sprintf("fleet seed %d: %s", seed, headline(err)))
+		}
+	}
+	if first != nil {
+		t.Fatalf("failing fleet seeds:\n  %s\n\nthe first:\n%v", joinLines(failed), first)
+	}
+}
+
 // TestKnownSeeds re-runs every seed that ever failed.
 func TestKnownSeeds(t *testing.T) {
 	for _, seed := range knownSeeds {
@@ -141,6 +174,25 @@ func TestKnownSeeds(t *testing.T) {
 			}
 		})
 	}
+	for _, seed := range knownFleetSeeds {
+		t.Run(fmt.Sprintf("fleet %d", seed), func(t *testing.T) {
+			if err := fleetSeed(t, seed); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// fleetSeed runs one fleet walk and returns its first violation.
+func fleetSeed(t *testing.T, seed uint64) error {
+	s, err := FleetWalk(seed).Run(stateDir(t), true, Checks{})
+	if s != nil {
+		defer s.Close()
+		if s.fatal == nil {
+			err = firstUnknown(s.Violations())
+		}
+	}
+	return err
 }
 
 func headline(err error) string {
