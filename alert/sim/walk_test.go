@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -227,4 +228,21 @@ func joinLines(lines []string) string {
 		out += l
 	}
 	return out
+}
+
+// The same seed gives the same run: the receivers' logs of two runs are equal.
+func TestWalkIsDeterministic(t *testing.T) {
+	for _, seed := range []uint64{7, 233} {
+		var logs [2][]string
+		for i := range logs {
+			s, _ := Walk(seed).Run(stateDir(t), true, Checks{})
+			for _, ev := range s.events() {
+				logs[i] = append(logs[i], ev.String())
+			}
+			s.Close()
+		}
+		if !slices.Equal(logs[0], logs[1]) {
+			t.Fatalf("seed %d: two runs differ:\n%s\n---\n%s", seed, joinLines(logs[0]), joinLines(logs[1]))
+		}
+	}
 }
