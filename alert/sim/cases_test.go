@@ -187,8 +187,15 @@ func TestCase05ResolveSurvivesRestart(t *testing.T) {
 	s.At(13 * time.Minute).Restart()
 	s.At(15*time.Minute).Heal("r1", "*")
 	s.At(16 * time.Minute).Restart()
-	_ = s.RunFor(40 * time.Minute)
 	key := "picket/region/r1"
+	_ = s.RunFor(13*time.Minute + time.Second)
+	// The restart must keep the second incident as it was: open, paged, not re-paged.
+	inc, ok := s.Engine().Incident(key)
+	if !ok || !inc.Triggered || s.monoOf(inc.Opened) >= 13*time.Minute {
+		t.Errorf("after the restart %s: open %v, triggered %v, opened %s; want the incident of 0:10 still open and paged\n%s",
+			key, ok, inc.Triggered, fmtDur(s.monoOf(inc.Opened)), s.trace(key))
+	}
+	_ = s.RunFor(40*time.Minute - s.Elapsed())
 	want := []string{"OPEN " + key, "CLOSE " + key, "OPEN " + key, "CLOSE " + key}
 	if got := transitions(s.Receiver("pager")); !slices.Equal(got, want) {
 		t.Fatalf("pager: got %v, want %v\n%s", got, want, s.trace(key))
