@@ -14,16 +14,15 @@ import (
 
 // Invariant names, as violations and Checks.Skip name them.
 const (
-	I1Coverage  = "I1 coverage"
-	I2Resolve   = "I2 resolve follows trigger"
-	I3Silences  = "I3 silences"
-	I4Flapping  = "I4 flapping"
-	I5Restart   = "I5 restart"
-	I6Reload    = "I6 reload"
-	F1OnePage   = "F1 one page per key"
-	F2Minority  = "F2 minority holds"
-	F3Majority  = "F3 majority pages"
-	FatalSimErr = "sim error"
+	I1Coverage = "I1 coverage"
+	I2Resolve  = "I2 resolve follows trigger"
+	I3Silences = "I3 silences"
+	I4Flapping = "I4 flapping"
+	I5Restart  = "I5 restart"
+	I6Reload   = "I6 reload"
+	F1OnePage  = "F1 one page per key"
+	F2Minority = "F2 minority holds"
+	F3Majority = "F3 majority pages"
 )
 
 // Hints are the checker's guess at a violation's cause, to group failing seeds.
