@@ -133,55 +133,28 @@ func (f *fleet) Status() alert.FleetStatus {
 	return st
 }
 
-// confirmPage tells the fleet the paging service accepted a notification. Usually that
-// confirms this vantage's own record. Otherwise this acceptance is the paging service's
-// latest word on the key (the others' records were accepted before, or are still in
-// flight), so it becomes the record: after a crash lost this vantage's record, or when
-// a stale trigger got through and reopened an incident another vantage had resolved
-// (then this vantage's queued resolve must not count as superseded).
-func confirmPage(c *cluster.Cluster, r notify.AttemptResult) {
-	if !r.Complete {
-		return // another notifier of the same notification has not accepted yet
-	}
-	open := r.Action == notify.ActionTrigger
-	rec, ok := c.Page(r.DedupKey)
-	switch {
-	case ok && rec.Open == open && rec.By == c.Name():
-		c.ConfirmPage(r.DedupKey, open)
-	case !ok || rec.Open != open || !rec.Confirmed:
-		c.RecordPage(r.DedupKey, open)
-		c.ConfirmPage(r.DedupKey, open)
-	}
+// pageRecords is the cluster's page records as the outbox hooks in package alert need
+// them.
+type pageRecords struct{ c *cluster.Cluster }
+
+var _ alert.PageRecords = pageRecords{}
+
+func (p pageRecords) Name() string                      { return p.c.Name() }
+func (p pageRecords) RecordPage(key string, open bool)  { p.c.RecordPage(key, open) }
+func (p pageRecords) ConfirmPage(key string, open bool) { p.c.ConfirmPage(key, open) }
+func (p pageRecords) Page(key string) (alert.FleetPage, bool) {
+	rec, ok := p.c.Page(key)
+	return alert.FleetPage{Open: rec.Open, Confirmed: rec.Confirmed, By: rec.By, At: rec.At}, ok
 }
 
-const obsoleteSkew = 500 * time.Millisecond
+// confirmPage tells the fleet the paging service accepted a notification
+// (alert.ConfirmPage).
+func confirmPage(c *cluster.Cluster, r notify.AttemptResult) { alert.ConfirmPage(pageRecords{c}, r) }
 
-// obsolete drops a queued notification another vantage has superseded. A trigger is
-// superseded by an accepted trigger of another vantage (the incident is open already)
-// or by anything it had accepted after this trigger was made: after a takeover, this
-// vantage's old trigger must not reopen a resolved incident once its paging service
-// answers again. A resolve is superseded by another vantage's accepted resolve made
-// after the incident opened, the latest word on the key (a stale trigger of this vantage that got through would have
-// become the record instead: confirmPage).
+// obsolete drops a queued notification another vantage has superseded
+// (alert.ObsoletePage).
 func obsolete(c *cluster.Cluster, n notify.Notification) string {
-	rec, ok := c.Page(n.DedupKey)
-	if !ok || rec.By == c.Name() || !rec.Confirmed {
-		return ""
-	}
-	// A little slack for the other vantage's clock: a fresh trigger is not dropped
-	// against a resolve made at about the same time.
-	later := rec.At.After(n.Created.Add(obsoleteSkew))
-	switch {
-	case n.Action == notify.ActionTrigger && rec.Open:
-		return fmt.Sprintf("vantage %s's trigger was accepted: the incident is open", rec.By)
-	case n.Action == notify.ActionTrigger && later:
-		return fmt.Sprintf("vantage %s's resolve was accepted after this trigger was made", rec.By)
-	case n.Action == notify.ActionResolve && !rec.Open && rec.At.After(n.Opened):
-		// (A resolve from before this incident opened, e.g. the fleet's while this
-		// vantage was cut off and paged alone, does not close it.)
-		return fmt.Sprintf("vantage %s's resolve of this incident was accepted", rec.By)
-	}
-	return ""
+	return alert.ObsoletePage(pageRecords{c}, n)
 }
 
 // startCluster joins the fleet; wrap, if set, wraps the gossip transport (tests cut a

@@ -1,0 +1,169 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/probe"
+)
+
+// vantage is one Picket process: its own store, outbox and engine. A restart drops
+// the process without any shutdown work and builds a new one from its state dir.
+type vantage struct {
+	sim    *Sim
+	name   string
+	dir    string
+	jitter *rand.Rand
+	cfg    *config.Config
+
+	store      *store.Store
+	outbox     *notify.Outbox
+	engine     *alert.Engine
+	member     *member   // its view of the fleet; nil alone
+	outboxNext time.Time // when the outbox has something due next; zero: nothing waits
+	down       bool      // crashed, not started again yet
+	boots      int
+}
+
+// boot opens the state dir and builds the outbox and the engine from it, as the
+// daemon does at start.
+func (v *vantage) boot() error {
+	st, err := store.Open(v.dir, store.Options{})
+	if err != nil {
+		return fmt.Errorf("vantage %s: %w", v.name, err)
+	}
+	var engine *alert.Engine
+	if v.sim.net != nil {
+		v.member = v.sim.net.join(v.name)
+	}
+	m := v.member
+	ob, err := notify.NewOutbox(notify.OutboxOptions{
+		Store: st, Notifiers: v.sim.notifiers(), Clock: v.sim.clock, Jitter: v.jitter.Float64,
+		OnResult: func(r notify.AttemptResult) {
+			if m != nil && r.OK {
+				alert.ConfirmPage(m, r)
+			}
+			if engine != nil {
+				engine.NoteDelivery(r)
+			}
+		},
+		Obsolete: func(n notify.Notification) string {
+			if m == nil {
+				return ""
+			}
+			return alert.ObsoletePage(m, n)
+		},
+	})
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("vantage %s: %w", v.name, err)
+	}
+	opts := alert.EngineOptions{Config: v.cfg, Store: st, Outbox: &recordingOutbox{v: v, ob: ob}, Clock: v.sim.clock}
+	if m != nil {
+		opts.Fleet = &alert.FleetOptions{Fleet: m, Quorum: v.sim.opts.Fleet.Quorum,
+			AloneAfter: v.sim.opts.Fleet.aloneAfter(), TakeoverAfter: v.sim.opts.Fleet.takeoverAfter()}
+	}
+	engine, err = alert.NewEngine(opts)
+	if err != nil {
+		_ = st.Close()
+		return fmt.Errorf("vantage %s: %w", v.name, err)
+	}
+	v.store, v.outbox, v.engine, v.down = st, ob, engine, false
+	v.boots++
+	if v.sim.impaired[v.name] {
+		engine.SetImpaired(true) // the self-check fails again at once
+	}
+	return nil
+}
+
+// kill drops the process: nothing is flushed, only what the store already holds
+// survives (every store write is its own committed transaction, so closing the file
+// loses nothing a SIGKILL would keep).
+func (v *vantage) kill() {
+	if v.store != nil {
+		_ = v.store.Close()
+	}
+	if v.member != nil {
+		v.sim.net.leave(v.member)
+	}
+	v.store, v.outbox, v.engine, v.member, v.outboxNext = nil, nil, nil, nil, time.Time{}
+	v.down = true
+}
+
+// observe feeds one run's result to the engine.
+func (v *vantage) observe(id string, status probe.Status, why string) {
+	if v.down {
+		return
+	}
+	v.engine.Observe(result(id, status, why, v.sim.clock.Now()))
+}
+
+// tick is the daemon's one-second loop and its outbox, at this instant.
+func (v *vantage) tick() {
+	if v.down {
+		return
+	}
+	v.engine.Tick()
+	v.outboxNext = v.outbox.Step(context.Background())
+}
+
+// due is when this vantage next has something to do without a new result.
+func (v *vantage) due() (time.Duration, bool) {
+	if v.down {
+		return 0, false
+	}
+	s := v.sim
+	next, ok := time.Duration(0), false
+	take := func(at time.Duration) {
+		if !ok || at < next {
+			next, ok = at, true
+		}
+	}
+	if !v.outboxNext.IsZero() {
+		take(max(s.monoOf(v.outboxNext), s.elapsed+time.Millisecond))
+	}
+	for _, inc := range v.engine.OpenIncidents() {
+		switch {
+		case v.member != nil:
+			take(s.elapsed + s.tick) // takeovers, pending resolves, holds: tick like the daemon
+		case inc.Triggered || inc.AbsorbedInto != "":
+		case s.monoOf(inc.SendAfter) > s.elapsed:
+			take(s.monoOf(inc.SendAfter))
+		default:
+			take(s.elapsed + s.tick) // held past its time (silenced, impaired)
+		}
+	}
+	return next, ok
+}
+
+// recordingOutbox is the engine's outbox: the real one, with every enqueue logged.
+type recordingOutbox struct {
+	v  *vantage
+	ob *notify.Outbox
+}
+
+func (r *recordingOutbox) Enqueue(d notify.Delivery) error {
+	s := r.v.sim
+	s.sent = append(s.sent, Sent{At: s.elapsed, Vantage: r.v.name, Key: d.Notification.DedupKey,
+		Action: d.Notification.Action, Notify: slices.Clone(d.Notify), Summary: d.Notification.Summary})
+	return r.ob.Enqueue(d)
+}
+
+// Entries lets the engine see what is queued after a restart (adoptQueued).
+func (r *recordingOutbox) Entries() []notify.EntryInfo { return r.ob.Entries() }
+
+// notifiers binds every config notifier name to its receiver.
+func (s *Sim) notifiers() map[string]notify.Notifier {
+	out := make(map[string]notify.Notifier, len(s.platform.Notifiers))
+	for _, n := range s.platform.Notifiers {
+		out[n.Name] = binding{name: n.Name, r: s.receivers[n.Receiver]}
+	}
+	return out
+}
