@@ -322,6 +322,9 @@ func (e *Engine) reconcile(now time.Time) {
 	for _, c := range changes {
 		e.apply(now, c)
 	}
+	for _, inc := range e.incidents.takeChanged() {
+		e.saveIncident(inc) // (applied ones again: cheap, and it keeps the rule simple)
+	}
 	e.sendDue(now)
 }
 

@@ -116,11 +116,15 @@ type Change struct {
 type Incidents struct {
 	open      map[string]*Incident
 	groupWait time.Duration
+	// changed holds the open incidents whose targets changed without a Change being
+	// reported (an outage that shrinks, or grows within its regions and products): the
+	// engine saves them too, or a restart would restore stale targets.
+	changed map[string]bool
 }
 
 // NewIncidents starts with the given open incidents (restored from the store).
 func NewIncidents(groupWait time.Duration, restored []*Incident) *Incidents {
-	m := &Incidents{open: map[string]*Incident{}, groupWait: groupWait}
+	m := &Incidents{open: map[string]*Incident{}, groupWait: groupWait, changed: map[string]bool{}}
 	for _, inc := range restored {
 		if inc.Open() {
 			m.open[inc.Key] = inc
@@ -148,6 +152,19 @@ func (m *Incidents) clampWait(now time.Time, inc *Incident) {
 		inc.note(now, "clock", "the clock stepped back; the page waits group_wait from now, not until "+inc.SendAfter.UTC().Format(time.RFC3339))
 		inc.SendAfter = limit
 	}
+}
+
+// takeChanged returns the open incidents whose targets changed since the last call.
+func (m *Incidents) takeChanged() []*Incident {
+	var out []*Incident
+	for key := range m.changed {
+		if inc := m.open[key]; inc != nil {
+			out = append(out, inc)
+		}
+	}
+	clear(m.changed)
+	sortIncidents(out)
+	return out
 }
 
 // forget drops an open incident that was settled outside Reconcile (after a restart).
@@ -293,6 +310,9 @@ func (m *Incidents) settle(now time.Time, inc *Incident, failing map[string]bool
 		delete(m.open, inc.Key)
 		return []Change{{ChangeResolved, inc}}
 	}
+	if !slices.Equal(inc.Targets, still) {
+		m.changed[inc.Key] = true
+	}
 	inc.Targets = still
 	if inc.AbsorbedInto == wider.Key {
 		return nil
@@ -306,12 +326,42 @@ func (m *Incidents) settle(now time.Time, inc *Incident, failing map[string]bool
 func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]int) *Incident {
 	inc := &Incident{
 		Key: g.Key(), Scope: g.Scope, Subject: g.Subject, Condition: g.Condition,
-		Opened: now, Updated: now, SendAfter: now.Add(m.groupWait),
+		Opened: now, Updated: now, SendAfter: m.firstPageAt(now, g),
 	}
 	m.setTargets(now, inc, g.Targets, priorities)
 	inc.note(now, "opened", describeGroup(g))
 	m.open[inc.Key] = inc
 	return inc
+}
+
+// firstPageAt is when a new incident's first page may leave: group_wait from now, or
+// earlier when some of its targets were already held in a narrower (or other) incident
+// not yet paged. The wait starts when a target first fails, not again each time the
+// outage is seen to be wider: a target is paged within one group_wait.
+func (m *Incidents) firstPageAt(now time.Time, g Group) time.Time {
+	at := now.Add(m.groupWait)
+	for _, other := range m.open {
+		if other.Triggered || other.Condition != g.Condition || !other.SendAfter.Before(at) {
+			continue
+		}
+		if overlaps(other.Targets, g.Targets) {
+			at = other.SendAfter
+		}
+	}
+	return at
+}
+
+func overlaps(a, b []string) bool {
+	set := make(map[string]bool, len(a))
+	for _, x := range a {
+		set[x] = true
+	}
+	for _, y := range b {
+		if set[y] {
+			return true
+		}
+	}
+	return false
 }
 
 // setTargets replaces the covered targets and reports whether the incident widened
@@ -330,6 +380,9 @@ func (m *Incidents) setTargets(now time.Time, inc *Incident, targets []string, p
 		}
 	}
 	newRegions, newProducts := sortedKeys(regions), sortedKeys(products)
+	if !slices.Equal(targets, inc.Targets) {
+		m.changed[inc.Key] = true
+	}
 	changed := inc.Targets != nil && (!slices.Equal(newRegions, inc.Regions) || !slices.Equal(newProducts, inc.Products))
 	widened := inc.Targets != nil && (!containsAll(inc.Regions, newRegions) || !containsAll(inc.Products, newProducts))
 	inc.Targets, inc.Regions, inc.Products = targets, newRegions, newProducts
