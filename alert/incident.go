@@ -335,16 +335,23 @@ func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]i
 }
 
 // firstPageAt is when a new incident's first page may leave: group_wait from now, or
-// earlier when some of its targets were already held in a narrower (or other) incident
-// not yet paged. The wait starts when a target first fails, not again each time the
-// outage is seen to be wider: a target is paged within one group_wait.
+// earlier when some of its targets were already held in another incident not yet paged
+// (the wait starts when a target first fails, not again each time the outage is seen
+// to be wider), or at once when they were paged in a wider incident that is narrowing
+// (a GLOBAL that leaves a region incident behind: its targets must not go unpaged for
+// another group_wait). A widening still waits: the paged narrower incident covers its
+// targets meanwhile.
 func (m *Incidents) firstPageAt(now time.Time, g Group) time.Time {
 	at := now.Add(m.groupWait)
 	for _, other := range m.open {
-		if other.Triggered || other.Condition != g.Condition || !other.SendAfter.Before(at) {
+		if other.Condition != g.Condition || !overlaps(other.Targets, g.Targets) {
 			continue
 		}
-		if overlaps(other.Targets, g.Targets) {
+		switch {
+		case other.Triggered && Width(other.Scope) > Width(g.Scope):
+			return now
+		case other.Triggered:
+		case other.SendAfter.Before(at):
 			at = other.SendAfter
 		}
 	}
