@@ -360,8 +360,14 @@ func (e *Engine) apply(now time.Time, c Change) {
 	case ChangeOpened:
 		// The trigger goes out from sendDue once the group wait has passed.
 	case ChangeUpdated:
-		if inc.Triggered && e.peers.firstSender(e, inc.Key) {
-			e.send(now, inc, notify.ActionTrigger, "widened: regions "+joinNames(inc.Regions)+"; products "+joinNames(inc.Products))
+		switch {
+		case !inc.Triggered:
+		case e.impaired:
+			// Held like a first page: an impaired vantage's word that the outage grew says
+			// more about its own network. Sent on release if it still holds (sendHeldUpdates).
+			inc.HeldUpdate = true
+		case e.peers.firstSender(e, inc.Key):
+			e.sendWidened(now, inc)
 		}
 	case ChangeResumed:
 		if inc.Triggered && inc.ToldPartOf != "" && e.peers.firstSender(e, inc.Key) {
@@ -418,8 +424,28 @@ func (e *Engine) sendDue(now time.Time) {
 		inc.Triggered = true
 		e.saveIncident(inc)
 	}
+	e.sendHeldUpdates(now)
 	e.tellAbsorbed(now)
 	e.peers.sendPending(e, now)
+}
+
+// sendWidened tells the on-call that a paged incident grew.
+func (e *Engine) sendWidened(now time.Time, inc *Incident) {
+	inc.HeldUpdate = false
+	e.send(now, inc, notify.ActionTrigger, "widened: regions "+joinNames(inc.Regions)+"; products "+joinNames(inc.Products))
+}
+
+// sendHeldUpdates sends the widenings held while this vantage was impaired.
+func (e *Engine) sendHeldUpdates(now time.Time) {
+	if e.impaired {
+		return
+	}
+	for _, inc := range e.incidents.Open() {
+		if inc.HeldUpdate && inc.Triggered && inc.AbsorbedInto == "" && e.peers.firstSender(e, inc.Key) {
+			e.sendWidened(now, inc)
+			e.saveIncident(inc)
+		}
+	}
 }
 
 // tellAbsorbed updates paged incidents that a wider, paged incident now explains, so

@@ -29,8 +29,10 @@ type Incident struct {
 	PagedAt time.Time `json:"paged_at,omitzero"`
 	// ToldPartOf is the wider incident the on-call was told this one belongs to; the
 	// notice waits until the wider incident itself has been paged.
-	ToldPartOf string  `json:"told_part_of,omitempty"`
-	Silenced   bool    `json:"silenced"`
+	ToldPartOf string `json:"told_part_of,omitempty"`
+	Silenced   bool   `json:"silenced"`
+	// HeldUpdate: it widened while this vantage was impaired; the update waits.
+	HeldUpdate bool    `json:"held_update,omitempty"`
 	Timeline   []Event `json:"timeline"`
 	// The widest the incident ever was. Targets, Regions and Products shrink as targets
 	// recover; when it closes they are set to these, so a closed incident (its export,

@@ -42,10 +42,12 @@ const (
 type Checks struct {
 	// Skip names invariants not to check (I1Coverage, ...).
 	Skip []string
-	// FlapWindowRuns is I4's window in runs of the platform's interval; 0: 8.
+	// FlapWindowRuns is I4's window in runs of the platform's interval; 0: the default
+	// failure_window's runs (10 at failure_threshold 2).
 	FlapWindowRuns int
 	// PagesPerFlapWindow is how many times a key may open at one receiver within the
-	// window; 0: 1.
+	// window; 0: 2 (the failure, then once more marked flapping; a flapping target then
+	// stays open until it is stable for a whole window).
 	PagesPerFlapWindow int
 	// RetrySlack is how long after a receiver fault ends the outbox may take to get
 	// through (its longest backoff with jitter, or a Retry-After); 0: 90s.
@@ -370,11 +372,14 @@ func matchTarget(m config.Match, scope, product, region string, prio int) bool {
 		(len(m.Priority) == 0 || slices.Contains(m.Priority, prio))
 }
 
-// checkFlapping (I4): a key opens at most PagesPerFlapWindow times at any one receiver
-// within any flap window (FlapWindowRuns runs of the interval).
+// checkFlapping (I4): a key opens at most PagesPerFlapWindow (2) times at any one
+// receiver within any flap window (FlapWindowRuns runs of the interval): a target that
+// fails again soon after recovering is paged once more, as flapping, and then held open.
+// A stricter "once per window" would need every resolve held back for the whole window.
 func (c *checker) checkFlapping() {
-	window := time.Duration(orInt(c.o.FlapWindowRuns, 8)) * orDur(c.s.platform.Interval, 30*time.Second)
-	limit := orInt(c.o.PagesPerFlapWindow, 1)
+	window := time.Duration(orInt(c.o.FlapWindowRuns, config.DefaultWindow(config.DefaultFailureThreshold).Runs)) *
+		orDur(c.s.platform.Interval, 30*time.Second)
+	limit := orInt(c.o.PagesPerFlapWindow, 2)
 	for _, r := range c.s.Receivers() {
 		opened := map[string][]time.Duration{}
 		for _, ev := range r.Events() {
