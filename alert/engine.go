@@ -270,7 +270,10 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 	before := *s
 	tr, changed = s.Apply(t, &r, e.cfg.Alerting.Degraded)
 	certMoved, certChanged := s.applyCert(&r)
-	if s.State != before.State || s.Condition != before.Condition || s.Failures != before.Failures || s.Successes != before.Successes || certChanged {
+	// Saved on change only, and on every run while the failure window holds a failure
+	// (a restart must judge the window and flapping as the run before it would have).
+	if s.State != before.State || s.Condition != before.Condition || s.Failures != before.Failures ||
+		s.Successes != before.Successes || certChanged || before.windowFailures(t.FailureWindow.Runs) > 0 {
 		e.saveState(s)
 	}
 	if changed {

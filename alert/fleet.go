@@ -192,12 +192,21 @@ func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, 
 	if pos == 0 {
 		return true, false
 	}
+	if pos > maxTakeoverPosition {
+		return false, false
+	}
 	if now.Before(inc.SendAfter.Add(time.Duration(pos) * f.TakeoverAfter)) {
 		return false, false
 	}
 	inc.note(now, "takeover", fmt.Sprintf("no vantage before this one (position %d) confirmed the page within %s; sending it", pos, time.Duration(pos)*f.TakeoverAfter))
 	return true, false
 }
+
+// maxTakeoverPosition: only the second sender takes over. A takeover helps when the
+// first sender's own path to the paging service is broken; when the service fails for
+// everyone (429s, timeouts), each further takeover only repeats the page (chat got it
+// from every vantage). Both keep retrying, and the route's fallback still applies.
+const maxTakeoverPosition = 1
 
 // recordSkew is how much earlier than this vantage's incident another vantage may have
 // recorded the same incident's page: vantages see a failure up to an interval apart, and

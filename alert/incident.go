@@ -122,6 +122,25 @@ type Incidents struct {
 	// reported (an outage that shrinks, or grows within its regions and products): the
 	// engine saves them too, or a restart would restore stale targets.
 	changed map[string]bool
+	// pagedWidth is, during one Reconcile, the widest paged incident that covered each
+	// target when it began.
+	pagedWidth map[string]int
+}
+
+// pagedCoverage maps each target covered by a paged incident to the widest one's width.
+func (m *Incidents) pagedCoverage() map[string]int {
+	out := map[string]int{}
+	for _, inc := range m.open {
+		if !inc.Triggered {
+			continue
+		}
+		for _, t := range inc.Targets {
+			if w, ok := out[t]; !ok || Width(inc.Scope) > w {
+				out[t] = Width(inc.Scope)
+			}
+		}
+	}
+	return out
 }
 
 // NewIncidents starts with the given open incidents (restored from the store).
@@ -194,6 +213,7 @@ func sortIncidents(incs []*Incident) {
 //     open, is told so, and is resolved when its targets recover);
 //   - an open incident with no failing target left is resolved, exactly once.
 func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[string]int) []Change {
+	m.pagedWidth = m.pagedCoverage()    // before groups move targets between incidents
 	groups, apart := splitApart(groups) // certificate warnings: cert.go, on their own
 	changes := m.reconcileApart(now, apart, priorities)
 	covered := map[string]*Incident{} // target -> the active incident covering it
@@ -345,6 +365,11 @@ func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]i
 // targets meanwhile.
 func (m *Incidents) firstPageAt(now time.Time, g Group) time.Time {
 	at := now.Add(m.groupWait)
+	for _, t := range g.Targets {
+		if w, ok := m.pagedWidth[t]; ok && w > Width(g.Scope) {
+			return now
+		}
+	}
 	for _, other := range m.open {
 		if other.Condition != g.Condition || !overlaps(other.Targets, g.Targets) {
 			continue

@@ -89,9 +89,9 @@ type AttemptResult struct {
 	Action         string
 	Created        time.Time // when the engine made the notification
 	OK             bool
-	// Complete: with this acceptance nothing of the notification is left to deliver
-	// (every route's notifiers accepted, or failed for good and their fallback was
-	// accepted): what a fleet confirms to the other vantages.
+	// Complete: with this acceptance the notification has reached everyone it pages
+	// (every pager delivery accepted; without pagers, every delivery), so a fleet
+	// confirms it to the other vantages (see accept).
 	Complete  bool
 	Permanent bool  // the entry was dropped: retrying cannot help
 	Err       error // nil when OK
@@ -751,16 +751,33 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 // notification (all routes, primaries and fallbacks) accepted or gone: nothing of it is
 // left to deliver. Marking and checking under one lock means that of two acceptances at
 // once, the later one sees both.
+//
+// Pagers decide: once every pager delivery of the notification accepted, a chat or
+// webhook still failing does not keep it incomplete (a fleet would otherwise take over
+// and page PagerDuty again from every vantage); a chat acceptance never completes it
+// while a pager still fails. A notification without pagers completes when all accepted.
 func (o *Outbox) accept(e *entry) (complete bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	e.accepted = true
+	others := false
 	for _, x := range o.entries {
-		if x.rec.Notification.ID == e.rec.Notification.ID && !x.accepted {
+		if x.rec.Notification.ID != e.rec.Notification.ID || x.accepted {
+			continue
+		}
+		if o.isPager(x.rec) {
 			return false
 		}
+		others = true
 	}
-	return true
+	return o.isPager(e.rec) || !others
+}
+
+// isPager reports whether the entry's notifier pages someone (PagerDuty) rather than
+// posting to a channel.
+func (o *Outbox) isPager(rec outboxRecord) bool {
+	n, ok := o.notifierSet().find(rec.Notifier, rec.Identity)
+	return ok && n.Kind() == "pagerduty"
 }
 
 // failedForGood records a permanent failure and tells the group's other pending
