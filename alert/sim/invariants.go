@@ -93,6 +93,10 @@ type checker struct {
 	sides      int // the most partition sides a fleet had so far
 	restarts   []time.Duration
 	steps      []time.Duration // wall-clock steps
+	// backStep is the last backward wall-clock step: a held page then waits group_wait
+	// from there at most (the engine clamps SendAfter; a Go process would not even see it
+	// for in-memory waits, which keep the monotonic clock).
+	backStep time.Duration
 
 	reloadPages []pageDue           // I6: queued triggers a reload must not lose
 	reloadOpen  map[string][]string // I6: paged incidents before a reload, by key
@@ -224,7 +228,7 @@ func (c *checker) checkCoverage(w view, invariant string) {
 		if _, ok := c.uncovered[id]; !ok {
 			continue // silenced
 		}
-		since := max(c.since[id], c.uncovered[id], c.exemptTill)
+		since := max(c.since[id], c.uncovered[id], c.exemptTill, c.backStep)
 		if now-since <= c.bound() {
 			continue
 		}
@@ -499,7 +503,12 @@ func (c *checker) checkReloadPages() {
 
 func (c *checker) afterRestart() { c.restarts = append(c.restarts, c.s.elapsed) }
 
-func (c *checker) afterClockStep() { c.steps = append(c.steps, c.s.elapsed) }
+func (c *checker) afterClockStep(d time.Duration) {
+	c.steps = append(c.steps, c.s.elapsed)
+	if d < 0 {
+		c.backStep = c.s.elapsed
+	}
+}
 
 // whyUnpaged guesses why an incident was not paged in time.
 func (c *checker) whyUnpaged(inc alert.Incident, since time.Duration) string {

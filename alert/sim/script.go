@@ -277,7 +277,7 @@ func (s *Sim) Start(vantage string) error {
 func (s *Sim) ClockStep(d time.Duration) {
 	s.offset += d
 	s.clock.Set(s.start.Add(s.elapsed + s.offset))
-	s.checker.afterClockStep()
+	s.checker.afterClockStep(d)
 }
 
 // SetImpaired makes a vantage's self-check fail (true) or pass again.
