@@ -154,7 +154,16 @@ func (r *Receiver) Close() error {
 func (r *Receiver) Messages() []Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Message(nil), r.messages...)
+	return cloneMessages(r.messages)
+}
+
+func cloneMessages(msgs []Message) []Message {
+	out := make([]Message, len(msgs))
+	for i, m := range msgs {
+		m.Body = bytes.Clone(m.Body)
+		out[i] = m
+	}
+	return out
 }
 
 // ErrClosed is returned by WaitFor when the receiver closes first.
@@ -166,7 +175,7 @@ var ErrClosed = errors.New("chattest: receiver closed")
 func (r *Receiver) WaitFor(ctx context.Context, cond func([]Message) bool) error {
 	for {
 		r.mu.Lock()
-		msgs, changed := append([]Message(nil), r.messages...), r.changed
+		msgs, changed := cloneMessages(r.messages), r.changed
 		r.mu.Unlock()
 		if cond(msgs) {
 			return nil
