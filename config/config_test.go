@@ -204,8 +204,11 @@ func TestRelativePathsFollowTheConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Secrets.Names()) != 3 {
+	if len(cfg.Secrets.Names()) != 4 {
 		t.Errorf("secrets: %v", cfg.Secrets.Names())
+	}
+	if got := cfg.Notifiers["chat"].Slack.WebhookURL.Reveal(); got != "http://127.0.0.1:18091/slack" {
+		t.Errorf("chat's webhook_url, from secrets/slack_webhook: %q", got)
 	}
 }
 

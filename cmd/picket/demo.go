@@ -3,15 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/picket-dev/picket/alert/daemon"
+	"github.com/picket-dev/picket/alert/notify/chattest"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/probe/probetest"
 )
@@ -35,6 +38,7 @@ var (
 const (
 	demoControl  = "127.0.0.1:18080"
 	demoReceiver = "127.0.0.1:18090"
+	demoChat     = "127.0.0.1:18091"
 	demoDNS      = "127.0.0.1:18053"
 )
 
@@ -43,7 +47,7 @@ func newDemoCmd() *cobra.Command {
 	var lf logFlags
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the daemon against a simulated platform and a local PagerDuty receiver",
+		Short: "Run the daemon against a simulated platform, a local PagerDuty receiver and a chat stand-in",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.logger(cmd.ErrOrStderr())
@@ -69,6 +73,11 @@ func newDemoCmd() *cobra.Command {
 				return &exitError{code: exitDown, err: fmt.Errorf("PagerDuty receiver: %w", err)}
 			}
 			defer pd.Close()
+			chat, err := chattest.New(chattest.Options{Addr: demoChat, Logger: log})
+			if err != nil {
+				return &exitError{code: exitDown, err: fmt.Errorf("chat stand-in: %w", err)}
+			}
+			defer chat.Close()
 			if state == "" {
 				if state, err = os.MkdirTemp("", "picket-demo-"); err != nil {
 					return err
@@ -78,7 +87,7 @@ func newDemoCmd() *cobra.Command {
 			ctx, stop := context.WithCancel(cmd.Context())
 			defer stop()
 			done := make(chan struct{})
-			go func() { defer close(done); printPages(ctx, cmd.OutOrStdout(), pd) }()
+			go func() { defer close(done); printArrivals(ctx, cmd.OutOrStdout(), pd, chat) }()
 			err = daemon.Run(ctx, daemon.Options{
 				ConfigPath: path, Logger: log, Version: version, Commit: buildCommit(), StateDir: state,
 				OnListen: func(addr string) { printDemoHelp(cmd.OutOrStdout(), addr) },
@@ -116,6 +125,7 @@ and gRPC health. examples/protocols.yaml has one step of every kind against it.
   metrics        http://%[1]s/metrics
   API            http://%[1]s/api/v1/status
   pages received http://%[2]s/events
+  chat received  http://%[5]s/chat
 
 Break a region (pages within a minute):
   curl -s -X POST http://%[3]s/faults -d '{"region":"eu1","kind":"down"}'
@@ -123,17 +133,25 @@ Break a product everywhere:
   curl -s -X POST http://%[3]s/faults -d '{"product":"logs","kind":"error"}'
 Make data never readable (the write-then-read journey fails):
   curl -s -X POST http://%[3]s/faults -d '{"region":"us1","product":"logs","kind":"stale"}'
+Make logs slow in ap1 (degraded: a chat message, never a page):
+  curl -s -X POST http://%[3]s/faults -d '{"region":"ap1","product":"logs","kind":"slow","delay":"1200ms"}'
 Heal everything:
   curl -s -X DELETE http://%[3]s/faults
 
-Pages appear below as the local PagerDuty receiver accepts them. Ctrl-C stops the demo.
+Pages (PAGE) and chat messages (CHAT) appear below as the local PagerDuty receiver and
+the chat stand-in accept them. Ctrl-C stops the demo.
 
-`, addr, demoReceiver, demoControl, demoDNS)
+`, addr, demoReceiver, demoControl, demoDNS, demoChat)
 }
 
-// printPages shows each event the receiver accepts, as an on-call would see it.
-func printPages(ctx context.Context, w io.Writer, pd *pdtest.Receiver) {
-	seen := 0
+// printArrivals shows each page the PagerDuty receiver accepts and each message the
+// chat stand-in accepts, one line each and in order of arrival, as an on-call sees them.
+func printArrivals(ctx context.Context, w io.Writer, pd *pdtest.Receiver, chat *chattest.Receiver) {
+	type arrival struct {
+		at   time.Time
+		line string
+	}
+	pages, messages := 0, 0
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -142,14 +160,36 @@ func printPages(ctx context.Context, w io.Writer, pd *pdtest.Receiver) {
 			return
 		case <-t.C:
 		}
-		events := pd.Events()
-		for _, e := range events[seen:] {
-			what := e.Payload.Summary
-			if e.Action == "resolve" {
-				what = "(resolved)"
-			}
-			fmt.Fprintf(w, "%s PAGE %-8s %-28s %s\n", e.Received.Format("15:04:05"), e.Action, e.DedupKey, what)
+		events, msgs := pd.Events(), chat.Messages()
+		var news []arrival
+		for _, e := range events[pages:] {
+			news = append(news, arrival{e.Received, demoPageLine(e)})
 		}
-		seen = len(events)
+		for _, m := range msgs[messages:] {
+			news = append(news, arrival{m.Received, demoChatLine(m)})
+		}
+		slices.SortStableFunc(news, func(a, b arrival) int { return a.at.Compare(b.at) })
+		for _, a := range news {
+			fmt.Fprintln(w, a.line)
+		}
+		pages, messages = len(events), len(msgs)
 	}
+}
+
+func demoPageLine(e pdtest.Event) string {
+	what := e.Payload.Summary
+	if e.Action == "resolve" {
+		what = "(resolved)"
+	}
+	return fmt.Sprintf("%s PAGE %-8s %-28s %s", e.Received.Format("15:04:05"), e.Action, e.DedupKey, what)
+}
+
+// demoChatLine is a message as a chat client's notification shows it: its text (Slack's
+// unescaped), on one line.
+func demoChatLine(m chattest.Message) string {
+	text := m.Text
+	if m.Kind == chattest.KindSlack {
+		text = html.UnescapeString(text) // Slack escapes &, < and > as HTML does
+	}
+	return fmt.Sprintf("%s CHAT %-8s %s", m.Received.Format("15:04:05"), m.Kind, strings.Join(strings.Fields(text), " "))
 }
