@@ -122,25 +122,27 @@ type Incidents struct {
 	// reported (an outage that shrinks, or grows within its regions and products): the
 	// engine saves them too, or a restart would restore stale targets.
 	changed map[string]bool
-	// pagedWidth is, during one Reconcile, the widest paged incident that covered each
-	// target when it began.
+	// During one Reconcile, as it was when it began: the widest paged incident covering
+	// each target, and the earliest first page each target was held for.
 	pagedWidth map[string]int
+	heldUntil  map[string]time.Time
 }
 
-// pagedCoverage maps each target covered by a paged incident to the widest one's width.
-func (m *Incidents) pagedCoverage() map[string]int {
-	out := map[string]int{}
+// snapshotCoverage records, before groups move targets between incidents, how each
+// target is covered: paged (and how wide) or held (until when), per condition.
+func (m *Incidents) snapshotCoverage() {
+	m.pagedWidth, m.heldUntil = map[string]int{}, map[string]time.Time{}
 	for _, inc := range m.open {
-		if !inc.Triggered {
-			continue
-		}
 		for _, t := range inc.Targets {
-			if w, ok := out[t]; !ok || Width(inc.Scope) > w {
-				out[t] = Width(inc.Scope)
+			key := inc.Condition + " " + t
+			switch w, ok := m.pagedWidth[key]; {
+			case inc.Triggered && (!ok || Width(inc.Scope) > w):
+				m.pagedWidth[key] = Width(inc.Scope)
+			case !inc.Triggered && (m.heldUntil[key].IsZero() || inc.SendAfter.Before(m.heldUntil[key])):
+				m.heldUntil[key] = inc.SendAfter
 			}
 		}
 	}
-	return out
 }
 
 // NewIncidents starts with the given open incidents (restored from the store).
@@ -213,7 +215,7 @@ func sortIncidents(incs []*Incident) {
 //     open, is told so, and is resolved when its targets recover);
 //   - an open incident with no failing target left is resolved, exactly once.
 func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[string]int) []Change {
-	m.pagedWidth = m.pagedCoverage()    // before groups move targets between incidents
+	m.snapshotCoverage()                // before groups move targets between incidents
 	groups, apart := splitApart(groups) // certificate warnings: cert.go, on their own
 	changes := m.reconcileApart(now, apart, priorities)
 	covered := map[string]*Incident{} // target -> the active incident covering it
@@ -366,36 +368,15 @@ func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]i
 func (m *Incidents) firstPageAt(now time.Time, g Group) time.Time {
 	at := now.Add(m.groupWait)
 	for _, t := range g.Targets {
-		if w, ok := m.pagedWidth[t]; ok && w > Width(g.Scope) {
+		key := g.Condition + " " + t
+		if w, ok := m.pagedWidth[key]; ok && w > Width(g.Scope) {
 			return now
 		}
-	}
-	for _, other := range m.open {
-		if other.Condition != g.Condition || !overlaps(other.Targets, g.Targets) {
-			continue
-		}
-		switch {
-		case other.Triggered && Width(other.Scope) > Width(g.Scope):
-			return now
-		case other.Triggered:
-		case other.SendAfter.Before(at):
-			at = other.SendAfter
+		if held, ok := m.heldUntil[key]; ok && held.Before(at) {
+			at = held
 		}
 	}
 	return at
-}
-
-func overlaps(a, b []string) bool {
-	set := make(map[string]bool, len(a))
-	for _, x := range a {
-		set[x] = true
-	}
-	for _, y := range b {
-		if set[y] {
-			return true
-		}
-	}
-	return false
 }
 
 // setTargets replaces the covered targets and reports whether the incident widened
