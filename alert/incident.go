@@ -145,6 +145,31 @@ func (m *Incidents) snapshotCoverage() {
 	}
 }
 
+// keepPaged sends at once the first page of a new incident that took over a target no
+// paged incident covers any more (a GLOBAL that narrowed to a region, a target that
+// moved from a paged region to a new product incident): such a target was paged, and
+// must not go unpaged for another group_wait. While a paged incident still covers it
+// (absorbed into the new, wider one), the wider page waits its group_wait as usual.
+func (m *Incidents) keepPaged(now time.Time, opened []*Incident) {
+	coveredByPaged := map[string]bool{}
+	for _, inc := range m.open {
+		if inc.Triggered {
+			for _, t := range inc.Targets {
+				coveredByPaged[inc.Condition+" "+t] = true
+			}
+		}
+	}
+	for _, inc := range opened {
+		for _, t := range inc.Targets {
+			key := inc.Condition + " " + t
+			if _, was := m.pagedWidth[key]; was && !coveredByPaged[key] {
+				inc.SendAfter = now
+				break
+			}
+		}
+	}
+}
+
 // NewIncidents starts with the given open incidents (restored from the store).
 func NewIncidents(groupWait time.Duration, restored []*Incident) *Incidents {
 	m := &Incidents{open: map[string]*Incident{}, groupWait: groupWait, changed: map[string]bool{}}
@@ -284,6 +309,13 @@ func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[stri
 		}
 		changes = append(changes, m.settle(now, inc, failing, covered)...)
 	}
+	var opened []*Incident
+	for _, c := range changes {
+		if c.Kind == ChangeOpened {
+			opened = append(opened, c.Incident)
+		}
+	}
+	m.keepPaged(now, opened)
 	return changes
 }
 
@@ -361,17 +393,11 @@ func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]i
 // firstPageAt is when a new incident's first page may leave: group_wait from now, or
 // earlier when some of its targets were already held in another incident not yet paged
 // (the wait starts when a target first fails, not again each time the outage is seen
-// to be wider), or at once when they were paged in a wider incident that is narrowing
-// (a GLOBAL that leaves a region incident behind: its targets must not go unpaged for
-// another group_wait). A widening still waits: the paged narrower incident covers its
-// targets meanwhile.
+// to be wider). Targets that were paged already are handled by keepPaged.
 func (m *Incidents) firstPageAt(now time.Time, g Group) time.Time {
 	at := now.Add(m.groupWait)
 	for _, t := range g.Targets {
 		key := g.Condition + " " + t
-		if w, ok := m.pagedWidth[key]; ok && w > Width(g.Scope) {
-			return now
-		}
 		if held, ok := m.heldUntil[key]; ok && held.Before(at) {
 			at = held
 		}
