@@ -192,7 +192,8 @@ func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, 
 	if pos == 0 {
 		return true, false
 	}
-	if pos > maxTakeoverPosition {
+	// (Asked at every position, so that each vantage sees who sent first.)
+	if underWay := f.takeoverUnderWay(e, inc); underWay || pos > maxTakeoverPosition {
 		return false, false
 	}
 	if now.Before(inc.SendAfter.Add(time.Duration(pos) * f.TakeoverAfter)) {
@@ -200,6 +201,22 @@ func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, 
 	}
 	inc.note(now, "takeover", fmt.Sprintf("no vantage before this one (position %d) confirmed the page within %s; sending it", pos, time.Duration(pos)*f.TakeoverAfter))
 	return true, false
+}
+
+// takeoverUnderWay reports whether another live vantage already took the page over: the
+// fleet's record of this incident names someone other than the vantage seen sending it
+// first. Ranks shift as members come and go, so "the second sender" can name a
+// different vantage a minute later; without this each of them took over in turn.
+func (f *fleetState) takeoverUnderWay(e *Engine, inc *Incident) bool {
+	rec, ok := f.Fleet.Page(inc.Key)
+	if !ok || !rec.Open || rec.At.Before(inc.Opened.Add(-recordSkew)) || rec.By == f.member(e) {
+		return false
+	}
+	if inc.FirstSender == "" {
+		inc.FirstSender = rec.By
+		return false
+	}
+	return rec.By != inc.FirstSender && f.Fleet.IsLive(rec.By)
 }
 
 // maxTakeoverPosition: only the second sender takes over. A takeover helps when the

@@ -27,6 +27,8 @@ type Incident struct {
 	// PagedBy is the vantage that sent the trigger, in a fleet.
 	PagedBy string    `json:"paged_by,omitempty"`
 	PagedAt time.Time `json:"paged_at,omitzero"`
+	// FirstSender is the vantage first seen sending this incident's page, in a fleet.
+	FirstSender string `json:"first_sender,omitempty"`
 	// ToldPartOf is the wider incident the on-call was told this one belongs to; the
 	// notice waits until the wider incident itself has been paged.
 	ToldPartOf string `json:"told_part_of,omitempty"`

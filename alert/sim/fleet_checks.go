@@ -41,9 +41,10 @@ func (c *checker) checkMinority() {
 
 // checkOnePage (F1): within one opening of a key at a receiver (trigger to resolve),
 // triggers come from at most one vantage, plus one more for a takeover, plus one per
-// extra partition side that existed (an isolated side pages on its own evidence).
+// extra partition side that existed (an isolated side pages on its own evidence), plus
+// one per vantage that crashed (its unconfirmed page is taken over again).
 func (c *checker) checkOnePage() {
-	limit := 2 + max(0, c.sides-1)
+	limit := 2 + max(0, c.sides-1) + c.crashes
 	for _, r := range c.s.Receivers() {
 		sources := map[string]map[string]bool{} // key -> vantages that triggered it in this opening
 		for _, ev := range r.Events() {

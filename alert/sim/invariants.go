@@ -92,6 +92,7 @@ type checker struct {
 	lastAction string
 	sides      int // the most partition sides a fleet had so far
 	restarts   []time.Duration
+	crashes    int             // vantages crashed so far: each may leave a page for another to take over
 	steps      []time.Duration // wall-clock steps
 	// backStep is the last backward wall-clock step: a held page then waits group_wait
 	// from there at most (the engine clamps SendAfter; a Go process would not even see it

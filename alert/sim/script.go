@@ -256,6 +256,7 @@ func (s *Sim) Crash(vantage string) {
 	for _, v := range s.vantages {
 		if v.name == vantage && !v.down {
 			v.kill()
+			s.checker.crashes++
 		}
 	}
 }
