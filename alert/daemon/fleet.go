@@ -259,7 +259,10 @@ func (d *daemon) checkMembers() {
 		}
 		key := "picket/vantage/" + m.Name
 		rec, known := c.Page(key)
-		silent := m.State == cluster.StateDead
+		// Silent once dead for alone_after (no longer retained), as losses are believed
+		// no faster than being alone: a cut-off view loses its peers one by one, and
+		// until the last is gone it is not alone yet and would report the first.
+		silent := m.State == cluster.StateDead && !m.Retained
 		if silent == (known && rec.Open) {
 			continue
 		}
