@@ -21,6 +21,7 @@ import (
 	"github.com/picket-dev/picket/alert/notify/notifiers"
 	"github.com/picket-dev/picket/alert/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/probe"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	Shard *config.Shard
 	// WrapGossip, if set, wraps the cluster's gossip transport (tests cut a vantage off).
 	WrapGossip WrapGossip
+	// Clock is the time of every decision (scheduler, engine, outbox, heartbeat,
+	// self-check, health, the fleet's alone timing); nil: the real clock.
+	Clock clock.Clock
 }
 
 // Run loads the config and runs the daemon until ctx ends. A config that does not load
@@ -76,6 +80,7 @@ func loadConfig(o Options) (*config.Config, error) {
 type daemon struct {
 	o       Options
 	log     *slog.Logger
+	clock   clock.Clock
 	cfgMu   sync.Mutex
 	cfg     *config.Config
 	store   *store.Store
@@ -118,8 +123,9 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
+	clk := clock.Or(o.Clock)
 	d := &daemon{
-		o: o, log: o.Logger, cfg: cfg, store: st, started: time.Now(),
+		o: o, log: o.Logger, clock: clk, cfg: cfg, store: st, started: clk.Now(),
 		metrics: NewMetrics(cfg.Vantage, o.Version, o.Commit),
 		history: newRecorder(st, o.Logger),
 		reloads: make(chan chan error),
@@ -129,7 +135,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 			_ = st.Close()
 			return nil, err
 		}
-		d.fleet = newFleet(d.cluster, cfg.Vantage)
+		d.fleet = newFleet(d.cluster, cfg.Vantage, clk)
 	}
 	fail := func(err error) (*daemon, error) {
 		if d.cluster != nil {
@@ -140,7 +146,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	}
 	var engine *alert.Engine
 	d.outbox, err = notify.NewOutbox(notify.OutboxOptions{
-		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger,
+		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger, Clock: clk,
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
 			if r.OK && d.cluster != nil {
@@ -163,7 +169,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
 	engine, err = alert.NewEngine(alert.EngineOptions{
-		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Fleet: fleetOptions(cfg, d.fleet),
+		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("alert state: %w", err))
@@ -180,11 +186,12 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		OnStart:     func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
 		OnSkip: func(t *config.Target) {
 			d.metrics.skipped.Inc()
-			if d.skipLog.allow(t.ID, time.Now()) {
+			if d.skipLog.allow(t.ID, clk.Now()) {
 				d.log.Warn("run skipped: the previous run is still going (logged once a minute per target)", "target", t.ID)
 			}
 		},
 		Logger: o.Logger,
+		Clock:  clk,
 	})
 	d.sched.SetTargets(cfg.Targets)
 	d.metrics.lastReload.SetToCurrentTime()
@@ -354,14 +361,14 @@ func (d *daemon) requestReload(ctx context.Context) error {
 func (d *daemon) tick(ctx context.Context) {
 	// The engine's timers (group wait, silences) are checked often, so a page leaves at
 	// most 100 ms after its group wait; gauges, history and pruning need less.
-	t := time.NewTicker(100 * time.Millisecond)
+	t := clock.NewTicker(d.clock, 100*time.Millisecond)
 	defer t.Stop()
-	lastGauges, lastFlush, lastPrune := time.Time{}, time.Now(), time.Time{}
+	lastGauges, lastFlush, lastPrune := time.Time{}, d.clock.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case now := <-t.C():
 			d.engine.Tick()
 			if now.Sub(lastGauges) >= time.Second {
 				d.metrics.ObserveIncidents(d.engine.OpenIncidents())
@@ -394,14 +401,14 @@ func (d *daemon) healthy() (bool, string) {
 		shortest = min(shortest, t.Interval)
 	}
 	limit := 3 * shortest
-	last := d.sched.Stats().LastStart
+	last, now := d.sched.Stats().LastStart, d.clock.Now()
 	if last.IsZero() {
-		if time.Since(d.started) < limit {
+		if now.Sub(d.started) < limit {
 			return true, "starting"
 		}
 		return false, "no run has started since " + d.started.Format(time.RFC3339)
 	}
-	if since := time.Since(last); since > limit {
+	if since := now.Sub(last); since > limit {
 		return false, fmt.Sprintf("no run started for %s (limit %s)", since.Round(time.Second), limit)
 	}
 	return true, "ok"

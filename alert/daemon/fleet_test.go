@@ -691,7 +691,7 @@ func TestShardsOfOneVantageAreStillAlone(t *testing.T) {
 	}
 	s0 := start("v#0")
 	s1 := start("v#1", s0)
-	f := newFleet(s0, "v")
+	f := newFleet(s0, "v", nil)
 	waitFor(t, 10*time.Second, "the shards to see each other", func() bool { return s0.IsLive("v#1") && s1.IsLive("v#0") })
 	if alone, _ := f.Alone(); !alone {
 		t.Error("two shards of one vantage are not alone")
@@ -741,7 +741,7 @@ func TestPeerDeadForLessThanAloneAfterIsNotReportedSilent(t *testing.T) {
 	start("z", cutter(cut), x, y)
 	var watchers []*daemon
 	for _, c := range []*cluster.Cluster{x, y} {
-		watchers = append(watchers, &daemon{log: slog.New(slog.DiscardHandler), cluster: c, fleet: newFleet(c, c.Name()),
+		watchers = append(watchers, &daemon{log: slog.New(slog.DiscardHandler), cluster: c, fleet: newFleet(c, c.Name(), nil),
 			cfg: &config.Config{Vantage: c.Name(), Cluster: &config.Cluster{Member: c.Name(), AloneAfter: retain}}})
 	}
 	waitFor(t, 10*time.Second, "x and y to hear all, and each other's verdicts", func() bool {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/clock"
 )
 
 // heartbeat pings the dead man's switch only while the scheduler is healthy: silence
@@ -22,7 +23,7 @@ func (d *daemon) heartbeat(ctx context.Context) {
 		return
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	t := time.NewTicker(hb.Every)
+	t := clock.NewTicker(d.clock, hb.Every)
 	defer t.Stop()
 	for {
 		if ok, why := d.healthy(); ok {
@@ -35,7 +36,7 @@ func (d *daemon) heartbeat(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -70,7 +71,7 @@ func (d *daemon) selfCheck(ctx context.Context) {
 	if sc == nil {
 		return
 	}
-	t := time.NewTicker(sc.Interval)
+	t := clock.NewTicker(d.clock, sc.Interval)
 	defer t.Stop()
 	impaired := false
 	for {
@@ -86,7 +87,7 @@ func (d *daemon) selfCheck(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }
@@ -108,7 +109,7 @@ func (d *daemon) setImpaired(impaired bool, ok, total int, failures []string) {
 	if !impaired {
 		action, summary = notify.ActionResolve, fmt.Sprintf("[IMPAIRED %s] recovered (%d of %d ok)", cfg.Vantage, ok, total)
 	}
-	now := time.Now()
+	now := d.clock.Now()
 	n := notify.Notification{
 		ID: fmt.Sprintf("picket/impaired/%s|%s|%d", cfg.Vantage, action, now.UnixNano()), Action: action,
 		DedupKey: "picket/impaired/" + cfg.Vantage, Scope: "impaired", Subject: cfg.Vantage, Summary: summary,
