@@ -96,6 +96,9 @@ type daemon struct {
 	reloads chan chan error
 	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
 	skipLog rateLimit                    // skipped runs are counted always, logged rarely
+	// A reload wakes the heartbeat and the self-check: they read the new config at once.
+	wakeHeartbeat, wakeSelfCheck chan struct{}
+	impaired                     *impairment // nil: not impaired; the self-check's own
 }
 
 // rateLimit allows one event per key per minute, so an overloaded daemon does not flood
@@ -126,9 +129,10 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	clk := clock.Or(o.Clock)
 	d := &daemon{
 		o: o, log: o.Logger, clock: clk, cfg: cfg, store: st, started: clk.Now(),
-		metrics: NewMetrics(cfg.Vantage, o.Version, o.Commit),
-		history: newRecorder(st, o.Logger),
-		reloads: make(chan chan error),
+		metrics:       NewMetrics(cfg.Vantage, o.Version, o.Commit),
+		history:       newRecorder(st, o.Logger),
+		reloads:       make(chan chan error),
+		wakeHeartbeat: make(chan struct{}, 1), wakeSelfCheck: make(chan struct{}, 1),
 	}
 	if cfg.Cluster != nil {
 		if d.cluster, err = startCluster(cfg.Cluster, o); err != nil {
@@ -330,6 +334,8 @@ func (d *daemon) reload() error {
 	// A new runner drops HTTP transports of the old config's TLS settings.
 	d.runner.Swap(probe.NewRunner()).Close()
 	d.sched.SetTargets(cfg.Targets)
+	wake(d.wakeHeartbeat)
+	wake(d.wakeSelfCheck)
 	keep := make(map[string]bool, len(cfg.Targets))
 	for _, t := range cfg.Targets {
 		keep[t.ID] = true
