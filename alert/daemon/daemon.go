@@ -172,8 +172,10 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	if err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
+	d.restoreImpaired()
 	engine, err = alert.NewEngine(alert.EngineOptions{
 		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
+		Impaired: d.impaired != nil, // held from the start: restored incidents are not sent either
 	})
 	if err != nil {
 		return fail(fmt.Errorf("alert state: %w", err))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,7 +70,8 @@ routes:
 	return f
 }
 
-// start runs the daemon in this process; the returned stop waits for it to end.
+// start runs the daemon in this process; the returned stop waits for it to end (once:
+// later calls return the same).
 func (f *fixture) start() (base string, stop func() error) { return f.startWith(Options{}) }
 
 // startWith is start with more options (the config path and listen hook are the fixture's).
@@ -81,7 +83,12 @@ func (f *fixture) startWith(o Options) (base string, stop func() error) {
 	go func() { errc <- Run(ctx, o) }()
 	select {
 	case a := <-f.addr:
-		return "http://" + a, func() error { cancel(); return <-errc }
+		var once sync.Once
+		var err error
+		return "http://" + a, func() error {
+			once.Do(func() { cancel(); err = <-errc })
+			return err
+		}
 	case err := <-errc:
 		cancel()
 		f.t.Fatalf("daemon did not start: %v", err)

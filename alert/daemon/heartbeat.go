@@ -164,6 +164,7 @@ func (d *daemon) setImpaired(impaired bool, ok, total int, failures []string) {
 	case impaired && open == nil:
 		open = &impairment{Vantage: cfg.Vantage, Notify: slices.Clone(notifyNow), Since: d.clock.Now().UTC()}
 		d.impaired = open
+		d.keepImpaired(open)
 		d.engine.SetImpaired(true)
 		d.metrics.impaired.Set(1)
 		d.log.Error("vantage impaired: platform pages are held", "ok", ok, "of", total, "failures", failures)
@@ -173,6 +174,7 @@ func (d *daemon) setImpaired(impaired bool, ok, total int, failures []string) {
 		fresh := slices.DeleteFunc(slices.Clone(notifyNow), func(n string) bool { return slices.Contains(open.Notify, n) })
 		if len(fresh) > 0 {
 			open.Notify = append(open.Notify, fresh...)
+			d.keepImpaired(open)
 			d.sendImpaired(open, fresh, notify.ActionTrigger, trigger(open), details)
 		}
 	case open != nil:
@@ -184,8 +186,44 @@ func (d *daemon) setImpaired(impaired bool, ok, total int, failures []string) {
 			summary = fmt.Sprintf("[IMPAIRED %s] self_check is no longer configured", open.Vantage)
 		}
 		d.log.Info("vantage no longer impaired: held pages are released", "ok", ok, "of", total)
-		d.sendImpaired(open, open.Notify, notify.ActionResolve, summary, details)
+		// Forgotten once the resolve is queued (the outbox keeps it): a crash in between
+		// sends it again after the restart, which is harmless.
+		if d.sendImpaired(open, open.Notify, notify.ActionResolve, summary, details) {
+			d.forgetImpaired()
+		}
 	}
+}
+
+// keepImpaired stores the impaired state before its trigger is queued: a crash in
+// between resolves a notice that was never sent (harmless) rather than leaving one open.
+func (d *daemon) keepImpaired(im *impairment) {
+	if err := d.store.Put(bucketMeta, keyImpaired, im); err != nil {
+		d.log.Error("could not store the impaired state: a restart would not resolve its notice", "err", err)
+	}
+}
+
+func (d *daemon) forgetImpaired() {
+	if err := d.store.Delete(bucketMeta, keyImpaired); err != nil {
+		d.log.Error("could not clear the impaired state: the next start holds pages until its first self-check round", "err", err)
+	}
+}
+
+// restoreImpaired (before the engine is made) starts a vantage that was impaired when
+// it stopped with its pages held, until the first self-check round says otherwise;
+// that round's release resolves the notice sent before the restart.
+func (d *daemon) restoreImpaired() {
+	var im impairment
+	found, err := d.store.Get(bucketMeta, keyImpaired, &im)
+	if err != nil {
+		d.log.Error("could not read the impaired state; starting as not impaired", "err", err)
+		return
+	}
+	if !found {
+		return
+	}
+	d.impaired = &im
+	d.metrics.impaired.Set(1)
+	d.log.Warn("vantage was impaired when it stopped: platform pages are held until the first self-check round", "since", im.Since)
 }
 
 // sendImpaired queues the notice to notifyTo (nothing when empty); false if it could
@@ -263,3 +301,6 @@ func reach(ctx context.Context, target string) error {
 	}
 	return resp.Body.Close()
 }
+
+// The store's record of an impaired vantage (bucket meta, key impaired).
+const bucketMeta, keyImpaired = "meta", "impaired"

@@ -3,10 +3,13 @@ package daemon
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/alert/store"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
@@ -130,5 +133,75 @@ func TestHeartbeatFollowsReload(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // five periods: nothing more may come
 	if m := pingsB.Load(); m > n+1 {   // (one may have been on its way)
 		t.Errorf("%d pings after the heartbeat was removed", m-n)
+	}
+}
+
+// TestImpairedNoticeIsResolvedAfterRestart: a vantage stopped while impaired, whose
+// self-check is fixed meanwhile, starts again with its pages held until its first round
+// ends; then it resolves the notice it sent before the restart (same dedup key, no new
+// trigger) and sends the held page, and the state dir no longer says it is impaired.
+func TestImpairedNoticeIsResolvedAfterRestart(t *testing.T) {
+	dead := freeAddr(t)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select { // answers once released: the first round after the restart is slow
+		case <-release:
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	const impairedKey, pageKey = "picket/impaired/daemon-test", "picket/region/eu1"
+	f := newFixture(t, fmt.Sprintf("self_check: {targets: [%q], interval: 100ms, timeout: 5s, notify: [ops]}\n", "tcp://"+dead))
+	base, stop := f.start()
+	waitFor(t, 5*time.Second, "the impaired notice", func() bool { return f.pd.Count(impairedKey, "trigger") == 1 })
+	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
+	waitHeld(t, f, base)
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	// The operator fixes the self-check and starts the vantage again.
+	f.edit(fmt.Sprintf("%q", "tcp://"+dead), fmt.Sprintf("%q", slow.URL))
+	base, stop = f.start()
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	}()
+	if v := metric(t, base, "picket_impaired"); v != "1" {
+		t.Fatalf("picket_impaired after the restart, before the first round ended: %q, want 1", v)
+	}
+	// (The targets' states were restored firing: no transition to wait for, but runs.)
+	waitFor(t, 5*time.Second, "two rounds of runs after the restart", func() bool { return sumMetric(t, base, "picket_probe_runs_total") >= 8 })
+	for _, ev := range f.pd.Events() {
+		if ev.DedupKey != impairedKey {
+			t.Fatalf("a page went out after the restart, before the self-check's first round: %s %s", ev.Action, ev.DedupKey)
+		}
+	}
+	close(release)
+	waitFor(t, 5*time.Second, "the resolve of the notice sent before the restart", func() bool { return f.pd.Count(impairedKey, "resolve") == 1 })
+	waitFor(t, 5*time.Second, "the held page", func() bool { return f.pd.Count(pageKey, "trigger") == 1 })
+	if n := f.pd.Count(impairedKey, "trigger"); n != 1 {
+		t.Errorf("%d impaired triggers, want the one from before the restart", n)
+	}
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	st, err := store.Open(filepath.Join(f.dir, "state"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var rec impairment
+	if found, err := st.Get(bucketMeta, keyImpaired, &rec); err != nil || found {
+		t.Errorf("the state dir still says impaired (%v): %+v", err, rec)
 	}
 }
