@@ -96,6 +96,8 @@ type daemon struct {
 	reloads chan chan error
 	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
 	skipLog rateLimit                    // skipped runs are counted always, logged rarely
+	// pageMu orders a fleet notice's record after its queueing, before its confirmation.
+	pageMu sync.Mutex
 	// A reload wakes the heartbeat and the self-check: they read the new config at once.
 	wakeHeartbeat, wakeSelfCheck chan struct{}
 	impaired                     *impairment // nil: not impaired; the self-check's own
@@ -153,13 +155,19 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger, Clock: clk,
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
+			// First: the engine queues a page and records it in the fleet under its lock,
+			// which NoteDelivery takes, so the record is there before it is confirmed
+			// below. (A quick acceptance came first, and the record made after it
+			// replaced the confirmation: the others took over and paged again.)
+			if engine != nil {
+				engine.NoteDelivery(r)
+			}
 			if r.OK && d.cluster != nil {
 				// Complete: every notifier of the delivery accepted; a chat message
 				// accepted while PagerDuty fails does not stop a takeover.
+				d.pageMu.Lock() // the same for the fleet's notices (notice)
 				confirmPage(d.cluster, r)
-			}
-			if engine != nil {
-				engine.NoteDelivery(r)
+				d.pageMu.Unlock()
 			}
 		},
 		Obsolete: func(n notify.Notification) string {

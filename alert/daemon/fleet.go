@@ -322,6 +322,9 @@ func (d *daemon) notice(key, subject string, open bool, summary string, details 
 		DedupKey: key, Scope: "vantage", Subject: subject, Summary: summary,
 		Severity: notify.SeverityWarning, Source: cfg.Vantage, Created: now.UTC(), Details: details,
 	}
+	// Queued and recorded under pageMu: its confirmation (OnResult) waits for the record.
+	d.pageMu.Lock()
+	defer d.pageMu.Unlock()
 	if err := d.outbox.Enqueue(notify.Delivery{Notification: n, Notify: cfg.Cluster.Notify}); err != nil {
 		d.log.Error("could not queue a fleet notice; trying again in a second", "key", key, "err", err)
 		return
