@@ -148,6 +148,9 @@ type impairment struct {
 
 func (n *impairment) key() string { return "picket/impaired/" + n.Vantage }
 
+// The store keeps an impairment (while there is one) in bucket meta, key impaired.
+const bucketMeta, keyImpaired = "meta", "impaired"
+
 // setImpaired applies a round's verdict; total 0: self_check is not configured. Only
 // the self-check goroutine calls it: d.impaired is its own.
 func (d *daemon) setImpaired(impaired bool, ok, total int, failures []string) {
@@ -301,6 +304,3 @@ func reach(ctx context.Context, target string) error {
 	}
 	return resp.Body.Close()
 }
-
-// The store's record of an impaired vantage (bucket meta, key impaired).
-const bucketMeta, keyImpaired = "meta", "impaired"
