@@ -54,6 +54,8 @@ type EngineOptions struct {
 	// Fleet, if set, makes this engine one vantage of a fleet: targets fail by quorum of
 	// the vantages' shared verdicts, and one vantage sends each page.
 	Fleet *FleetOptions
+	// Impaired starts the engine with platform pages held (see SetImpaired).
+	Impaired bool
 }
 
 // Engine turns results into states, states into incidents, incidents into deliveries.
@@ -86,6 +88,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	e.impaired = o.Impaired // before the restored incidents are reconciled (and maybe sent)
 	if o.Clock != nil {
 		e.now = o.Clock.Now
 	}

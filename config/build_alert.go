@@ -249,6 +249,12 @@ func (b *builder) buildSelfCheck() {
 			b.d.errorf(item(b.d.at(sc, "targets"), i), "self_check target %q: want http://, https:// or tcp://host:port", t)
 		}
 	}
+	// 0 would stop a running self-check (no period) or fail every round (no time).
+	for key, v := range map[string]*time.Duration{"interval": sc.Interval, "timeout": sc.Timeout} {
+		if v != nil && *v <= 0 {
+			b.d.errorf(b.d.at(sc, key), "self_check.%s must be more than 0", key)
+		}
+	}
 	minOK := sc.MinOK
 	if minOK == 0 {
 		minOK = len(sc.Targets) - len(sc.Targets)/2 // impaired when most fail

@@ -21,6 +21,7 @@ import (
 	"github.com/picket-dev/picket/alert/notify/notifiers"
 	"github.com/picket-dev/picket/alert/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/probe"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	Shard *config.Shard
 	// WrapGossip, if set, wraps the cluster's gossip transport (tests cut a vantage off).
 	WrapGossip WrapGossip
+	// Clock is the time of every decision (scheduler, engine, outbox, heartbeat,
+	// self-check, health, the fleet's alone timing); nil: the real clock.
+	Clock clock.Clock
 }
 
 // Run loads the config and runs the daemon until ctx ends. A config that does not load
@@ -80,6 +84,7 @@ func loadConfig(o Options) (*config.Config, error) {
 type daemon struct {
 	o       Options
 	log     *slog.Logger
+	clock   clock.Clock
 	cfgMu   sync.Mutex
 	cfg     *config.Config
 	store   *store.Store
@@ -95,6 +100,11 @@ type daemon struct {
 	reloads chan chan error
 	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
 	skipLog rateLimit                    // skipped runs are counted always, logged rarely
+	// pageMu orders a fleet notice's record after its queueing, before its confirmation.
+	pageMu sync.Mutex
+	// A reload wakes the heartbeat and the self-check: they read the new config at once.
+	wakeHeartbeat, wakeSelfCheck chan struct{}
+	impaired                     *impairment // nil: not impaired; the self-check's own
 }
 
 // rateLimit allows one event per key per minute, so an overloaded daemon does not flood
@@ -122,18 +132,20 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
+	clk := clock.Or(o.Clock)
 	d := &daemon{
-		o: o, log: o.Logger, cfg: cfg, store: st, started: time.Now(),
-		metrics: NewMetrics(cfg.Vantage, o.Version, o.Commit),
-		history: newRecorder(st, o.Logger),
-		reloads: make(chan chan error),
+		o: o, log: o.Logger, clock: clk, cfg: cfg, store: st, started: clk.Now(),
+		metrics:       NewMetrics(cfg.Vantage, o.Version, o.Commit),
+		history:       newRecorder(st, o.Logger),
+		reloads:       make(chan chan error),
+		wakeHeartbeat: make(chan struct{}, 1), wakeSelfCheck: make(chan struct{}, 1),
 	}
 	if cfg.Cluster != nil {
 		if d.cluster, err = startCluster(cfg.Cluster, o); err != nil {
 			_ = st.Close()
 			return nil, err
 		}
-		d.fleet = newFleet(d.cluster, cfg.Vantage)
+		d.fleet = newFleet(d.cluster, cfg.Vantage, clk)
 		if cfg.Cluster.Secret.Reveal() == "" {
 			o.Logger.Warn("cluster gossip is in plaintext (cluster.insecure: true): anyone who reaches the gossip port can join the fleet and vote",
 				"bind", cfg.Cluster.Bind)
@@ -148,16 +160,22 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	}
 	var engine *alert.Engine
 	d.outbox, err = notify.NewOutbox(notify.OutboxOptions{
-		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger,
+		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger, Clock: clk,
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
+			// First: the engine queues a page and records it in the fleet under its lock,
+			// which NoteDelivery takes, so the record is there before it is confirmed
+			// below. (A quick acceptance came first, and the record made after it
+			// replaced the confirmation: the others took over and paged again.)
+			if engine != nil {
+				engine.NoteDelivery(r)
+			}
 			if r.OK && d.cluster != nil {
 				// Complete: every notifier of the delivery accepted; a chat message
 				// accepted while PagerDuty fails does not stop a takeover.
+				d.pageMu.Lock() // the same for the fleet's notices (notice)
 				confirmPage(d.cluster, r)
-			}
-			if engine != nil {
-				engine.NoteDelivery(r)
+				d.pageMu.Unlock()
 			}
 		},
 		Obsolete: func(n notify.Notification) string {
@@ -170,8 +188,10 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	if err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
+	d.restoreImpaired()
 	engine, err = alert.NewEngine(alert.EngineOptions{
-		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Fleet: fleetOptions(cfg, d.fleet),
+		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
+		Impaired: d.impaired != nil, // held from the start: restored incidents are not sent either
 	})
 	if err != nil {
 		return fail(fmt.Errorf("alert state: %w", err))
@@ -188,11 +208,12 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		OnStart:     func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
 		OnSkip: func(t *config.Target) {
 			d.metrics.skipped.Inc()
-			if d.skipLog.allow(t.ID, time.Now()) {
+			if d.skipLog.allow(t.ID, clk.Now()) {
 				d.log.Warn("run skipped: the previous run is still going (logged once a minute per target)", "target", t.ID)
 			}
 		},
 		Logger: o.Logger,
+		Clock:  clk,
 	})
 	d.sched.SetTargets(cfg.Targets)
 	d.metrics.lastReload.SetToCurrentTime()
@@ -331,6 +352,8 @@ func (d *daemon) reload() error {
 	// A new runner drops HTTP transports of the old config's TLS settings.
 	d.runner.Swap(probe.NewRunner()).Close()
 	d.sched.SetTargets(cfg.Targets)
+	wake(d.wakeHeartbeat)
+	wake(d.wakeSelfCheck)
 	keep := make(map[string]bool, len(cfg.Targets))
 	for _, t := range cfg.Targets {
 		keep[t.ID] = true
@@ -362,14 +385,14 @@ func (d *daemon) requestReload(ctx context.Context) error {
 func (d *daemon) tick(ctx context.Context) {
 	// The engine's timers (group wait, silences) are checked often, so a page leaves at
 	// most 100 ms after its group wait; gauges, history and pruning need less.
-	t := time.NewTicker(100 * time.Millisecond)
+	t := clock.NewTicker(d.clock, 100*time.Millisecond)
 	defer t.Stop()
-	lastGauges, lastFlush, lastPrune := time.Time{}, time.Now(), time.Time{}
+	lastGauges, lastFlush, lastPrune := time.Time{}, d.clock.Now(), time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
+		case now := <-t.C():
 			d.engine.Tick()
 			if now.Sub(lastGauges) >= time.Second {
 				d.metrics.ObserveIncidents(d.engine.OpenIncidents())
@@ -402,14 +425,14 @@ func (d *daemon) healthy() (bool, string) {
 		shortest = min(shortest, t.Interval)
 	}
 	limit := 3 * shortest
-	last := d.sched.Stats().LastStart
+	last, now := d.sched.Stats().LastStart, d.clock.Now()
 	if last.IsZero() {
-		if time.Since(d.started) < limit {
+		if now.Sub(d.started) < limit {
 			return true, "starting"
 		}
 		return false, "no run has started since " + d.started.Format(time.RFC3339)
 	}
-	if since := time.Since(last); since > limit {
+	if since := now.Sub(last); since > limit {
 		return false, fmt.Sprintf("no run started for %s (limit %s)", since.Round(time.Second), limit)
 	}
 	return true, "ok"

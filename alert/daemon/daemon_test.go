@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,17 +70,25 @@ routes:
 	return f
 }
 
-// start runs the daemon in this process; the returned stop waits for it to end.
-func (f *fixture) start() (base string, stop func() error) {
+// start runs the daemon in this process; the returned stop waits for it to end (once:
+// later calls return the same).
+func (f *fixture) start() (base string, stop func() error) { return f.startWith(Options{}) }
+
+// startWith is start with more options (the config path and listen hook are the fixture's).
+func (f *fixture) startWith(o Options) (base string, stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() {
-		errc <- Run(ctx, Options{ConfigPath: f.path, Version: "test", Commit: "abc",
-			OnListen: func(a string) { f.addr <- a }})
-	}()
+	o.ConfigPath, o.Version, o.Commit = f.path, "test", "abc"
+	o.OnListen = func(a string) { f.addr <- a }
+	go func() { errc <- Run(ctx, o) }()
 	select {
 	case a := <-f.addr:
-		return "http://" + a, func() error { cancel(); return <-errc }
+		var once sync.Once
+		var err error
+		return "http://" + a, func() error {
+			once.Do(func() { cancel(); err = <-errc })
+			return err
+		}
 	case err := <-errc:
 		cancel()
 		f.t.Fatalf("daemon did not start: %v", err)
@@ -90,14 +99,36 @@ func (f *fixture) start() (base string, stop func() error) {
 	return "", nil
 }
 
+// edit replaces old by new in the config file (once each; old must be there).
+func (f *fixture) edit(pairs ...string) {
+	f.t.Helper()
+	raw, err := os.ReadFile(f.path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cfg := string(raw)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(cfg, pairs[i]) {
+			f.t.Fatalf("config edit: %q is not in the config", pairs[i])
+		}
+		cfg = strings.Replace(cfg, pairs[i], pairs[i+1], 1)
+	}
+	if err := os.WriteFile(f.path, []byte(cfg), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds, for at most limit and at most
+// limit/20ms polls.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
+	const every = 20 * time.Millisecond
 	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
+	for polls := 1; !cond(); polls++ {
+		if time.Now().After(deadline) || polls > int(limit/every) {
+			t.Fatalf("timed out after %v (%d polls) waiting for %s", limit, polls, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/picket-dev/picket/alert/cluster"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/clock"
 )
 
 // fleet adapts a cluster member to what the engine needs. It counts vantages, not
@@ -24,6 +25,7 @@ import (
 type fleet struct {
 	c       *cluster.Cluster
 	vantage string
+	clock   clock.Clock
 
 	mu         sync.Mutex
 	aloneSince time.Time // zero while a member of another vantage is live
@@ -31,8 +33,9 @@ type fleet struct {
 
 var _ alert.Fleet = (*fleet)(nil)
 
-func newFleet(c *cluster.Cluster, vantage string) *fleet {
-	return &fleet{c: c, vantage: vantage, aloneSince: time.Now()}
+func newFleet(c *cluster.Cluster, vantage string, clk clock.Clock) *fleet {
+	clk = clock.Or(clk)
+	return &fleet{c: c, vantage: vantage, clock: clk, aloneSince: clk.Now()}
 }
 
 func (f *fleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
@@ -101,9 +104,9 @@ func (f *fleet) Alone() (bool, time.Duration) {
 		f.aloneSince = time.Time{}
 		return false, 0
 	case f.aloneSince.IsZero():
-		f.aloneSince = time.Now()
+		f.aloneSince = f.clock.Now()
 	}
-	return true, time.Since(f.aloneSince)
+	return true, f.clock.Now().Sub(f.aloneSince)
 }
 
 func vantageOf(member string) string {
@@ -207,13 +210,13 @@ func (d *daemon) watchFleet(ctx context.Context) {
 	if d.cluster == nil {
 		return
 	}
-	t := time.NewTicker(time.Second)
+	t := clock.NewTicker(d.clock, time.Second)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 			d.checkMembers()
 		}
 	}
@@ -232,7 +235,10 @@ func (d *daemon) checkMembers() {
 		}
 		key := "picket/vantage/" + m.Name
 		rec, known := c.Page(key)
-		silent := m.State == cluster.StateDead
+		// Silent once dead for alone_after (no longer retained), as losses are believed
+		// no faster than being alone: a cut-off view loses its peers one by one, and
+		// until the last is gone it is not alone yet and would report the first.
+		silent := m.State == cluster.StateDead && !m.Retained
 		if silent == (known && rec.Open) {
 			continue
 		}
@@ -282,13 +288,16 @@ func (d *daemon) notice(key, subject string, open bool, summary string, details 
 	if open {
 		action = notify.ActionTrigger
 	}
-	now := time.Now()
+	now := d.clock.Now()
 	details["reported_by"] = cfg.Cluster.Member
 	n := notify.Notification{
 		ID: fmt.Sprintf("%s|%s|%d", key, action, now.UnixNano()), Action: action,
 		DedupKey: key, Scope: "vantage", Subject: subject, Summary: summary,
 		Severity: notify.SeverityWarning, Source: cfg.Vantage, Created: now.UTC(), Details: details,
 	}
+	// Queued and recorded under pageMu: its confirmation (OnResult) waits for the record.
+	d.pageMu.Lock()
+	defer d.pageMu.Unlock()
 	if err := d.outbox.Enqueue(notify.Delivery{Notification: n, Notify: cfg.Cluster.Notify}); err != nil {
 		d.log.Error("could not queue a fleet notice; trying again in a second", "key", key, "err", err)
 		return

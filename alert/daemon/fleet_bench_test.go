@@ -51,7 +51,7 @@ func benchReconcile10k(b *testing.B, lone bool) {
 		defer members[i].Close()
 	}
 	fo := &alert.FleetOptions{
-		Fleet: newFleet(members[0], "bench"), Quorum: 1, AloneAfter: time.Minute, TakeoverAfter: 15 * time.Second}
+		Fleet: newFleet(members[0], "bench", nil), Quorum: 1, AloneAfter: time.Minute, TakeoverAfter: 15 * time.Second}
 	if lone {
 		fo = nil
 	}

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -259,6 +260,12 @@ func TestPartitionedVantagePagesAloneAndOthersReportItSilent(t *testing.T) {
 			return newCuttable(inner, cut)
 		}})
 	a, b, c := members[0], members[1], members[2]
+	start := time.Now()
+	t.Cleanup(func() {
+		if t.Failed() { // when each notice came tells which wait was too short
+			t.Logf("the receiver got:%s", eventsSince(pd, start))
+		}
+	})
 	cut.Store(true)
 	for _, m := range []*member{a, b} {
 		waitFor(t, 15*time.Second, m.name+" to see c dead", func() bool {
@@ -684,7 +691,7 @@ func TestShardsOfOneVantageAreStillAlone(t *testing.T) {
 	}
 	s0 := start("v#0")
 	s1 := start("v#1", s0)
-	f := newFleet(s0, "v")
+	f := newFleet(s0, "v", nil)
 	waitFor(t, 10*time.Second, "the shards to see each other", func() bool { return s0.IsLive("v#1") && s1.IsLive("v#0") })
 	if alone, _ := f.Alone(); !alone {
 		t.Error("two shards of one vantage are not alone")
@@ -697,4 +704,61 @@ func TestShardsOfOneVantageAreStillAlone(t *testing.T) {
 	if alone, _ := f.Alone(); alone {
 		t.Error("alone with another vantage live")
 	}
+}
+
+// eventsSince lists what a receiver accepted, each with when it came after start.
+func eventsSince(pd *pdtest.Receiver, start time.Time) string {
+	var b strings.Builder
+	for _, ev := range pd.Events() {
+		fmt.Fprintf(&b, "\n  +%v %s %s from %q: %s", ev.Received.Sub(start).Round(time.Millisecond), ev.Action, ev.DedupKey, ev.Payload.Source, ev.Payload.Summary)
+	}
+	return b.String()
+}
+
+// TestPeerDeadForLessThanAloneAfterIsNotReportedSilent: a cut-off vantage's view loses
+// its peers one by one (memberlist declares each dead at its own time); in between it
+// is not alone yet and must not report the first one lost as silent. So no vantage
+// reports a peer silent before the peer has been dead for alone_after (while its
+// verdicts still count); after that, one does.
+func TestPeerDeadForLessThanAloneAfterIsNotReportedSilent(t *testing.T) {
+	const retain = 3 * time.Second
+	cut := &atomic.Bool{}
+	start := func(name string, wrap WrapGossip, peers ...*cluster.Cluster) *cluster.Cluster {
+		var addrs []string
+		for _, p := range peers {
+			addrs = append(addrs, p.Addr())
+		}
+		c, err := cluster.Start(cluster.Options{Name: name, Bind: "127.0.0.1:0", Peers: addrs, Retain: retain, WrapTransport: wrap,
+			GossipInterval: 50 * time.Millisecond, ProbeInterval: 200 * time.Millisecond, PushPullInterval: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	x := start("x", nil)
+	y := start("y", nil, x)
+	start("z", cutter(cut), x, y)
+	var watchers []*daemon
+	for _, c := range []*cluster.Cluster{x, y} {
+		watchers = append(watchers, &daemon{log: slog.New(slog.DiscardHandler), cluster: c, fleet: newFleet(c, c.Name(), nil),
+			cfg: &config.Config{Vantage: c.Name(), Cluster: &config.Cluster{Member: c.Name(), AloneAfter: retain}}})
+	}
+	waitFor(t, 10*time.Second, "x and y to hear all, and each other's verdicts", func() bool {
+		return x.IsLive("z") && y.IsLive("z") && x.Reported("y") && y.Reported("x")
+	})
+	cut.Store(true)
+	waitFor(t, 15*time.Second, "x and y to see z dead", func() bool { return !x.IsLive("z") && !y.IsLive("z") })
+	reported := func() bool {
+		for _, d := range watchers {
+			d.checkMembers()
+		}
+		p, ok := x.Page("picket/vantage/z")
+		q, ok2 := y.Page("picket/vantage/z")
+		return (ok && p.Open) || (ok2 && q.Open)
+	}
+	if reported() {
+		t.Fatal("z was reported silent as soon as it was declared dead, before alone_after")
+	}
+	waitFor(t, retain+5*time.Second, "the notice that z is silent, after alone_after", reported)
 }

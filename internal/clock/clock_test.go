@@ -70,3 +70,73 @@ func TestOrAndFromFunc(t *testing.T) {
 		t.Fatalf("FromFunc Now: got %v", got)
 	}
 }
+
+func TestTickerTicksOnTheFakeClock(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f := NewFake(start)
+	tk := NewTicker(f, time.Minute)
+	defer tk.Stop()
+	tick := func(what string) time.Time {
+		t.Helper()
+		select {
+		case at := <-tk.C():
+			return at
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no tick %s", what)
+		}
+		return time.Time{}
+	}
+	// Advance only once the ticker has re-armed (its timer is pending again), so that
+	// each step is one period.
+	advance := func(d time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, ok := f.NextTimer(); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the ticker did not re-arm within 5s")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		f.Advance(d)
+	}
+	advance(59 * time.Second)
+	select {
+	case <-tk.C():
+		t.Fatal("ticked before its period")
+	case <-time.After(50 * time.Millisecond):
+	}
+	advance(time.Second)
+	if at := tick("after one period"); !at.Equal(start.Add(time.Minute)) {
+		t.Fatalf("first tick at %v", at)
+	}
+	// A jump over many periods gives one tick, and the phase stays.
+	advance(10*time.Minute + 30*time.Second)
+	tick("after a jump")
+	if next, _ := f.NextTimer(); !next.Equal(start.Add(12 * time.Minute)) {
+		t.Fatalf("next tick due at %v, want %v", next, start.Add(12*time.Minute))
+	}
+	tk.Reset(time.Hour)
+	if next, _ := f.NextTimer(); !next.Equal(start.Add(11*time.Minute + 30*time.Second + time.Hour)) {
+		t.Fatalf("after Reset the next tick is due at %v", next)
+	}
+	tk.Stop()
+	tk.Stop() // twice is fine
+	if _, ok := f.NextTimer(); ok {
+		t.Fatal("a stopped ticker left its timer pending")
+	}
+}
+
+func TestTickerOnTheRealClock(t *testing.T) {
+	tk := NewTicker(nil, 10*time.Millisecond)
+	defer tk.Stop()
+	for i := range 3 {
+		select {
+		case <-tk.C():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tick %d did not come", i)
+		}
+	}
+}
