@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -11,9 +13,11 @@ import (
 	"github.com/picket-dev/picket/alert/statuspage"
 	"github.com/picket-dev/picket/alert/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/httpguard"
 )
 
-// routes: operational endpoints here, the status page and API from statuspage.
+// routes: operational endpoints here, the status page and API from statuspage; all of
+// it behind the admin policy (Host check, and origin, token and JSON for every write).
 func (d *daemon) routes() http.Handler {
 	cfg := d.config()
 	mux := http.NewServeMux()
@@ -37,10 +41,28 @@ func (d *daemon) routes() http.Handler {
 		_, _ = w.Write([]byte("reloaded\n"))
 	})
 	d.setStatusPage(cfg)
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", d.statusPage())
+	return d.adminPolicy(cfg.Listen).Wrap(mux)
+}
+
+// statusPage serves whichever page the last (re)load built.
+func (d *daemon) statusPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*d.page.Load()).ServeHTTP(w, r)
-	}))
-	return mux
+	})
+}
+
+// adminPolicy: the token and allowed_hosts are read per request, so a reload applies
+// them at once; the listen host is the one bound at start, since a reload does not
+// move the listener.
+func (d *daemon) adminPolicy(listen string) httpguard.Policy {
+	host, _, _ := net.SplitHostPort(listen)
+	host = config.NormalHost(host)
+	return httpguard.Policy{
+		Token: func() config.Secret { return d.config().APIToken },
+		Hosts: func() []string { return slices.Concat([]string{host}, d.config().AllowedHosts) },
+		Log:   d.log,
+	}
 }
 
 // setStatusPage builds the page and API for cfg; a reload swaps it, so a new api.token
