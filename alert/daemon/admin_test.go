@@ -214,12 +214,64 @@ func TestAllowedHosts(t *testing.T) {
 	})
 }
 
+// TestPublicListenerServesOnlyThePage: public_listen serves the status page and the
+// read-only JSON it shows, under any Host; nothing that writes or that only operators need.
+func TestPublicListenerServesOnlyThePage(t *testing.T) {
+	pub := freeLoopbackAddr(t)
+	a := startAdmin(t, "api: {token: "+adminToken+"}\npublic_listen: "+pub+"\n")
+	base := "http://" + pub
+	a.run(base, []adminCase{
+		{"page", req{method: "GET", path: "/", host: "status.example.com"}, 200, "<html"},
+		{"script", req{method: "GET", path: "/static/app.js", host: "status.example.com"}, 200, "api/v1/status"},
+		{"status JSON", req{method: "GET", path: "/api/v1/status"}, 200, `"targets"`},
+		{"incidents JSON", req{method: "GET", path: "/api/v1/incidents"}, 200, `"open"`},
+		{"reload", req{method: "POST", path: "/-/reload", header: jsonWrite(adminToken)}, 404, ""},
+		{"silence", req{method: "POST", path: "/api/v1/silences", body: `{}`, header: jsonWrite(adminToken)}, 404, ""},
+		{"silence delete", req{method: "DELETE", path: "/api/v1/silences/x", header: jsonWrite(adminToken)}, 404, ""},
+		{"silences list", req{method: "GET", path: "/api/v1/silences"}, 404, ""},
+		{"outbox", req{method: "GET", path: "/api/v1/outbox"}, 404, ""},
+		{"metrics", req{method: "GET", path: "/metrics"}, 404, ""},
+		{"status POST", req{method: "POST", path: "/api/v1/status", header: jsonWrite(adminToken)}, 405, ""},
+	})
+	// The admin listener is unchanged beside it.
+	a.run(a.base, []adminCase{
+		{"admin metrics", req{method: "GET", path: "/metrics"}, 200, "picket_build_info"},
+		{"admin reload", req{method: "POST", path: "/-/reload", header: jsonWrite(adminToken)}, 200, "reloaded"},
+	})
+}
+
+// TestPublicListenTakenIsAStartError: a public_listen that cannot be bound stops the
+// start, like listen, rather than running without the page someone relies on.
+func TestPublicListenTakenIsAStartError(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	f := newFixture(t, "public_listen: "+taken.Addr().String()+"\n")
+	err = Run(context.Background(), Options{ConfigPath: f.path})
+	if err == nil || !strings.Contains(err.Error(), "public_listen on "+taken.Addr().String()) {
+		t.Errorf("Run: %v, want a public_listen error", err)
+	}
+}
+
 // short keeps a failure message readable when the answer is a whole page.
 func short(s string) string {
 	if len(s) > 300 {
 		return s[:300] + "…"
 	}
 	return s
+}
+
+// freeLoopbackAddr is a loopback port free now (the daemon binds it a moment later).
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // tokenConfig is the fixture's extra config for tests that reload over HTTP.

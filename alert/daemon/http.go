@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"slices"
@@ -63,6 +65,57 @@ func (d *daemon) adminPolicy(listen string) httpguard.Policy {
 		Hosts: func() []string { return slices.Concat([]string{host}, d.config().AllowedHosts) },
 		Log:   d.log,
 	}
+}
+
+// publicPaths are all that public_listen serves: the status page, its static files and
+// the read-only JSON the page loads or links to. Not silences, the outbox, the cluster
+// or metrics (operators' business), and no write. To publish more, add a path here.
+var publicPaths = []string{
+	"/{$}", "/static/{file}",
+	"/api/v1/status", "/api/v1/incidents", "/api/v1/incidents/{key}/timeline", "/api/v1/history/{target}",
+}
+
+// publicRoutes is the public listener's handler: GET (and HEAD) of publicPaths, 404
+// for any other path. It needs no Host check: what it serves is public anyway.
+func (d *daemon) publicRoutes() http.Handler {
+	mux := http.NewServeMux()
+	page := d.statusPage()
+	for _, p := range publicPaths {
+		mux.Handle("GET "+p, page)
+	}
+	return mux
+}
+
+// listenPublic binds public_listen, if set, at start, so that a taken port is a start
+// error like one of listen; nil without public_listen.
+func listenPublic(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("public_listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// servePublic serves the public status page on ln until ctx ends, then shuts it down.
+// An error of its own ends only this listener: probing and paging go on without it.
+func (d *daemon) servePublic(ctx context.Context, ln net.Listener) {
+	srv := &http.Server{Handler: d.publicRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }() // Serve closes ln when it returns
+	d.log.Info("public status page", "listen", ln.Addr().String())
+	select {
+	case err := <-done:
+		d.log.Error("public status page stopped", "listen", ln.Addr().String(), "err", err)
+		return
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	<-done
 }
 
 // setStatusPage builds the page and API for cfg; a reload swaps it, so a new api.token
