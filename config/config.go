@@ -31,28 +31,24 @@ const (
 
 // Config is a loaded, validated, compiled configuration.
 type Config struct {
-	Path    string
-	Vantage string
-	Listen  string
-	// PublicListen is the address of the read-only status page; "": none.
-	PublicListen string
-	// AllowedHosts are the extra names of the listen address, lower case.
-	AllowedHosts []string
-	StateDir     string
-	Concurrency  int
-	Regions      []Region  // as written
-	Products     []Product // by priority, then as written
-	Targets      []*Target // products x regions x journeys
-	Notifiers    map[string]*Notifier
-	Routes       []Route
-	BlastRadius  BlastRadius
-	Alerting     Alerting
-	Silences     []Silence
-	SelfCheck    *SelfCheck
-	Heartbeat    *HeartbeatSpec
-	APIToken     Secret
-	Secrets      *Secrets
-	Shard        *Shard // nil: every target
+	Path        string
+	Vantage     string
+	Listen      string
+	StateDir    string
+	Concurrency int
+	Regions     []Region  // as written
+	Products    []Product // by priority, then as written
+	Targets     []*Target // products x regions x journeys
+	Notifiers   map[string]*Notifier
+	Routes      []Route
+	BlastRadius BlastRadius
+	Alerting    Alerting
+	Silences    []Silence
+	SelfCheck   *SelfCheck
+	Heartbeat   *HeartbeatSpec
+	APIToken    Secret
+	Secrets     *Secrets
+	Shard       *Shard // nil: every target
 	// AllTargets are every target of the file, also when Shard leaves only some in
 	// Targets: a fleet's engine judges all of them from the vantages' shared verdicts.
 	AllTargets []*Target
@@ -60,6 +56,11 @@ type Config struct {
 	// Warnings are problems that do not stop a load, as FILE:LINE:COL (validate prints
 	// them and still exits 0; the daemon logs them at start and reload).
 	Warnings []Error
+
+	// PublicListen is the address of the read-only status page; "": none.
+	PublicListen string
+	// AllowedHosts are the extra names of the listen address, as NormalHost.
+	AllowedHosts []string
 }
 
 // Cluster makes this vantage one member of a fleet (see alert/cluster).

@@ -9,29 +9,30 @@ import (
 // File is the YAML schema, as written by a person. Keys are a contract (DESIGN.md):
 // add keys, never rename them. Load turns a File into a Config.
 type File struct {
-	Vantage string `yaml:"vantage"`
-	Listen  string `yaml:"listen"`
+	Vantage     string                   `yaml:"vantage"`
+	Listen      string                   `yaml:"listen"`
+	StateDir    string                   `yaml:"state_dir"`
+	Concurrency int                      `yaml:"concurrency"`
+	Defaults    Defaults                 `yaml:"defaults"`
+	Secrets     map[string]*SecretRef    `yaml:"secrets"`
+	Regions     map[string]*RegionSpec   `yaml:"regions"`
+	Products    []*ProductSpec           `yaml:"products"`
+	Notifiers   map[string]*NotifierSpec `yaml:"notifiers"`
+	Routes      []*RouteSpec             `yaml:"routes"`
+	BlastRadius BlastRadius              `yaml:"blast_radius"`
+	Alerting    AlertingSpec             `yaml:"alerting"`
+	Silences    []*SilenceSpec           `yaml:"silences"`
+	SelfCheck   *SelfCheckSpec           `yaml:"self_check"`
+	Heartbeat   *HeartbeatSpec           `yaml:"heartbeat"`
+	API         APISpec                  `yaml:"api"`
+	Shard       *ShardSpec               `yaml:"shard"`
+	Cluster     *ClusterSpec             `yaml:"cluster"`
+
 	// PublicListen serves only the read-only status page; empty: no such listener.
 	PublicListen string `yaml:"public_listen"`
 	// AllowedHosts are DNS names the listen address may be reached by, besides
 	// localhost and IP literals (a DNS-rebinding defence: other Host headers are refused).
-	AllowedHosts []string                 `yaml:"allowed_hosts"`
-	StateDir     string                   `yaml:"state_dir"`
-	Concurrency  int                      `yaml:"concurrency"`
-	Defaults     Defaults                 `yaml:"defaults"`
-	Secrets      map[string]*SecretRef    `yaml:"secrets"`
-	Regions      map[string]*RegionSpec   `yaml:"regions"`
-	Products     []*ProductSpec           `yaml:"products"`
-	Notifiers    map[string]*NotifierSpec `yaml:"notifiers"`
-	Routes       []*RouteSpec             `yaml:"routes"`
-	BlastRadius  BlastRadius              `yaml:"blast_radius"`
-	Alerting     AlertingSpec             `yaml:"alerting"`
-	Silences     []*SilenceSpec           `yaml:"silences"`
-	SelfCheck    *SelfCheckSpec           `yaml:"self_check"`
-	Heartbeat    *HeartbeatSpec           `yaml:"heartbeat"`
-	API          APISpec                  `yaml:"api"`
-	Shard        *ShardSpec               `yaml:"shard"`
-	Cluster      *ClusterSpec             `yaml:"cluster"`
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // ClusterSpec makes this vantage a member of a fleet that agrees before paging.
