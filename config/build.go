@@ -49,7 +49,7 @@ func (b *builder) build() {
 		b.d.errorf(b.d.at(f, "vantage"), "vantage is %d characters: its notices' dedup key (%s…) would be %d, over the Events API's %d; use a shorter name",
 			len(cfg.Vantage), vantageKeyPrefix, n, MaxDedupKeyChars)
 	}
-	cfg.Listen = orDefault(f.Listen, DefaultListen)
+	b.buildListen()
 	cfg.StateDir = orDefault(f.StateDir, DefaultStateDir)
 	cfg.Concurrency = f.Concurrency
 	if cfg.Concurrency == 0 {

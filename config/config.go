@@ -56,6 +56,11 @@ type Config struct {
 	// Warnings are problems that do not stop a load, as FILE:LINE:COL (validate prints
 	// them and still exits 0; the daemon logs them at start and reload).
 	Warnings []Error
+
+	// PublicListen is the address of the read-only status page; "": none.
+	PublicListen string
+	// AllowedHosts are the extra names of the listen address, as NormalHost.
+	AllowedHosts []string
 }
 
 // Cluster makes this vantage one member of a fleet (see alert/cluster).

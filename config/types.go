@@ -27,6 +27,12 @@ type File struct {
 	API         APISpec                  `yaml:"api"`
 	Shard       *ShardSpec               `yaml:"shard"`
 	Cluster     *ClusterSpec             `yaml:"cluster"`
+
+	// PublicListen serves only the read-only status page; empty: no such listener.
+	PublicListen string `yaml:"public_listen"`
+	// AllowedHosts are DNS names the listen address may be reached by, besides
+	// localhost and IP literals (a DNS-rebinding defence: other Host headers are refused).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // ClusterSpec makes this vantage a member of a fleet that agrees before paging.

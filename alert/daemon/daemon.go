@@ -246,6 +246,14 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	pub, err := listenPublic(cfg.PublicListen)
+	if err != nil {
+		_ = ln.Close()
+		if d.cluster != nil {
+			_ = d.cluster.Close()
+		}
+		return err
+	}
 	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
 	if d.o.OnListen != nil {
 		d.o.OnListen(ln.Addr().String())
@@ -273,6 +281,9 @@ func (d *daemon) run(ctx context.Context) error {
 	goRun("heartbeat", d.heartbeat)
 	goRun("self-check", d.selfCheck)
 	goRun("fleet", d.watchFleet)
+	if pub != nil {
+		goRun("public status page", func(ctx context.Context) { d.servePublic(ctx, pub) })
+	}
 	serveErr := make(chan error, 1)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -339,8 +350,8 @@ func (d *daemon) reload() error {
 		return err
 	}
 	old := d.config()
-	if cfg.Listen != old.Listen || cfg.StateDir != old.StateDir || !sameCluster(cfg.Cluster, old.Cluster) {
-		d.log.Warn("listen, state_dir and cluster changes take effect at the next start", "listen", old.Listen, "state_dir", old.StateDir)
+	if cfg.Listen != old.Listen || cfg.PublicListen != old.PublicListen || cfg.StateDir != old.StateDir || !sameCluster(cfg.Cluster, old.Cluster) {
+		d.log.Warn("listen, public_listen, state_dir and cluster changes take effect at the next start", "listen", old.Listen, "state_dir", old.StateDir)
 		cfg.Cluster = old.Cluster
 	}
 	d.cfgMu.Lock()

@@ -175,13 +175,13 @@ func TestMetricsAreLintCleanAndHaveEveryPhase(t *testing.T) {
 }
 
 func TestReloadEndpointRefusesABadConfigAndKeepsRunning(t *testing.T) {
-	f := newFixture(t, "")
+	f := newFixture(t, tokenConfig)
 	base, stop := f.start()
 	good, _ := os.ReadFile(f.path)
 	if err := os.WriteFile(f.path, append(good, []byte("\nproducts_typo: []\n")...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(base+"/-/reload", "text/plain", nil)
+	resp, err := postReload(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestReloadEndpointRefusesABadConfigAndKeepsRunning(t *testing.T) {
 	if err := os.WriteFile(f.path, []byte(strings.Replace(string(good), "  - name: web\n    journeys: [{name: home, steps: [{http: {url: \"{{.region.api}}/\"}}]}]\n", "", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	resp, err = http.Post(base+"/-/reload", "text/plain", nil)
+	resp, err = postReload(base)
 	if err != nil {
 		t.Fatal(err)
 	}

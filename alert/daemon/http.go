@@ -1,7 +1,11 @@
 package daemon
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -11,9 +15,11 @@ import (
 	"github.com/picket-dev/picket/alert/statuspage"
 	"github.com/picket-dev/picket/alert/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/httpguard"
 )
 
-// routes: operational endpoints here, the status page and API from statuspage.
+// routes: operational endpoints here, the status page and API from statuspage; all of
+// it behind the admin policy (Host check, and origin, token and JSON for every write).
 func (d *daemon) routes() http.Handler {
 	cfg := d.config()
 	mux := http.NewServeMux()
@@ -37,10 +43,79 @@ func (d *daemon) routes() http.Handler {
 		_, _ = w.Write([]byte("reloaded\n"))
 	})
 	d.setStatusPage(cfg)
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", d.statusPage())
+	return d.adminPolicy(cfg.Listen).Wrap(mux)
+}
+
+// statusPage serves whichever page the last (re)load built.
+func (d *daemon) statusPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*d.page.Load()).ServeHTTP(w, r)
-	}))
+	})
+}
+
+// adminPolicy: the token and allowed_hosts are read per request, so a reload applies
+// them at once; the listen host is the one bound at start, since a reload does not
+// move the listener.
+func (d *daemon) adminPolicy(listen string) httpguard.Policy {
+	host, _, _ := net.SplitHostPort(listen)
+	host = config.NormalHost(host)
+	return httpguard.Policy{
+		Token: func() config.Secret { return d.config().APIToken },
+		Hosts: func() []string { return slices.Concat([]string{host}, d.config().AllowedHosts) },
+		Log:   d.log,
+	}
+}
+
+// publicPaths are all that public_listen serves: the status page, its static files and
+// the read-only JSON the page loads or links to. Not silences, the outbox, the cluster
+// or metrics (operators' business), and no write. To publish more, add a path here.
+var publicPaths = []string{
+	"/{$}", "/static/{file}",
+	"/api/v1/status", "/api/v1/incidents", "/api/v1/incidents/{key}/timeline", "/api/v1/history/{target}",
+}
+
+// publicRoutes is the public listener's handler: GET (and HEAD) of publicPaths, 404
+// for any other path. It needs no Host check: what it serves is public anyway.
+func (d *daemon) publicRoutes() http.Handler {
+	mux := http.NewServeMux()
+	page := d.statusPage()
+	for _, p := range publicPaths {
+		mux.Handle("GET "+p, page)
+	}
 	return mux
+}
+
+// listenPublic binds public_listen, if set, at start, so that a taken port is a start
+// error like one of listen; nil without public_listen.
+func listenPublic(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("public_listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// servePublic serves the public status page on ln until ctx ends, then shuts it down.
+// An error of its own ends only this listener: probing and paging go on without it.
+func (d *daemon) servePublic(ctx context.Context, ln net.Listener) {
+	srv := &http.Server{Handler: d.publicRoutes(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }() // Serve closes ln when it returns
+	d.log.Info("public status page", "listen", ln.Addr().String())
+	select {
+	case err := <-done:
+		d.log.Error("public status page stopped", "listen", ln.Addr().String(), "err", err)
+		return
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdownCtx)
+	<-done
 }
 
 // setStatusPage builds the page and API for cfg; a reload swaps it, so a new api.token

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +27,7 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // alerting.degraded: notify its degraded incidents reach no notifier; the daemon says
 // so, with the config position, when it starts and again when it reloads.
 func TestConfigWarningsLoggedAtStartAndReload(t *testing.T) {
-	f := newFixture(t, "")
+	f := newFixture(t, tokenConfig)
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -53,7 +52,7 @@ func TestConfigWarningsLoggedAtStartAndReload(t *testing.T) {
 	if n := warnings(logs.String(), want); n != 1 {
 		t.Fatalf("at start: %d warnings, want 1:\n%s", n, logs.String())
 	}
-	resp, err := http.Post(base+"/-/reload", "text/plain", nil)
+	resp, err := postReload(base)
 	if err != nil {
 		t.Fatal(err)
 	}

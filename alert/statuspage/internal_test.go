@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert"
-	"github.com/picket-dev/picket/config"
 )
 
 func TestHumanDuration(t *testing.T) {
@@ -71,26 +70,6 @@ func TestWindowFor(t *testing.T) {
 	}
 	if _, err := windowFor("1y", now); err == nil {
 		t.Errorf("range 1y: want an error")
-	}
-}
-
-func TestBearerMatches(t *testing.T) {
-	token := config.NewSecret("s3cr3t-token")
-	cases := map[string]bool{
-		"Bearer s3cr3t-token":   true,
-		"bearer s3cr3t-token":   true,
-		"Bearer  s3cr3t-token ": true,
-		"Bearer s3cr3t-toke":    false,
-		"Bearer s3cr3t-tokenX":  false,
-		"Basic s3cr3t-token":    false,
-		"s3cr3t-token":          false,
-		"Bearer ":               false,
-		"":                      false,
-	}
-	for header, want := range cases {
-		if got := bearerMatches(header, token); got != want {
-			t.Errorf("bearerMatches(%q) = %v, want %v", header, got, want)
-		}
 	}
 }
 

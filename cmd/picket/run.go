@@ -20,7 +20,9 @@ func newRunCmd() *cobra.Command {
 		Use:   "run -c FILE",
 		Short: "Run the daemon: probe every target, alert, serve metrics and the status page",
 		Long: `Run the daemon. SIGHUP or POST /-/reload reloads the config (a config that does not
-validate is refused and the running one stays). SIGINT or SIGTERM stops it (exit 0).`,
+validate is refused and the running one stays). Like every write over HTTP, POST /-/reload
+needs Authorization: Bearer <api.token> and Content-Type: application/json, and is
+refused without api.token. SIGINT or SIGTERM stops it (exit 0).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := lf.logger(cmd.ErrOrStderr())
