@@ -54,7 +54,12 @@ FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/expect \
 	FuzzEvaluate:./probe/expect FuzzSilenceRequest:./alert/statuspage FuzzParseEvent:./alert/notify/pdtest \
 	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe
+# The outage simulator over SIM_SEEDS single-vantage and SIM_FLEET_SEEDS fleet walks
+# (make test runs 300 and 20).
+SIM_SEEDS       ?= 3000
+SIM_FLEET_SEEDS ?= 200
 resilience:
+	PICKET_SIM_SEEDS=$(SIM_SEEDS) PICKET_SIM_FLEET_SEEDS=$(SIM_FLEET_SEEDS) $(GO) test -count=1 -timeout 30m -run 'TestRandomWalks|TestFleetWalks' ./alert/sim/
 	PICKET_RESILIENCE=1 $(GO) test -race -count=1 -timeout 10m ./bench/resilience/...
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
