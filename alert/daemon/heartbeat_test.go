@@ -16,7 +16,7 @@ import (
 // reload asks the daemon at base to reload its config, which must be accepted.
 func reload(t *testing.T, base string) {
 	t.Helper()
-	resp, err := http.Post(base+"/-/reload", "text/plain", nil)
+	resp, err := postReload(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestSelfCheckFollowsReload(t *testing.T) {
 		{"a notifier added while impaired gets the notice", sc(deadT, ""), sc(deadT, ", notify: [ops]"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, tc.before)
+			f := newFixture(t, tokenConfig+tc.before)
 			base, stop := f.start()
 			defer func() {
 				if err := stop(); err != nil {
@@ -113,7 +113,7 @@ func TestHeartbeatFollowsReload(t *testing.T) {
 	urlA, pingsA := pinger(t)
 	urlB, pingsB := pinger(t)
 	lineA, lineB := fmt.Sprintf("heartbeat: {url: %q, every: 1h}\n", urlA), fmt.Sprintf("heartbeat: {url: %q, every: 100ms}\n", urlB)
-	f := newFixture(t, lineA)
+	f := newFixture(t, tokenConfig+lineA)
 	base, stop := f.start()
 	defer func() {
 		if err := stop(); err != nil {
