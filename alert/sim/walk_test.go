@@ -70,7 +70,7 @@ func seedCount(t *testing.T) int {
 		}
 		return n
 	}
-	return *flagSeeds
+	return max(1, *flagSeeds/raceShare)
 }
 
 // walkSeed runs one seed (and, when it has restarts, its twin without) and returns
@@ -155,7 +155,7 @@ func TestRandomWalks(t *testing.T) {
 // TestFleetWalks runs seeded random walks of fleets (3 or 5 vantages, partitions and
 // crashes) and reports the first failing seed.
 func TestFleetWalks(t *testing.T) {
-	n := *flagFleet
+	n := max(1, *flagFleet/raceShare)
 	if env := os.Getenv("PICKET_SIM_FLEET_SEEDS"); env != "" {
 		var err error
 		if n, err = strconv.Atoi(env); err != nil {
