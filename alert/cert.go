@@ -2,7 +2,6 @@ package alert
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/picket-dev/picket/config"
@@ -72,16 +71,7 @@ func (s *TargetState) applyCert(r *probe.Result) (moved, changed bool) {
 
 // CertGroups makes one target-scope group per warned target, like DegradedGroups:
 // told (to chat, by default), never widened.
-func CertGroups(warned []Failing) []Group {
-	groups := make([]Group, 0, len(warned))
-	for _, f := range warned {
-		g := newGroup(ScopeTarget, f.Target, []Failing{f})
-		g.Condition = ConditionCertExpiry
-		groups = append(groups, g)
-	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Subject < groups[j].Subject })
-	return groups
-}
+func CertGroups(warned []Failing) []Group { return targetGroups(warned, ConditionCertExpiry) }
 
 // certWarned lists the targets whose certificate warning alerting goes by: none under
 // alerting.degraded "ignore"; in a fleet, only the targets this vantage probes.

@@ -25,11 +25,14 @@ type Failing struct {
 
 // DegradedGroups makes one target-scope group per degraded target: slowness is told
 // (to chat, by default) but never widened into an outage.
-func DegradedGroups(degraded []Failing) []Group {
-	groups := make([]Group, 0, len(degraded))
-	for _, f := range degraded {
+func DegradedGroups(degraded []Failing) []Group { return targetGroups(degraded, ConditionDegraded) }
+
+// targetGroups makes one target-scope group of the condition per failing target.
+func targetGroups(fs []Failing, condition string) []Group {
+	groups := make([]Group, 0, len(fs))
+	for _, f := range fs {
 		g := newGroup(ScopeTarget, f.Target, []Failing{f})
-		g.Condition = ConditionDegraded
+		g.Condition = condition
 		groups = append(groups, g)
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Subject < groups[j].Subject })

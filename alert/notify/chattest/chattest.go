@@ -25,6 +25,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/picket-dev/picket/internal/loopback"
 )
 
 // Paths.
@@ -78,20 +80,13 @@ type Receiver struct {
 
 // New starts listening at once and serves until Close.
 func New(opts Options) (*Receiver, error) {
-	addr := opts.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	if err := requireLoopback(addr); err != nil {
-		return nil, err
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := loopback.Listen("chattest", opts.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("chattest: listen on %s: %w", addr, err)
+		return nil, err
 	}
 	r := &Receiver{log: log, ln: ln, served: make(chan struct{}), closing: make(chan struct{}), changed: make(chan struct{})}
 	mux := http.NewServeMux()
@@ -111,19 +106,6 @@ func New(opts Options) (*Receiver, error) {
 	}()
 	log.Info("chattest: chat stand-in listening", "slack", r.SlackURL(), "webhook", r.HookURL())
 	return r, nil
-}
-
-// requireLoopback refuses any address that is not on loopback (as pdtest does): the
-// stand-in is for local use only. No name is resolved but "localhost".
-func requireLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("chattest: address: expected host:port, got %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("chattest: address: expected a loopback address such as 127.0.0.1:0, got %q", addr)
-	}
-	return nil
 }
 
 // BaseURL is http://host:port.

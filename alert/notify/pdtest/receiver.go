@@ -24,6 +24,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/picket-dev/picket/internal/loopback"
 )
 
 // Options configure a Receiver.
@@ -60,20 +62,13 @@ const shutdownGrace = 5 * time.Second
 
 // New starts listening at once and serves until Close.
 func New(opts Options) (*Receiver, error) {
-	addr := opts.Addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	if err := requireLoopback(addr); err != nil {
-		return nil, err
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := loopback.Listen("pdtest", opts.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("pdtest: listen on %s: %w", addr, err)
+		return nil, err
 	}
 	r := &Receiver{
 		log:     log,
@@ -92,24 +87,6 @@ func New(opts Options) (*Receiver, error) {
 	go r.serve()
 	log.Info("pdtest: PagerDuty Events API v2 receiver listening", "url", r.URL())
 	return r, nil
-}
-
-// requireLoopback refuses any address that is not on loopback: the receiver
-// records routing keys and is for local use only. No name is resolved but
-// "localhost".
-func requireLoopback(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("pdtest: address: expected host:port, got %q: %w", addr, err)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("pdtest: address: expected a loopback address such as 127.0.0.1:0, got %q", addr)
-	}
-	return nil
 }
 
 func (r *Receiver) serve() {
