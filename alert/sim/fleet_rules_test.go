@@ -150,11 +150,12 @@ func TestAloneVantageDoesNotResolveFleetPage(t *testing.T) { cutOffSideKeepsFlee
 func TestMinorityPartitionDoesNotResolveFleetPage(t *testing.T) { cutOffSideKeepsFleetPage(t, 5, 2) }
 
 // v3 is cut off and its own path to r1 breaks; r1 goes down for everyone and recovers:
-// v1 and v2 page and resolve it. v3 pages alone after alone_after, after their resolve.
-// When the cut heals, the fleet's older resolve does not count as resolving v3's later
-// page: v3's page is resolved.
+// v1 and v2 page and resolve it. v3 pages alone after alone_after, after their resolve
+// (isolated at 0:06, its incident opens within a minute of that resolve: no older than
+// the records' clock skew). When the cut heals, the fleet's older resolve does not count
+// as resolving v3's later page: v3's page is resolved.
 func TestIsolatedPageIsResolvedAfterHeal(t *testing.T) {
-	s := fleetSim(t, FleetSpec{Vantages: 3, AloneAfter: 8 * time.Minute})
+	s := fleetSim(t, FleetSpec{Vantages: 3, AloneAfter: 5 * time.Minute})
 	s.At(time.Minute).Partition([]string{"v3"}, []string{"v1", "v2"})
 	s.At(2*time.Minute).Fail("r1", "*").FailFrom("v3", "r1", "*")
 	s.At(5*time.Minute).Heal("r1", "*") // v3's path stays broken
@@ -170,7 +171,7 @@ func TestIsolatedPageIsResolvedAfterHeal(t *testing.T) {
 	fleetResolve := resolveTimes(pager, regionKey)
 	switch {
 	case fromV3 == 0:
-		t.Fatalf("v3, isolated since 0:09, never paged r1 on its own evidence\n%s", s.trace(regionKey))
+		t.Fatalf("v3, isolated since 0:06, never paged r1 on its own evidence\n%s", s.trace(regionKey))
 	case len(fleetResolve) == 0 || fleetResolve[0] > fromV3:
 		t.Fatalf("resolves at %v: want the fleet's before v3's page at %s\n%s", fleetResolve, fmtDur(fromV3), s.trace(regionKey))
 	case pager.IsOpen(regionKey):
@@ -234,26 +235,47 @@ func TestSenderThatCannotDeliverIsTakenOver(t *testing.T) {
 	quiet(t, s)
 }
 
-// The first sender's path to the pager fails; the other vantage takes over the trigger
-// and the resolve. When the first sender's path comes back, its queued trigger is
-// dropped unsent instead of reopening the incident.
+// The first sender's path to the pager fails; another vantage takes over the trigger
+// and the resolve. When the first sender's path comes back, or it comes back from a
+// crash with the trigger still in its store, its queued trigger is dropped unsent
+// instead of reopening the incident.
 func TestStaleTriggerDroppedAfterTakeover(t *testing.T) {
-	first := firstSender(regionKey, fleetNames(2))
-	s := pdOnlyFleet(t, FleetSpec{Vantages: 2})
-	s.ReceiverFaultFrom("pager", FaultDown, first, 0, 10*time.Minute)
-	s.At(time.Minute).Fail("r1", "*")
-	s.At(5*time.Minute).Heal("r1", "*")
-	run(t, s, 20*time.Minute)
-	want := []string{"OPEN " + regionKey, "CLOSE " + regionKey}
-	if got := transitions(s.Receiver("pager")); !slices.Equal(got, want) {
-		t.Fatalf("pager: %v, want %v (%s's path came back at 0:10)\n%s", got, want, first, s.trace(regionKey))
+	cases := []struct {
+		name     string
+		vantages int
+		script   func(s *Sim, first string)
+	}{
+		// Its next retry finds the other vantage's trigger accepted: the incident is open.
+		{"path back", 2, func(*Sim, string) {}},
+		// Crashed between two retries, back after the resolve: it finds a resolve
+		// accepted after its trigger was made. (Three vantages: two are still a
+		// majority while it is down.)
+		{"restarted", 3, func(s *Sim, first string) {
+			s.At(125 * time.Second).Crash(first)
+			s.At(8 * time.Minute).Start(first)
+		}},
 	}
-	for _, v := range s.vantages {
-		if entries := v.outbox.Entries(); len(entries) > 0 {
-			t.Errorf("%s's outbox still holds %v", v.name, entries)
-		}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			first := firstSender(regionKey, fleetNames(tc.vantages))
+			s := pdOnlyFleet(t, FleetSpec{Vantages: tc.vantages})
+			s.ReceiverFaultFrom("pager", FaultDown, first, 0, 10*time.Minute)
+			s.At(time.Minute).Fail("r1", "*")
+			s.At(5*time.Minute).Heal("r1", "*")
+			tc.script(s, first)
+			run(t, s, 20*time.Minute)
+			want := []string{"OPEN " + regionKey, "CLOSE " + regionKey}
+			if got := transitions(s.Receiver("pager")); !slices.Equal(got, want) {
+				t.Fatalf("pager: %v, want %v (%s's path came back at 0:10)\n%s", got, want, first, s.trace(regionKey))
+			}
+			for _, v := range s.vantages {
+				if entries := v.outbox.Entries(); len(entries) > 0 {
+					t.Errorf("%s's outbox still holds %v", v.name, entries)
+				}
+			}
+			quiet(t, s)
+		})
 	}
-	quiet(t, s)
 }
 
 // The engine's half of the daemon's partition test (its [VANTAGE x] and [ISOLATED x]
