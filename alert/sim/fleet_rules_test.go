@@ -102,45 +102,55 @@ func TestImpairedOfTwoDoesNotResolveFleetPage(t *testing.T) {
 
 // A side cut off from the fleet's majority that sees r1 up changes nothing on that
 // word: it does not resolve the page the majority still sees, neither while it holds
-// (alone, for alone_after) nor after, isolated (the fleet's page waits for the fleet).
-// The fleet resolves it once, after the majority sees r1 up.
+// (alone, for alone_after) nor after, isolated: a page made before the cut is the
+// fleet's, whichever side its sender ended up on, and waits for the fleet. The fleet
+// resolves it once, after the majority sees r1 up.
 func cutOffSideKeepsFleetPage(t *testing.T, n, cutOff int) {
 	names := fleetNames(n)
 	sender := firstSender(regionKey, names)
-	var minor, major []string
-	for _, v := range names {
-		if v != sender && len(minor) < cutOff {
-			minor = append(minor, v)
-		} else {
-			major = append(major, v)
-		}
+	for _, senderCutOff := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sender in the majority", true: "sender cut off"}[senderCutOff], func(t *testing.T) {
+			var minor, major []string
+			if senderCutOff {
+				minor = append(minor, sender)
+			}
+			for _, v := range names {
+				switch {
+				case v == sender && senderCutOff:
+				case v != sender && len(minor) < cutOff:
+					minor = append(minor, v)
+				default:
+					major = append(major, v)
+				}
+			}
+			s := fleetSim(t, FleetSpec{Vantages: n, AloneAfter: 5 * time.Minute})
+			for _, v := range names {
+				s.At(time.Minute).FailFrom(v, "r1", "*")
+			}
+			s.At(5*time.Minute).Partition(minor, major)
+			for _, v := range minor {
+				s.At(6*time.Minute).HealFrom(v, "r1", "*")
+			}
+			s.At(25 * time.Minute).Partition()
+			for _, v := range major {
+				s.At(30*time.Minute).HealFrom(v, "r1", "*")
+			}
+			run(t, s, 25*time.Minute)
+			pager := s.Receiver("pager")
+			if src := triggerSources(pager, regionKey); len(src) != 1 || src[0] != sender {
+				t.Fatalf("triggers from %v, want one from %s\n%s", src, sender, s.trace(regionKey))
+			}
+			if at := resolveTimes(pager, regionKey); len(at) > 0 {
+				t.Fatalf("%v, cut off at 0:05 and seeing r1 up from 0:06 (alone_after 5m), resolved the page %v still see, at %v\n%s",
+					minor, major, at, s.trace(regionKey))
+			}
+			run(t, s, 15*time.Minute)
+			if at := resolveTimes(pager, regionKey); len(at) != 1 || at[0] < 30*time.Minute {
+				t.Fatalf("resolves at %v, want one after the majority saw r1 up at 0:30\n%s", at, s.trace(regionKey))
+			}
+			quiet(t, s)
+		})
 	}
-	s := fleetSim(t, FleetSpec{Vantages: n, AloneAfter: 5 * time.Minute})
-	for _, v := range names {
-		s.At(time.Minute).FailFrom(v, "r1", "*")
-	}
-	s.At(5*time.Minute).Partition(minor, major)
-	for _, v := range minor {
-		s.At(6*time.Minute).HealFrom(v, "r1", "*")
-	}
-	s.At(25 * time.Minute).Partition()
-	for _, v := range major {
-		s.At(30*time.Minute).HealFrom(v, "r1", "*")
-	}
-	run(t, s, 25*time.Minute)
-	pager := s.Receiver("pager")
-	if src := triggerSources(pager, regionKey); len(src) != 1 || src[0] != sender {
-		t.Fatalf("triggers from %v, want one from %s\n%s", src, sender, s.trace(regionKey))
-	}
-	if at := resolveTimes(pager, regionKey); len(at) > 0 {
-		t.Fatalf("%v, cut off at 0:05 and seeing r1 up from 0:06 (alone_after 5m), resolved the page %v still see, at %v\n%s",
-			minor, major, at, s.trace(regionKey))
-	}
-	run(t, s, 15*time.Minute)
-	if at := resolveTimes(pager, regionKey); len(at) != 1 || at[0] < 30*time.Minute {
-		t.Fatalf("resolves at %v, want one after the majority saw r1 up at 0:30\n%s", at, s.trace(regionKey))
-	}
-	quiet(t, s)
 }
 
 // One vantage of three cut off.
