@@ -230,11 +230,16 @@ const maxTakeoverPosition = 1
 // their clocks differ a little.
 const recordSkew = time.Minute
 
-// waitsForFleet: cut off from the majority, an incident paged by a vantage not on this
-// side is left for the fleet to resolve.
-func (f *fleetState) waitsForFleet(inc *Incident) bool {
-	alone, _ := f.Fleet.Alone()
-	return alone && inc.PagedBy != "" && !f.Fleet.IsLive(inc.PagedBy)
+// waitsForFleet: cut off from the majority, an incident the fleet paged is left for the
+// fleet to resolve: paged by a vantage not on this side, or before this side was cut off
+// (then it was the fleet's page whichever side its sender ended up on, and the majority
+// may still see the outage). Only what this side paged while alone is its own to resolve.
+func (f *fleetState) waitsForFleet(now time.Time, inc *Incident) bool {
+	alone, since := f.Fleet.Alone()
+	if !alone || inc.PagedBy == "" {
+		return false
+	}
+	return !f.Fleet.IsLive(inc.PagedBy) || inc.PagedAt.Before(now.Add(-since))
 }
 
 // resolvedBy reports whether the record is an accepted resolve of this incident, not of
@@ -265,7 +270,7 @@ func (f *fleetState) resolve(e *Engine, now time.Time, inc *Incident) {
 	}
 	// Cut off, a vantage resolves only what its side paged: the fleet's pages wait for
 	// the fleet.
-	if f.waitsForFleet(inc) {
+	if f.waitsForFleet(now, inc) {
 		inc.note(now, "resolved", "waiting for the fleet to resolve what it paged")
 		f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
 		return
@@ -287,7 +292,7 @@ func (f *fleetState) sendPending(e *Engine, now time.Time) {
 	for key, p := range f.resolves {
 		rec, ok := f.Fleet.Page(key)
 		switch {
-		case f.waitsForFleet(p.inc):
+		case f.waitsForFleet(now, p.inc):
 			continue
 		case e.incidents.Get(key) != nil:
 			delete(f.resolves, key) // failing again: the open incident owns the key

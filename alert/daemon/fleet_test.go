@@ -6,14 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
-	"log"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,6 +24,11 @@ import (
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe/probetest"
 )
+
+// The fleet's rules are scripted in the simulator (alert/sim/fleet_rules_test.go, in
+// virtual time, named after the tests that were here). What stays needs real memberlist
+// daemons: the partition and takeover end to end, the [VANTAGE x] and [ISOLATED x]
+// notices (sent by checkMembers, not the engine) and shards: the simulator models neither.
 
 // cuttable wraps a member's gossip transport; while cut, nothing goes out or comes in:
 // the member's network to its peers is gone, its network to the platform is not.
@@ -168,9 +167,6 @@ func newInProcessFleet(t *testing.T) *inProcessFleet {
 type memberSpec struct {
 	name      string
 	eventsURL string // "": the fleet's receiver
-	eu1URL    string // "": the platform's eu1
-	selfCheck string // "": the fleet's (reachable) self-check target
-	chatURL   string // set: a second notifier "chat" on the route, at this events URL
 	wrap      WrapGossip
 	shard     *config.Shard // set: name is "vantage#index"
 }
@@ -206,12 +202,6 @@ func (f *inProcessFleet) start(t *testing.T, cluster string, specs ...memberSpec
 			}
 		}
 		events := cmp.Or(s.eventsURL, f.pd.BaseURL())
-		eu1, selfCheck := cmp.Or(s.eu1URL, f.plat.URL("eu1")), cmp.Or(s.selfCheck, f.selfCheck)
-		chat, route := "", "[pd]"
-		if s.chatURL != "" {
-			chat = fmt.Sprintf("\n  chat: {pagerduty: {routing_key: \"daemontestroutingkey000000000002\", events_url: %q}}", s.chatURL)
-			route = "[pd, chat]"
-		}
 		vantage, _, _ := strings.Cut(s.name, "#")
 		cfg := fmt.Sprintf(`vantage: %s
 listen: 127.0.0.1:0
@@ -227,12 +217,12 @@ products:
   - name: web
     journeys: [{name: home, steps: [{http: {url: "{{.region.api}}/"}}]}]
 notifiers:
-  pd: {pagerduty: {routing_key: "daemontestroutingkey000000000001", events_url: %q}}%s
+  pd: {pagerduty: {routing_key: "daemontestroutingkey000000000001", events_url: %q}}
 routes:
-  - notify: %s
+  - notify: [pd]
 self_check: {targets: ["tcp://%s"], interval: 200ms}
 cluster: {bind: %s, peers: [%s], insecure: true, notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, %s}
-`, vantage, filepath.Join(f.dir, "state-"+s.name), eu1, f.plat.URL("us1"), events, chat, route, selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
+`, vantage, filepath.Join(f.dir, "state-"+s.name), f.plat.URL("eu1"), f.plat.URL("us1"), events, f.selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
 		path := filepath.Join(f.dir, s.name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
@@ -437,66 +427,10 @@ func events(pd *pdtest.Receiver) string {
 	return b.String()
 }
 
-// TestImpairedVantageGivesNoVerdicts: a and c both see eu1 down (their path to it is
-// broken), which would make quorum 2 of 3; but c's own network checks fail, so c gives
-// no verdicts and nothing is paged.
-func TestImpairedVantageGivesNoVerdicts(t *testing.T) {
-	f := newInProcessFleet(t)
-	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "test: no path to eu1", http.StatusBadGateway)
-	}))
-	t.Cleanup(broken.Close)
-	unreachable := freeAddr(t) // nothing listens there
-	members := f.start(t, "quorum: 2, takeover_after: 1s",
-		memberSpec{name: "a", eu1URL: broken.URL}, memberSpec{name: "b"},
-		memberSpec{name: "c", eu1URL: broken.URL, selfCheck: unreachable})
-	a, c := members[0], members[2]
-	waitFor(t, 10*time.Second, "c to be impaired", func() bool { return metric(t, c.base, "picket_impaired") == "1" })
-	waitFor(t, 10*time.Second, "c to see eu1 firing itself", func() bool {
-		return metric(t, c.base, `picket_target_state{journey="query",product="metrics",region="eu1",vantage="c"}`) == "2"
-	})
-	waitFor(t, 10*time.Second, "a's votes", func() bool {
-		_, st := body(t, a.base+"/api/v1/status")
-		return strings.Contains(st, `"votes":{"metrics":{"eu1":"down from 1 of 2"}`) // c abstains: 2 vantages count
-	})
-	time.Sleep(2 * time.Second) // group wait 0, takeover 1s: a page would be out by now
-	if n := len(f.pd.Events()); n != 0 {
-		t.Errorf("paged on the word of an impaired vantage: %s", events(f.pd))
-	}
-}
-
 func cutter(cut *atomic.Bool) WrapGossip {
 	return func(inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 		return newCuttable(inner, cut)
 	}
-}
-
-// brokenPath is a server that answers 502 to everything: a vantage's path to somewhere.
-func brokenPath(t *testing.T) string {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "test: no path", http.StatusBadGateway)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
-
-// switchable forwards to target until broken is set, then answers 502.
-func switchable(t *testing.T, target string, broken *atomic.Bool) string {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.ErrorLog = log.New(io.Discard, "", 0)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if broken.Load() {
-			http.Error(w, "test: path broken", http.StatusBadGateway)
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
 
 // TestBackNoticeWhenSubjectRanksFirst: the vantage that comes back may rank first for
@@ -539,137 +473,6 @@ func TestBackNoticeWhenSubjectRanksFirst(t *testing.T) {
 	if tr, res := f.pd.Count(key, "trigger"), f.pd.Count(key, "resolve"); tr != 1 || res != 1 {
 		t.Errorf("%s: %d silent and %d back notices, want 1 and 1: %s", subject, tr, res, events(f.pd))
 	}
-}
-
-// TestAloneVantageDoesNotResolveFleetPage: a and b see eu1 down and page it; c sees it
-// fine. Cut off, c has only its own evidence, but until alone_after it changes nothing
-// on that word: no resolve of the outage a and b still see.
-func TestAloneVantageDoesNotResolveFleetPage(t *testing.T) {
-	f := newInProcessFleet(t)
-	broken := brokenPath(t)
-	cut := &atomic.Bool{}
-	members := f.start(t, "alone_after: 60s, takeover_after: 1s",
-		memberSpec{name: "a", eu1URL: broken}, memberSpec{name: "b", eu1URL: broken}, memberSpec{name: "c", wrap: cutter(cut)})
-	const key = "picket/region/eu1"
-	waitFor(t, 15*time.Second, "the fleet's page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
-	waitFor(t, 5*time.Second, "c to know the page is out", func() bool {
-		_, st := body(t, members[2].base+"/api/v1/status")
-		return strings.Contains(st, `"paged_by"`)
-	})
-	cut.Store(true)
-	waitFor(t, 15*time.Second, "c to be alone", func() bool { return metric(t, members[2].base, "picket_cluster_alone") == "1" })
-	time.Sleep(3 * time.Second)
-	if n := f.pd.Count(key, "resolve"); n != 0 {
-		t.Errorf("an outage a and b still see was resolved %d times by c, alone for less than alone_after: %s", n, events(f.pd))
-	}
-}
-
-// TestIsolatedPageIsResolvedAfterHeal: c is cut off and its own path to eu1 breaks; eu1
-// goes down for everyone and recovers: a and b page and resolve it. c pages alone after
-// alone_after, after their resolve. When the cut heals, the fleet's older resolve does
-// not count as resolving c's later page: it is resolved.
-func TestIsolatedPageIsResolvedAfterHeal(t *testing.T) {
-	f := newInProcessFleet(t)
-	cBroken := &atomic.Bool{}
-	cut := &atomic.Bool{}
-	members := f.start(t, "alone_after: 8s, takeover_after: 1s", memberSpec{name: "a"}, memberSpec{name: "b"},
-		memberSpec{name: "c", eu1URL: switchable(t, f.plat.URL("eu1"), cBroken), wrap: cutter(cut)})
-	c := members[2]
-	cut.Store(true)
-	waitFor(t, 15*time.Second, "c to be alone", func() bool { return metric(t, c.base, "picket_cluster_alone") == "1" })
-	const key = "picket/region/eu1"
-	cBroken.Store(true)
-	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitFor(t, 10*time.Second, "the fleet's page", func() bool { return countFrom(f.pd, key, "trigger", "a", "b") >= 1 })
-	f.plat.ClearFaults()
-	waitFor(t, 10*time.Second, "the fleet's resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
-	waitFor(t, 15*time.Second, "c's isolated page", func() bool { return countFrom(f.pd, key, "trigger", "c") >= 1 })
-	cut.Store(false) // c's own path stays broken: the fleet's quorum says eu1 is up
-	t.Cleanup(func() {
-		if t.Failed() {
-			_, tl := body(t, c.base+"/api/v1/incidents/picket~region~eu1/timeline")
-			_, fs := body(t, c.base+"/api/v1/cluster")
-			t.Logf("c's timeline: %s\nc's fleet: %s\nevents: %s", tl, fs, events(f.pd))
-		}
-	})
-	// Whatever the order in which c's page and the fleet's resolve reached the receiver,
-	// a resolve must follow c's page: the incident is not left open.
-	resolvedAfterC := func() bool {
-		seenC := false
-		for _, ev := range f.pd.Events() {
-			switch {
-			case ev.DedupKey != key:
-			case ev.Action == "trigger" && ev.Payload.Source == "c":
-				seenC = true
-			case ev.Action == "resolve" && seenC:
-				return true
-			}
-		}
-		return false
-	}
-	waitFor(t, 30*time.Second, "a resolve after c's page", resolvedAfterC)
-	time.Sleep(1500 * time.Millisecond)
-	if res := f.pd.Count(key, "resolve"); res > 2 {
-		t.Errorf("%d resolves, want at most 2 (the fleet's, one for c's page): %s", res, events(f.pd))
-	}
-}
-
-// TestOtherNotifierDoesNotConfirmFailingPager: the route has two notifiers; the first
-// sender's PagerDuty fails while its other notifier accepts. That is not a confirmed
-// page: the second vantage takes over, and the pager gets the page once.
-func TestOtherNotifierDoesNotConfirmFailingPager(t *testing.T) {
-	f := newInProcessFleet(t)
-	chat, err := pdtest.New(pdtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = chat.Close() })
-	const key = "picket/region/eu1"
-	first, second := firstFor(key, "x", "y")
-	f.start(t, "takeover_after: 1s", memberSpec{name: first, eventsURL: brokenPath(t), chatURL: chat.BaseURL()},
-		memberSpec{name: second, chatURL: chat.BaseURL()})
-	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitFor(t, 10*time.Second, "the first sender's other notifier", func() bool { return chat.Count(key, "trigger") >= 1 })
-	waitFor(t, 10*time.Second, "the takeover page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
-	time.Sleep(2 * time.Second)
-	if n := countFrom(f.pd, key, "trigger", second); n != 1 {
-		t.Errorf("the pager got %d triggers from %s, want 1: %s", n, second, events(f.pd))
-	}
-}
-
-// TestStaleTriggerDroppedAfterTakeover: the first sender's path to PagerDuty fails; the
-// second takes over the trigger and the resolve. When the first sender's path comes
-// back, its queued trigger is dropped unsent instead of reopening the incident.
-func TestStaleTriggerDroppedAfterTakeover(t *testing.T) {
-	f := newInProcessFleet(t)
-	broken := &atomic.Bool{}
-	broken.Store(true)
-	const key = "picket/region/eu1"
-	first, second := firstFor(key, "x", "y")
-	members := f.start(t, "takeover_after: 1s", memberSpec{name: first, eventsURL: switchable(t, f.pd.BaseURL(), broken)}, memberSpec{name: second})
-	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitFor(t, 10*time.Second, "the takeover page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
-	f.plat.ClearFaults()
-	waitFor(t, 10*time.Second, "the takeover resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
-	// Its acceptance reaches the first sender by gossip (50 ms rounds); a retry of the
-	// first sender's own resolve before that would be a harmless second resolve.
-	time.Sleep(500 * time.Millisecond)
-	broken.Store(false)
-	waitFor(t, 40*time.Second, first+"'s outbox to empty", func() bool {
-		_, ob := body(t, members[0].base+"/api/v1/outbox")
-		return !strings.Contains(ob, key)
-	})
-	if tr, res := f.pd.Count(key, "trigger"), f.pd.Count(key, "resolve"); tr != 1 || res != 1 {
-		t.Errorf("%d triggers and %d resolves for one outage, want 1 and 1: %s", tr, res, events(f.pd))
-	}
-}
-
-// firstFor orders two member names by their rank for key: the sender first.
-func firstFor(key, a, b string) (string, string) {
-	if rendezvous(key, a) > rendezvous(key, b) {
-		return b, a
-	}
-	return a, b
 }
 
 // TestShardsOfOneVantageAreStillAlone: the shards of a vantage reach each other but no

@@ -83,6 +83,27 @@ func statusOf(faults []platformFault, id string, at, interval time.Duration) (pr
 	return probe.StatusUp, ""
 }
 
+// PatternPlatform, in a path fault, mends the path: the vantage sees the platform as
+// it is again.
+const PatternPlatform = ""
+
+// pathStatus is what one vantage's own path makes a target answer (FailFrom, HealFrom);
+// ok false: the path is fine, the platform answers.
+func pathStatus(faults []platformFault, id string, at, interval time.Duration) (probe.Status, string, bool) {
+	for i := len(faults) - 1; i >= 0; i-- {
+		f := faults[i]
+		if at < f.From || !f.Sel.matches(id) {
+			continue
+		}
+		if f.Pattern == PatternPlatform {
+			return "", "", false
+		}
+		status, why := statusOf(faults[i:i+1], id, at, interval)
+		return status, why, true
+	}
+	return "", "", false
+}
+
 // addFault adds f and drops the faults it hides for good (same or narrower selector,
 // already begun), so that a long walk keeps a short list.
 func addFault(faults []platformFault, f platformFault) []platformFault {

@@ -405,10 +405,11 @@ func (c *checker) checkFlapping() {
 	}
 }
 
-// CheckQuiet heals everything (platform, receivers, impairment, partitions), runs for
-// d, and checks I2 and the reload obligations of I6.
+// CheckQuiet heals everything (platform, vantages' paths, receivers, impairment,
+// partitions), runs for d, and checks I2 and the reload obligations of I6.
 func (s *Sim) CheckQuiet(d time.Duration) error {
 	s.faults = nil
+	clear(s.paths)
 	for _, r := range s.receivers {
 		r.ClearFaults(s.elapsed)
 	}

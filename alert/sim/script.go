@@ -41,6 +41,14 @@ func (c *Cue) Heal(region, product string) *Cue {
 	return c.Do("heal "+product+"@"+region, func(s *Sim) error { s.Heal(region, product); return nil })
 }
 
+func (c *Cue) FailFrom(vantage, region, product string) *Cue {
+	return c.Do("fail "+product+"@"+region+" from "+vantage, func(s *Sim) error { s.FailFrom(vantage, region, product); return nil })
+}
+
+func (c *Cue) HealFrom(vantage, region, product string) *Cue {
+	return c.Do("heal "+product+"@"+region+" from "+vantage, func(s *Sim) error { s.HealFrom(vantage, region, product); return nil })
+}
+
 func (c *Cue) Flap(region, product, pattern string) *Cue {
 	return c.Do("flap "+product+"@"+region+" "+pattern, func(s *Sim) error { s.Flap(region, product, pattern); return nil })
 }
@@ -110,6 +118,22 @@ func (s *Sim) Degrade(region, product string) {
 
 // Heal makes the selected targets pass.
 func (s *Sim) Heal(region, product string) { s.setFault(Selector{region, product}, PatternUp, "") }
+
+// FailFrom breaks one vantage's own path to the selected targets: its probes see them
+// down whatever the platform does; the other vantages see the platform as it is.
+func (s *Sim) FailFrom(vantage, region, product string) {
+	s.setPath(vantage, Selector{region, product}, PatternDown, "status 502, want 200 (no path from "+vantage+")")
+}
+
+// HealFrom mends one vantage's path to the selected targets: it sees the platform
+// as it is again.
+func (s *Sim) HealFrom(vantage, region, product string) {
+	s.setPath(vantage, Selector{region, product}, PatternPlatform, "")
+}
+
+func (s *Sim) setPath(vantage string, sel Selector, pattern, why string) {
+	s.paths[vantage] = addFault(s.paths[vantage], platformFault{Sel: sel, Pattern: pattern, From: s.elapsed, Why: why})
+}
 
 // Flap makes the selected targets follow pattern, one letter per run (D down, U up,
 // G degraded), over and over.

@@ -59,7 +59,8 @@ type Sim struct {
 	net           *network // nil without a fleet
 	targets       []*simTarget
 	faults        []platformFault
-	impaired      map[string]bool // vantage -> impaired
+	paths         map[string][]platformFault // vantage -> its own path faults (FailFrom)
+	impaired      map[string]bool            // vantage -> impaired
 
 	actions []action // scheduled, in (at, seq) order
 	seq     int
@@ -113,7 +114,7 @@ func New(o Options) (*Sim, error) {
 	s := &Sim{
 		opts: o, start: cmp.Or(o.Start, epoch()), tick: cmp.Or(o.Tick, time.Second),
 		platform: o.Platform.Clone(), cfg: cfg, receivers: map[string]*Receiver{},
-		rng: rand.New(rand.NewPCG(o.Seed, 0x5157)), impaired: map[string]bool{},
+		rng: rand.New(rand.NewPCG(o.Seed, 0x5157)), impaired: map[string]bool{}, paths: map[string][]platformFault{},
 	}
 	s.clock = clock.NewFake(s.start)
 	s.checker = newChecker(s, o.Checks)
@@ -314,6 +315,10 @@ func (s *Sim) probeDue() {
 		for t.next <= s.elapsed {
 			status, why := statusOf(s.faults, t.id, t.next, t.interval)
 			for _, v := range s.vantages {
+				if st, w, ok := pathStatus(s.paths[v.name], t.id, t.next, t.interval); ok {
+					v.observe(t.id, st, w)
+					continue
+				}
 				v.observe(t.id, status, why)
 			}
 			t.next += t.interval
