@@ -54,7 +54,8 @@ FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/expect \
 	FuzzEvaluate:./probe/expect FuzzSilenceRequest:./alert/statuspage FuzzParseEvent:./alert/notify/pdtest \
 	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe \
-	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzRetryAfter:./alert/notify
+	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzRetryAfter:./alert/notify \
+	FuzzOutboxLoad:./alert/notify
 resilience:
 	PICKET_RESILIENCE=1 $(GO) test -race -count=1 -timeout 10m ./bench/resilience/...
 	@set -e; for t in $(FUZZ_TARGETS); do \
