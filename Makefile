@@ -56,7 +56,7 @@ FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/ex
 	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe \
 	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzRetryAfter:./alert/notify \
 	FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert FuzzHistory:./alert/store \
-	FuzzParseShard:./config FuzzGossipKey:./config
+	FuzzParseShard:./config FuzzGossipKey:./config FuzzStatusQuery:./alert/statuspage
 resilience:
 	PICKET_RESILIENCE=1 $(GO) test -race -count=1 -timeout 10m ./bench/resilience/...
 	@set -e; for t in $(FUZZ_TARGETS); do \
