@@ -54,7 +54,8 @@ FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/expect \
 	FuzzEvaluate:./probe/expect FuzzSilenceRequest:./alert/statuspage FuzzParseEvent:./alert/notify/pdtest \
 	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe \
-	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzRetryAfter:./alert/notify \
+	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzStoredPage:./alert/cluster \
+	FuzzRetryAfter:./alert/notify \
 	FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert FuzzHistory:./alert/store \
 	FuzzParseShard:./config FuzzGossipKey:./config FuzzStatusQuery:./alert/statuspage
 resilience:

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/json"
 	"log/slog"
 	"testing"
 	"time"
@@ -30,4 +31,52 @@ func FuzzDecodeBye(f *testing.F) {
 		c.records["m"] = newRecord(2)
 		delegate{c: c}.NotifyMsg(b)
 	})
+}
+
+// FuzzStoredPage: a page record as the store holds it (JSON of its wire encoding, under
+// its dedup key) loads as that record or is skipped; a loaded record saves back to the
+// same bytes, and never stops the load of the others.
+func FuzzStoredPage(f *testing.F) {
+	real := pageRecord{Page: Page{Key: "picket/region/eu1", Open: true, Confirmed: true, By: "fsn1-vps",
+		At: time.UnixMilli(1_772_445_600_000)}, version: 7}
+	raw, _ := json.Marshal(encodePage(real))
+	f.Add(real.Key, raw)
+	f.Add("picket/vantage/hel1-vps", raw) // the record of another key
+	f.Add("k", []byte(`"UAFrAAAAAA=="`))
+	f.Add("k", []byte(`"not base64"`))
+	f.Add("k", []byte(`{"key":"k"}`))
+	f.Fuzz(func(t *testing.T, key string, raw []byte) {
+		p, err := decodeStoredPage(key, raw)
+		st := &countingStore{records: map[string][]byte{key: raw, "~other": mustStored(t, real, "~other")}}
+		c := bareWithStore("m", st)
+		if lerr := c.loadPages(); lerr != nil {
+			t.Fatalf("load: %v", lerr)
+		}
+		if _, ok := c.Page("~other"); !ok {
+			t.Fatalf("a record stored under %q as %q stopped the load of another", key, raw)
+		}
+		if err != nil {
+			return
+		}
+		if got, ok := c.pages[key]; !ok || got != p {
+			t.Fatalf("loaded %+v, %v; decoded %+v", got, ok, p)
+		}
+		again, err := json.Marshal(encodePage(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := decodeStoredPage(key, again); err != nil || back != p {
+			t.Fatalf("saved back, %+v reads %+v, %v", p, back, err)
+		}
+	})
+}
+
+// mustStored is a record as flushPages stores it, under key.
+func mustStored(t *testing.T, p pageRecord, key string) []byte {
+	p.Key = key
+	raw, err := json.Marshal(encodePage(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
