@@ -129,7 +129,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		reloads: make(chan chan error),
 	}
 	if cfg.Cluster != nil {
-		if d.cluster, err = startCluster(cfg.Cluster, o); err != nil {
+		if d.cluster, err = startCluster(cfg.Cluster, o, st); err != nil {
 			_ = st.Close()
 			return nil, err
 		}
