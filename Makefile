@@ -55,9 +55,9 @@ FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/ex
 	FuzzEvaluate:./probe/expect FuzzSilenceRequest:./alert/statuspage FuzzParseEvent:./alert/notify/pdtest \
 	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe \
 	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzStoredPage:./alert/cluster \
-	FuzzRetryAfter:./alert/notify \
-	FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert FuzzHistory:./alert/store \
-	FuzzParseShard:./config FuzzGossipKey:./config FuzzStatusQuery:./alert/statuspage
+	FuzzRetryAfter:./alert/notify FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert \
+	FuzzHistory:./alert/store FuzzParseShard:./config FuzzGossipKey:./config \
+	FuzzStatusQuery:./alert/statuspage
 resilience:
 	PICKET_RESILIENCE=1 $(GO) test -race -count=1 -timeout 10m ./bench/resilience/...
 	@set -e; for t in $(FUZZ_TARGETS); do \
