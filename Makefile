@@ -56,7 +56,11 @@ bench-scale:
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/expect \
 	FuzzEvaluate:./probe/expect FuzzSilenceRequest:./alert/statuspage FuzzParseEvent:./alert/notify/pdtest \
-	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe
+	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe \
+	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzStoredPage:./alert/cluster \
+	FuzzRetryAfter:./alert/notify FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert \
+	FuzzHistory:./alert/store FuzzParseShard:./config FuzzGossipKey:./config \
+	FuzzStatusQuery:./alert/statuspage
 # The outage simulator over SIM_SEEDS single-vantage and SIM_FLEET_SEEDS fleet walks
 # (make test runs 300 and 20).
 SIM_SEEDS       ?= 3000

@@ -113,45 +113,46 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	return e, nil
 }
 
+// restore reads what the previous run saved. A damaged record (unreadable, or not the
+// record its key names) is logged and skipped: one bad record must neither keep the
+// daemon from starting nor stop the others from being restored, and one saved under
+// the wrong key would be written back over another target's state.
 func (e *Engine) restore() ([]*Incident, error) {
 	if e.store == nil {
 		return nil, nil
 	}
-	err := e.store.ForEach(BucketStates, func(key string, raw []byte) error {
-		var s TargetState
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("state %s: %w", key, err)
-		}
-		e.states[key] = &s
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("restore states: %w", err)
-	}
 	var incs []*Incident
-	err = e.store.ForEach(BucketIncidents, func(key string, raw []byte) error {
-		var inc Incident
-		if err := json.Unmarshal(raw, &inc); err != nil {
-			return fmt.Errorf("incident %s: %w", key, err)
-		}
-		incs = append(incs, &inc)
-		return nil
-	})
+	err := errors.Join(
+		restoreBucket(e, BucketStates, func(s *TargetState) string { return s.Target }, func(s *TargetState) { e.states[s.Target] = s }),
+		restoreBucket(e, BucketIncidents, func(inc *Incident) string { return inc.Key }, func(inc *Incident) { incs = append(incs, inc) }),
+		restoreBucket(e, BucketSilences, func(s *Silence) string { return s.ID }, func(s *Silence) { e.runtime = append(e.runtime, *s) }),
+	)
 	if err != nil {
-		return nil, fmt.Errorf("restore incidents: %w", err)
-	}
-	err = e.store.ForEach(BucketSilences, func(key string, raw []byte) error {
-		var s Silence
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return fmt.Errorf("silence %s: %w", key, err)
-		}
-		e.runtime = append(e.runtime, s)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("restore silences: %w", err)
+		return nil, err
 	}
 	return incs, nil
+}
+
+// restoreBucket decodes every record of bucket and keeps those whose own key (keyOf)
+// is the one they are stored under; it fails only when the store cannot be read.
+func restoreBucket[T any](e *Engine, bucket string, keyOf func(*T) string, keep func(*T)) error {
+	err := e.store.ForEach(bucket, func(key string, raw []byte) error {
+		v := new(T)
+		err := json.Unmarshal(raw, v)
+		if err == nil && keyOf(v) != key {
+			err = fmt.Errorf("expected the record of %q, got one of %q", key, keyOf(v))
+		}
+		if err != nil {
+			e.log.Error("restore: skipping a damaged record", "bucket", bucket, "key", key, "err", err)
+			return nil
+		}
+		keep(v)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", bucket, err)
+	}
+	return nil
 }
 
 // adoptQueued settles restored incidents against what the outbox already holds: a

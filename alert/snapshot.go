@@ -264,10 +264,12 @@ func (e *Engine) Closed(limit int) ([]Incident, error) {
 		return nil, nil
 	}
 	var all []Incident
-	err := e.store.ForEach(BucketClosed, func(_ string, raw []byte) error {
+	err := e.store.ForEach(BucketClosed, func(key string, raw []byte) error {
 		var inc Incident
 		if err := json.Unmarshal(raw, &inc); err != nil {
-			return err
+			// One damaged record must not take the list (and the status page) down.
+			e.log.Warn("closed incidents: skipping a damaged record", "key", key, "err", err)
+			return nil
 		}
 		all = append(all, inc)
 		return nil
@@ -317,7 +319,7 @@ func LoadIncident(st Store, key string) (Incident, bool, error) {
 	err = st.ForEach(BucketClosed, func(_ string, raw []byte) error {
 		var inc Incident
 		if err := json.Unmarshal(raw, &inc); err != nil {
-			return err
+			return nil // damaged: whatever it was, it cannot be the one asked for
 		}
 		if inc.Key == key {
 			found, ok = inc, true // keys sort by opening time: the last one wins

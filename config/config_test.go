@@ -291,7 +291,7 @@ func TestShardsCoverEveryTargetOnce(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"3/3", "-1/2", "1", "a/b", "0/0"} {
+	for _, bad := range []string{"3/3", "-1/2", "1", "a/b", "0/0", "+1/3", "-0/3"} { // (the signed ones: FuzzParseShard)
 		if _, err := ParseShard(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

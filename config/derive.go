@@ -22,17 +22,20 @@ func ShardOf(id string, count int) int {
 	return int(h.Sum64() % uint64(count))
 }
 
-// ParseShard reads "i/n" (the --shard flag).
+// ParseShard reads "i/n" (the --shard flag), in decimal digits: Atoi alone would take
+// "-0/3" or "+1/3" too, and a typo is better an error than some shard.
 func ParseShard(s string) (Shard, error) {
 	i, n, ok := strings.Cut(s, "/")
 	index, err1 := strconv.Atoi(i)
 	count, err2 := strconv.Atoi(n)
-	if !ok || err1 != nil || err2 != nil {
+	if !ok || err1 != nil || err2 != nil || !digitsOnly(i) || !digitsOnly(n) {
 		return Shard{}, fmt.Errorf("shard %q: want INDEX/COUNT, like 0/3", s)
 	}
 	sh := Shard{Index: index, Count: count}
 	return sh, sh.check()
 }
+
+func digitsOnly(s string) bool { return strings.Trim(s, "0123456789") == "" }
 
 func (s Shard) check() error {
 	if s.Count < 1 || s.Index < 0 || s.Index >= s.Count {

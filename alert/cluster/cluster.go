@@ -51,6 +51,9 @@ type Options struct {
 	// LeaveTimeout bounds how long Close waits for the leave message to go out
 	// (default 2s).
 	LeaveTimeout time.Duration
+	// Store, if set, keeps the page records across restarts (see PagesBucket); nil: in
+	// memory only. It must stay open until Close has returned.
+	Store PageStore
 	// WrapTransport, if set, wraps the transport (memberlist's UDP and TCP one, bound on
 	// Bind, with the counting of Stats) before memberlist uses it: tests drop gossip with
 	// it. memberlist shuts the returned transport down on Close.
@@ -102,6 +105,9 @@ type Cluster struct {
 	pages      map[string]pageRecord // by dedup key, of every member, dead ones too
 	pageClock  uint64                // the highest page version seen
 	pageLimit  int                   // at most this many pages (0: maxPages)
+	pageStore  PageStore             // nil: pages are not saved
+	unsaved    map[string]bool       // page keys changed since the last write (pagestore.go)
+	saveWake   chan struct{}         // wakes the writer; holds at most one wake
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -143,7 +149,16 @@ func Start(o Options) (*Cluster, error) {
 		aloneSince: now,
 		pages:      make(map[string]pageRecord),
 		pageLimit:  maxPages,
+		pageStore:  o.Store,
+		unsaved:    make(map[string]bool),
+		saveWake:   make(chan struct{}, 1),
 		stop:       make(chan struct{}),
+	}
+	if c.pageStore != nil {
+		// Before memberlist starts: no peer's state may arrive while they load.
+		if err := c.loadPages(); err != nil {
+			return nil, fmt.Errorf("start cluster member %q: %w", o.Name, err)
+		}
 	}
 	c.queue = &memberlist.TransmitLimitedQueue{NumNodes: c.numLive, RetransmitMult: conf.RetransmitMult}
 	d := delegate{c: c}
@@ -156,6 +171,10 @@ func Start(o Options) (*Cluster, error) {
 	if err != nil {
 		_ = conf.Transport.Shutdown() // safe if memberlist shut it down already
 		return nil, fmt.Errorf("start cluster member %q on %s: %w", o.Name, o.Bind, err)
+	}
+	if c.pageStore != nil {
+		c.done.Add(1)
+		go c.savePages()
 	}
 	c.join()
 	c.done.Add(1)
@@ -273,9 +292,18 @@ func (c *Cluster) Close() error {
 		if leaveErr != nil {
 			leaveErr = fmt.Errorf("leave cluster within %s: %w", c.leaveMax, leaveErr)
 		}
-		c.closeErr = errors.Join(leaveErr, c.ml.Shutdown())
+		c.closeErr = errors.Join(leaveErr, c.ml.Shutdown(), c.saveLast())
 	})
 	return c.closeErr
+}
+
+// saveLast writes the page records that changed since the writer stopped (memberlist
+// delivered gossip until its shutdown).
+func (c *Cluster) saveLast() error {
+	if c.pageStore == nil {
+		return nil
+	}
+	return c.flushPages()
 }
 
 // join contacts the configured peers; failures are only logged, reconnect retries.

@@ -102,6 +102,7 @@ func (c *Cluster) newPageLocked(p Page) pageRecord {
 	c.pageClock = max(c.pageClock, c.pages[p.Key].version) + 1
 	rec := pageRecord{Page: p, version: c.pageClock}
 	c.pages[p.Key] = rec
+	c.pageChangedLocked(p.Key)
 	c.evictPagesLocked()
 	c.gen.Add(1)
 	return rec
@@ -118,11 +119,14 @@ func (c *Cluster) applyPage(p pageRecord) bool {
 	if !c.applyPageLocked(p) {
 		return false
 	}
+	c.pageChangedLocked(p.Key)
 	c.evictPagesLocked()
 	c.gen.Add(1)
 	return true
 }
 
+// applyPageLocked merges p and reports whether it was news; the caller marks it to be
+// saved (a record loaded from the store is not news to the store).
 func (c *Cluster) applyPageLocked(p pageRecord) bool {
 	c.pageClock = max(c.pageClock, p.version)
 	if cur, ok := c.pages[p.Key]; ok && !p.outranks(cur) {
@@ -137,6 +141,7 @@ func (c *Cluster) mergePagesLocked(pages []pageRecord) bool {
 	changed := false
 	for _, p := range pages {
 		if c.applyPageLocked(p) {
+			c.pageChangedLocked(p.Key)
 			changed = true
 		}
 	}
@@ -167,6 +172,7 @@ func (c *Cluster) evictPagesLocked() {
 	slices.SortFunc(pages, evictionOrder)
 	for _, p := range pages[:len(pages)-(limit-limit/10)] {
 		delete(c.pages, p.Key)
+		c.pageChangedLocked(p.Key) // deleted from the store too: the bound holds there
 	}
 }
 

@@ -181,6 +181,10 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 	}
 }
 
+func sameRecord(a, b *record) bool { return a.floor == b.floor && maps.Equal(a.entries, b.entries) }
+
+// FuzzDecodeState: a state, a page record or a verdict change from the network decodes
+// to an error or to what encodes back to the same value.
 func FuzzDecodeState(f *testing.F) {
 	r := newRecord(10)
 	r.entries["x"] = verdict{version: 9, firing: true}
@@ -196,6 +200,9 @@ func FuzzDecodeState(f *testing.F) {
 			}
 			if !slices.Equal(again.pages, st.pages) {
 				t.Fatalf("re-encoding pages %+v gave %+v", st.pages, again.pages)
+			}
+			if !maps.EqualFunc(again.records, st.records, sameRecord) {
+				t.Fatalf("re-encoding records %v gave %v", st.records, again.records)
 			}
 		}
 		if p, err := decodePage(b); err == nil {

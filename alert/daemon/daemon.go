@@ -141,7 +141,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		wakeHeartbeat: make(chan struct{}, 1), wakeSelfCheck: make(chan struct{}, 1),
 	}
 	if cfg.Cluster != nil {
-		if d.cluster, err = startCluster(cfg.Cluster, o); err != nil {
+		if d.cluster, err = startCluster(cfg.Cluster, o, st); err != nil {
 			_ = st.Close()
 			return nil, err
 		}

@@ -160,9 +160,10 @@ func obsolete(c *cluster.Cluster, n notify.Notification) string {
 	return alert.ObsoletePage(pageRecords{c}, n)
 }
 
-// startCluster joins the fleet; wrap, if set, wraps the gossip transport (tests cut a
-// vantage off with it).
-func startCluster(cc *config.Cluster, o Options) (*cluster.Cluster, error) {
+// startCluster joins the fleet, with the page records kept in st (so that a fleet
+// restarted all at once still knows what it paged); o.WrapGossip, if set, wraps the
+// gossip transport (tests cut a vantage off with it).
+func startCluster(cc *config.Cluster, o Options, st cluster.PageStore) (*cluster.Cluster, error) {
 	var secret []byte
 	if k := cc.Secret.Reveal(); k != "" {
 		secret = []byte(k)
@@ -172,6 +173,7 @@ func startCluster(cc *config.Cluster, o Options) (*cluster.Cluster, error) {
 		Logger:         o.Logger.With("component", "cluster"),
 		GossipInterval: cc.GossipInterval, ProbeInterval: cc.ProbeInterval, PushPullInterval: cc.PushPullInterval,
 		WrapTransport:     o.WrapGossip,
+		Store:             st,
 		ReconnectInterval: reconnectEvery(cc),
 		Retain:            cc.AloneAfter,
 	})

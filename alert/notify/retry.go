@@ -93,20 +93,24 @@ func retryAfter(header http.Header, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	secs, err := strconv.ParseInt(v, 10, 64)
-	switch {
-	case errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(v, "-"):
-		return MaxRetryAfter // digits beyond int64: "very long"
-	case err == nil && secs >= int64(MaxRetryAfter/time.Second):
-		return MaxRetryAfter
-	case err == nil:
-		return max(time.Duration(secs)*time.Second, 0)
+	if delaySeconds(v) {
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if errors.Is(err, strconv.ErrRange) || secs >= int64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter // (digits beyond int64 too: "very long")
+		}
+		return time.Duration(secs) * time.Second
 	}
 	at, err := http.ParseTime(v)
 	if err != nil {
 		return 0
 	}
 	return min(max(at.Sub(now), 0), MaxRetryAfter)
+}
+
+// delaySeconds: only digits (RFC 9110's 1*DIGIT). ParseInt alone would also take a sign,
+// and a receiver that sends "+5" or "-5" says something we do not understand.
+func delaySeconds(v string) bool {
+	return strings.Trim(v, "0123456789") == ""
 }
 
 // TransportError describes a request that got no answer (refused, reset, timed out,

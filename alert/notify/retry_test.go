@@ -54,6 +54,7 @@ func TestClassifyRetryAfter(t *testing.T) {
 		{"seconds with 503", " 5 ", 503, 5 * time.Second, 0},
 		{"zero", "0", 429, 0, 0},
 		{"negative", "-3", 429, 0, 0},
+		{"signed", "+5", 429, 0, 0}, // not delay-seconds (FuzzRetryAfter)
 		{"garbage", "later", 429, 0, 0},
 		{"capped", "999999999", 429, MaxRetryAfter, 0},
 		{"overflowing", "99999999999999999999999", 429, MaxRetryAfter, 0},

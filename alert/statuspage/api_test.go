@@ -286,6 +286,9 @@ func TestSilenceBadRequests(t *testing.T) {
 		{"bad time", `{"comment":"c","end":"tomorrow","match":{"region":["eu1"]}}`, 400, "body: expected a JSON silence"},
 		{"end before start", `{"comment":"c","start":"2030-01-02T00:00:00Z","end":"2030-01-01T00:00:00Z","match":{"region":["eu1"]}}`, 400, "end: expected after start"},
 		{"over already", `{"comment":"c","start":"2020-01-01T00:00:00Z","end":"` + past + `","match":{"region":["eu1"]}}`, 400, "end: expected a time in the future"},
+		// Past year 9999 in UTC: the store could not save it (was a 500; FuzzSilenceRequest).
+		{"start beyond 9999", `{"comment":"c","start":"9999-12-31T23:00:00-05:00","duration":"1h","match":{"region":["eu1"]}}`, 400, "start: expected a time from year 0 to 9999"},
+		{"end beyond 9999", `{"comment":"c","start":"9999-12-31T20:00:00Z","duration":"8h","match":{"region":["eu1"]}}`, 400, "end: expected a time from year 0 to 9999"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

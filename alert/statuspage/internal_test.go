@@ -1,6 +1,7 @@
 package statuspage
 
 import (
+	"encoding/json"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
@@ -122,6 +123,8 @@ func FuzzSilenceRequest(f *testing.F) {
 		`{"comment":"","match":{}}`,
 		`{"comment":"c","duration":"1h","match":{"region":["eu1"]}} {}`,
 		`[]`, `null`, `{"comment":1}`,
+		`{"comment":"c","start":"9999-12-31T23:00:00-05:00","duration":"1h","match":{"region":["eu1"]}}`,
+		`{"comment":"c","start":"9999-12-31T20:00:00Z","duration":"2562047h","match":{"region":["eu1"]}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -142,6 +145,15 @@ func FuzzSilenceRequest(f *testing.F) {
 		if strings.TrimSpace(s.Comment) == "" || !s.End.After(now) || !s.End.After(s.Start) ||
 			len(s.Match.Scope)+len(s.Match.Product)+len(s.Match.Region)+len(s.Match.Priority) == 0 {
 			t.Fatalf("accepted %q as %+v: want a comment, a matcher and an end after now and after the start", body, s)
+		}
+		// The engine stores it as JSON, and the API answers it so: it must survive both.
+		raw, err := json.Marshal(s)
+		if err != nil {
+			t.Fatalf("accepted %q as a silence JSON cannot hold: %v", body, err)
+		}
+		var back alert.Silence
+		if err := json.Unmarshal(raw, &back); err != nil || !back.Start.Equal(s.Start) || !back.End.Equal(s.End) {
+			t.Fatalf("accepted %q; stored and read back it is %+v (%v), want %+v", body, back, err, s)
 		}
 	})
 }

@@ -171,8 +171,21 @@ func (req silenceRequest) silence(now time.Time, st alert.Status) (alert.Silence
 	if !end.After(now) {
 		return alert.Silence{}, fmt.Errorf("end: expected a time in the future, got %s", end.Format(time.RFC3339))
 	}
+	if err := errors.Join(storable("start", start), storable("end", end)); err != nil {
+		return alert.Silence{}, err
+	}
 	m := config.Match{Scope: req.Match.Scope, Product: req.Match.Product, Region: req.Match.Region, Priority: req.Match.Priority}
 	return alert.Silence{Comment: req.Comment, Creator: req.Creator, Start: start.UTC(), End: end.UTC(), Match: m}, nil
+}
+
+// storable: the silence is kept in UTC as JSON, which holds years 0 to 9999 only; a
+// start that an offset pushes past that, or a long duration after it, would otherwise
+// be accepted and then fail to save (a 500 for the client's mistake).
+func storable(name string, t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%s: expected a time from year 0 to 9999 in UTC, got year %d", name, y)
+	}
+	return nil
 }
 
 func (req silenceRequest) end(start time.Time) (time.Time, error) {

@@ -197,10 +197,12 @@ func emptySlots(first, to time.Time, step time.Duration) ([]Bucket, error) {
 	if !to.After(first) {
 		return nil, fmt.Errorf("expected to (%s) after from (%s)", to, first)
 	}
-	n := int64((to.Sub(first) + step - 1) / step)
-	if n > maxHistorySlots {
-		return nil, fmt.Errorf("expected at most %d slots of %s, got %d", maxHistorySlots, step, n)
+	// Bounded before dividing: over about 292 years to.Sub saturates, and the rounding
+	// up below would overflow to a negative count.
+	if to.After(first.Add(maxHistorySlots * step)) {
+		return nil, fmt.Errorf("expected at most %d slots of %s, got more (%s to %s)", maxHistorySlots, step, first, to)
 	}
+	n := int((to.Sub(first) + step - 1) / step)
 	slots := make([]Bucket, n)
 	for i := range slots {
 		slots[i].Start = first.Add(time.Duration(i) * step).UTC()
@@ -226,9 +228,10 @@ func fill(rb *bolt.Bucket, slots []Bucket, step time.Duration, to time.Time) {
 	end := slotKey(to)
 	c := rb.Cursor()
 	for k, v := c.Seek(slotKey(first)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
-		i := int(keyTime(k).Sub(first) / step)
-		if i < 0 || i >= len(slots) {
-			continue
+		start := keyTime(k)
+		i := int(start.Sub(first) / step)
+		if i < 0 || i >= len(slots) || !start.Truncate(step).Equal(start) {
+			continue // a damaged key: not the start of a slot, it would overwrite the real one
 		}
 		counts := decodeCounts(v)
 		slots[i].Up, slots[i].Degraded, slots[i].Down = int(counts[0]), int(counts[1]), int(counts[2])

@@ -172,6 +172,39 @@ func (s *Store) ForEach(bucket string, fn func(key string, raw []byte) error) er
 	return nil
 }
 
+// Batch stores every value of puts as JSON under its key and removes the keys of
+// deletes, in bucket, in one transaction: many changes cost one fsync. It is all or
+// nothing: a key or value that cannot be stored fails the batch before anything is
+// written. Durable on return; absent keys to delete are not an error.
+func (s *Store) Batch(bucket string, puts map[string]any, deletes []string) error {
+	raws := make(map[string][]byte, len(puts))
+	for key, v := range puts {
+		raw, err := encode(bucket, key, v) // outside the transaction: keep the write lock short
+		if err != nil {
+			return err
+		}
+		raws[key] = raw
+	}
+	for _, key := range deletes {
+		if err := checkNames(bucket, key); err != nil {
+			return err
+		}
+	}
+	return s.update(fmt.Sprintf("batch of %d records in %s", len(raws)+len(deletes), bucket), func(tx *Tx) error {
+		for key, raw := range raws {
+			if err := tx.putRaw(bucket, key, raw); err != nil {
+				return err
+			}
+		}
+		for _, key := range deletes {
+			if err := tx.Delete(bucket, key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // NextSeq returns the bucket's next sequence number (1, 2, ...), creating the bucket;
 // durable on return, so a number is never handed out twice, even across a crash.
 func (s *Store) NextSeq(bucket string) (seq uint64, err error) {

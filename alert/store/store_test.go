@@ -441,3 +441,28 @@ func BenchmarkPut(b *testing.B) {
 		i++
 	}
 }
+
+func TestBatchIsAllOrNothing(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	if err := s.Put("pages", "gone", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Batch("pages", map[string]any{"a": 1, "b": "two"}, []string{"gone", "never-there"}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	_ = s.ForEach("pages", func(key string, raw []byte) error { got[key] = string(raw); return nil })
+	if len(got) != 2 || got["a"] != "1" || got["b"] != `"two"` {
+		t.Fatalf("after a batch: %v, want a and b, gone deleted", got)
+	}
+	err := s.Batch("pages", map[string]any{"c": 3, "": 4}, []string{"a"})
+	if err == nil || !strings.Contains(err.Error(), "key of 1 to") {
+		t.Fatalf("a batch with an empty key: %v, want an error", err)
+	}
+	if ok, _ := s.Get("pages", "c", new(int)); ok {
+		t.Errorf("a failed batch wrote c")
+	}
+	if ok, _ := s.Get("pages", "a", new(int)); !ok {
+		t.Errorf("a failed batch deleted a")
+	}
+}
