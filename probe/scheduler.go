@@ -259,6 +259,8 @@ func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, plann
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// The slot is held until OnResult returns: a verdict that waits for its consumer
+		// (the engine) is late too, and is seen as runs waiting for a slot.
 		defer s.slots.release()
 		defer e.running.Store(false)
 		r := s.o.Run(ctx, t)

@@ -209,8 +209,8 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		Run:            func(ctx context.Context, t *config.Target) probe.Result { return d.runner.Load().Run(ctx, t) },
 		Concurrency:    cfg.Concurrency,
 		MaxConcurrency: o.maxConcurrency,
-		OnResult:    d.onResult,
-		OnStart:     func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
+		OnResult:       d.onResult,
+		OnStart:        func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
 		OnSkip: func(t *config.Target) {
 			d.metrics.skipped.Inc()
 			if d.skipLog.allow(t.ID, clk.Now()) {
