@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -22,7 +24,38 @@ func (b *builder) warnings() []Error {
 			"routes their outages take have no slack or webhook notifier; add one, or set "+
 			"alerting.degraded: page or ignore", lost)))
 	}
+	if w, ok := b.concurrencyWarning(); ok {
+		out = append(out, w)
+	}
 	return out
+}
+
+// concurrencyWarning: concurrency below the runs in flight while every target hangs
+// reads as a limit, but the scheduler does not keep it (probe.NewScheduler): a fixed
+// pool that small let hung targets delay every other target's verdict.
+func (b *builder) concurrencyWarning() (Error, bool) {
+	need, have := NeededConcurrency(b.cfg.Targets), b.cfg.Concurrency
+	if need <= have {
+		return Error{}, false
+	}
+	inFlight := strconv.FormatFloat(math.Round(RunsInFlight(b.cfg.Targets)*100)/100, 'f', -1, 64)
+	setting := fmt.Sprintf("concurrency %d", have)
+	if b.d.value(b.f, "concurrency") == nil {
+		setting += " (the default)"
+	}
+	return b.d.errorAt(b.concurrencyNode(), fmt.Sprintf("%s is below the %s runs in flight when every target hangs "+
+		"for its timeout (timeout / interval summed over %d targets); so that runs do not wait for a slot and start "+
+		"late, the scheduler raises its bound to at least %d and concurrency does not limit it: set concurrency: %d "+
+		"or more to say so, or lengthen the intervals", setting, inFlight, len(b.cfg.Targets), need, need)), true
+}
+
+// concurrencyNode is where the concurrency warning points: concurrency: where it is
+// written, else products:, where the targets that need the slots come from.
+func (b *builder) concurrencyNode() *yaml.Node {
+	if b.d.value(b.f, "concurrency") != nil {
+		return keyAt(b.d.maps[b.f], "concurrency")
+	}
+	return keyAt(b.d.maps[b.f], "products")
 }
 
 // unroutedDegraded names, as "logs in eu1, us1; web in eu1", the products and regions

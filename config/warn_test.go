@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,53 @@ notifiers:
 				if !strings.HasPrefix(w.Error(), "w.yaml:") || !strings.Contains(w.Msg, "web in eu1") {
 					t.Errorf("warning %q: want FILE:LINE:COL and the product and region", w.Error())
 				}
+			}
+		})
+	}
+}
+
+// TestConcurrencyWarning: a config whose runs in flight, when every target hangs for its
+// timeout, are more than its concurrency loads, with one warning at concurrency: (or
+// at products:, under the default) naming the slots it needs.
+func TestConcurrencyWarning(t *testing.T) {
+	config := func(head string, regions int, journey string) string {
+		var b strings.Builder
+		b.WriteString(head + "regions:\n")
+		for i := range regions {
+			fmt.Fprintf(&b, "  r%d: {vars: {api: \"http://127.0.0.1:1\"}}\n", i)
+		}
+		b.WriteString("products:\n  - name: web\n    journeys: [{name: home, " + journey + "steps: [{http: {url: \"{{.region.api}}/\"}}]}]\n")
+		return b.String()
+	}
+	cases := []struct {
+		name, head string
+		regions    int
+		journey    string
+		want       string // "" no warning; else what the warning says, after FILE:LINE:COL
+	}{
+		{"the defaults: 10s of 30s in 300 regions is 100 runs, above 64", "", 300, "",
+			"w.yaml:302:1: concurrency 64 (the default) is below the 100 runs in flight"},
+		{"the defaults in 192 regions: 64 runs, 64 slots", "", 192, "", ""},
+		{"written, and too low", "concurrency: 10\n", 40, "interval: 3s, timeout: 2s, ", "w.yaml:1:1: concurrency 10 is below the 26.67 runs in flight"},
+		{"written, and enough", "concurrency: 27\n", 40, "interval: 3s, timeout: 2s, ", ""},
+		{"retries count: three tries of 1s in 10s", "concurrency: 20\n", 100, "interval: 10s, timeout: 1s, retries: 2, ", "concurrency 20 is below the 30 runs in flight"},
+		{"a shard needs only its share", "concurrency: 20\nshard: {index: 0, count: 4}\n", 100, "interval: 10s, timeout: 5s, ", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse("w.yaml", []byte(config(c.head, c.regions, c.journey)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, w := range cfg.Warnings {
+				got = append(got, w.Error())
+			}
+			switch {
+			case c.want == "" && len(got) > 0:
+				t.Errorf("warnings %q, want none", got)
+			case c.want != "" && (len(got) != 1 || !strings.Contains(got[0], c.want)):
+				t.Errorf("warnings %q, want one with %q", got, c.want)
 			}
 		})
 	}

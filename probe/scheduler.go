@@ -19,8 +19,12 @@ type RunFunc func(ctx context.Context, t *config.Target) Result
 
 // SchedulerOptions configure a Scheduler.
 type SchedulerOptions struct {
-	Run         RunFunc
-	Concurrency int // runs at once across all targets
+	Run RunFunc
+	// Concurrency is the least bound on runs at once across all targets; the bound grows
+	// with the targets, so that hung targets do not make the others wait (slotsFor).
+	Concurrency int
+	// MaxConcurrency, if above 0, caps that bound.
+	MaxConcurrency int
 	// OnResult gets every result, from the run's goroutine.
 	OnResult func(t *config.Target, r Result)
 	// OnStart gets every run's lag: actual start minus planned start.
@@ -36,22 +40,34 @@ type SchedulerOptions struct {
 }
 
 // Scheduler runs every target on its own interval. One dispatcher goroutine keeps a
-// heap of planned runs; each run gets one goroutine, bounded by Concurrency. A run that
+// heap of planned runs; each run gets one goroutine, bounded by slots sized from the
+// targets (slotsFor). A run that starts more than its interval after its plan is late,
+// and counted; a run waiting for a slot is seen while it waits (Stats). A run that
 // would overlap the previous run of the same target is skipped and counted, never
 // stacked. First runs are spread over the interval by a hash of the target id, so a
 // start or a reload does not fire every target at once.
 type Scheduler struct {
 	o       SchedulerOptions
-	sem     chan struct{}
+	slots   *slots
 	mu      sync.Mutex
 	entries map[string]*entry // by target id
 	queue   planQueue
+	held    *heldRun // the run the dispatcher holds while it waits for a slot; nil: none
 	wake    chan struct{}
 	wg      sync.WaitGroup
 
-	runs      atomic.Int64
-	skipped   atomic.Int64
-	lastStart atomic.Int64 // unix nanos of the last run start
+	runs        atomic.Int64
+	skipped     atomic.Int64
+	lastStart   atomic.Int64 // unix nanos of the last run start
+	late        atomic.Int64
+	lastLate    atomic.Int64 // unix nanos of the last late start
+	lastLateLag atomic.Int64
+}
+
+// heldRun is a due run taken off the heap and waiting for a slot.
+type heldRun struct {
+	planned  time.Time
+	interval time.Duration
 }
 
 type entry struct {
@@ -75,7 +91,7 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 	o.Clock = clock.Or(o.Clock)
 	return &Scheduler{
 		o:       o,
-		sem:     make(chan struct{}, o.Concurrency),
+		slots:   newSlots(slotsFor(nil, o.Concurrency, o.MaxConcurrency)),
 		entries: map[string]*entry{},
 		wake:    make(chan struct{}, 1),
 	}
@@ -106,6 +122,7 @@ func (s *Scheduler) SetTargets(targets []*config.Target) {
 		}
 	}
 	s.mu.Unlock()
+	s.slots.setLimit(slotsFor(targets, s.o.Concurrency, s.o.MaxConcurrency))
 	s.poke()
 }
 
@@ -181,9 +198,7 @@ func (s *Scheduler) dispatchDue(ctx context.Context) time.Duration {
 			}
 			continue
 		}
-		select {
-		case s.sem <- struct{}{}: // waiting here is lag, and it is measured
-		case <-ctx.Done():
+		if !s.acquire(ctx, planned, target.Interval) {
 			e.running.Store(false)
 			return -1
 		}
@@ -208,17 +223,45 @@ func nextRun(planned, now time.Time, interval time.Duration, jitterFraction floa
 	return next
 }
 
+// acquire takes a slot for a run planned at planned; false when ctx ended first. While
+// it waits, the run is held where Stats sees it: waiting is lag before it is measured.
+func (s *Scheduler) acquire(ctx context.Context, planned time.Time, interval time.Duration) bool {
+	if s.slots.tryAcquire() {
+		return true
+	}
+	s.mu.Lock()
+	s.held = &heldRun{planned: planned, interval: interval}
+	s.mu.Unlock()
+	ok := s.slots.acquire(ctx)
+	s.mu.Lock()
+	s.held = nil
+	s.mu.Unlock()
+	return ok
+}
+
+// late says whether a run that started lag after its plan is late: its target's
+// verdict is then at least a whole run behind.
+func late(lag, interval time.Duration) bool { return lag > interval }
+
 func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, planned time.Time) {
 	started := s.o.Clock.Now()
+	lag := started.Sub(planned)
 	s.runs.Add(1)
 	s.lastStart.Store(started.UnixNano())
+	if late(lag, t.Interval) {
+		s.late.Add(1)
+		s.lastLateLag.Store(int64(lag))
+		s.lastLate.Store(started.UnixNano())
+	}
 	if s.o.OnStart != nil {
-		s.o.OnStart(t, started.Sub(planned))
+		s.o.OnStart(t, lag)
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer func() { <-s.sem }()
+		// The slot is held until OnResult returns: a verdict that waits for its consumer
+		// (the engine) is late too, and is seen as runs waiting for a slot.
+		defer s.slots.release()
 		defer e.running.Store(false)
 		r := s.o.Run(ctx, t)
 		if stopping(ctx) {
@@ -247,18 +290,67 @@ type SchedulerStats struct {
 	Runs      int64
 	Skipped   int64
 	LastStart time.Time
+	// Slots is the bound on runs at once (sized from the targets), InFlight the runs
+	// holding a slot.
+	Slots, InFlight int
+	// Late counts the runs that started more than their interval after their plan;
+	// LastLate is when the last of them started, LastLateLag how late it was.
+	Late        int64
+	LastLate    time.Time
+	LastLateLag time.Duration
+	// Waiting are the runs planned by now that have not started (waiting for a slot,
+	// or for the dispatcher); Overdue those of them already waiting longer than their
+	// interval: late before they start. LongestWait is the longest wait of them all.
+	Waiting, Overdue int
+	LongestWait      time.Duration
 }
 
-// Stats returns the scheduler's counters.
+// Stats returns the scheduler's counters and what waits now.
 func (s *Scheduler) Stats() SchedulerStats {
+	now := s.o.Clock.Now()
 	s.mu.Lock()
-	n := len(s.entries)
+	st := SchedulerStats{Targets: len(s.entries)}
+	s.countWaiting(now, &st)
 	s.mu.Unlock()
-	st := SchedulerStats{Targets: n, Runs: s.runs.Load(), Skipped: s.skipped.Load()}
+	st.Runs, st.Skipped = s.runs.Load(), s.skipped.Load()
+	st.InFlight, st.Slots = s.slots.usage()
 	if ns := s.lastStart.Load(); ns > 0 {
 		st.LastStart = time.Unix(0, ns)
 	}
+	st.Late = s.late.Load()
+	if ns := s.lastLate.Load(); ns > 0 {
+		st.LastLate, st.LastLateLag = time.Unix(0, ns), time.Duration(s.lastLateLag.Load())
+	}
 	return st
+}
+
+// countWaiting (under s.mu) adds the held run and the due part of the heap to st. It
+// visits only due entries (a heap's children are never due before their parent), and
+// leaves out those whose previous run still goes: they will be skipped, not started.
+func (s *Scheduler) countWaiting(now time.Time, st *SchedulerStats) {
+	add := func(planned time.Time, interval time.Duration) {
+		wait := now.Sub(planned)
+		st.Waiting++
+		if late(wait, interval) {
+			st.Overdue++
+		}
+		st.LongestWait = max(st.LongestWait, wait)
+	}
+	if h := s.held; h != nil {
+		add(h.planned, h.interval)
+	}
+	var walk func(i int)
+	walk = func(i int) {
+		if i >= len(s.queue) || s.queue[i].next.After(now) {
+			return
+		}
+		if e := s.queue[i]; !e.running.Load() {
+			add(e.next, e.target.Interval)
+		}
+		walk(2*i + 1)
+		walk(2*i + 2)
+	}
+	walk(0)
 }
 
 // planQueue is a min-heap of entries by next run.

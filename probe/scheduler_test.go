@@ -181,3 +181,70 @@ func TestSchedulerSetTargetsWhileDispatching(t *testing.T) {
 		t.Error("no runs while reloading")
 	}
 }
+
+// TestSchedulerSlotsFollowTheTargets: the bound on runs at once is twice the runs in
+// flight when every run lasts its timeout, at most one per target, at least the
+// configured concurrency, and capped by MaxConcurrency; a reload resizes it.
+func TestSchedulerSlotsFollowTheTargets(t *testing.T) {
+	hang := func(n int, interval, timeout time.Duration) []*config.Target {
+		out := schedTargets(n, interval)
+		for _, tg := range out {
+			tg.Timeout = timeout
+		}
+		return out
+	}
+	cases := []struct {
+		name           string
+		targets        []*config.Target
+		floor, ceiling int
+		want           int
+	}{
+		{"no targets: the floor", nil, 64, 0, 64},
+		{"few targets: the floor", hang(10, 3*time.Second, 2*time.Second), 64, 0, 64},
+		{"1,000 of 10s every 30s: twice 333.3", hang(1000, 30*time.Second, 10*time.Second), 64, 0, 667},
+		{"timeout as long as the interval: one per target", hang(300, 3*time.Second, 3*time.Second), 64, 0, 300},
+		{"a cap", hang(1000, 30*time.Second, 10*time.Second), 64, 100, 100},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := slotsFor(c.targets, c.floor, c.ceiling); got != c.want {
+				t.Errorf("slotsFor = %d, want %d", got, c.want)
+			}
+		})
+	}
+	s := NewScheduler(SchedulerOptions{Run: (&runLog{starts: map[string][]time.Time{}}).run(0), Concurrency: 4})
+	s.SetTargets(hang(100, time.Second, time.Second))
+	if st := s.Stats(); st.Slots != 100 {
+		t.Errorf("slots after SetTargets: %d, want 100", st.Slots)
+	}
+	s.SetTargets(hang(2, time.Second, time.Second))
+	if st := s.Stats(); st.Slots != 4 {
+		t.Errorf("slots after a reload to 2 targets: %d, want the floor 4", st.Slots)
+	}
+}
+
+// TestSchedulerCountsLateAndWaitingRuns: held to one slot, runs of 400ms every 200ms
+// for four targets fall behind; the runs waiting for the slot are seen while they wait,
+// and those that start more than an interval after their plan are counted late.
+func TestSchedulerCountsLateAndWaitingRuns(t *testing.T) {
+	log := &runLog{starts: map[string][]time.Time{}}
+	s := NewScheduler(SchedulerOptions{Run: log.run(400 * time.Millisecond), Concurrency: 1, MaxConcurrency: 1})
+	s.SetTargets(schedTargets(4, 200*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	time.Sleep(1200 * time.Millisecond)
+	mid := s.Stats()
+	<-done
+	end := s.Stats()
+	if mid.Slots != 1 || mid.InFlight != 1 {
+		t.Errorf("slots %d in flight %d, want 1 and 1", mid.Slots, mid.InFlight)
+	}
+	if mid.Waiting < 1 || mid.Overdue < 1 || mid.LongestWait <= 200*time.Millisecond {
+		t.Errorf("while behind: waiting %d, overdue %d, longest wait %v; want runs seen waiting past their interval", mid.Waiting, mid.Overdue, mid.LongestWait)
+	}
+	if end.Late < 1 || end.LastLateLag <= 200*time.Millisecond || end.LastLate.IsZero() {
+		t.Errorf("late %d, last lag %v at %v; want late runs counted", end.Late, end.LastLateLag, end.LastLate)
+	}
+}

@@ -44,6 +44,10 @@ type Options struct {
 	// Clock is the time of every decision (scheduler, engine, outbox, heartbeat,
 	// self-check, health, the fleet's alone timing); nil: the real clock.
 	Clock clock.Clock
+
+	// maxConcurrency, if above 0, caps the scheduler's slots (tests: a scheduler that
+	// falls behind, as the fixed pool of concurrency slots did when targets hung).
+	maxConcurrency int
 }
 
 // Run loads the config and runs the daemon until ctx ends. A config that does not load
@@ -202,10 +206,11 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	}
 	d.runner.Store(probe.NewRunner())
 	d.sched = probe.NewScheduler(probe.SchedulerOptions{
-		Run:         func(ctx context.Context, t *config.Target) probe.Result { return d.runner.Load().Run(ctx, t) },
-		Concurrency: cfg.Concurrency,
-		OnResult:    d.onResult,
-		OnStart:     func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
+		Run:            func(ctx context.Context, t *config.Target) probe.Result { return d.runner.Load().Run(ctx, t) },
+		Concurrency:    cfg.Concurrency,
+		MaxConcurrency: o.maxConcurrency,
+		OnResult:       d.onResult,
+		OnStart:        func(_ *config.Target, lag time.Duration) { d.metrics.lag.Observe(lag.Seconds()) },
 		OnSkip: func(t *config.Target) {
 			d.metrics.skipped.Inc()
 			if d.skipLog.allow(t.ID, clk.Now()) {
@@ -216,6 +221,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		Clock:  clk,
 	})
 	d.sched.SetTargets(cfg.Targets)
+	d.metrics.Registry.MustRegister(newSchedulerCollector(d.sched))
 	d.metrics.lastReload.SetToCurrentTime()
 	return d, nil
 }
@@ -424,8 +430,11 @@ func (d *daemon) tick(ctx context.Context) {
 	}
 }
 
-// healthy reports whether the scheduler is running and not stalled: some run started
-// within three of the shortest intervals (after a start-up grace of the same length).
+// healthy reports whether the scheduler keeps its schedule: it is not stalled (some run
+// started within three of the shortest intervals, after a start-up grace of the same
+// length) and its runs are not late (none waits past its interval now, and none started
+// that late within the same three intervals). Late runs are verdicts that come late:
+// /readyz fails and the heartbeat is withheld, so that someone hears of it.
 func (d *daemon) healthy() (bool, string) {
 	cfg := d.config()
 	if len(cfg.Targets) == 0 {
@@ -435,16 +444,42 @@ func (d *daemon) healthy() (bool, string) {
 	for _, t := range cfg.Targets {
 		shortest = min(shortest, t.Interval)
 	}
-	limit := 3 * shortest
-	last, now := d.sched.Stats().LastStart, d.clock.Now()
-	if last.IsZero() {
+	limit, now, st := 3*shortest, d.clock.Now(), d.sched.Stats()
+	ok, why := d.running(st, now, limit)
+	if !ok {
+		return false, why
+	}
+	if onSchedule, lateWhy := onTime(st, now, limit); !onSchedule {
+		return false, lateWhy
+	}
+	return true, why
+}
+
+// running: some run started within limit (or the daemon started less than limit ago).
+func (d *daemon) running(st probe.SchedulerStats, now time.Time, limit time.Duration) (bool, string) {
+	if st.LastStart.IsZero() {
 		if now.Sub(d.started) < limit {
 			return true, "starting"
 		}
 		return false, "no run has started since " + d.started.Format(time.RFC3339)
 	}
-	if since := now.Sub(last); since > limit {
+	if since := now.Sub(st.LastStart); since > limit {
 		return false, fmt.Sprintf("no run started for %s (limit %s)", since.Round(time.Second), limit)
+	}
+	return true, "ok"
+}
+
+// onTime: no run waits past its interval now, and none started that late within
+// window (so a scheduler that keeps falling behind does not look ready between its
+// late starts).
+func onTime(st probe.SchedulerStats, now time.Time, window time.Duration) (bool, string) {
+	if st.Overdue > 0 {
+		return false, fmt.Sprintf("runs wait longer than their interval to start: %d of them, the longest %s (%d of %d slots in use)",
+			st.Overdue, st.LongestWait.Round(time.Millisecond), st.InFlight, st.Slots)
+	}
+	if !st.LastLate.IsZero() && now.Sub(st.LastLate) < window {
+		return false, fmt.Sprintf("runs start late: one started %s after its plan, more than its interval, %s ago (%d late runs in all)",
+			st.LastLateLag.Round(time.Millisecond), now.Sub(st.LastLate).Round(time.Second), st.Late)
 	}
 	return true, "ok"
 }

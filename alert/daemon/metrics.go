@@ -254,3 +254,38 @@ func splitID(id string) (product, journey, region string) {
 	}
 	return product, rest, ""
 }
+
+// schedulerCollector exposes the scheduler's lateness at each scrape, from one Stats:
+// late runs, the runs waiting to start now and the longest wait, and the slots.
+type schedulerCollector struct {
+	sched                                         *probe.Scheduler
+	late, waiting, overdue, wait, slots, inFlight *prometheus.Desc
+}
+
+func newSchedulerCollector(s *probe.Scheduler) *schedulerCollector {
+	return &schedulerCollector{
+		sched:    s,
+		late:     prometheus.NewDesc("picket_scheduler_late_runs_total", "Runs that started more than their interval after their plan.", nil, nil),
+		waiting:  prometheus.NewDesc("picket_scheduler_waiting_runs", "Runs planned by now that have not started (waiting for a slot).", nil, nil),
+		overdue:  prometheus.NewDesc("picket_scheduler_overdue_runs", "Runs waiting to start for longer than their interval.", nil, nil),
+		wait:     prometheus.NewDesc("picket_scheduler_longest_wait_seconds", "How long the longest-waiting run has waited past its plan (0: none waits).", nil, nil),
+		slots:    prometheus.NewDesc("picket_scheduler_slots", "The bound on runs at once, sized from the targets.", nil, nil),
+		inFlight: prometheus.NewDesc("picket_scheduler_runs_in_flight", "Runs holding a slot.", nil, nil),
+	}
+}
+
+func (sc *schedulerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{sc.late, sc.waiting, sc.overdue, sc.wait, sc.slots, sc.inFlight} {
+		ch <- d
+	}
+}
+
+func (sc *schedulerCollector) Collect(ch chan<- prometheus.Metric) {
+	st := sc.sched.Stats()
+	ch <- prometheus.MustNewConstMetric(sc.late, prometheus.CounterValue, float64(st.Late))
+	ch <- prometheus.MustNewConstMetric(sc.waiting, prometheus.GaugeValue, float64(st.Waiting))
+	ch <- prometheus.MustNewConstMetric(sc.overdue, prometheus.GaugeValue, float64(st.Overdue))
+	ch <- prometheus.MustNewConstMetric(sc.wait, prometheus.GaugeValue, st.LongestWait.Seconds())
+	ch <- prometheus.MustNewConstMetric(sc.slots, prometheus.GaugeValue, float64(st.Slots))
+	ch <- prometheus.MustNewConstMetric(sc.inFlight, prometheus.GaugeValue, float64(st.InFlight))
+}
