@@ -57,8 +57,9 @@ type TargetState struct {
 	// Flapping: the target fired again within the window of recovering. It stays
 	// firing until a whole window of runs passes, so a flap pages once, resolves once.
 	Flapping bool `json:"flapping,omitempty"`
-	// RecoveredRun is Runs at the last firing → ok (0: never).
-	RecoveredRun int `json:"recovered_run,omitempty"`
+	// RecoveredAt is when it last went firing → ok (zero: never). A time, not a run
+	// count: runs are not saved on every run, times survive a restart.
+	RecoveredAt time.Time `json:"recovered_at,omitzero"`
 	// Cert is the latest result's certificate warning, apart from State (cert.go).
 	Cert *CertWarning `json:"cert,omitempty"`
 }
@@ -126,7 +127,7 @@ func (s *TargetState) Apply(t *config.Target, r *probe.Result, degradedPolicy st
 	if cond != "" {
 		s.fail(t, r, cond)
 	} else {
-		s.pass(t)
+		s.pass(t, r)
 	}
 	if s.State == from {
 		return Transition{}, false
@@ -160,7 +161,8 @@ func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string) {
 	case s.State == StateFiring:
 	case s.Failures >= t.FailureThreshold || s.windowFires(t.FailureWindow):
 		s.State = StateFiring
-		if s.RecoveredRun > 0 && s.Runs-s.RecoveredRun <= t.FailureWindow.Runs && t.FailureWindow.Failures > 0 {
+		window := time.Duration(t.FailureWindow.Runs) * t.Interval
+		if !s.RecoveredAt.IsZero() && r.Started.Sub(s.RecoveredAt) <= window && t.FailureWindow.Failures > 0 {
 			s.Flapping = true
 		}
 	default:
@@ -171,7 +173,7 @@ func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string) {
 // pass counts a passing run: a firing target recovers after success_threshold passes
 // in a row; a flapping one only after a whole window of passes, so that it resolves
 // once, when it is stable.
-func (s *TargetState) pass(t *config.Target) {
+func (s *TargetState) pass(t *config.Target, r *probe.Result) {
 	s.Failures = 0
 	if s.State != StateFiring {
 		s.State, s.Condition = StateOK, ""
@@ -186,5 +188,5 @@ func (s *TargetState) pass(t *config.Target) {
 		return
 	}
 	s.State, s.Condition, s.Successes, s.Flapping = StateOK, "", 0, false
-	s.RecoveredRun = s.Runs
+	s.RecoveredAt = r.Started
 }
