@@ -265,7 +265,7 @@ func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[stri
 			inc.note(now, "resumed", "no longer part of "+inc.AbsorbedInto)
 			inc.AbsorbedInto = ""
 			if !inc.Triggered {
-				inc.SendAfter = now.Add(m.groupWait) // a fresh look before its first page
+				inc.SendAfter = m.firstPageAt(now, g) // a fresh look before its first page
 			}
 			changes = append(changes, Change{ChangeResumed, inc})
 		}
@@ -313,7 +313,7 @@ func (m *Incidents) Reconcile(now time.Time, groups []Group, priorities map[stri
 	}
 	var opened []*Incident
 	for _, c := range changes {
-		if c.Kind == ChangeOpened {
+		if c.Kind == ChangeOpened || (c.Kind == ChangeResumed && !c.Incident.Triggered) {
 			opened = append(opened, c.Incident)
 		}
 	}
