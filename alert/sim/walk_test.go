@@ -52,7 +52,14 @@ func knownCaseOf(hint string) string {
 //   - 233, 295: a restart restores incidents with stale targets (joins and narrowings
 //     that did not widen were never saved), resolves the global and pages a region
 //     anew (I5).
-var knownSeeds = []uint64{3, 29, 172, 233, 295}
+//   - 22, 198, 247: a target moved from a paged (or held) incident into a new one that
+//     waited a fresh group wait (I1).
+//   - 85, 191, 381, 1155, 1603, 1982, 2255, 2994: a restart judged the failure window
+//     and flapping differently (the window was not saved every run; run counts shift
+//     across a restart) (I5).
+//   - 620, 943, 1007: an unpaged incident that resumed after being absorbed waited a
+//     fresh group wait (I1).
+var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 620, 943, 1007, 1155, 1603, 1982, 2255, 2994}
 
 // knownFleetSeeds are fleet walks that once failed:
 //   - 10, 42: the pager throttles (429) or times out for every vantage; each vantage
