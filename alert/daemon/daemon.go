@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,9 @@ type Options struct {
 	Shard *config.Shard
 	// WrapGossip, if set, wraps the cluster's gossip transport (tests cut a vantage off).
 	WrapGossip WrapGossip
+	// StateAlarmAfter is how long state writes must fail before the [STATE] notice (and
+	// work before it resolves); 0 means DefaultStateAlarmAfter. Tests shorten it.
+	StateAlarmAfter time.Duration
 }
 
 // Run loads the config and runs the daemon until ctx ends. A config that does not load
@@ -95,6 +99,7 @@ type daemon struct {
 	reloads chan chan error
 	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
 	skipLog rateLimit                    // skipped runs are counted always, logged rarely
+	state   stateWatch                   // the store's health, followed by the tick (state.go)
 }
 
 // rateLimit allows one event per key per minute, so an overloaded daemon does not flood
@@ -118,7 +123,8 @@ func (r *rateLimit) allow(key string, now time.Time) bool {
 }
 
 func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
-	st, err := store.Open(cfg.StateDir, store.Options{})
+	// A damaged file is moved aside and a fresh one started here; the first tick says so.
+	st, err := store.Open(cfg.StateDir, store.Options{Logger: o.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
@@ -127,6 +133,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		metrics: NewMetrics(cfg.Vantage, o.Version, o.Commit),
 		history: newRecorder(st, o.Logger),
 		reloads: make(chan chan error),
+		state:   stateWatch{after: cmp.Or(o.StateAlarmAfter, DefaultStateAlarmAfter)},
 	}
 	if cfg.Cluster != nil {
 		if d.cluster, err = startCluster(cfg.Cluster, o); err != nil {
@@ -248,6 +255,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}()
 	}
 	goRun("scheduler", func(ctx context.Context) { _ = d.sched.Run(ctx) })
+	goRun("store-watch", d.store.Watch) // a state file deleted, replaced or damaged under us
 	goRun("ticker", d.tick)
 	goRun("heartbeat", d.heartbeat)
 	goRun("self-check", d.selfCheck)
@@ -374,6 +382,7 @@ func (d *daemon) tick(ctx context.Context) {
 			if now.Sub(lastGauges) >= time.Second {
 				d.metrics.ObserveIncidents(d.engine.OpenIncidents())
 				d.metrics.outboxDepth.Set(float64(d.outbox.Pending()))
+				d.watchState(now)
 				lastGauges = now
 			}
 			if now.Sub(lastFlush) >= 5*time.Second {
