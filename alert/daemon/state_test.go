@@ -308,3 +308,36 @@ func TestDamagedStateAtStart(t *testing.T) {
 		t.Errorf("damaged files kept: %v, want one", aside)
 	}
 }
+
+// TestStartsAndPagesOnAFullDisk: a state dir on a full disk without a state file yet
+// (measured before: "open state: ... no space left on device", no daemon, no page). Now
+// the daemon starts without its file and pages; once space is freed the file is made
+// and what is in memory (the open incident) written to it.
+func TestStartsAndPagesOnAFullDisk(t *testing.T) {
+	dir := tmpfs.Mount(t, 256<<10)
+	f := newFixture(t, "")
+	f.withStateDir(dir)
+	free := tmpfs.Fill(t, dir)
+	logs := &logLines{}
+	_, stop := f.startLogged(logs)
+	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
+	waitFor(t, 8*time.Second, "the page without a state file", func() bool { return f.pd.Count("picket/region/eu1", "trigger") == 1 })
+	free()
+	waitFor(t, 8*time.Second, "the state file made once space is free", func() bool {
+		info, err := os.Stat(filepath.Join(dir, store.FileName))
+		return err == nil && info.Size() > 0
+	})
+	time.Sleep(1500 * time.Millisecond) // the next tick writes memory to it
+	if err := stop(); err != nil {
+		t.Errorf("stop: %v", err)
+	}
+	st, err := store.Open(dir, store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var inc alert.Incident
+	if found, err := st.Get(alert.BucketIncidents, "picket/region/eu1", &inc); !found || err != nil || !inc.Triggered {
+		t.Errorf("the open incident in the file made later: %v, %v, triggered %v", found, err, inc.Triggered)
+	}
+}

@@ -19,6 +19,20 @@ import (
 // fresh one could not be created yet (a full disk); Watch tries again.
 var errNoFile = errors.New("no database file: the last one was lost and a fresh one could not be created yet")
 
+// noFileError is errNoFile with what keeps the fresh file from being made.
+type noFileError struct{ cause error }
+
+func (e *noFileError) Error() string        { return errNoFile.Error() + ": " + e.cause.Error() }
+func (e *noFileError) Is(target error) bool { return target == errNoFile }
+func (e *noFileError) Unwrap() error        { return e.cause }
+
+// diskTrouble tells a disk that refuses to hold the file (full, failing, read-only)
+// from a mistake such as a wrong permission, which stays an error at Open.
+func diskTrouble(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EIO) ||
+		errors.Is(err, syscall.EROFS)
+}
+
 // damageError says the file is damaged, as bbolt or the check at open found it.
 type damageError struct{ why string }
 

@@ -75,3 +75,40 @@ func TestFullDiskWritesFailLoudlyButNotInAFlood(t *testing.T) {
 		t.Errorf("a record from before the disk filled: %v, %v", found, err)
 	}
 }
+
+// TestOpenOnAFullDiskWithoutAFile: where even a fresh file cannot be made (a full
+// disk, no picket.db yet), Open used to fail and the daemon did not start, so nothing
+// paged. Now the store opens without a file: reads see an empty store, writes fail
+// (counted), and the next look after space is freed makes the file.
+func TestOpenOnAFullDiskWithoutAFile(t *testing.T) {
+	dir := tmpfs.Mount(t, 256<<10)
+	free := tmpfs.Fill(t, dir)
+	logs := &logCounter{}
+	s, err := Open(dir, Options{Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatalf("Open on a full disk: %v; want a store without a file", err)
+	}
+	defer s.Close()
+	var v int
+	if found, err := s.Get("states", "x", &v); found || err != nil {
+		t.Errorf("Get without a file = %v, %v; want an empty store", found, err)
+	}
+	if err := s.Put("states", "x", 1); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Put without a file = %v, want the ENOSPC that kept it from being made", err)
+	}
+	if h := s.Health(); h.WriteErrors == 0 || h.FailingSince.IsZero() {
+		t.Errorf("health %+v, want the failure counted", h)
+	}
+	if logs.count(slog.LevelError) == 0 {
+		t.Errorf("no ERROR line:\n%s", logs)
+	}
+	s.look() // still full: still no file, and no harm
+	free()
+	s.look()
+	if n := len(s.Health().Resets); n != 1 {
+		t.Fatalf("%d resets after the file could be made, want 1 (the caller writes its memory)", n)
+	}
+	if err := s.Put("states", "x", 1); err != nil {
+		t.Errorf("Put once the file is made: %v", err)
+	}
+}

@@ -85,7 +85,8 @@ type Store struct {
 	log      *slog.Logger
 	clock    clock.Clock
 
-	cur    atomic.Pointer[file] // nil after Close, or while no fresh file could be made
+	cur    atomic.Pointer[file]        // nil after Close, or while no fresh file could be made
+	noFile atomic.Pointer[noFileError] // why cur is nil, while not closed
 	closed atomic.Bool
 	kick   chan struct{} // a call found the file damaged: Watch looks at once
 
@@ -134,6 +135,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if errors.As(err, &damaged) { // ReadOnly: left as it is for the writer to deal with
 		return nil, fmt.Errorf("store: open %s read-only: %w", path, err)
+	}
+	if err != nil && !opts.ReadOnly && diskTrouble(err) {
+		// Not even a fresh file fits: better a daemon that pages without its state than
+		// none. Reads see an empty store, writes fail (counted, logged), and Watch makes
+		// the file once it can; Health().Resets then says so.
+		s.lost = &Reset{At: s.clock.Now(), Reason: "no state file could be made at start: " + err.Error()}
+		s.noFile.Store(&noFileError{cause: err})
+		s.noteWrite(err)
+		return s, nil
 	}
 	if err != nil {
 		return nil, err
@@ -287,6 +297,9 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 // view is View for the store's own functions: any panic in fn is bbolt's.
 func (s *Store) view(fn func(tx *Tx) error) error {
 	f, err := s.current()
+	if errors.Is(err, errNoFile) {
+		return nil // no file yet: an empty store, as the fresh file will be
+	}
 	if err != nil {
 		return fmt.Errorf("store: read: %w", err)
 	}
@@ -306,6 +319,8 @@ func (s *Store) current() (*file, error) {
 		return f, nil
 	case s.closed.Load():
 		return nil, ErrClosed
+	case s.noFile.Load() != nil:
+		return nil, s.noFile.Load()
 	default:
 		return nil, errNoFile
 	}

@@ -99,6 +99,7 @@ func (f *file) lost(path string) (why string, readable bool) {
 func (s *Store) reopen(f *file) {
 	panicked := f.brokenWhy()
 	_ = f.close() // abandons it: see file.close
+	s.noFile.Store(&noFileError{cause: &damageError{why: panicked}})
 	s.cur.Store(nil)
 	r := Reset{At: s.clock.Now(), Reason: "damaged database file: " + panicked}
 	if _, err := os.Lstat(s.path); errors.Is(err, fs.ErrNotExist) {
@@ -109,6 +110,7 @@ func (s *Store) reopen(f *file) {
 			s.log.Error("store: bbolt panicked or faulted on the state file, but it checks sound when opened again; going on with it",
 				"path", s.path, "panic", panicked)
 			s.cur.Store(again)
+			s.noFile.Store(nil)
 			return
 		}
 		var damaged *damageError
@@ -176,6 +178,7 @@ func (s *Store) replace(f *file, why string, readable bool) {
 	if err != nil {
 		s.log.Error("store: the state file was lost and no fresh one can be made yet; retrying", "path", s.path, "reason", why, "err", err)
 		if f.brokenWhy() != "" || !readable {
+			s.noFile.Store(&noFileError{cause: err})
 			s.cur.Store(nil) // damaged: better no file than one that panics
 			s.lost = &r
 			_ = f.close()
@@ -199,6 +202,7 @@ func (s *Store) retryFresh() {
 		fresh, err = s.startAfresh(*s.lost, "damaged")
 	}
 	if err != nil {
+		s.noFile.Store(&noFileError{cause: err})
 		if ok, _ := s.errLog.Allow(s.clock.Now()); ok {
 			s.log.Error("store: no state file can be opened or made yet; writes fail until one can, retrying",
 				"path", s.path, "reason", s.lost.Reason, "err", err)
@@ -207,6 +211,7 @@ func (s *Store) retryFresh() {
 	}
 	s.lost = nil
 	s.cur.Store(fresh)
+	s.noFile.Store(nil)
 }
 
 // copyTo writes a consistent copy of f into a temporary file in dir and returns its
