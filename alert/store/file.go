@@ -127,7 +127,7 @@ func (s *Store) openFile() (*file, error) {
 	case err != nil:
 		return nil, fmt.Errorf("store: open %s: %w", s.path, err)
 	}
-	seqs, err := f.verify(true)
+	seqs, err := f.verify()
 	if err != nil {
 		_ = f.close()
 		return nil, err
@@ -155,11 +155,11 @@ func emptyFile(path string) bool {
 }
 
 // verify reads every page the file's tree reaches, in this goroutine where a fault is a
-// panic it can recover, and (full) runs bbolt's consistency check, which then touches
-// no page the walk did not: its own goroutine could not survive a fault. The full
-// check is for open: on a read transaction it must not run beside writers (it reads
-// the freelist they change). It returns each top-level bucket's sequence.
-func (f *file) verify(full bool) (seqs map[string]uint64, err error) {
+// panic it can recover, then runs bbolt's consistency check, which touches no page the
+// walk did not: its own goroutine could not survive a fault. It is for open only: on a
+// read transaction the check must not run beside writers (it reads the freelist they
+// change). It returns each top-level bucket's sequence.
+func (f *file) verify() (seqs map[string]uint64, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
@@ -176,7 +176,7 @@ func (f *file) verify(full bool) (seqs map[string]uint64, err error) {
 			seqs[string(name)] = b.Sequence()
 			return walk(b)
 		})
-		if err != nil || !full {
+		if err != nil {
 			return err
 		}
 		var problems []error

@@ -311,5 +311,5 @@ func (s *Store) verifyNow() (map[string]uint64, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.verify(true)
+	return f.verify()
 }
