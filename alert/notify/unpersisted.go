@@ -29,17 +29,20 @@ var errStoreSkipped = errors.New("not tried: the store refused an earlier entry 
 
 // persistLater is the schedule of the writes of unpersisted entries.
 type persistLater struct {
-	mu   sync.Mutex
-	next time.Time     // not before; zero: at once
-	wait time.Duration // the last backoff
-	kick chan struct{} // something new to write: the loop looks at once
-	log  lograte.Limiter
+	mu      sync.Mutex
+	pending bool          // something may be unpersisted: without it, nothing is looked at
+	asked   uint64        // counts soon: a round clears pending only if none came meanwhile
+	next    time.Time     // not before; zero: at once
+	wait    time.Duration // the last backoff
+	kick    chan struct{} // something new to write: the loop looks at once
+	log     lograte.Limiter
 }
 
 // soon makes the next write due now and wakes the loop.
 func (p *persistLater) soon() {
 	p.mu.Lock()
-	p.next = time.Time{}
+	p.pending, p.next = true, time.Time{}
+	p.asked++
 	p.mu.Unlock()
 	select {
 	case p.kick <- struct{}{}:
@@ -82,8 +85,11 @@ func (o *Outbox) persistLoop(ctx context.Context) {
 func (o *Outbox) persistDue(now time.Time) time.Time {
 	p := &o.later
 	p.mu.Lock()
-	next := p.next
+	pending, next, asked := p.pending, p.next, p.asked
 	p.mu.Unlock()
+	if !pending {
+		return time.Time{}
+	}
 	if next.After(now) {
 		return next
 	}
@@ -91,6 +97,7 @@ func (o *Outbox) persistDue(now time.Time) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if left == 0 {
+		p.pending = p.asked != asked
 		p.next, p.wait = time.Time{}, 0
 		return time.Time{}
 	}
