@@ -17,7 +17,8 @@ import (
 // WatchEvery is how often Watch compares the path with the open file.
 const WatchEvery = 2 * time.Second
 
-// boltMagic opens each of bbolt's two meta pages (after the 16-byte page header).
+// boltMagic opens each of bbolt's two meta pages (after the 16-byte page header), in the
+// machine's byte order as bbolt writes it.
 const boltMagic = 0xED0CDAED
 
 // Watch looks at the file every WatchEvery (by the store's clock) until ctx ends, and
@@ -127,7 +128,7 @@ func (s *Store) reopen(f *file) {
 func (f *file) metaReadable() bool {
 	buf := make([]byte, 20)
 	for page := range 2 {
-		if _, err := f.fd.ReadAt(buf, int64(page*f.pageSize)); err == nil && binary.LittleEndian.Uint32(buf[16:]) == boltMagic {
+		if _, err := f.fd.ReadAt(buf, int64(page*f.pageSize)); err == nil && binary.NativeEndian.Uint32(buf[16:]) == boltMagic {
 			return true
 		}
 	}

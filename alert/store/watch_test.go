@@ -313,3 +313,26 @@ func (s *Store) verifyNow() (map[string]uint64, error) {
 	}
 	return f.verify()
 }
+
+// TestHeaderOverwrittenWhileOpen: both meta pages zeroed under the open file (same
+// inode, same size): the next look sees it without reading the mapping and moves the
+// file aside.
+func TestHeaderOverwrittenWhileOpen(t *testing.T) {
+	s, _, dir := watched(t)
+	fd, err := os.OpenFile(filepath.Join(dir, FileName), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fd.WriteAt(make([]byte, 2*4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = fd.Close()
+	s.look()
+	r := onlyReset(t, s, "header pages were overwritten")
+	if !strings.Contains(r.MovedTo, ".damaged-") {
+		t.Errorf("reset %+v, want the file moved aside as damaged", r)
+	}
+	if err := s.Put("incidents", "fresh", "x"); err != nil {
+		t.Fatalf("Put on the fresh file: %v", err)
+	}
+}
