@@ -13,6 +13,7 @@ import (
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/lograte"
 	"github.com/picket-dev/picket/probe"
 )
 
@@ -75,7 +76,8 @@ type Engine struct {
 	now       func() time.Time
 	onTrans   func(Transition)
 	impaired  bool
-	peers     peers // solo, or this vantage's part of a fleet
+	peers     peers           // solo, or this vantage's part of a fleet
+	saveLog   lograte.Limiter // failed saves: one line a minute
 }
 
 // NewEngine restores states and open incidents from the store and starts from there:
@@ -547,7 +549,7 @@ func (e *Engine) saveState(s *TargetState) {
 		return
 	}
 	if err := e.store.Put(BucketStates, s.Target, s); err != nil {
-		e.log.Error("could not save target state", "target", s.Target, "err", err)
+		e.saveFailed("save target state", s.Target, err)
 	}
 }
 
@@ -556,7 +558,7 @@ func (e *Engine) deleteState(id string) {
 		return
 	}
 	if err := e.store.Delete(BucketStates, id); err != nil {
-		e.log.Error("could not delete target state", "target", id, "err", err)
+		e.saveFailed("delete target state", id, err)
 	}
 }
 
@@ -565,7 +567,7 @@ func (e *Engine) saveIncident(inc *Incident) {
 		return
 	}
 	if err := e.store.Put(BucketIncidents, inc.Key, inc); err != nil {
-		e.log.Error("could not save incident", "key", inc.Key, "err", err)
+		e.saveFailed("save incident", inc.Key, err)
 	}
 }
 
@@ -576,7 +578,39 @@ func (e *Engine) saveClosed(inc *Incident) {
 	key := inc.Opened.UTC().Format("20060102T150405.000000000Z") + " " + inc.Key
 	err := errors.Join(e.store.Put(BucketClosed, key, inc), e.store.Delete(BucketIncidents, inc.Key))
 	if err != nil {
-		e.log.Error("could not archive incident", "key", inc.Key, "err", err)
+		e.saveFailed("archive incident", inc.Key, err)
+	}
+}
+
+// saveFailed logs a save the store refused, at most once a minute with a count: on a
+// full disk every result and tick fails to save (measured: over ten ERROR lines a
+// second), and alerting and paging go on from memory either way.
+func (e *Engine) saveFailed(what, key string, err error) {
+	if ok, held := e.saveLog.Allow(e.now()); ok {
+		e.log.Error("could not "+what+"; alerting and paging go on from memory (logged at most once a minute)",
+			"key", key, "failed_saves", held+1, "err", err)
+	}
+}
+
+// PersistAgain writes every target state, open incident and run-time silence to the
+// store again: for when the store had to start a fresh file, which holds none of them
+// (closed incidents were only in the file, and stay lost).
+func (e *Engine) PersistAgain() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.store == nil {
+		return
+	}
+	for _, s := range e.states {
+		e.saveState(s)
+	}
+	for _, inc := range e.incidents.Open() {
+		e.saveIncident(inc)
+	}
+	for _, s := range e.runtime {
+		if err := e.store.Put(BucketSilences, s.ID, s); err != nil {
+			e.saveFailed("save silence", s.ID, err)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type Options struct {
 	// Clock is the time of every decision (scheduler, engine, outbox, heartbeat,
 	// self-check, health, the fleet's alone timing); nil: the real clock.
 	Clock clock.Clock
+	// StateAlarmAfter is how long state writes must fail before the [STATE] notice (and
+	// work before it resolves); 0 means DefaultStateAlarmAfter. Tests shorten it.
+	StateAlarmAfter time.Duration
 
 	// maxConcurrency, if above 0, caps the scheduler's slots (tests: a scheduler that
 	// falls behind, as the fixed pool of concurrency slots did when targets hung).
@@ -109,6 +113,7 @@ type daemon struct {
 	// A reload wakes the heartbeat and the self-check: they read the new config at once.
 	wakeHeartbeat, wakeSelfCheck chan struct{}
 	impaired                     *impairment // nil: not impaired; the self-check's own
+	state                        stateWatch  // the store's health, followed by the tick (state.go)
 }
 
 // rateLimit allows one event per key per minute, so an overloaded daemon does not flood
@@ -132,7 +137,8 @@ func (r *rateLimit) allow(key string, now time.Time) bool {
 }
 
 func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
-	st, err := store.Open(cfg.StateDir, store.Options{})
+	// A damaged file is moved aside and a fresh one started here; the first tick says so.
+	st, err := store.Open(cfg.StateDir, store.Options{Logger: o.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("open state: %w", err)
 	}
@@ -143,6 +149,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		history:       newRecorder(st, o.Logger),
 		reloads:       make(chan chan error),
 		wakeHeartbeat: make(chan struct{}, 1), wakeSelfCheck: make(chan struct{}, 1),
+		state: stateWatch{after: cmp.Or(o.StateAlarmAfter, DefaultStateAlarmAfter)},
 	}
 	if cfg.Cluster != nil {
 		if d.cluster, err = startCluster(cfg.Cluster, o, st); err != nil {
@@ -283,6 +290,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}()
 	}
 	goRun("scheduler", func(ctx context.Context) { _ = d.sched.Run(ctx) })
+	goRun("store-watch", d.store.Watch) // a state file deleted, replaced or damaged under us
 	goRun("ticker", d.tick)
 	goRun("heartbeat", d.heartbeat)
 	goRun("self-check", d.selfCheck)
@@ -414,6 +422,7 @@ func (d *daemon) tick(ctx context.Context) {
 			if now.Sub(lastGauges) >= time.Second {
 				d.metrics.ObserveIncidents(d.engine.OpenIncidents())
 				d.metrics.outboxDepth.Set(float64(d.outbox.Pending()))
+				d.watchState(now)
 				lastGauges = now
 			}
 			if now.Sub(lastFlush) >= 5*time.Second {

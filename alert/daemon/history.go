@@ -3,8 +3,10 @@ package daemon
 import (
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/lograte"
 )
 
 // maxPending bounds the results held between flushes; past it the oldest are dropped
@@ -19,6 +21,7 @@ type recorder struct {
 	mu      sync.Mutex
 	pending []store.Result
 	dropped int
+	failLog lograte.Limiter // a full disk fails every flush: one line a minute
 }
 
 func newRecorder(st *store.Store, log *slog.Logger) *recorder {
@@ -44,6 +47,9 @@ func (r *recorder) flush() {
 		r.log.Warn("history: results dropped under load", "dropped", dropped)
 	}
 	if err := r.st.RecordResults(batch); err != nil {
-		r.log.Warn("history: could not record results", "results", len(batch), "err", err)
+		if ok, held := r.failLog.Allow(time.Now()); ok {
+			r.log.Warn("history: could not record results (logged at most once a minute)", "results", len(batch),
+				"failed_flushes", held+1, "err", err)
+		}
 	}
 }

@@ -41,6 +41,11 @@ type Metrics struct {
 	reloads      *prometheus.CounterVec
 	lastReload   prometheus.Gauge
 
+	// The state store's trouble (state.go): pages go out regardless, these say so.
+	outboxUnpersisted prometheus.Gauge
+	storeWriteErrors  prometheus.Counter
+	storeResets       prometheus.Counter
+
 	vantage string
 	mu      sync.Mutex
 	cache   map[string]*targetSeries // by target id; children resolved once, not per probe
@@ -84,6 +89,12 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 			[]string{"notifier", "action", "result"}),
 		outboxDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "picket_outbox_depth", Help: "Notifications written but not yet accepted by their receiver."}),
+		outboxUnpersisted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "picket_outbox_unpersisted", Help: "Notifications the state store refused: delivered from memory, lost on a restart until written."}),
+		storeWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "picket_store_write_errors_total", Help: "State store writes that failed (a full or failing disk)."}),
+		storeResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "picket_store_resets_total", Help: "Fresh state files started in place of one found damaged, deleted or replaced."}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "picket_scheduler_lag_seconds", Help: "Actual minus planned start of journey runs.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -104,6 +115,7 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 	m.Registry.MustRegister(m.success, m.duration, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT, m.dnsLookup, m.runs,
 		m.state, m.incidents, m.notifies, m.outboxDepth, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Registry.MustRegister(m.outboxUnpersisted, m.storeWriteErrors, m.storeResets)
 	return m
 }
 

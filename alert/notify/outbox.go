@@ -114,6 +114,9 @@ type EntryInfo struct {
 	LastError      string    `json:"last_error,omitempty"`
 	NextAttempt    time.Time `json:"next_attempt"`
 	Sending        bool      `json:"sending"`
+	// Unpersisted: the store refused it; it is delivered from memory all the same and
+	// written when the store works again (lost if the process stops before).
+	Unpersisted bool `json:"unpersisted,omitempty"`
 }
 
 // outboxRecord is one entry as stored: everything needed to send it, and to decide
@@ -159,6 +162,8 @@ type entry struct {
 	sending  bool
 	sendAs   string // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
 	accepted bool   // delivered, about to leave
+	// unpersisted: the store refused it (see unpersisted.go); sent all the same.
+	unpersisted bool
 }
 
 // lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
@@ -237,6 +242,12 @@ type Outbox struct {
 	inFlight   int
 	inFlightBy map[string]int
 	changed    chan struct{} // closed and replaced on every change, to wake loops
+
+	// Entries the store refuses are delivered from memory and written later (see
+	// unpersisted.go). lastSeq is the highest entry number in use (guarded by
+	// enqueueMu); later schedules the writes.
+	lastSeq uint64
+	later   persistLater
 }
 
 // NewOutbox checks the options and loads the entries a previous run left pending;
@@ -277,6 +288,7 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		groups:         map[string]*group{},
 		inFlightBy:     map[string]int{},
 		changed:        make(chan struct{}),
+		later:          persistLater{kick: make(chan struct{}, 1)},
 	}
 	if o.minBackoff < 0 || o.maxBackoff < o.minBackoff || o.attemptTimeout < 0 {
 		return nil, fmt.Errorf("outbox: expected 0 <= MinBackoff <= MaxBackoff and AttemptTimeout >= 0, got %s, %s, %s",
@@ -321,6 +333,7 @@ func (o *Outbox) load() error {
 			return nil
 		}
 		o.add(key, rec)
+		o.noteSeq(key)
 		return nil
 	})
 	if err != nil {
@@ -335,7 +348,7 @@ func (o *Outbox) load() error {
 
 // add puts an entry in its lane and, for a primary, its group. Held: mu (or not yet
 // shared).
-func (o *Outbox) add(key string, rec outboxRecord) {
+func (o *Outbox) add(key string, rec outboxRecord) *entry {
 	e := &entry{key: key, rec: rec}
 	o.entries[key] = e
 	lk := laneOf(rec)
@@ -346,7 +359,7 @@ func (o *Outbox) add(key string, rec outboxRecord) {
 	}
 	l.queue = append(l.queue, e)
 	if rec.IsFallback {
-		return
+		return e
 	}
 	g := o.groups[rec.Group]
 	if g == nil {
@@ -374,13 +387,16 @@ func (o *Outbox) add(key string, rec outboxRecord) {
 		g.told[n] = true
 	}
 	g.fallbackSent = g.fallbackSent || rec.Settled
+	return e
 }
 
 // Enqueue stores one entry per notifier of d.Notify and wakes the senders. It returns
-// once the entries are durable. On an error, the entries already stored are still
-// delivered; enqueueing d again repeats those (harmless: same dedup key). A resolve
-// also goes, as a fallback entry, to every notifier that was handed the key's
-// trigger as a fallback (see FallbackOpenBucket).
+// once the entries are durable, or, where the store refused them (a full disk), held
+// in memory: they are delivered all the same, marked unpersisted and written by a
+// background retry (see unpersisted.go). So a store failure is no error here: a
+// caller retrying would only queue the page twice. A resolve also goes, as a fallback
+// entry, to every notifier that was handed the key's trigger as a fallback (see
+// FallbackOpenBucket).
 func (o *Outbox) Enqueue(d Delivery) error {
 	names := uniqueNames(d.Notify)
 	if len(names) == 0 {
@@ -420,51 +436,51 @@ func (o *Outbox) Enqueue(d Delivery) error {
 	return err
 }
 
-// persist stores recs under fresh sequence numbers and queues them; the first key
-// names the group. It returns the keys of the recs stored, in order. Held: enqueueMu.
-func (o *Outbox) persist(recs []outboxRecord) (keys []string, storeErr error) {
-	var stored []*entry
+// persist numbers and stores recs and queues them; the first key names the group. A rec
+// the store refuses is queued all the same, unpersisted: a page must leave even when
+// the disk is full (measured before: no page until space was freed). The retry in
+// unpersisted.go writes it once the store works; a crash before that loses it. It
+// returns the keys of recs in order; the error is nil, since every rec is queued.
+// Held: enqueueMu.
+func (o *Outbox) persist(recs []outboxRecord) (keys []string, _ error) {
+	refused := make([]bool, len(recs))
+	var storeErr error
 	for i := range recs {
-		key, err := o.storeRecord(&recs[i], recs)
-		if err != nil {
+		key, err := o.storeRecord(&recs[i], recs, storeErr != nil)
+		if err != nil && storeErr == nil {
 			storeErr = err
-			break
 		}
-		stored = append(stored, &entry{key: key, rec: recs[i]})
-		keys = append(keys, key)
+		keys, refused[i] = append(keys, key), err != nil
 	}
 	o.mu.Lock()
-	for _, e := range stored {
-		o.add(e.key, e.rec)
-	}
-	if storeErr != nil && len(stored) > 0 && !recs[0].IsFallback {
-		// The entries never stored will never be sent: for the fallback they failed.
-		g := o.groups[stored[0].rec.Group]
-		for _, rec := range recs[len(stored):] {
-			if !rec.IsFallback { // a resolve's fallback entries are no primaries
-				g.failed[memberOf(rec)] = true
-			}
-		}
+	for i, rec := range recs {
+		o.add(keys[i], rec).unpersisted = refused[i]
 	}
 	o.signal()
 	o.mu.Unlock()
-	return keys, storeErr
+	if storeErr != nil {
+		o.refused(storeErr)
+	}
+	return keys, nil
 }
 
 // storeRecord numbers rec, sets the group of all recs from the first, and stores it.
-func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord) (string, error) {
-	seq, err := o.store.NextSeq(OutboxBucket)
-	if err != nil {
-		return "", fmt.Errorf("outbox: enqueue %s for %s: number the entry: %w", rec.Notification.ID, rec.Notifier, err)
-	}
+// When the store fails, or failed already for an earlier rec of the same call (a full
+// disk refuses them all, and each try costs an fsync's wait), rec is numbered in memory
+// and the error returned.
+func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord, storeFailed bool) (string, error) {
+	seq, err := o.nextSeq(storeFailed)
 	key := entryKey(seq, rec.Notifier)
 	if rec.Group == "" {
 		for i := range all {
 			all[i].Group = key
 		}
 	}
+	if err != nil {
+		return key, fmt.Errorf("outbox: enqueue %s for %s: number the entry: %w", rec.Notification.ID, rec.Notifier, err)
+	}
 	if err := o.store.Put(OutboxBucket, key, *rec); err != nil {
-		return "", fmt.Errorf("outbox: enqueue %s for %s: store the entry: %w", rec.Notification.ID, rec.Notifier, err)
+		return key, fmt.Errorf("outbox: enqueue %s for %s: store the entry: %w", rec.Notification.ID, rec.Notifier, err)
 	}
 	return key, nil
 }
@@ -507,8 +523,12 @@ func uniqueNames(names []string) []string {
 
 // Run delivers until ctx ends, then waits for its sends to stop and returns nil.
 // Entries not delivered stay in the store. Run and Flush may run at the same time.
+// Beside the delivery, Run retries writing the entries the store refused.
 func (o *Outbox) Run(ctx context.Context) error {
+	var retry sync.WaitGroup
+	retry.Go(func() { o.persistLoop(ctx) })
 	_ = o.deliver(ctx, false)
+	retry.Wait()
 	return nil
 }
 
@@ -547,6 +567,7 @@ func (o *Outbox) Entries() []EntryInfo {
 			LastError:      e.lastErr,
 			NextAttempt:    latest(e.next, e.rec.Enqueued), // never tried: due since enqueued
 			Sending:        e.sending,
+			Unpersisted:    e.unpersisted,
 		})
 	}
 	slices.SortFunc(out, func(a, b EntryInfo) int { return cmp.Compare(a.ID, b.ID) })
@@ -600,8 +621,12 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 // due at the clock's now: due fallbacks, then due lane heads oldest first, again until
 // nothing more is due now. It returns when something is due next (zero: nothing waits
 // on time). The outage simulator drives the outbox with it in virtual time; Run is the
-// same turns with real goroutines and timers.
+// same turns with real goroutines and timers. A due retry of the writes the store
+// refused comes first.
 func (o *Outbox) Step(ctx context.Context) (next time.Time) {
+	if retry := o.persistDue(o.now()); !retry.IsZero() { // the refused writes (unpersisted.go)
+		defer func() { next = earliest(next, retry) }()
+	}
 	for {
 		now := o.now()
 		for _, g := range o.dueFallbacks(now) {
@@ -851,7 +876,9 @@ func (o *Outbox) endSend(e *entry) {
 func (o *Outbox) remove(e *entry, delivered bool) {
 	o.recordMu.Lock()
 	defer o.recordMu.Unlock()
-	if err := o.store.Delete(OutboxBucket, e.key); err != nil {
+	if o.isUnpersisted(e) {
+		// Never written: nothing to delete (and on a failing store, no false alarm).
+	} else if err := o.store.Delete(OutboxBucket, e.key); err != nil {
 		o.log.Error("outbox: deleting a handled entry failed; it will be sent again after a restart",
 			"key", e.key, "err", err)
 	}

@@ -182,7 +182,7 @@ func (s *Store) History(target string, from, to time.Time, step time.Duration) (
 	if err != nil {
 		return nil, fmt.Errorf("store: history of %s: %w", target, err)
 	}
-	err = s.View(func(tx *Tx) error {
+	err = s.view(func(tx *Tx) error {
 		rb := resolutionBucket(tx.tx, target, r)
 		if rb == nil {
 			return nil

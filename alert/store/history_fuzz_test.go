@@ -19,7 +19,9 @@ func FuzzHistory(f *testing.F) {
 	f.Add("t", int64(1<<40), int64(1<<40+7200), true, []byte{0xff, 0, 0, 0, 0, 0, 0, 0}, []byte("x"), int64(1))                              // far future
 	f.Add("t", base.Unix(), base.Add(time.Hour).Unix(), false, slotKey(base.Add(7*time.Second)), encodeCounts([3]uint32{0, 0, 9}), int64(0)) // a key off the step
 	s := open(f, f.TempDir(), Options{})
-	s.db.NoSync = true // thousands of writes a second; durability is not what is fuzzed
+	if f, err := s.current(); err == nil {
+		f.db.NoSync = true // thousands of writes a second; durability is not what is fuzzed
+	}
 	f.Fuzz(func(t *testing.T, target string, fromUnix, toUnix int64, coarse bool, rawKey, rawValue []byte, offset int64) {
 		step := FineStep
 		if coarse {
@@ -51,7 +53,8 @@ func FuzzHistory(f *testing.F) {
 
 func clearHistory(t *testing.T, s *Store) {
 	t.Helper()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.Update(func(stx *Tx) error {
+		tx := stx.tx
 		if tx.Bucket([]byte(historyBucket)) == nil {
 			return nil
 		}
@@ -70,8 +73,8 @@ func putSlot(t *testing.T, s *Store, target string, step time.Duration, key, val
 	if err != nil || target == "" || len(target) > bolt.MaxKeySize || len(key) == 0 || len(key) > bolt.MaxKeySize {
 		return
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		tb, err := targetBucket(tx, target)
+	err = s.Update(func(stx *Tx) error {
+		tb, err := targetBucket(stx.tx, target)
 		if err != nil {
 			return err
 		}

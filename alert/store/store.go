@@ -11,19 +11,32 @@
 // takes a shared flock, which on Unix cannot coexist with the writer's exclusive one:
 // `picket incidents export` against a running daemon gets ErrLocked too (quickly) and
 // must ask the daemon's API instead. Readers do coexist with other readers.
+//
+// A damaged file never panics the process (bbolt panics on pages it finds corrupt, and
+// a read of its mapping past the end of a truncated file is a SIGBUS): Open checks the
+// whole file, and a file found damaged, deleted, replaced or truncated is moved aside
+// as picket.db.damaged-<UTC time> and a fresh one started in its place (see file.go
+// and watch.go). Callers learn of it from Health and write again what they hold in
+// memory; what was only in the lost file is gone, and the store says so loudly.
 package store
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/lograte"
 )
 
 // FileName is the database file inside the state directory.
@@ -42,25 +55,59 @@ const reservedPrefix = "_"
 // ErrLocked means another process holds the database (a running daemon).
 var ErrLocked = errors.New("store: database is locked by another process")
 
+// ErrClosed is the error of every call after Close.
+var ErrClosed = errors.New("store: closed")
+
 // Options configure Open.
 type Options struct {
 	// Timeout is how long to wait for the file lock; 0 means DefaultTimeout
 	// (DefaultReadOnlyTimeout with ReadOnly).
 	Timeout time.Duration
 	// ReadOnly opens an existing database for reading only (shared lock). It fails
-	// with ErrLocked while a writer has it open (see the package comment).
+	// with ErrLocked while a writer has it open (see the package comment). A damaged
+	// file is an error then: only a writer moves it aside.
 	ReadOnly bool
+	// Logger hears of a damaged, deleted or replaced file and of failing writes, at
+	// ERROR (failing writes at most once a minute, with a count); nil: discard.
+	Logger *slog.Logger
+	// Clock times Watch and the failing-write log; nil: the real clock.
+	Clock clock.Clock
 }
 
 // Store is an open database. Its methods are safe for concurrent use; bbolt runs one
-// writing transaction at a time and readers beside it.
+// writing transaction at a time and readers beside it. The file under it may be
+// replaced by a fresh one (see Watch); the Store stays the same.
 type Store struct {
-	db       *bolt.DB
+	dir      string
 	path     string
 	readOnly bool
+	timeout  time.Duration
+	log      *slog.Logger
+	clock    clock.Clock
+
+	cur    atomic.Pointer[file]        // nil after Close, or while no fresh file could be made
+	noFile atomic.Pointer[noFileError] // why cur is nil, while not closed
+	closed atomic.Bool
+	kick   chan struct{} // a call found the file damaged: Watch looks at once
+
+	// resetMu makes the checks of Watch and Close take turns; lost is the loss a
+	// fresh file is still owed for (it could not be created yet).
+	resetMu sync.Mutex
+	lost    *Reset
+
+	// seqs is the highest number NextSeq handed out per bucket, or found in the file
+	// at open: a fresh file continues above it, so a number is never handed out twice.
+	seqMu sync.Mutex
+	seqs  map[string]uint64
+
+	health healthState
+	errLog lograte.Limiter
 }
 
 // Open opens dir/picket.db, creating dir (0700) and the file (0600) unless ReadOnly.
+// A writer checks the whole file first; a damaged one is moved aside and a fresh one
+// started (Health().Resets says so). Only a lock held elsewhere, a directory or file
+// that cannot be made, or (ReadOnly) a damaged file are errors.
 func Open(dir string, opts Options) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("store: open: expected a state directory, got an empty path")
@@ -76,14 +123,33 @@ func Open(dir string, opts Options) (*Store, error) {
 			timeout = DefaultReadOnlyTimeout
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, lockedError(path, timeout, opts.ReadOnly)
+	s := &Store{dir: dir, path: path, readOnly: opts.ReadOnly, timeout: timeout, log: opts.Logger,
+		clock: clock.Or(opts.Clock), kick: make(chan struct{}, 1), seqs: map[string]uint64{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	f, err := s.openFile()
+	var damaged *damageError
+	if errors.As(err, &damaged) && !opts.ReadOnly {
+		f, err = s.startAfresh(Reset{At: s.clock.Now(), Reason: damaged.Error()}, "damaged")
+	}
+	if errors.As(err, &damaged) { // ReadOnly: left as it is for the writer to deal with
+		return nil, fmt.Errorf("store: open %s read-only: %w", path, err)
+	}
+	if err != nil && !opts.ReadOnly && diskTrouble(err) {
+		// Not even a fresh file fits: better a daemon that pages without its state than
+		// none. Reads see an empty store, writes fail (counted, logged), and Watch makes
+		// the file once it can; Health().Resets then says so.
+		s.lost = &Reset{At: s.clock.Now(), Reason: "no state file could be made at start: " + err.Error()}
+		s.noFile.Store(&noFileError{cause: err})
+		s.noteWrite(err)
+		return s, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, err
 	}
-	return &Store{db: db, path: path, readOnly: opts.ReadOnly}, nil
+	s.cur.Store(f)
+	return s, nil
 }
 
 // prepare creates the directory for a writer, and checks the file exists for a
@@ -114,9 +180,16 @@ func lockedError(path string, waited time.Duration, readOnly bool) error {
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close releases the file and its lock. Later calls fail.
+// Close releases the file and its lock. Later calls fail with ErrClosed.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	s.resetMu.Lock()
+	defer s.resetMu.Unlock()
+	s.closed.Store(true)
+	f := s.cur.Swap(nil)
+	if f == nil {
+		return nil
+	}
+	if err := f.close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", s.path, err)
 	}
 	return nil
@@ -133,7 +206,7 @@ func (s *Store) Put(bucket, key string, v any) error {
 
 // Get decodes bucket/key into v; false (and no error) when it is absent.
 func (s *Store) Get(bucket, key string, v any) (found bool, err error) {
-	err = s.View(func(tx *Tx) error {
+	err = s.view(func(tx *Tx) error {
 		found, err = tx.Get(bucket, key, v)
 		return err
 	})
@@ -155,7 +228,7 @@ func (s *Store) ForEach(bucket string, fn func(key string, raw []byte) error) er
 		raw []byte
 	}
 	var records []record
-	err := s.View(func(tx *Tx) error {
+	err := s.view(func(tx *Tx) error {
 		return tx.ForEach(bucket, func(key string, raw []byte) error {
 			records = append(records, record{key: key, raw: append([]byte(nil), raw...)})
 			return nil
@@ -218,27 +291,83 @@ func (s *Store) NextSeq(bucket string) (seq uint64, err error) {
 // Update runs fn in one writing transaction: every write of fn is committed (and
 // fsynced) together if fn returns nil, and none is if it returns an error or panics.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.update("update", fn)
+	return s.update("update", func(tx *Tx) error { return callerFn(func() error { return fn(tx) }) })
 }
 
 func (s *Store) update(what string, fn func(tx *Tx) error) error {
-	err := s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	f, err := s.current()
+	if err != nil {
+		if !errors.Is(err, ErrClosed) {
+			s.noteWrite(err)
+		}
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	var fnErr error
+	err = f.guard(s, true, func() error {
+		return f.db.Update(func(btx *bolt.Tx) error {
+			fnErr = fn(&Tx{tx: btx, s: s})
+			return fnErr
+		})
+	})
 	if errors.Is(err, bolterrors.ErrDatabaseReadOnly) {
 		return fmt.Errorf("store: %s: expected a writable store, got one opened ReadOnly: %w", what, err)
 	}
-	return err
+	if err != nil && err == fnErr {
+		return err // the caller's own error (or a bad name): no sign of the disk
+	}
+	s.noteWrite(err)
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
 }
 
 // View runs fn in one read transaction, a consistent snapshot beside any writer.
 func (s *Store) View(fn func(tx *Tx) error) error {
-	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx}) })
+	return s.view(func(tx *Tx) error { return callerFn(func() error { return fn(tx) }) })
+}
+
+// view is View for the store's own functions: any panic in fn is bbolt's.
+func (s *Store) view(fn func(tx *Tx) error) error {
+	f, err := s.current()
+	if errors.Is(err, errNoFile) {
+		return nil // no file yet: an empty store, as the fresh file will be
+	}
+	if err != nil {
+		return fmt.Errorf("store: read: %w", err)
+	}
+	return f.guard(s, false, func() error {
+		return f.db.View(func(btx *bolt.Tx) error { return fn(&Tx{tx: btx, s: s}) })
+	})
+}
+
+// current is the open file, or why there is none.
+func (s *Store) current() (*file, error) {
+	f := s.cur.Load()
+	switch {
+	case f != nil:
+		if why := f.brokenWhy(); why != "" {
+			return nil, &damageError{why: why}
+		}
+		return f, nil
+	case s.closed.Load():
+		return nil, ErrClosed
+	case s.noFile.Load() != nil:
+		return nil, s.noFile.Load()
+	default:
+		return nil, errNoFile
+	}
 }
 
 // Tx is one transaction of Update or View; it is valid only inside fn.
-type Tx struct{ tx *bolt.Tx }
+type Tx struct {
+	tx *bolt.Tx
+	s  *Store
+}
 
 // Put stores v as JSON under bucket/key, creating the bucket.
 func (t *Tx) Put(bucket, key string, v any) error {
+	defer storeCall()
 	raw, err := encode(bucket, key, v)
 	if err != nil {
 		return err
@@ -259,6 +388,7 @@ func (t *Tx) putRaw(bucket, key string, raw []byte) error {
 
 // Get decodes bucket/key into v; false (and no error) when it is absent.
 func (t *Tx) Get(bucket, key string, v any) (bool, error) {
+	defer storeCall()
 	if err := checkNames(bucket, key); err != nil {
 		return false, err
 	}
@@ -278,6 +408,7 @@ func (t *Tx) Get(bucket, key string, v any) (bool, error) {
 
 // Delete removes bucket/key; absent keys and buckets are not an error.
 func (t *Tx) Delete(bucket, key string) error {
+	defer storeCall()
 	if err := checkNames(bucket, key); err != nil {
 		return err
 	}
@@ -294,6 +425,7 @@ func (t *Tx) Delete(bucket, key string) error {
 // ForEach calls fn for every record of bucket in bytewise key order. raw belongs to
 // the transaction: copy it to keep it past fn. fn must not write to the bucket.
 func (t *Tx) ForEach(bucket string, fn func(key string, raw []byte) error) error {
+	defer storeCall()
 	if err := checkBucket(bucket); err != nil {
 		return err
 	}
@@ -305,20 +437,29 @@ func (t *Tx) ForEach(bucket string, fn func(key string, raw []byte) error) error
 		if v == nil {
 			return nil // a nested bucket; the record API never makes one
 		}
-		return fn(string(k), v)
+		return callerFn(func() error { return fn(string(k), v) })
 	})
 }
 
 // NextSeq returns the bucket's next sequence number (1, 2, ...), creating the bucket.
+// After a fresh file replaced a lost one, it continues above the numbers handed out
+// before, so keys made of them (the outbox's) never collide with one held in memory.
 func (t *Tx) NextSeq(bucket string) (uint64, error) {
+	defer storeCall()
 	b, err := t.createBucket(bucket)
 	if err != nil {
 		return 0, err
+	}
+	if floor := t.s.seqFloor(bucket); b.Sequence() < floor {
+		if err := b.SetSequence(floor); err != nil {
+			return 0, fmt.Errorf("store: next sequence of %s: %w", bucket, err)
+		}
 	}
 	seq, err := b.NextSequence()
 	if err != nil {
 		return 0, fmt.Errorf("store: next sequence of %s: %w", bucket, err)
 	}
+	t.tx.OnCommit(func() { t.s.raiseSeqFloor(bucket, seq) }) // a rolled-back number may come again
 	return seq, nil
 }
 
