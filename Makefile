@@ -53,7 +53,7 @@ bench-scale:
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/expect \
 	FuzzEvaluate:./probe/expect FuzzSilenceRequest:./alert/statuspage FuzzParseEvent:./alert/notify/pdtest \
-	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe
+	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe FuzzParseRate:./config
 resilience:
 	PICKET_RESILIENCE=1 $(GO) test -race -count=1 -timeout 10m ./bench/resilience/...
 	@set -e; for t in $(FUZZ_TARGETS); do \
