@@ -68,7 +68,9 @@ type OutboxOptions struct {
 	// Retry backoff: MinBackoff doubling per failed attempt up to MaxBackoff, ±20%
 	// jitter; a longer Retry-After (capped at MaxRetryAfter) wins. 0 means 1s and 60s.
 	MinBackoff, MaxBackoff time.Duration
-	AttemptTimeout         time.Duration // per send; 0 means 10s
+	// AttemptTimeout bounds a send of a notifier that states no Limits.Timeout of its
+	// own; 0 means 10s.
+	AttemptTimeout time.Duration
 	// OnResult, when set, hears about every attempt (for metrics and the timeline):
 	// the result of one attempt always comes before the entry's next attempt, and
 	// before a permanently failed entry is removed or an accepted one leaves. It is
@@ -718,15 +720,16 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 	}
 }
 
-// send calls the notifier with its own deadline; a notifier unknown by name and by
-// identity and a panic are errors like any other (permanent and retryable).
+// send calls the notifier with its deadline: the timeout the notifier states (its
+// config's), else AttemptTimeout. A notifier unknown by name and by identity and a
+// panic are errors like any other (permanent and retryable).
 func (o *Outbox) send(ctx context.Context, j job) (err error) {
 	n, ok := o.notifierSet().find(j.notifier, j.identity)
 	if !ok {
 		return Permanent(fmt.Errorf("expected a notifier named %q in the config, or one of the same kind and destination, got none",
 			j.notifier))
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.attemptTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(limitsOf(n).Timeout, o.attemptTimeout))
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
