@@ -159,8 +159,9 @@ type entry struct {
 	next     time.Time     // not before; zero: now
 	wait     time.Duration // the backoff that set next
 	sending  bool
-	sendAs   string // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
-	accepted bool   // delivered, about to leave
+	sendAs   string    // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
+	accepted bool      // delivered, about to leave
+	pacedAt  time.Time // the slot of its destination's pace this send took
 }
 
 // lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
@@ -239,6 +240,8 @@ type Outbox struct {
 	inFlight   int
 	inFlightBy map[string]int
 	changed    chan struct{} // closed and replaced on every change, to wake loops
+	pacers     map[string]*pacer
+	heard      map[heardKey]bool // the receiver's last accepted word on a key: open (true) or closed
 }
 
 // NewOutbox checks the options and loads the entries a previous run left pending;
@@ -279,6 +282,8 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		groups:         map[string]*group{},
 		inFlightBy:     map[string]int{},
 		changed:        make(chan struct{}),
+		pacers:         map[string]*pacer{},
+		heard:          map[heardKey]bool{},
 	}
 	if o.minBackoff < 0 || o.maxBackoff < o.minBackoff || o.attemptTimeout < 0 {
 		return nil, fmt.Errorf("outbox: expected 0 <= MinBackoff <= MaxBackoff and AttemptTimeout >= 0, got %s, %s, %s",
@@ -562,8 +567,9 @@ func (o *Outbox) signal() {
 }
 
 // deliver is the loop of Run (untilEmpty false) and Flush (true). Each turn it
-// enqueues due fallbacks, starts every due lane head within the parallel bounds,
-// and sleeps until something changes or the next retry or fallback is due.
+// enqueues due fallbacks, starts the due lane heads within the parallel bounds and
+// their destinations' pace, most important first, and sleeps until something changes
+// or the next retry, fallback or paced slot is due.
 func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 	var sends sync.WaitGroup
 	defer sends.Wait() // no send outlives the loop
@@ -599,10 +605,11 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 }
 
 // Step delivers, in the calling goroutine and one send at a time, everything that is
-// due at the clock's now: due fallbacks, then due lane heads oldest first, again until
-// nothing more is due now. It returns when something is due next (zero: nothing waits
-// on time). The outage simulator drives the outbox with it in virtual time; Run is the
-// same turns with real goroutines and timers.
+// due at the clock's now: due fallbacks, then due lane heads in order (see order.go)
+// as their destinations' pace allows, again until nothing more is due now. It returns
+// when something is due next (zero: nothing waits on time). The outage simulator
+// drives the outbox with it in virtual time; Run is the same turns with real
+// goroutines and timers.
 func (o *Outbox) Step(ctx context.Context) (next time.Time) {
 	for {
 		now := o.now()
@@ -629,29 +636,27 @@ type job struct {
 	fallback     bool
 }
 
-// takeDue marks the due lane heads as sending, oldest first, within the bounds. It
-// also returns when to look again (zero: only on a change), the channel that closes
-// on the next change, and whether nothing at all is left to do.
+// takeDue marks due lane heads as sending, most important first, within the parallel
+// bounds and each destination's pace. It also returns when to look again (zero: only
+// on a change), the channel that closes on the next change, and whether nothing at
+// all is left to do.
 func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-chan struct{}, idle bool) {
+	set := o.notifierSet()
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	var due []*entry
-	for _, l := range o.lanes {
-		head := l.queue[0]
-		o.clampRetry(now, head, l)
-		switch {
-		case head.sending:
-		case head.next.After(now):
-			wake = earliest(wake, head.next)
-		default:
-			due = append(due, head)
-		}
-	}
-	slices.SortFunc(due, func(a, b *entry) int { return cmp.Compare(a.key, b.key) })
+	var held []heldBack
+	due, wake := o.dueHeads(now)
 	for _, e := range due {
 		name := e.rec.Notifier
 		if o.inFlight >= maxInFlight || o.inFlightBy[name] >= maxInFlightPerNotifier {
 			continue // woken again when a send ends
+		}
+		at, ok, first := o.pace(set, e, now)
+		if !ok {
+			wake = earliest(wake, at)
+			if first {
+				held = append(held, heldBack{notifier: name, until: at})
+			}
+			continue
 		}
 		e.sending, e.sendAs = true, name
 		o.inFlight++
@@ -664,7 +669,38 @@ func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-c
 			wake = earliest(wake, at)
 		}
 	}
-	return jobs, wake, o.changed, len(o.entries) == 0 && len(o.groups) == 0
+	o.prunePacers(now)
+	changed, idle = o.changed, len(o.entries) == 0 && len(o.groups) == 0
+	o.mu.Unlock()
+	o.logHeld(held)
+	return jobs, wake, changed, idle
+}
+
+// dueHeads lists the lane heads due at now in sending order, and when the next one
+// not yet due is. Held: mu.
+func (o *Outbox) dueHeads(now time.Time) (due []*entry, wake time.Time) {
+	type ranked struct {
+		e *entry
+		r rank
+	}
+	var heads []ranked
+	for _, l := range o.lanes {
+		head := l.queue[0]
+		o.clampRetry(now, head, l)
+		switch {
+		case head.sending:
+		case head.next.After(now):
+			wake = earliest(wake, head.next)
+		default:
+			heads = append(heads, ranked{head, o.rankOf(l, head)})
+		}
+	}
+	slices.SortFunc(heads, func(a, b ranked) int { return sendOrder(a.r, b.r) })
+	due = make([]*entry, len(heads))
+	for i, h := range heads {
+		due[i] = h.e
+	}
+	return due, wake
 }
 
 // clampRetry keeps a retry no further away than the wait that was chosen for it, and a
@@ -693,6 +729,9 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 		if why := o.obsolete(j.notification); why != "" {
 			o.log.Info("outbox: dropping a superseded notification unsent", "notifier", j.notifier,
 				"dedup_key", j.notification.DedupKey, "action", j.notification.Action, "why", why)
+			o.mu.Lock()
+			o.unpace(j.e) // nothing was sent: the slot is free again
+			o.mu.Unlock()
 			o.remove(j.e, false)
 			return
 		}
@@ -745,6 +784,9 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 	o.log.Info("outbox: notification delivered", "notifier", j.notifier, "dedup_key", r.DedupKey,
 		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
 	r.Complete = o.accept(j.e)
+	o.mu.Lock()
+	o.hear(j.e, true)
+	o.mu.Unlock()
 	o.report(r)
 	o.closeOpen(j.e)
 	o.remove(j.e, true)
@@ -774,6 +816,11 @@ func (o *Outbox) failedForGood(j job, r AttemptResult) {
 		"dedup_key", r.DedupKey, "action", r.Action, "notification", r.NotificationID,
 		"attempt", r.Attempt, "fallback", r.Fallback, "err", r.Err)
 	o.report(r)
+	if j.notification.Action == ActionResolve {
+		o.mu.Lock()
+		o.hear(j.e, false) // refused: the key may still be open there
+		o.mu.Unlock()
+	}
 	if !j.fallback {
 		o.mu.Lock()
 		g := o.groups[j.e.rec.Group]
@@ -803,6 +850,9 @@ func (o *Outbox) failedForNow(j job, r AttemptResult) {
 	e.attempts = r.Attempt
 	e.lastErr = r.Err.Error()
 	e.next, e.wait = o.now().Add(wait), wait
+	if ra := RetryAfter(r.Err); ra > 0 {
+		o.holdDestination(e, ra) // every lane of that destination would hear the same
+	}
 	if l := o.lanes[laneOf(e.rec)]; l.failingSince.IsZero() {
 		l.failingSince = o.now()
 	}

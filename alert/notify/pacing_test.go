@@ -1,0 +1,214 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/picket-dev/picket/alert/notify/pdtest"
+	"github.com/picket-dev/picket/internal/clock"
+)
+
+// limitedReceiver is a paging service in fake time that takes at most limit events
+// in any window of per, as PagerDuty's Events API does per routing key, and refuses
+// the rest with 429 and a Retry-After. While down it answers 503. It keeps what a
+// paging service keeps: which keys are open, and every event it took.
+type limitedReceiver struct {
+	name, id string
+	limits   Limits
+	clock    *clock.Fake
+	limit    int
+	per      time.Duration
+
+	mu       sync.Mutex
+	down     func(time.Time) bool // nil: never
+	window   []time.Time          // times of the requests counted against the limit
+	requests int
+	refused  int // 429s
+	failed   int // 503s
+	took     []tookEvent
+	open     map[string]bool
+	maxRate  int // the most requests seen in any window of per
+}
+
+type tookEvent struct {
+	at time.Time
+	n  Notification
+}
+
+func newLimitedReceiver(c *clock.Fake, limit int, per time.Duration, rate Rate) *limitedReceiver {
+	return &limitedReceiver{name: "pd", id: "pd-service", clock: c, limit: limit, per: per,
+		limits: Limits{Rate: rate}, open: map[string]bool{}}
+}
+
+func (r *limitedReceiver) Name() string     { return r.name }
+func (r *limitedReceiver) Kind() string     { return "pagerduty" }
+func (r *limitedReceiver) Identity() string { return r.id }
+func (r *limitedReceiver) Limits() Limits   { return r.limits }
+
+func (r *limitedReceiver) Notify(_ context.Context, n Notification) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.clock.Now()
+	r.requests++
+	if r.down != nil && r.down(now) {
+		r.failed++
+		return &StatusError{Status: 503}
+	}
+	r.window = slices.DeleteFunc(r.window, func(t time.Time) bool { return !t.After(now.Add(-r.per)) })
+	r.window = append(r.window, now) // a refused request counts too, as at PagerDuty
+	r.maxRate = max(r.maxRate, len(r.window))
+	if len(r.window) > r.limit {
+		r.refused++
+		wait := max(r.window[len(r.window)-r.limit-1].Add(r.per).Sub(now), time.Second)
+		return &RetryAfterError{After: wait.Round(time.Second), Err: &StatusError{Status: 429}}
+	}
+	r.took = append(r.took, tookEvent{at: now, n: n})
+	r.open[n.DedupKey] = n.Action == ActionTrigger
+	return nil
+}
+
+func (r *limitedReceiver) snapshot() (requests, refused int, took []tookEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests, r.refused, slices.Clone(r.took)
+}
+
+// newPacedStepper is a stepper whose outbox delivers to the given notifiers, tweaked.
+func newPacedStepper(t *testing.T, c *clock.Fake, tweak func(*OutboxOptions), notifiers ...Notifier) *stepper {
+	t.Helper()
+	h := newHarness(t, openStore(t, memDir(t)), func(o *OutboxOptions) {
+		o.Clock = c
+		o.Jitter = func() float64 { return 0.5 }
+		o.MinBackoff, o.MaxBackoff = time.Second, time.Minute
+		if tweak != nil {
+			tweak(o)
+		}
+	}, notifiers...)
+	return &stepper{harness: h, clock: c}
+}
+
+// memDir is a directory on tmpfs when there is one: the pacing tests store thousands
+// of entries, and an fsync each on a shared disk takes most of their time.
+func memDir(t *testing.T) string {
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "picket-outbox-"); err == nil {
+			t.Cleanup(func() { _ = os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}
+
+// incident is one incident of the pacing tests: a dedup key with its scope and priority.
+type incident struct {
+	key      string
+	scope    string
+	priority int
+}
+
+func (i incident) notification(action string, at time.Time) Notification {
+	return Notification{ID: fmt.Sprintf("%s|%s|%d", i.key, action, at.UnixNano()), Action: action, DedupKey: i.key,
+		Scope: i.scope, Priority: i.priority, Summary: i.key, Severity: SeverityCritical, Source: "test",
+		Created: at, Opened: at}
+}
+
+// stormOf2000 is 2,000 separate incidents, narrow ones first as a platform falling
+// apart makes them (targets fail first, their region and product incidents form
+// later): 1,900 targets of priorities 1-3, 80 products, 19 regions, 1 global.
+func stormOf2000() []incident {
+	var out []incident
+	for i := range 1900 {
+		out = append(out, incident{key: fmt.Sprintf("picket/target/t%04d", i), scope: "target", priority: 1 + i%3})
+	}
+	for i := range 80 {
+		out = append(out, incident{key: fmt.Sprintf("picket/product/p%02d", i), scope: "product", priority: 1 + i%3})
+	}
+	for i := range 19 {
+		out = append(out, incident{key: fmt.Sprintf("picket/region/r%02d", i), scope: "region", priority: 1})
+	}
+	return append(out, incident{key: "picket/global", scope: "global", priority: 1})
+}
+
+var scopeOrder = map[string]int{"global": 0, "region": 1, "product": 2, "target": 3}
+
+// TestPacingKeepsUnderTheDestinationsLimit: 2,000 incidents to one routing key that
+// takes 120 events a minute are all delivered without one refusal, wider and more
+// important first, in about the 17 minutes the limit needs.
+func TestPacingKeepsUnderTheDestinationsLimit(t *testing.T) {
+	c := clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	pd := newLimitedReceiver(c, 120, time.Minute, Rate{Events: 120, Per: time.Minute})
+	s := newPacedStepper(t, c, nil, pd)
+	start := c.Now()
+	storm := stormOf2000()
+	for _, inc := range storm {
+		s.enqueue(Delivery{Notification: inc.notification(ActionTrigger, start), Notify: []string{"pd"}})
+	}
+	s.drive(time.Hour)
+
+	requests, refused, took := pd.snapshot()
+	drained := took[len(took)-1].at.Sub(start)
+	t.Logf("2,000 incidents at 120/min: %d requests, %d refused (429), %d delivered, most in any minute %d, drained in %s",
+		requests, refused, len(took), pd.maxRate, drained)
+	if refused != 0 || len(took) != len(storm) || s.outbox.Pending() != 0 {
+		t.Fatalf("want 0 refused and all %d delivered, got %d refused, %d delivered, %d pending",
+			len(storm), refused, len(took), s.outbox.Pending())
+	}
+	if limit := 17*time.Minute + 30*time.Second; drained > limit {
+		t.Errorf("drained in %s, want at most %s (2,000 at 120/min)", drained, limit)
+	}
+	for i := 1; i < len(took); i++ {
+		a, b := took[i-1].n, took[i].n
+		if c := cmp.Or(cmp.Compare(scopeOrder[a.Scope], scopeOrder[b.Scope]), cmp.Compare(a.Priority, b.Priority)); c > 0 {
+			t.Fatalf("delivery %d (%s, priority %d) came before delivery %d (%s, priority %d): want wider, then more important, first",
+				i-1, a.DedupKey, a.Priority, i, b.DedupKey, b.Priority)
+		}
+	}
+}
+
+// TestRetryAfterPausesTheWholeDestination: a 429 with Retry-After to one key holds
+// every key of that destination, also under another notifier name with the same
+// identity, until the wait is over; another destination goes on.
+func TestRetryAfterPausesTheWholeDestination(t *testing.T) {
+	c := clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	recv := startReceiver(t)
+	recv.SetFault(pdtest.Fault{Status: http.StatusTooManyRequests, RetryAfter: 30 * time.Second, Count: 1})
+	pd := &identified{pdNotifier: newPDNotifier(t, "pd", recv.URL()), id: "pd-service"}
+	alias := &identified{pdNotifier: newPDNotifier(t, "pd-alias", recv.URL()), id: "pd-service"}
+	chat := &fakeNotifier{name: "chat", id: "chat-hook"}
+	s := newPacedStepper(t, c, nil, pd, alias, chat)
+
+	s.enqueue(Delivery{Notification: notification(ActionTrigger, "A"), Notify: []string{"pd"}})
+	s.outbox.Step(t.Context())
+	if got := recv.Requests(); got != 1 {
+		t.Fatalf("receiver got %d requests, want 1 (refused with 429)", got)
+	}
+	s.enqueue(Delivery{Notification: notification(ActionTrigger, "B"), Notify: []string{"pd"}})
+	s.enqueue(Delivery{Notification: notification(ActionTrigger, "C"), Notify: []string{"pd-alias", "chat"}})
+	c.Advance(10 * time.Second)
+	s.outbox.Step(t.Context())
+	if got := recv.Requests(); got != 1 {
+		t.Errorf("10s into a Retry-After of 30s the receiver got %d requests, want still 1: the whole destination waits", got)
+	}
+	if got := chat.acceptedList(); got != "trigger:C" {
+		t.Errorf("chat accepted %q, want trigger:C: another destination is not held", got)
+	}
+	s.drive(time.Minute)
+	if got := recv.Requests(); got != 4 || s.outbox.Pending() != 0 {
+		t.Errorf("after the wait: %d requests and %d pending, want 4 (A twice, B, C) and none", got, s.outbox.Pending())
+	}
+}
+
+// identified gives the outbox tests' PagerDuty notifier an identity.
+type identified struct {
+	*pdNotifier
+	id string
+}
+
+func (i *identified) Identity() string { return i.id }
