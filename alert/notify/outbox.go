@@ -79,8 +79,34 @@ type OutboxOptions struct {
 	OnResult func(r AttemptResult)
 	// Obsolete, when set, is asked before each attempt; a reason means the notification
 	// was superseded elsewhere (another vantage of a fleet): it is dropped unsent,
-	// without a fallback.
+	// without a fallback. Set it only when other senders share the dedup keys: then
+	// coalescing never drops a lane's last resolve, since another sender's trigger of
+	// the key may be open at the receiver.
 	Obsolete func(n Notification) string
+	// OnDrop, when set, hears about every entry dropped unsent (coalesced with a later
+	// one of its lane), for metrics and the timeline. Called with no lock held; it
+	// must not block.
+	OnDrop func(d Dropped)
+}
+
+// Reasons an entry is dropped unsent.
+const (
+	// DropCoalesced: a later entry of its lane (same notifier and dedup key) says it
+	// all: an update superseded by a newer one, a trigger whose resolve is queued
+	// behind it, a resolve the receiver no longer needs.
+	DropCoalesced = "coalesced"
+)
+
+// Dropped is one entry dropped unsent.
+type Dropped struct {
+	Notifier       string
+	NotificationID string
+	DedupKey       string
+	Action         string
+	Scope          string
+	Fallback       bool
+	Reason         string // DropCoalesced
+	Attempts       int    // attempts made before (0: never tried)
 }
 
 // AttemptResult is one send attempt's outcome.
@@ -159,9 +185,13 @@ type entry struct {
 	next     time.Time     // not before; zero: now
 	wait     time.Duration // the backoff that set next
 	sending  bool
-	sendAs   string    // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
-	accepted bool      // delivered, about to leave
-	pacedAt  time.Time // the slot of its destination's pace this send took
+	sendAs   string // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
+	accepted bool   // delivered, about to leave
+	// maybeSent: an attempt may have reached the receiver (it timed out, or the entry
+	// was loaded after a restart), so a trigger may be open there. Coalescing then
+	// keeps the resolve.
+	maybeSent bool
+	pacedAt   time.Time // the slot of its destination's pace this send took
 }
 
 // lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
@@ -222,6 +252,8 @@ type Outbox struct {
 	attemptTimeout time.Duration
 	onResult       func(AttemptResult)
 	obsolete       func(Notification) string
+	shared         bool // other senders share the keys (Obsolete is set)
+	onDrop         func(Dropped)
 
 	// enqueueMu makes sequence order and queue order the same; it is never held
 	// while sending.
@@ -242,6 +274,10 @@ type Outbox struct {
 	changed    chan struct{} // closed and replaced on every change, to wake loops
 	pacers     map[string]*pacer
 	heard      map[heardKey]bool // the receiver's last accepted word on a key: open (true) or closed
+	// live counts the entries of each notification; unsentPart marks the notifications
+	// with an entry dropped unsent, until their last entry leaves.
+	live       map[string]int
+	unsentPart map[string]bool
 }
 
 // NewOutbox checks the options and loads the entries a previous run left pending;
@@ -276,6 +312,8 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		attemptTimeout: cmp.Or(opts.AttemptTimeout, DefaultAttemptTimeout),
 		onResult:       opts.OnResult,
 		obsolete:       opts.Obsolete,
+		shared:         opts.Obsolete != nil,
+		onDrop:         opts.OnDrop,
 		entries:        map[string]*entry{},
 		open:           map[string]openRecord{},
 		lanes:          map[laneKey]*lane{},
@@ -284,6 +322,8 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		changed:        make(chan struct{}),
 		pacers:         map[string]*pacer{},
 		heard:          map[heardKey]bool{},
+		live:           map[string]int{},
+		unsentPart:     map[string]bool{},
 	}
 	if o.minBackoff < 0 || o.maxBackoff < o.minBackoff || o.attemptTimeout < 0 {
 		return nil, fmt.Errorf("outbox: expected 0 <= MinBackoff <= MaxBackoff and AttemptTimeout >= 0, got %s, %s, %s",
@@ -328,6 +368,7 @@ func (o *Outbox) load() error {
 			return nil
 		}
 		o.add(key, rec)
+		o.entries[key].maybeSent = true // a crash may have come mid-send
 		return nil
 	})
 	if err != nil {
@@ -345,6 +386,7 @@ func (o *Outbox) load() error {
 func (o *Outbox) add(key string, rec outboxRecord) {
 	e := &entry{key: key, rec: rec}
 	o.entries[key] = e
+	o.live[rec.Notification.ID]++
 	lk := laneOf(rec)
 	l := o.lanes[lk]
 	if l == nil {
@@ -567,9 +609,9 @@ func (o *Outbox) signal() {
 }
 
 // deliver is the loop of Run (untilEmpty false) and Flush (true). Each turn it
-// enqueues due fallbacks, starts the due lane heads within the parallel bounds and
-// their destinations' pace, most important first, and sleeps until something changes
-// or the next retry, fallback or paced slot is due.
+// coalesces the lanes, enqueues due fallbacks, starts the due lane heads
+// within the parallel bounds and their destinations' pace, most important first, and
+// sleeps until something changes or the next retry, fallback or paced slot is due.
 func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 	var sends sync.WaitGroup
 	defer sends.Wait() // no send outlives the loop
@@ -579,7 +621,7 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		now := o.now()
+		now := o.tidy()
 		for _, g := range o.dueFallbacks(now) {
 			o.sendFallback(g, nil)
 		}
@@ -612,7 +654,7 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 // goroutines and timers.
 func (o *Outbox) Step(ctx context.Context) (next time.Time) {
 	for {
-		now := o.now()
+		now := o.tidy()
 		for _, g := range o.dueFallbacks(now) {
 			o.sendFallback(g, nil)
 		}
@@ -634,6 +676,13 @@ type job struct {
 	notification Notification
 	attempt      int
 	fallback     bool
+}
+
+// tidy coalesces the lanes before a turn picks what to send; it returns the turn's
+// now.
+func (o *Outbox) tidy() time.Time {
+	o.coalesce()
+	return o.now()
 }
 
 // takeDue marks due lane heads as sending, most important first, within the parallel
@@ -794,12 +843,17 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 
 // accept marks the entry accepted and reports whether that makes every entry of its
 // notification (all routes, primaries and fallbacks) accepted or gone: nothing of it is
-// left to deliver. Marking and checking under one lock means that of two acceptances at
-// once, the later one sees both.
+// left to deliver. An entry dropped unsent (made moot by a later entry of its lane) is
+// not gone in this sense: its notification is never complete, and a fleet
+// waits for the later one's acceptance instead. Marking and checking under one lock
+// means that of two acceptances at once, the later one sees both.
 func (o *Outbox) accept(e *entry) (complete bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	e.accepted = true
+	if o.unsentPart[e.rec.Notification.ID] {
+		return false
+	}
 	for _, x := range o.entries {
 		if x.rec.Notification.ID == e.rec.Notification.ID && !x.accepted {
 			return false
@@ -850,6 +904,7 @@ func (o *Outbox) failedForNow(j job, r AttemptResult) {
 	e.attempts = r.Attempt
 	e.lastErr = r.Err.Error()
 	e.next, e.wait = o.now().Add(wait), wait
+	e.maybeSent = e.maybeSent || !unsent(r.Err)
 	if ra := RetryAfter(r.Err); ra > 0 {
 		o.holdDestination(e, ra) // every lane of that destination would hear the same
 	}
@@ -870,6 +925,7 @@ func (o *Outbox) report(r AttemptResult) {
 func (o *Outbox) release(e *entry) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	e.maybeSent = true // cut off mid-send: it may have arrived
 	o.endSend(e)
 }
 
@@ -893,20 +949,7 @@ func (o *Outbox) remove(e *entry, delivered bool) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	lk := laneOf(e.rec)
-	l := o.lanes[lk]
-	l.queue = slices.DeleteFunc(l.queue, func(x *entry) bool { return x == e })
-	if delivered {
-		l.failingSince = time.Time{}
-	}
-	if len(l.queue) == 0 {
-		delete(o.lanes, lk)
-	}
-	delete(o.entries, e.key)
-	if g := o.groups[e.rec.Group]; g != nil && !e.rec.IsFallback {
-		delete(g.pending, memberOf(e.rec))
-		o.forgetIfDone(g)
-	}
+	o.detach(e, delivered)
 	o.endSend(e)
 }
 

@@ -1,7 +1,9 @@
 package notify
 
 import (
+	"errors"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -169,4 +171,14 @@ func (o *Outbox) prunePacers(now time.Time) {
 			delete(o.pacers, dest)
 		}
 	}
+}
+
+// unsent reports whether err says the receiver did not keep the request: it answered
+// with a refusal (a status outside 2xx, a Retry-After), or refused the connection
+// before anything was sent. Anything else (a timeout, a reset, an answer cut off) may
+// have come after the receiver kept it: such a trigger may have opened an incident.
+func unsent(err error) bool {
+	var status *StatusError
+	var retry *RetryAfterError
+	return errors.As(err, &status) || errors.As(err, &retry) || errors.Is(err, syscall.ECONNREFUSED)
 }

@@ -212,3 +212,135 @@ type identified struct {
 }
 
 func (i *identified) Identity() string { return i.id }
+
+// flapper enqueues what an engine enqueues for targets that flap: each incident opens
+// and closes every period (its offset spread over the period), until stop.
+type flapper struct {
+	s        *stepper
+	targets  []incident
+	period   time.Duration
+	stop     time.Time
+	open     map[string]bool        // the engine's view
+	resolves map[string][]time.Time // when each key's resolves were enqueued
+	notify   []string
+	maxSize  int
+}
+
+func newFlapper(s *stepper, n int, period time.Duration, stop time.Time, notify ...string) *flapper {
+	f := &flapper{s: s, period: period, stop: stop, open: map[string]bool{}, resolves: map[string][]time.Time{},
+		notify: notify}
+	for i := range n {
+		f.targets = append(f.targets, incident{key: fmt.Sprintf("picket/target/flap%02d", i), scope: "target", priority: 2})
+	}
+	return f
+}
+
+// run flaps, stepping the outbox every second of fake time, until stop; then it lets
+// the outbox drain for drain.
+func (f *flapper) run(drain time.Duration) {
+	half := f.period / 2
+	start := f.s.clock.Now()
+	for now := start; now.Before(f.stop); now = now.Add(time.Second) {
+		f.s.clock.Set(now)
+		for i, inc := range f.targets {
+			offset := (half * time.Duration(i) / time.Duration(len(f.targets))).Truncate(time.Second)
+			if now.Sub(start.Add(offset))%half == 0 && !now.Before(start.Add(offset)) {
+				f.toggle(inc, now)
+			}
+		}
+		f.s.outbox.Step(f.s.t.Context())
+		f.maxSize = max(f.maxSize, f.s.outbox.Pending())
+	}
+	f.s.drive(drain)
+}
+
+func (f *flapper) toggle(inc incident, now time.Time) {
+	action := ActionTrigger
+	if f.open[inc.key] {
+		action = ActionResolve
+		f.resolves[inc.key] = append(f.resolves[inc.key], now)
+	}
+	f.open[inc.key] = !f.open[inc.key]
+	f.s.enqueue(Delivery{Notification: inc.notification(action, now), Notify: f.notify})
+	f.maxSize = max(f.maxSize, f.s.outbox.Pending())
+}
+
+// over reports whether the incident a trigger made at created was resolved by at.
+func (f *flapper) over(key string, created, at time.Time) bool {
+	return slices.ContainsFunc(f.resolves[key], func(r time.Time) bool { return r.After(created) && !r.After(at) })
+}
+
+// TestOutageCoalescesWhatIsOver: 50 targets flap while the paging service is down for
+// 5 minutes. The outbox stays small (a trigger whose resolve is queued behind it is
+// dropped with it, updates keep only the latest), no trigger of an incident that is
+// already over is delivered, and afterwards the receiver has exactly the engine's
+// open incidents.
+func TestOutageCoalescesWhatIsOver(t *testing.T) {
+	c := clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	pd := newLimitedReceiver(c, 120, time.Minute, Rate{Events: 120, Per: time.Minute})
+	outageFrom, outageTo := c.Now().Add(2*time.Minute), c.Now().Add(7*time.Minute)
+	pd.down = func(at time.Time) bool { return !at.Before(outageFrom) && at.Before(outageTo) }
+	var drops dropLog
+	s := newPacedStepper(t, c, func(o *OutboxOptions) { o.OnDrop = drops.add }, pd)
+	f := newFlapper(s, 50, 40*time.Second, outageTo.Add(-7*time.Second), "pd")
+	f.run(30 * time.Minute)
+
+	requests, refused, took := pd.snapshot()
+	var replayed, after int
+	var drained time.Time
+	for _, ev := range took {
+		if ev.n.Action == ActionTrigger && f.over(ev.n.DedupKey, ev.n.Created, ev.at) {
+			replayed++ // its incident was over when the trigger was delivered
+		}
+		if !ev.at.Before(outageTo) {
+			after++
+			drained = ev.at
+		}
+	}
+	t.Logf("50 flapping targets, 5-minute outage: most entries queued %d, %d requests (%d refused with 429), %d events delivered after the outage (drained %s after it), %d triggers delivered for incidents already over, %d dropped unsent",
+		f.maxSize, requests, refused, after, drained.Sub(outageTo).Round(time.Second), replayed, drops.count(DropCoalesced))
+	if replayed != 0 {
+		t.Errorf("%d triggers were delivered for incidents already over, want 0", replayed)
+	}
+	if f.maxSize > 100 {
+		t.Errorf("the outbox held up to %d entries, want at most 100 (two per flapping key)", f.maxSize)
+	}
+	if after > 50 {
+		t.Errorf("%d events were delivered after the outage, want at most one per key (50)", after)
+	}
+	for _, inc := range f.targets {
+		if got, want := pd.open[inc.key], f.open[inc.key]; got != want {
+			t.Errorf("%s: open at the receiver %v, the engine says %v", inc.key, got, want)
+		}
+	}
+}
+
+// dropLog collects OnDrop calls.
+type dropLog struct {
+	mu   sync.Mutex
+	list []Dropped
+}
+
+func (d *dropLog) add(x Dropped) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.list = append(d.list, x)
+}
+
+func (d *dropLog) count(reason string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for _, x := range d.list {
+		if x.Reason == reason {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *dropLog) all() []Dropped {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.list)
+}
