@@ -167,6 +167,11 @@ func (o *Outbox) logDrops(lk laneKey, es []*entry, reason string) {
 	for i, e := range es {
 		actions[i] = e.rec.Notification.Action
 	}
-	o.log.Info("outbox: dropped queued notifications unsent: the key's last queued one says it all",
-		"notifier", lk.notifier, "dedup_key", lk.dedupKey, "dropped", strings.Join(actions, ","), "reason", reason)
+	if reason == DropCoalesced {
+		o.log.Info("outbox: dropped queued notifications unsent: the key's last queued one says it all",
+			"notifier", lk.notifier, "dedup_key", lk.dedupKey, "dropped", strings.Join(actions, ","))
+		return
+	}
+	o.log.Error("outbox: full: dropped a queued notification unsent", "notifier", lk.notifier,
+		"dedup_key", lk.dedupKey, "scope", es[0].rec.Notification.Scope, "dropped", strings.Join(actions, ","))
 }

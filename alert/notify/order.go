@@ -12,6 +12,12 @@ import (
 // (notices); then priority 1 first; then enqueue order. Only lane heads are ever
 // candidates, so a lane's FIFO holds whatever the order: a resolve never overtakes its
 // trigger.
+//
+// When the outbox is full, entries are shed in about the reverse order: updates first
+// (they only refresh what the on-call already has), then the narrowest scope, and
+// within one scope resolves before first triggers (a page left open is a nuisance, a
+// page never sent is a missed outage), low priority first, newest first. The first
+// trigger of a global or regional page is never shed.
 
 // class is what an entry does at its receiver.
 type class int
@@ -68,6 +74,16 @@ func sendOrder(a, b rank) int {
 	return cmp.Or(cmp.Compare(a.class, b.class), cmp.Compare(a.scope, b.scope),
 		cmp.Compare(a.priority, b.priority), cmp.Compare(a.key, b.key))
 }
+
+// shedOrder is -1 when a is shed before b.
+func shedOrder(a, b rank) int {
+	return cmp.Or(-compareBool(a.class == classUpdate, b.class == classUpdate), -cmp.Compare(a.scope, b.scope),
+		-cmp.Compare(a.class, b.class), -cmp.Compare(a.priority, b.priority), -cmp.Compare(a.key, b.key))
+}
+
+// protected reports whether r may never be shed: the first page of a global or
+// regional outage.
+func (r rank) protected() bool { return r.class == classFirst && r.scope <= 1 }
 
 // rankOf is e's rank, knowing what is queued ahead of it in l. Held: mu.
 func (o *Outbox) rankOf(l *lane, e *entry) rank {

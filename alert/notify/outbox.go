@@ -24,6 +24,7 @@ const (
 	DefaultMinBackoff     = time.Second
 	DefaultMaxBackoff     = 60 * time.Second
 	DefaultAttemptTimeout = 10 * time.Second
+	DefaultMaxEntries     = 10000
 
 	// maxInFlight bounds parallel sends; maxInFlightPerNotifier keeps one slow
 	// channel from taking every slot while another could deliver.
@@ -83,9 +84,13 @@ type OutboxOptions struct {
 	// coalescing never drops a lane's last resolve, since another sender's trigger of
 	// the key may be open at the receiver.
 	Obsolete func(n Notification) string
+	// MaxEntries bounds the outbox; 0 means DefaultMaxEntries. Past 80 % it says so;
+	// full, it drops the least important entries (bound.go), never the first trigger
+	// of a global or regional page.
+	MaxEntries int
 	// OnDrop, when set, hears about every entry dropped unsent (coalesced with a later
-	// one of its lane), for metrics and the timeline. Called with no lock held; it
-	// must not block.
+	// one of its lane, or shed by a full outbox), for metrics and the timeline. Called
+	// with no lock held; it must not block.
 	OnDrop func(d Dropped)
 }
 
@@ -95,6 +100,8 @@ const (
 	// all: an update superseded by a newer one, a trigger whose resolve is queued
 	// behind it, a resolve the receiver no longer needs.
 	DropCoalesced = "coalesced"
+	// DropShed: the outbox was full and this was among the least important.
+	DropShed = "shed"
 )
 
 // Dropped is one entry dropped unsent.
@@ -105,7 +112,7 @@ type Dropped struct {
 	Action         string
 	Scope          string
 	Fallback       bool
-	Reason         string // DropCoalesced
+	Reason         string // DropCoalesced or DropShed
 	Attempts       int    // attempts made before (0: never tried)
 }
 
@@ -254,6 +261,7 @@ type Outbox struct {
 	obsolete       func(Notification) string
 	shared         bool // other senders share the keys (Obsolete is set)
 	onDrop         func(Dropped)
+	maxEntries     int
 
 	// enqueueMu makes sequence order and queue order the same; it is never held
 	// while sending.
@@ -278,6 +286,8 @@ type Outbox struct {
 	// with an entry dropped unsent, until their last entry leaves.
 	live       map[string]int
 	unsentPart map[string]bool
+	nearFull   bool // the 80 % notice was given
+	overLimit  bool // over the limit with nothing left to shed
 }
 
 // NewOutbox checks the options and loads the entries a previous run left pending;
@@ -314,6 +324,7 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		obsolete:       opts.Obsolete,
 		shared:         opts.Obsolete != nil,
 		onDrop:         opts.OnDrop,
+		maxEntries:     cmp.Or(opts.MaxEntries, DefaultMaxEntries),
 		entries:        map[string]*entry{},
 		open:           map[string]openRecord{},
 		lanes:          map[laneKey]*lane{},
@@ -328,6 +339,9 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 	if o.minBackoff < 0 || o.maxBackoff < o.minBackoff || o.attemptTimeout < 0 {
 		return nil, fmt.Errorf("outbox: expected 0 <= MinBackoff <= MaxBackoff and AttemptTimeout >= 0, got %s, %s, %s",
 			opts.MinBackoff, opts.MaxBackoff, opts.AttemptTimeout)
+	}
+	if o.maxEntries < 0 {
+		return nil, fmt.Errorf("outbox: expected MaxEntries >= 0, got %d", opts.MaxEntries)
 	}
 	for name, n := range opts.Notifiers {
 		if n == nil {
@@ -609,7 +623,7 @@ func (o *Outbox) signal() {
 }
 
 // deliver is the loop of Run (untilEmpty false) and Flush (true). Each turn it
-// coalesces the lanes, enqueues due fallbacks, starts the due lane heads
+// coalesces and bounds the queue, enqueues due fallbacks, starts the due lane heads
 // within the parallel bounds and their destinations' pace, most important first, and
 // sleeps until something changes or the next retry, fallback or paced slot is due.
 func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
@@ -678,10 +692,11 @@ type job struct {
 	fallback     bool
 }
 
-// tidy coalesces the lanes before a turn picks what to send; it returns the turn's
-// now.
+// tidy coalesces the lanes and keeps the outbox within its bound, before a turn
+// picks what to send; it returns the turn's now.
 func (o *Outbox) tidy() time.Time {
 	o.coalesce()
+	o.enforceLimit()
 	return o.now()
 }
 
@@ -843,8 +858,8 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 
 // accept marks the entry accepted and reports whether that makes every entry of its
 // notification (all routes, primaries and fallbacks) accepted or gone: nothing of it is
-// left to deliver. An entry dropped unsent (made moot by a later entry of its lane) is
-// not gone in this sense: its notification is never complete, and a fleet
+// left to deliver. An entry dropped unsent (made moot by a later entry of its lane, or
+// shed) is not gone in this sense: its notification is never complete, and a fleet
 // waits for the later one's acceptance instead. Marking and checking under one lock
 // means that of two acceptances at once, the later one sees both.
 func (o *Outbox) accept(e *entry) (complete bool) {

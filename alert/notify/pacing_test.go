@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -343,4 +345,73 @@ func (d *dropLog) all() []Dropped {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.list)
+}
+
+// TestFullOutboxShedsTheLeastImportant: with the paging service down, 300 incidents
+// into an outbox of 100 keep it at 100: it warns at 80 %, then drops narrow and
+// low-priority pages, updates before first triggers, and never a first trigger of a
+// global or regional page; those are delivered once the service is back.
+func TestFullOutboxShedsTheLeastImportant(t *testing.T) {
+	c := clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	pd := newLimitedReceiver(c, 1000, time.Minute, Rate{})
+	back := c.Now().Add(10 * time.Minute)
+	pd.down = func(at time.Time) bool { return at.Before(back) }
+	var drops dropLog
+	s := newPacedStepper(t, c, func(o *OutboxOptions) { o.MaxEntries, o.OnDrop = 100, drops.add }, pd)
+	var wide []incident
+	byKey := map[string]incident{}
+	deepest := 0
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		inc := incident{key: fmt.Sprintf("picket/target/t%03d", i), scope: "target", priority: 1 + rng.IntN(3)}
+		switch {
+		case i%50 == 0:
+			inc = incident{key: fmt.Sprintf("picket/region/r%d", i/50), scope: "region", priority: 1}
+			wide = append(wide, inc)
+		case i%10 == 0:
+			inc = incident{key: fmt.Sprintf("picket/product/p%d", i/10), scope: "product", priority: 2}
+		}
+		byKey[inc.key] = inc
+		s.enqueue(Delivery{Notification: inc.notification(ActionTrigger, c.Now()), Notify: []string{"pd"}})
+		s.outbox.Step(t.Context())
+		deepest = max(deepest, s.outbox.Pending())
+		if n := s.outbox.Pending(); n > 100 {
+			t.Fatalf("after %d incidents the outbox holds %d entries, want at most 100", i+1, n)
+		}
+		c.Advance(time.Second)
+	}
+	if logs := s.logs.String(); !strings.Contains(logs, "outbox: 80 % full") || !strings.Contains(logs, "outbox: full") {
+		t.Errorf("want a notice at 80 %% and a loud line when full; logs:\n%s", s.logs.String())
+	}
+	if got := drops.count(DropShed); got != 200 {
+		t.Errorf("shed %d entries, want 200", got)
+	}
+	checkShedOrder(t, drops.all(), s.outbox.Entries(), byKey)
+	s.drive(time.Hour)
+	_, _, took := pd.snapshot()
+	t.Logf("300 incidents into an outbox of 100 while the receiver is down: at most %d entries, %d shed, %d delivered once it is back",
+		deepest, drops.count(DropShed), len(took))
+	for _, inc := range wide {
+		if !slices.ContainsFunc(took, func(ev tookEvent) bool { return ev.n.DedupKey == inc.key }) {
+			t.Errorf("%s was never delivered", inc.key)
+		}
+	}
+}
+
+// checkShedOrder: only targets were shed (of 300 incidents into 100 there are enough),
+// and none more important than a target kept.
+func checkShedOrder(t *testing.T, drops []Dropped, kept []EntryInfo, byKey map[string]incident) {
+	t.Helper()
+	leastKept := 0 // the least important priority of a target kept
+	for _, e := range kept {
+		if inc := byKey[e.DedupKey]; inc.scope == "target" {
+			leastKept = max(leastKept, inc.priority)
+		}
+	}
+	for _, d := range drops {
+		if inc := byKey[d.DedupKey]; d.Reason != DropShed || inc.scope != "target" || inc.priority < leastKept {
+			t.Errorf("dropped %s (%s, %s, priority %d) while a target of priority %d is kept: want narrow and low priority shed first, never a regional page",
+				d.DedupKey, d.Reason, inc.scope, inc.priority, leastKept)
+		}
+	}
 }
