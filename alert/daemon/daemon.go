@@ -146,31 +146,11 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	var engine *alert.Engine
-	d.outbox, err = notify.NewOutbox(notify.OutboxOptions{
-		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger,
-		OnResult: func(r notify.AttemptResult) {
-			d.metrics.ObserveNotification(r)
-			if r.OK && d.cluster != nil {
-				// Complete: every notifier of the delivery accepted; a chat message
-				// accepted while PagerDuty fails does not stop a takeover.
-				confirmPage(d.cluster, r)
-			}
-			if engine != nil {
-				engine.NoteDelivery(r)
-			}
-		},
-		Obsolete: func(n notify.Notification) string {
-			if d.cluster == nil {
-				return ""
-			}
-			return obsolete(d.cluster, n)
-		},
-	})
+	d.outbox, err = notify.NewOutbox(d.outboxOptions(cfg, st))
 	if err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
-	engine, err = alert.NewEngine(alert.EngineOptions{
+	engine, err := alert.NewEngine(alert.EngineOptions{
 		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Fleet: fleetOptions(cfg, d.fleet),
 	})
 	if err != nil {
@@ -197,6 +177,38 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	d.sched.SetTargets(cfg.Targets)
 	d.metrics.lastReload.SetToCurrentTime()
 	return d, nil
+}
+
+// outboxOptions wires the outbox to the metrics, the fleet and the incidents'
+// timelines (d.engine, once built: the outbox sends nothing before Run).
+func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.OutboxOptions {
+	opts := notify.OutboxOptions{
+		Store: st, Notifiers: notifiers.Build(cfg, nil, d.o.Logger), Logger: d.o.Logger,
+		MaxEntries: cfg.Alerting.OutboxMaxEntries,
+		OnResult: func(r notify.AttemptResult) {
+			d.metrics.ObserveNotification(r)
+			if r.OK && d.cluster != nil {
+				// Complete: every notifier of the delivery accepted; a chat message
+				// accepted while PagerDuty fails does not stop a takeover.
+				confirmPage(d.cluster, r)
+			}
+			if d.engine != nil {
+				d.engine.NoteDelivery(r)
+			}
+		},
+		OnDrop: func(x notify.Dropped) {
+			d.metrics.ObserveDrop(x)
+			if d.engine != nil {
+				d.engine.NoteDrop(x)
+			}
+		},
+	}
+	if d.cluster != nil {
+		// Only a fleet shares its keys with other senders: then the outbox asks before
+		// each attempt, and never coalesces a queued resolve away.
+		opts.Obsolete = func(n notify.Notification) string { return obsolete(d.cluster, n) }
+	}
+	return opts
 }
 
 func (d *daemon) onResult(t *config.Target, r probe.Result) {
@@ -326,6 +338,7 @@ func (d *daemon) reload() error {
 	d.cfg = cfg
 	d.cfgMu.Unlock()
 	d.outbox.SetNotifiers(notifiers.Build(cfg, nil, d.log))
+	d.outbox.SetMaxEntries(cfg.Alerting.OutboxMaxEntries)
 	d.engine.Reload(engineConfig(cfg))
 	d.setStatusPage(cfg)
 	// A new runner drops HTTP transports of the old config's TLS settings.
@@ -374,6 +387,7 @@ func (d *daemon) tick(ctx context.Context) {
 			if now.Sub(lastGauges) >= time.Second {
 				d.metrics.ObserveIncidents(d.engine.OpenIncidents())
 				d.metrics.outboxDepth.Set(float64(d.outbox.Pending()))
+				d.metrics.outboxMax.Set(float64(d.outbox.MaxEntries()))
 				lastGauges = now
 			}
 			if now.Sub(lastFlush) >= 5*time.Second {
