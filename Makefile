@@ -56,7 +56,7 @@ bench-scale:
 FUZZTIME ?= 20s
 FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/expect \
 	FuzzEvaluate:./probe/expect FuzzSilenceRequest:./alert/statuspage FuzzParseEvent:./alert/notify/pdtest \
-	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe \
+	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe FuzzParseRate:./config \
 	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzStoredPage:./alert/cluster \
 	FuzzRetryAfter:./alert/notify FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert \
 	FuzzHistory:./alert/store FuzzParseShard:./config FuzzGossipKey:./config \

@@ -380,8 +380,12 @@ routes: [{notify: [hook]}]
 		clk.Advance(2 * time.Minute)
 		p.ob.Step(context.Background())
 	}
+	// The outbox coalesces what queued while the receiver was down: the second
+	// trigger makes the first resolve moot and the second resolve the second trigger.
+	// Had the engine taken the queued resolve for the current incident, it would send
+	// no second resolve and the receiver would end with the second trigger, open.
 	got := hook.events()
-	want := []string{"trigger " + key, "resolve " + key, "trigger " + key, "resolve " + key}
+	want := []string{"trigger " + key, "resolve " + key}
 	if !slices.Equal(got, want) {
 		t.Fatalf("receiver got %v, want %v (the second incident must be resolved too)", got, want)
 	}

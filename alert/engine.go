@@ -544,6 +544,21 @@ func (e *Engine) NoteDelivery(r notify.AttemptResult) {
 	}
 }
 
+// NoteDrop records on the incident's timeline a notification the outbox dropped
+// unsent (the outbox's OnDrop hook): made moot by a later one of its key, or shed by a
+// full outbox.
+func (e *Engine) NoteDrop(d notify.Dropped) {
+	what := d.Action + " via " + d.Notifier
+	if d.Fallback {
+		what += " (fallback)"
+	}
+	why := "a later notification of the key made it moot"
+	if d.Reason == notify.DropShed {
+		why = "the outbox was full and it was among the least important"
+	}
+	e.Note(d.DedupKey, d.Reason, fmt.Sprintf("%s dropped unsent: %s", what, why))
+}
+
 func (e *Engine) saveState(s *TargetState) {
 	if e.store == nil {
 		return

@@ -3,6 +3,7 @@ package alert
 import (
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -202,5 +203,35 @@ routes: [{notify: [pd]}]
 	}
 	if len(warns) != 1 || !strings.Contains(warns[0], "picket/degraded/logs/a@eu1") || !strings.Contains(warns[0], "alerting.degraded") {
 		t.Errorf("want one warning naming the incident and alerting.degraded, got %d:\n%s", len(warns), strings.Join(warns, "\n"))
+	}
+}
+
+// TestNoteDropGoesOnTheTimeline: what the outbox dropped unsent is on the incident's
+// timeline, with why (the outbox's OnDrop hook).
+func TestNoteDropGoesOnTheTimeline(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runPattern(t, e, c, ob, "logs/a@eu1", "DD", 1, 15*time.Second)
+	if len(ob.sent) != 1 {
+		t.Fatalf("want the incident paged, got %v", ob.lines())
+	}
+	key := ob.sent[0].DedupKey
+	e.NoteDrop(notify.Dropped{Notifier: "pd", DedupKey: key, Action: notify.ActionTrigger, Reason: notify.DropCoalesced})
+	e.NoteDrop(notify.Dropped{Notifier: "pd", DedupKey: key, Action: notify.ActionTrigger, Reason: notify.DropShed, Fallback: true})
+	inc, _ := e.Incident(key)
+	var got []string
+	for _, ev := range inc.Timeline {
+		if ev.Kind == notify.DropCoalesced || ev.Kind == notify.DropShed {
+			got = append(got, ev.Kind+": "+ev.Text)
+		}
+	}
+	want := []string{"coalesced: trigger via pd dropped unsent: a later notification of the key made it moot",
+		"shed: trigger via pd (fallback) dropped unsent: the outbox was full and it was among the least important"}
+	if !slices.Equal(got, want) {
+		t.Errorf("timeline %q, want %q", got, want)
 	}
 }

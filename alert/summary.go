@@ -78,6 +78,7 @@ func buildNotification(cfg *config.Config, inc *Incident, action, note string, s
 		Action:   action,
 		DedupKey: inc.Key,
 		Scope:    inc.Scope,
+		Priority: inc.Priority,
 		Subject:  inc.Subject,
 		Summary:  summary,
 		Severity: Severity(inc),

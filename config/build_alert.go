@@ -29,9 +29,10 @@ func (b *builder) buildAlerting() {
 	}
 	a := b.f.Alerting
 	b.cfg.Alerting = Alerting{
-		Degraded:      orDefault(a.Degraded, "notify"),
-		FallbackAfter: pickDur(a.FallbackAfter, nil, DefaultFallbackAfter),
-		StatusURL:     a.StatusURL,
+		Degraded:         orDefault(a.Degraded, "notify"),
+		FallbackAfter:    pickDur(a.FallbackAfter, nil, DefaultFallbackAfter),
+		StatusURL:        a.StatusURL,
+		OutboxMaxEntries: pickInt(a.OutboxMaxEntries, nil, DefaultOutboxMaxEntries),
 	}
 	b.cfg.Alerting.GroupWait = b.defaultGroupWait()
 	if a.GroupWait != nil {
@@ -43,6 +44,7 @@ func (b *builder) buildAlerting() {
 		b.d.errorf(b.d.at(&b.f.Alerting, "degraded"), "alerting.degraded must be page, notify or ignore, got %q", a.Degraded)
 	}
 	b.positiveDuration(&b.f.Alerting, "fallback_after", a.FallbackAfter)
+	b.atLeast(&b.f.Alerting, "outbox_max_entries", a.OutboxMaxEntries, minOutboxMaxEntries)
 	b.buildSilences()
 	b.buildSelfCheck()
 	if h := b.f.Heartbeat; h != nil {
@@ -113,7 +115,8 @@ func (b *builder) buildNotifiers() {
 			b.d.errorf(at, "notifier %s: want one of pagerduty, slack, webhook", name)
 			continue
 		}
-		n := &Notifier{Name: name, Timeout: pickDur(spec.Timeout, nil, 10*time.Second)}
+		n := &Notifier{Name: name, Timeout: pickDur(spec.Timeout, nil, DefaultNotifierTimeout)}
+		b.notifierTimeout(spec)
 		kinds := 0
 		if pd := spec.PagerDuty; pd != nil {
 			kinds++
@@ -143,6 +146,7 @@ func (b *builder) buildNotifiers() {
 		if kinds != 1 {
 			b.d.errorf(at, "notifier %s: want exactly one of pagerduty, slack, webhook (got %d)", name, kinds)
 		}
+		n.Rate = b.notifierRate(spec, n.Kind())
 		b.cfg.Notifiers[name] = n
 	}
 }
@@ -273,3 +277,30 @@ func (b *builder) buildSelfCheck() {
 
 // String shows a notifier without its secrets.
 func (n *Notifier) String() string { return fmt.Sprintf("%s (%s)", n.Name, n.Kind()) }
+
+// notifierTimeout refuses a timeout the outbox could not honour sensibly: none at
+// all, or one so long that a hung receiver would hold its pages (and their fallback,
+// which counts from the first failure) for longer than MaxNotifierTimeout.
+func (b *builder) notifierTimeout(spec *NotifierSpec) {
+	switch t := spec.Timeout; {
+	case t == nil:
+	case *t <= 0:
+		b.d.errorf(b.d.at(spec, "timeout"), "timeout must be more than 0")
+	case *t > MaxNotifierTimeout:
+		b.d.errorf(b.d.at(spec, "timeout"), "timeout %s is over the maximum of %s: a hung receiver would hold its pages, and their fallback, that long",
+			*t, MaxNotifierTimeout)
+	}
+}
+
+// notifierRate is the pace of the notifier's destination: its own rate, else its
+// kind's default.
+func (b *builder) notifierRate(spec *NotifierSpec, kind string) Rate {
+	if spec.Rate == "" {
+		return DefaultRate(kind)
+	}
+	r, err := ParseRate(spec.Rate)
+	if err != nil {
+		b.d.errorf(b.d.at(spec, "rate"), "rate: %v", err)
+	}
+	return r
+}

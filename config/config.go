@@ -261,7 +261,8 @@ type Extractor struct {
 // Notifier is a compiled notifier: exactly one of the kinds is set.
 type Notifier struct {
 	Name      string
-	Timeout   time.Duration
+	Timeout   time.Duration // one attempt's; the outbox honours it
+	Rate      Rate          // the pace of its destination; the zero Rate is unlimited
 	PagerDuty *PagerDuty
 	Slack     *Slack
 	Webhook   *Webhook
@@ -333,6 +334,9 @@ type Alerting struct {
 	// paged as one wider incident. Default: the shortest journey interval, at most 30s.
 	GroupWait time.Duration
 	StatusURL string
+	// OutboxMaxEntries bounds the outbox: past it the least important entries are
+	// dropped, never the first page of a global or regional outage.
+	OutboxMaxEntries int
 }
 
 // Silence mutes matching incidents between Start and End.

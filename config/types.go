@@ -218,6 +218,7 @@ type NotifierSpec struct {
 	Slack     *SlackSpec     `yaml:"slack"`
 	Webhook   *WebhookSpec   `yaml:"webhook"`
 	Timeout   *time.Duration `yaml:"timeout"`
+	Rate      string         `yaml:"rate"` // "120/m": requests per period to its destination; "unlimited"
 }
 
 type PagerDutySpec struct {
@@ -265,6 +266,8 @@ type AlertingSpec struct {
 	FallbackAfter *time.Duration `yaml:"fallback_after"`
 	GroupWait     *time.Duration `yaml:"group_wait"`
 	StatusURL     string         `yaml:"status_url"`
+	// OutboxMaxEntries bounds the outbox (entries not yet delivered); default 10,000.
+	OutboxMaxEntries *int `yaml:"outbox_max_entries"`
 }
 
 // SilenceSpec mutes matching incidents during a window (a maintenance).

@@ -169,38 +169,12 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	var engine *alert.Engine
-	d.outbox, err = notify.NewOutbox(notify.OutboxOptions{
-		Store: st, Notifiers: notifiers.Build(cfg, nil, o.Logger), Logger: o.Logger, Clock: clk,
-		OnResult: func(r notify.AttemptResult) {
-			d.metrics.ObserveNotification(r)
-			// First: the engine queues a page and records it in the fleet under its lock,
-			// which NoteDelivery takes, so the record is there before it is confirmed
-			// below. (A quick acceptance came first, and the record made after it
-			// replaced the confirmation: the others took over and paged again.)
-			if engine != nil {
-				engine.NoteDelivery(r)
-			}
-			if r.OK && d.cluster != nil {
-				// Complete: every notifier of the delivery accepted; a chat message
-				// accepted while PagerDuty fails does not stop a takeover.
-				d.pageMu.Lock() // the same for the fleet's notices (notice)
-				confirmPage(d.cluster, r)
-				d.pageMu.Unlock()
-			}
-		},
-		Obsolete: func(n notify.Notification) string {
-			if d.cluster == nil {
-				return ""
-			}
-			return obsolete(d.cluster, n)
-		},
-	})
+	d.outbox, err = notify.NewOutbox(d.outboxOptions(cfg, st))
 	if err != nil {
 		return fail(fmt.Errorf("outbox: %w", err))
 	}
 	d.restoreImpaired()
-	engine, err = alert.NewEngine(alert.EngineOptions{
+	engine, err := alert.NewEngine(alert.EngineOptions{
 		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
 		Impaired: d.impaired != nil, // held from the start: restored incidents are not sent either
 	})
@@ -231,6 +205,43 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	d.metrics.Registry.MustRegister(newSchedulerCollector(d.sched))
 	d.metrics.lastReload.SetToCurrentTime()
 	return d, nil
+}
+
+// outboxOptions wires the outbox to the metrics, the fleet and the incidents'
+// timelines (d.engine, once built: the outbox sends nothing before Run).
+func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.OutboxOptions {
+	opts := notify.OutboxOptions{
+		Store: st, Notifiers: notifiers.Build(cfg, nil, d.o.Logger), Logger: d.o.Logger, Clock: d.clock,
+		MaxEntries: cfg.Alerting.OutboxMaxEntries,
+		OnResult: func(r notify.AttemptResult) {
+			d.metrics.ObserveNotification(r)
+			// First: the engine queues a page and records it in the fleet under its lock,
+			// which NoteDelivery takes, so the record is there before it is confirmed
+			// below. (A quick acceptance came first, and the record made after it
+			// replaced the confirmation: the others took over and paged again.)
+			if d.engine != nil {
+				d.engine.NoteDelivery(r)
+			}
+			if r.OK && d.cluster != nil {
+				// Complete: every pager of the notification accepted (see Outbox.accept).
+				d.pageMu.Lock() // the same for the fleet's notices (notice)
+				confirmPage(d.cluster, r)
+				d.pageMu.Unlock()
+			}
+		},
+		OnDrop: func(x notify.Dropped) {
+			d.metrics.ObserveDrop(x)
+			if d.engine != nil {
+				d.engine.NoteDrop(x)
+			}
+		},
+	}
+	if d.cluster != nil {
+		// Only a fleet shares its keys with other senders: then the outbox asks before
+		// each attempt, and never coalesces a queued resolve away.
+		opts.Obsolete = func(n notify.Notification) string { return obsolete(d.cluster, n) }
+	}
+	return opts
 }
 
 func (d *daemon) onResult(t *config.Target, r probe.Result) {
@@ -372,6 +383,7 @@ func (d *daemon) reload() error {
 	d.cfg = cfg
 	d.cfgMu.Unlock()
 	d.outbox.SetNotifiers(notifiers.Build(cfg, nil, d.log))
+	d.outbox.SetMaxEntries(cfg.Alerting.OutboxMaxEntries)
 	d.engine.Reload(engineConfig(cfg))
 	d.setStatusPage(cfg)
 	// A new runner drops HTTP transports of the old config's TLS settings.
@@ -423,6 +435,7 @@ func (d *daemon) tick(ctx context.Context) {
 				d.metrics.ObserveIncidents(d.engine.OpenIncidents())
 				d.metrics.outboxDepth.Set(float64(d.outbox.Pending()))
 				d.watchState(now)
+				d.metrics.outboxMax.Set(float64(d.outbox.MaxEntries()))
 				lastGauges = now
 			}
 			if now.Sub(lastFlush) >= 5*time.Second {

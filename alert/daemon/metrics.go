@@ -35,6 +35,8 @@ type Metrics struct {
 	incidents    *prometheus.GaugeVec
 	notifies     *prometheus.CounterVec
 	outboxDepth  prometheus.Gauge
+	outboxMax    prometheus.Gauge
+	dropped      *prometheus.CounterVec
 	lag          prometheus.Histogram
 	skipped      prometheus.Counter
 	impaired     prometheus.Gauge
@@ -95,6 +97,11 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 			Name: "picket_store_write_errors_total", Help: "State store writes that failed (a full or failing disk)."}),
 		storeResets: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "picket_store_resets_total", Help: "Fresh state files started in place of one found damaged, deleted or replaced."}),
+		outboxMax: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "picket_outbox_max_entries", Help: "The outbox's bound (alerting.outbox_max_entries): past it the least important entries are dropped."}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "picket_outbox_dropped_total", Help: "Notifications dropped unsent: coalesced (a later one of the same key and notifier made them moot) or shed (the outbox was full)."},
+			[]string{"notifier", "action", "reason"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "picket_scheduler_lag_seconds", Help: "Actual minus planned start of journey runs.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
@@ -113,7 +120,7 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 		[]string{"version", "commit", "goversion"})
 	info.WithLabelValues(version, commit, runtime.Version()).Set(1)
 	m.Registry.MustRegister(m.success, m.duration, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT, m.dnsLookup, m.runs,
-		m.state, m.incidents, m.notifies, m.outboxDepth, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
+		m.state, m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.outboxUnpersisted, m.storeWriteErrors, m.storeResets)
 	return m
@@ -231,6 +238,11 @@ func (m *Metrics) ObserveNotification(r notify.AttemptResult) {
 		result = "retry"
 	}
 	m.notifies.WithLabelValues(r.Notifier, r.Action, result).Inc()
+}
+
+// ObserveDrop counts one notification dropped unsent.
+func (m *Metrics) ObserveDrop(d notify.Dropped) {
+	m.dropped.WithLabelValues(d.Notifier, d.Action, d.Reason).Inc()
 }
 
 // Forget drops the series of targets no longer configured (after a reload).

@@ -31,9 +31,10 @@ type Notification struct {
 	ID        string         `json:"id"`     // unique per notification; the outbox key stem
 	Action    string         `json:"action"` // trigger | resolve
 	DedupKey  string         `json:"dedup_key"`
-	Scope     string         `json:"scope"`   // target | region | product | global | impaired | test
-	Subject   string         `json:"subject"` // region, product or target id; "" for global
-	Summary   string         `json:"summary"` // scope first: "[REGION eu1] ..."
+	Scope     string         `json:"scope"`              // target | region | product | global | impaired | test
+	Subject   string         `json:"subject"`            // region, product or target id; "" for global
+	Priority  int            `json:"priority,omitempty"` // the incident's: 1 most important, 0 unknown (a notice)
+	Summary   string         `json:"summary"`            // scope first: "[REGION eu1] ..."
 	Severity  string         `json:"severity"`
 	Source    string         `json:"source"`    // the vantage
 	Component string         `json:"component"` // the product, when one

@@ -24,6 +24,7 @@ const (
 	DefaultMinBackoff     = time.Second
 	DefaultMaxBackoff     = 60 * time.Second
 	DefaultAttemptTimeout = 10 * time.Second
+	DefaultMaxEntries     = 10000
 
 	// maxInFlight bounds parallel sends; maxInFlightPerNotifier keeps one slow
 	// channel from taking every slot while another could deliver.
@@ -68,7 +69,9 @@ type OutboxOptions struct {
 	// Retry backoff: MinBackoff doubling per failed attempt up to MaxBackoff, ±20%
 	// jitter; a longer Retry-After (capped at MaxRetryAfter) wins. 0 means 1s and 60s.
 	MinBackoff, MaxBackoff time.Duration
-	AttemptTimeout         time.Duration // per send; 0 means 10s
+	// AttemptTimeout bounds a send of a notifier that states no Limits.Timeout of its
+	// own; 0 means 10s.
+	AttemptTimeout time.Duration
 	// OnResult, when set, hears about every attempt (for metrics and the timeline):
 	// the result of one attempt always comes before the entry's next attempt, and
 	// before a permanently failed entry is removed or an accepted one leaves. It is
@@ -77,8 +80,40 @@ type OutboxOptions struct {
 	OnResult func(r AttemptResult)
 	// Obsolete, when set, is asked before each attempt; a reason means the notification
 	// was superseded elsewhere (another vantage of a fleet): it is dropped unsent,
-	// without a fallback.
+	// without a fallback. Set it only when other senders share the dedup keys: then
+	// coalescing never drops a lane's last resolve, since another sender's trigger of
+	// the key may be open at the receiver.
 	Obsolete func(n Notification) string
+	// MaxEntries bounds the outbox; 0 means DefaultMaxEntries. Past 80 % it says so;
+	// full, it drops the least important entries (bound.go), never the first trigger
+	// of a global or regional page.
+	MaxEntries int
+	// OnDrop, when set, hears about every entry dropped unsent (coalesced with a later
+	// one of its lane, or shed by a full outbox), for metrics and the timeline. Called
+	// with no lock held; it must not block.
+	OnDrop func(d Dropped)
+}
+
+// Reasons an entry is dropped unsent.
+const (
+	// DropCoalesced: a later entry of its lane (same notifier and dedup key) says it
+	// all: an update superseded by a newer one, a trigger whose resolve is queued
+	// behind it, a resolve the receiver no longer needs.
+	DropCoalesced = "coalesced"
+	// DropShed: the outbox was full and this was among the least important.
+	DropShed = "shed"
+)
+
+// Dropped is one entry dropped unsent.
+type Dropped struct {
+	Notifier       string
+	NotificationID string
+	DedupKey       string
+	Action         string
+	Scope          string
+	Fallback       bool
+	Reason         string // DropCoalesced or DropShed
+	Attempts       int    // attempts made before (0: never tried)
 }
 
 // AttemptResult is one send attempt's outcome.
@@ -164,6 +199,11 @@ type entry struct {
 	accepted bool   // delivered, about to leave
 	// unpersisted: the store refused it (see unpersisted.go); sent all the same.
 	unpersisted bool
+	// maybeSent: an attempt may have reached the receiver (it timed out, or the entry
+	// was loaded after a restart), so a trigger may be open there. Coalescing then
+	// keeps the resolve.
+	maybeSent bool
+	pacedAt   time.Time // the slot of its destination's pace this send took
 }
 
 // lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
@@ -224,6 +264,9 @@ type Outbox struct {
 	attemptTimeout time.Duration
 	onResult       func(AttemptResult)
 	obsolete       func(Notification) string
+	shared         bool // other senders share the keys (Obsolete is set)
+	onDrop         func(Dropped)
+	maxEntries     int
 
 	// enqueueMu makes sequence order and queue order the same; it is never held
 	// while sending.
@@ -248,6 +291,14 @@ type Outbox struct {
 	// enqueueMu); later schedules the writes.
 	lastSeq uint64
 	later   persistLater
+	pacers  map[string]*pacer
+	heard   map[heardKey]bool // the receiver's last accepted word on a key: open (true) or closed
+	// live counts the entries of each notification; unsentPart marks the notifications
+	// with an entry dropped unsent, until their last entry leaves.
+	live       map[string]int
+	unsentPart map[string]bool
+	nearFull   bool // the 80 % notice was given
+	overLimit  bool // over the limit with nothing left to shed
 }
 
 // NewOutbox checks the options and loads the entries a previous run left pending;
@@ -282,6 +333,9 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		attemptTimeout: cmp.Or(opts.AttemptTimeout, DefaultAttemptTimeout),
 		onResult:       opts.OnResult,
 		obsolete:       opts.Obsolete,
+		shared:         opts.Obsolete != nil,
+		onDrop:         opts.OnDrop,
+		maxEntries:     cmp.Or(opts.MaxEntries, DefaultMaxEntries),
 		entries:        map[string]*entry{},
 		open:           map[string]openRecord{},
 		lanes:          map[laneKey]*lane{},
@@ -289,10 +343,17 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		inFlightBy:     map[string]int{},
 		changed:        make(chan struct{}),
 		later:          persistLater{kick: make(chan struct{}, 1)},
+		pacers:         map[string]*pacer{},
+		heard:          map[heardKey]bool{},
+		live:           map[string]int{},
+		unsentPart:     map[string]bool{},
 	}
 	if o.minBackoff < 0 || o.maxBackoff < o.minBackoff || o.attemptTimeout < 0 {
 		return nil, fmt.Errorf("outbox: expected 0 <= MinBackoff <= MaxBackoff and AttemptTimeout >= 0, got %s, %s, %s",
 			opts.MinBackoff, opts.MaxBackoff, opts.AttemptTimeout)
+	}
+	if o.maxEntries < 0 {
+		return nil, fmt.Errorf("outbox: expected MaxEntries >= 0, got %d", opts.MaxEntries)
 	}
 	for name, n := range opts.Notifiers {
 		if n == nil {
@@ -334,6 +395,7 @@ func (o *Outbox) load() error {
 		}
 		o.add(key, rec)
 		o.noteSeq(key)
+		o.entries[key].maybeSent = true // a crash may have come mid-send
 		return nil
 	})
 	if err != nil {
@@ -351,6 +413,7 @@ func (o *Outbox) load() error {
 func (o *Outbox) add(key string, rec outboxRecord) *entry {
 	e := &entry{key: key, rec: rec}
 	o.entries[key] = e
+	o.live[rec.Notification.ID]++
 	lk := laneOf(rec)
 	l := o.lanes[lk]
 	if l == nil {
@@ -581,8 +644,9 @@ func (o *Outbox) signal() {
 }
 
 // deliver is the loop of Run (untilEmpty false) and Flush (true). Each turn it
-// enqueues due fallbacks, starts every due lane head within the parallel bounds,
-// and sleeps until something changes or the next retry or fallback is due.
+// coalesces and bounds the queue, enqueues due fallbacks, starts the due lane heads
+// within the parallel bounds and their destinations' pace, most important first, and
+// sleeps until something changes or the next retry, fallback or paced slot is due.
 func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 	var sends sync.WaitGroup
 	defer sends.Wait() // no send outlives the loop
@@ -592,7 +656,7 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		now := o.now()
+		now := o.tidy()
 		for _, g := range o.dueFallbacks(now) {
 			o.sendFallback(g, nil)
 		}
@@ -618,17 +682,17 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 }
 
 // Step delivers, in the calling goroutine and one send at a time, everything that is
-// due at the clock's now: due fallbacks, then due lane heads oldest first, again until
-// nothing more is due now. It returns when something is due next (zero: nothing waits
-// on time). The outage simulator drives the outbox with it in virtual time; Run is the
-// same turns with real goroutines and timers. A due retry of the writes the store
-// refused comes first.
+// due at the clock's now: due fallbacks, then due lane heads in order (see order.go)
+// as their destinations' pace allows, again until nothing more is due now. It returns
+// when something is due next (zero: nothing waits on time). The outage simulator
+// drives the outbox with it in virtual time; Run is the same turns with real
+// goroutines and timers. A due retry of the writes the store refused comes first.
 func (o *Outbox) Step(ctx context.Context) (next time.Time) {
 	if retry := o.persistDue(o.now()); !retry.IsZero() { // the refused writes (unpersisted.go)
 		defer func() { next = earliest(next, retry) }()
 	}
 	for {
-		now := o.now()
+		now := o.tidy()
 		for _, g := range o.dueFallbacks(now) {
 			o.sendFallback(g, nil)
 		}
@@ -652,29 +716,35 @@ type job struct {
 	fallback     bool
 }
 
-// takeDue marks the due lane heads as sending, oldest first, within the bounds. It
-// also returns when to look again (zero: only on a change), the channel that closes
-// on the next change, and whether nothing at all is left to do.
+// tidy coalesces the lanes and keeps the outbox within its bound, before a turn
+// picks what to send; it returns the turn's now.
+func (o *Outbox) tidy() time.Time {
+	o.coalesce()
+	o.enforceLimit()
+	return o.now()
+}
+
+// takeDue marks due lane heads as sending, most important first, within the parallel
+// bounds and each destination's pace. It also returns when to look again (zero: only
+// on a change), the channel that closes on the next change, and whether nothing at
+// all is left to do.
 func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-chan struct{}, idle bool) {
+	set := o.notifierSet()
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	var due []*entry
-	for _, l := range o.lanes {
-		head := l.queue[0]
-		o.clampRetry(now, head, l)
-		switch {
-		case head.sending:
-		case head.next.After(now):
-			wake = earliest(wake, head.next)
-		default:
-			due = append(due, head)
-		}
-	}
-	slices.SortFunc(due, func(a, b *entry) int { return cmp.Compare(a.key, b.key) })
+	var held []heldBack
+	due, wake := o.dueHeads(now)
 	for _, e := range due {
 		name := e.rec.Notifier
 		if o.inFlight >= maxInFlight || o.inFlightBy[name] >= maxInFlightPerNotifier {
 			continue // woken again when a send ends
+		}
+		at, ok, first := o.pace(set, e, now)
+		if !ok {
+			wake = earliest(wake, at)
+			if first {
+				held = append(held, heldBack{notifier: name, until: at})
+			}
+			continue
 		}
 		e.sending, e.sendAs = true, name
 		o.inFlight++
@@ -687,7 +757,38 @@ func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-c
 			wake = earliest(wake, at)
 		}
 	}
-	return jobs, wake, o.changed, len(o.entries) == 0 && len(o.groups) == 0
+	o.prunePacers(now)
+	changed, idle = o.changed, len(o.entries) == 0 && len(o.groups) == 0
+	o.mu.Unlock()
+	o.logHeld(held)
+	return jobs, wake, changed, idle
+}
+
+// dueHeads lists the lane heads due at now in sending order, and when the next one
+// not yet due is. Held: mu.
+func (o *Outbox) dueHeads(now time.Time) (due []*entry, wake time.Time) {
+	type ranked struct {
+		e *entry
+		r rank
+	}
+	var heads []ranked
+	for _, l := range o.lanes {
+		head := l.queue[0]
+		o.clampRetry(now, head, l)
+		switch {
+		case head.sending:
+		case head.next.After(now):
+			wake = earliest(wake, head.next)
+		default:
+			heads = append(heads, ranked{head, o.rankOf(l, head)})
+		}
+	}
+	slices.SortFunc(heads, func(a, b ranked) int { return sendOrder(a.r, b.r) })
+	due = make([]*entry, len(heads))
+	for i, h := range heads {
+		due[i] = h.e
+	}
+	return due, wake
 }
 
 // clampRetry keeps a retry no further away than the wait that was chosen for it, and a
@@ -716,6 +817,9 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 		if why := o.obsolete(j.notification); why != "" {
 			o.log.Info("outbox: dropping a superseded notification unsent", "notifier", j.notifier,
 				"dedup_key", j.notification.DedupKey, "action", j.notification.Action, "why", why)
+			o.mu.Lock()
+			o.unpace(j.e) // nothing was sent: the slot is free again
+			o.mu.Unlock()
 			o.remove(j.e, false)
 			return
 		}
@@ -743,15 +847,16 @@ func (o *Outbox) attempt(ctx context.Context, j job) {
 	}
 }
 
-// send calls the notifier with its own deadline; a notifier unknown by name and by
-// identity and a panic are errors like any other (permanent and retryable).
+// send calls the notifier with its deadline: the timeout the notifier states (its
+// config's), else AttemptTimeout. A notifier unknown by name and by identity and a
+// panic are errors like any other (permanent and retryable).
 func (o *Outbox) send(ctx context.Context, j job) (err error) {
 	n, ok := o.notifierSet().find(j.notifier, j.identity)
 	if !ok {
 		return Permanent(fmt.Errorf("expected a notifier named %q in the config, or one of the same kind and destination, got none",
 			j.notifier))
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.attemptTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(limitsOf(n).Timeout, o.attemptTimeout))
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
@@ -767,6 +872,9 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 	o.log.Info("outbox: notification delivered", "notifier", j.notifier, "dedup_key", r.DedupKey,
 		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
 	r.Complete = o.accept(j.e)
+	o.mu.Lock()
+	o.hear(j.e, true)
+	o.mu.Unlock()
 	o.report(r)
 	o.closeOpen(j.e)
 	o.remove(j.e, true)
@@ -774,8 +882,10 @@ func (o *Outbox) delivered(j job, r AttemptResult) {
 
 // accept marks the entry accepted and reports whether that makes every entry of its
 // notification (all routes, primaries and fallbacks) accepted or gone: nothing of it is
-// left to deliver. Marking and checking under one lock means that of two acceptances at
-// once, the later one sees both.
+// left to deliver. An entry dropped unsent (made moot by a later entry of its lane, or
+// shed) is not gone in this sense: its notification is never complete, and a fleet
+// waits for the later one's acceptance instead. Marking and checking under one lock
+// means that of two acceptances at once, the later one sees both.
 //
 // Pagers decide: once every pager delivery of the notification accepted, a chat or
 // webhook still failing does not keep it incomplete (a fleet would otherwise take over
@@ -785,6 +895,9 @@ func (o *Outbox) accept(e *entry) (complete bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	e.accepted = true
+	if o.unsentPart[e.rec.Notification.ID] {
+		return false
+	}
 	others := false
 	for _, x := range o.entries {
 		if x.rec.Notification.ID != e.rec.Notification.ID || x.accepted {
@@ -813,6 +926,11 @@ func (o *Outbox) failedForGood(j job, r AttemptResult) {
 		"dedup_key", r.DedupKey, "action", r.Action, "notification", r.NotificationID,
 		"attempt", r.Attempt, "fallback", r.Fallback, "err", r.Err)
 	o.report(r)
+	if j.notification.Action == ActionResolve {
+		o.mu.Lock()
+		o.hear(j.e, false) // refused: the key may still be open there
+		o.mu.Unlock()
+	}
 	if !j.fallback {
 		o.mu.Lock()
 		g := o.groups[j.e.rec.Group]
@@ -842,6 +960,10 @@ func (o *Outbox) failedForNow(j job, r AttemptResult) {
 	e.attempts = r.Attempt
 	e.lastErr = r.Err.Error()
 	e.next, e.wait = o.now().Add(wait), wait
+	e.maybeSent = e.maybeSent || !unsent(r.Err)
+	if ra := RetryAfter(r.Err); ra > 0 {
+		o.holdDestination(e, ra) // every lane of that destination would hear the same
+	}
 	if l := o.lanes[laneOf(e.rec)]; l.failingSince.IsZero() {
 		l.failingSince = o.now()
 	}
@@ -859,6 +981,7 @@ func (o *Outbox) report(r AttemptResult) {
 func (o *Outbox) release(e *entry) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	e.maybeSent = true // cut off mid-send: it may have arrived
 	o.endSend(e)
 }
 
@@ -884,20 +1007,7 @@ func (o *Outbox) remove(e *entry, delivered bool) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	lk := laneOf(e.rec)
-	l := o.lanes[lk]
-	l.queue = slices.DeleteFunc(l.queue, func(x *entry) bool { return x == e })
-	if delivered {
-		l.failingSince = time.Time{}
-	}
-	if len(l.queue) == 0 {
-		delete(o.lanes, lk)
-	}
-	delete(o.entries, e.key)
-	if g := o.groups[e.rec.Group]; g != nil && !e.rec.IsFallback {
-		delete(g.pending, memberOf(e.rec))
-		o.forgetIfDone(g)
-	}
+	o.detach(e, delivered)
 	o.endSend(e)
 }
 

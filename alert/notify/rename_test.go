@@ -51,8 +51,10 @@ func TestRenameKeepsTheOutboxsBookkeeping(t *testing.T) {
 		h.drive(0)
 		h.enqueue(Delivery{Notification: notification(ActionResolve, "k"), Notify: []string{"new"}})
 		h.drive(time.Minute)
-		if old.callCount() != 1 || renamed.acceptedList() != "trigger:k resolve:k" || h.outbox.Pending() != 0 {
-			t.Errorf("old called %d times, new accepted %q, %d pending; want the retry and the resolve at new, in order",
+		// One lane at new: the resolve queued behind the trigger makes the trigger moot
+		// (coalesced), so new gets the resolve alone; in two lanes it would get both.
+		if old.callCount() != 1 || renamed.acceptedList() != "resolve:k" || h.outbox.Pending() != 0 {
+			t.Errorf("old called %d times, new accepted %q, %d pending; want the resolve at new, in the trigger's lane",
 				old.callCount(), renamed.acceptedList(), h.outbox.Pending())
 		}
 		h.outbox.mu.Lock()

@@ -147,13 +147,15 @@ func (r *Receiver) Notify(ctx context.Context, via string, n notify.Notification
 		}
 	}
 	r.events = append(r.events, ev)
+	// Refusals are StatusErrors, as the real notifiers return them: the outbox knows
+	// from them that nothing was kept (a timeout may have been).
 	switch answer {
 	case FaultReject:
-		return notify.Permanent(fmt.Errorf("%s: status 400, want 202", r.name))
+		return notify.Permanent(fmt.Errorf("%s: %w", r.name, &notify.StatusError{Status: 400}))
 	case FaultThrottle:
-		return &notify.RetryAfterError{After: RetryAfter, Err: fmt.Errorf("%s: status 429, want 202", r.name)}
+		return &notify.RetryAfterError{After: RetryAfter, Err: fmt.Errorf("%s: %w", r.name, &notify.StatusError{Status: 429})}
 	case FaultDown:
-		return fmt.Errorf("%s: status 503, want 202", r.name)
+		return fmt.Errorf("%s: %w", r.name, &notify.StatusError{Status: 503})
 	case FaultSlow:
 		return fmt.Errorf("%s: no answer within the attempt timeout: %w", r.name, context.DeadlineExceeded)
 	}

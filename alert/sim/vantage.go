@@ -44,7 +44,7 @@ func (v *vantage) boot() error {
 		v.member = v.sim.net.join(v.name)
 	}
 	m := v.member
-	ob, err := notify.NewOutbox(notify.OutboxOptions{
+	obOpts := notify.OutboxOptions{
 		Store: st, Notifiers: v.sim.notifiers(), Clock: v.sim.clock, Jitter: v.jitter.Float64,
 		OnResult: func(r notify.AttemptResult) {
 			if m != nil && r.OK {
@@ -54,13 +54,11 @@ func (v *vantage) boot() error {
 				engine.NoteDelivery(r)
 			}
 		},
-		Obsolete: func(n notify.Notification) string {
-			if m == nil {
-				return ""
-			}
-			return alert.ObsoletePage(m, n)
-		},
-	})
+	}
+	if m != nil { // only a fleet shares its keys with other senders
+		obOpts.Obsolete = func(n notify.Notification) string { return alert.ObsoletePage(m, n) }
+	}
+	ob, err := notify.NewOutbox(obOpts)
 	if err != nil {
 		_ = st.Close()
 		return fmt.Errorf("vantage %s: %w", v.name, err)

@@ -50,6 +50,7 @@ type Options struct {
 type Notifier struct {
 	name       string
 	timeout    time.Duration
+	rate       notify.Rate
 	routingKey string
 	endpoint   string // scheme://host[/prefix]; go-pagerduty appends /v2/enqueue
 	http       *http.Client
@@ -60,12 +61,13 @@ type Notifier struct {
 var (
 	_ notify.Notifier   = (*Notifier)(nil)
 	_ notify.Identifier = (*Notifier)(nil)
+	_ notify.Limited    = (*Notifier)(nil)
 )
 
 // New builds a notifier from its config. A config that is not PagerDuty's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout}
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}}
 	n.http, n.log, n.misconfig = notify.Defaults("pagerduty", cfg.Name, cfg.Kind(), cfg.PagerDuty != nil, opts.HTTPClient, opts.Logger)
 	if n.misconfig != nil {
 		return n
@@ -90,6 +92,10 @@ func EndpointBase(eventsURL string) string {
 
 func (n *Notifier) Name() string { return n.name }
 func (n *Notifier) Kind() string { return Kind }
+
+// Limits are its config's timeout and rate: the outbox bounds each attempt by the one
+// and paces the destination by the other.
+func (n *Notifier) Limits() notify.Limits { return notify.Limits{Timeout: n.timeout, Rate: n.rate} }
 
 // Identity names the PagerDuty service this notifier pages (endpoint and routing key),
 // hashed: "" for a misconfigured notifier, which reaches nothing.

@@ -28,6 +28,7 @@ type Options struct {
 type Notifier struct {
 	name      string
 	timeout   time.Duration
+	rate      notify.Rate
 	url       string
 	channel   string
 	secrets   []string // the URL and the parts of it an answer might echo
@@ -39,12 +40,13 @@ type Notifier struct {
 var (
 	_ notify.Notifier   = (*Notifier)(nil)
 	_ notify.Identifier = (*Notifier)(nil)
+	_ notify.Limited    = (*Notifier)(nil)
 )
 
 // New builds a notifier from its config. A config that is not Slack's yields a notifier
 // whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout}
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}}
 	n.http, n.log, n.misconfig = notify.Defaults("slack", cfg.Name, cfg.Kind(), cfg.Slack != nil, opts.HTTPClient, opts.Logger)
 	if n.misconfig != nil {
 		return n
@@ -57,6 +59,10 @@ func New(cfg *config.Notifier, opts Options) *Notifier {
 
 func (n *Notifier) Name() string { return n.name }
 func (n *Notifier) Kind() string { return Kind }
+
+// Limits are its config's timeout and rate: the outbox bounds each attempt by the one
+// and paces the destination by the other.
+func (n *Notifier) Limits() notify.Limits { return notify.Limits{Timeout: n.timeout, Rate: n.rate} }
 
 // Identity names where messages go (the webhook URL and the channel it is told to
 // post in), hashed: "" for a misconfigured notifier, which reaches nothing.

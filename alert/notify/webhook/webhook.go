@@ -42,6 +42,7 @@ type Payload struct {
 type Notifier struct {
 	name      string
 	timeout   time.Duration
+	rate      notify.Rate
 	url       string
 	header    http.Header
 	secrets   []string // the URL, the parts of it an answer might echo, header values
@@ -53,12 +54,13 @@ type Notifier struct {
 var (
 	_ notify.Notifier   = (*Notifier)(nil)
 	_ notify.Identifier = (*Notifier)(nil)
+	_ notify.Limited    = (*Notifier)(nil)
 )
 
 // New builds a notifier from its config. A config that is not a webhook's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout}
+	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}}
 	n.http, n.log, n.misconfig = notify.Defaults("webhook", cfg.Name, cfg.Kind(), cfg.Webhook != nil, opts.HTTPClient, opts.Logger)
 	if n.misconfig != nil {
 		return n
@@ -75,6 +77,10 @@ func New(cfg *config.Notifier, opts Options) *Notifier {
 
 func (n *Notifier) Name() string { return n.name }
 func (n *Notifier) Kind() string { return Kind }
+
+// Limits are its config's timeout and rate: the outbox bounds each attempt by the one
+// and paces the destination by the other.
+func (n *Notifier) Limits() notify.Limits { return notify.Limits{Timeout: n.timeout, Rate: n.rate} }
 
 // Identity names the endpoint (its URL; headers are credentials, not where it goes),
 // hashed: "" for a misconfigured notifier, which reaches nothing.
