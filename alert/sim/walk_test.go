@@ -59,7 +59,9 @@ func knownCaseOf(hint string) string {
 //     across a restart) (I5).
 //   - 620, 943, 1007: an unpaged incident that resumed after being absorbed waited a
 //     fresh group wait (I1).
-var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 620, 943, 1007, 1155, 1603, 1982, 2255, 2994}
+//   - 2789: a receiver back after 16 minutes got the queued trigger, resolve and
+//     trigger of one key replayed at once (I4); the outbox now coalesces them.
+var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 620, 943, 1007, 1155, 1603, 1982, 2255, 2789, 2994}
 
 // knownFleetSeeds are fleet walks that once failed:
 //   - 10, 42: the pager throttles (429) or times out for every vantage; each vantage
