@@ -527,6 +527,23 @@ func (e *Engine) Note(key, kind, text string) {
 	}
 }
 
+// Superseded reports why a queued resolve is moot: this vantage already has a newer
+// incident open with the same key (it healed and broke again). Alone that cannot
+// happen out of order (a key's notifications are sent in order); in a fleet another
+// vantage may have paged the new incident already, and a resolve of the old one that
+// reaches the paging service late (a slow receiver confirms nothing) would close it.
+func (e *Engine) Superseded(n notify.Notification) string {
+	if n.Action != notify.ActionResolve || n.Opened.IsZero() {
+		return ""
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if inc := e.incidents.Get(n.DedupKey); inc != nil && inc.Opened.After(n.Opened) {
+		return "a newer incident with this key is open (opened " + inc.Opened.UTC().Format(time.RFC3339) + ")"
+	}
+	return ""
+}
+
 // NoteDelivery records a delivery attempt on the incident's timeline (the outbox's
 // OnResult hook): accepted, rejected, or retrying with the reason.
 func (e *Engine) NoteDelivery(r notify.AttemptResult) {

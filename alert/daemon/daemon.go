@@ -239,7 +239,12 @@ func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.Outbo
 	if d.cluster != nil {
 		// Only a fleet shares its keys with other senders: then the outbox asks before
 		// each attempt, and never coalesces a queued resolve away.
-		opts.Obsolete = func(n notify.Notification) string { return obsolete(d.cluster, n) }
+		opts.Obsolete = func(n notify.Notification) string {
+			if why := obsolete(d.cluster, n); why != "" || d.engine == nil {
+				return why
+			}
+			return d.engine.Superseded(n)
+		}
 	}
 	return opts
 }

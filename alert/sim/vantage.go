@@ -56,7 +56,12 @@ func (v *vantage) boot() error {
 		},
 	}
 	if m != nil { // only a fleet shares its keys with other senders
-		obOpts.Obsolete = func(n notify.Notification) string { return alert.ObsoletePage(m, n) }
+		obOpts.Obsolete = func(n notify.Notification) string {
+			if why := alert.ObsoletePage(m, n); why != "" || engine == nil {
+				return why
+			}
+			return engine.Superseded(n) // as the daemon does
+		}
 	}
 	ob, err := notify.NewOutbox(obOpts)
 	if err != nil {
