@@ -484,19 +484,23 @@ func (c *checker) afterReload() {
 }
 
 // checkReloadPages (I6, first half): a reload loses no queued page: every trigger
-// queued at a reload reaches its receiver afterwards (unless the receiver refused for
-// good meanwhile).
+// queued at a reload reaches its receiver afterwards, unless the receiver refused for
+// good meanwhile, or the incident closed before the receiver heard of it and the key is
+// not left open there (the outbox coalesces a queued trigger with its resolve: an
+// incident that opened and closed unseen is not replayed).
 func (c *checker) checkReloadPages() {
 	for _, p := range c.reloadPages {
 		r := c.s.receivers[p.receiver]
 		if r == nil {
 			continue
 		}
-		got := slices.ContainsFunc(r.Events(), func(ev Event) bool {
+		events := r.Events()
+		got := slices.ContainsFunc(events, func(ev Event) bool {
 			return ev.Recorded && ev.Key == p.key && ev.Action == notify.ActionTrigger && ev.At >= p.at
 		})
 		rejected := slices.ContainsFunc(r.Faults(), func(f faultWindow) bool { return f.Kind == FaultReject && f.To > p.at })
-		if !got && !rejected {
+		unseen := !r.IsOpen(p.key) && c.resolvedSince(p.key, p.at)
+		if !got && !rejected && !unseen {
 			c.fail(I6Reload, p.key+" at "+p.receiver, HintRenamed, "the trigger of %s queued for %s at the reload at %s never arrived",
 				p.key, p.receiver, fmtDur(p.at))
 		}
@@ -624,4 +628,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// resolvedSince reports whether an engine queued a resolve of key after at: the
+// incident closed.
+func (c *checker) resolvedSince(key string, at time.Duration) bool {
+	return slices.ContainsFunc(c.s.sent, func(sn Sent) bool {
+		return sn.Key == key && sn.Action == notify.ActionResolve && sn.At >= at
+	})
 }
