@@ -4,6 +4,7 @@
 package loopback
 
 import (
+	"context"
 	"fmt"
 	"net"
 )
@@ -26,4 +27,25 @@ func Listen(who, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s: listen on %s: %w", who, addr, err)
 	}
 	return ln, nil
+}
+
+// WaitFor returns nil as soon as cond holds for what snapshot returns, checking at once
+// and after every change: snapshot also returns the channel that closes at the next
+// change. It returns ctx's error (wrapped, counting what it saw) if ctx ends first, and
+// closedErr once closing closes. The local stand-ins' WaitFor methods are this loop.
+func WaitFor[T any](ctx context.Context, who string, snapshot func() ([]T, <-chan struct{}), closing <-chan struct{},
+	closedErr error, cond func([]T) bool) error {
+	for {
+		items, changed := snapshot()
+		if cond(items) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: condition still false after %d accepted: %w", who, len(items), ctx.Err())
+		case <-closing:
+			return closedErr
+		}
+	}
 }

@@ -155,21 +155,11 @@ var ErrClosed = errors.New("chattest: receiver closed")
 // once and after every accepted message; ctx's error (wrapped) if ctx ends first, and
 // ErrClosed if the receiver closes.
 func (r *Receiver) WaitFor(ctx context.Context, cond func([]Message) bool) error {
-	for {
+	return loopback.WaitFor(ctx, "chattest", func() ([]Message, <-chan struct{}) {
 		r.mu.Lock()
-		msgs, changed := cloneMessages(r.messages), r.changed
-		r.mu.Unlock()
-		if cond(msgs) {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("chattest: condition still false after %d messages: %w", len(msgs), ctx.Err())
-		case <-r.closing:
-			return ErrClosed
-		}
-	}
+		defer r.mu.Unlock()
+		return cloneMessages(r.messages), r.changed
+	}, r.closing, ErrClosed, cond)
 }
 
 func (r *Receiver) keep(m Message) {

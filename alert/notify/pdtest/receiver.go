@@ -216,19 +216,9 @@ var ErrClosed = errors.New("pdtest: receiver closed")
 // at once and after every accepted event. It returns ctx's error (wrapped) if
 // ctx ends first, and ErrClosed if the receiver does.
 func (r *Receiver) WaitFor(ctx context.Context, cond func(events []Event) bool) error {
-	for {
+	return loopback.WaitFor(ctx, "pdtest", func() ([]Event, <-chan struct{}) {
 		r.mu.Lock()
-		events, changed := cloneEvents(r.events), r.changed
-		r.mu.Unlock()
-		if cond(events) {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("pdtest: condition still false after %d accepted events: %w", len(events), ctx.Err())
-		case <-r.closing:
-			return ErrClosed
-		}
-	}
+		defer r.mu.Unlock()
+		return cloneEvents(r.events), r.changed
+	}, r.closing, ErrClosed, cond)
 }
