@@ -309,6 +309,25 @@ func (h *hookReceiver) events() []string {
 	return slices.Clone(h.got)
 }
 
+// oneTargetHookConfig is one target (logs/a@eu1) at thresholds 1 and 1, paged to the
+// hook receiver; defaults adds to the defaults: line, groupWait is alerting.group_wait.
+func oneTargetHookConfig(t *testing.T, hook *hookReceiver, defaults, groupWait string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("one.yaml", []byte(`
+vantage: v
+defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1`+defaults+`}
+alerting: {group_wait: `+groupWait+`}
+regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
+products: [{name: logs, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
+notifiers: {hook: {webhook: {url: "`+hook.srv.URL+`"}}}
+routes: [{notify: [hook]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // process is one Picket process over a state dir: real store, outbox and engine.
 type process struct {
 	st *store.Store
@@ -348,18 +367,7 @@ func (p *process) observe(clk *clock.Fake, id, status string) {
 // resolve was taken for the current one).
 func TestCase05QueuedResolveOfAnEarlierIncidentDoesNotCloseTheCurrentOne(t *testing.T) {
 	hook := newHookReceiver(t)
-	cfg, err := config.Parse("restart.yaml", []byte(`
-vantage: v
-defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1, failure_window: {failures: 0}}
-alerting: {group_wait: 0s}
-regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
-products: [{name: logs, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
-notifiers: {hook: {webhook: {url: "`+hook.srv.URL+`"}}}
-routes: [{notify: [hook]}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := oneTargetHookConfig(t, hook, ", failure_window: {failures: 0}", "0s")
 	clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC))
 	dir := t.TempDir()
 	p := startProcess(t, dir, cfg, clk)
@@ -421,18 +429,7 @@ func TestCase10HeldPageSurvivesClockStepsAcrossRestart(t *testing.T) {
 	for _, step := range []time.Duration{-10 * time.Minute, 10 * time.Minute} {
 		t.Run(step.String(), func(t *testing.T) {
 			hook := newHookReceiver(t)
-			cfg, err := config.Parse("step.yaml", []byte(`
-vantage: v
-defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
-alerting: {group_wait: 30s}
-regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
-products: [{name: logs, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}]
-notifiers: {hook: {webhook: {url: "`+hook.srv.URL+`"}}}
-routes: [{notify: [hook]}]
-`))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := oneTargetHookConfig(t, hook, "", "30s")
 			clk := clock.NewFake(time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC))
 			dir := t.TempDir()
 			p := startProcess(t, dir, cfg, clk)
