@@ -232,7 +232,6 @@ type group struct {
 	fallbackSent  bool
 	told          map[string]bool // fallback notifiers already handed this notification
 	fallingBack   bool            // a sendFallback is writing
-	retryAt       time.Time       // after a store error while falling back
 }
 
 // succeeded reports whether some primary delivered: it is neither pending nor failed.
@@ -495,17 +494,17 @@ func (o *Outbox) Enqueue(d Delivery) error {
 	if n.Action == ActionResolve {
 		recs = o.tellOpenFallbacks(recs)
 	}
-	_, err = o.persist(recs)
-	return err
+	o.persist(recs)
+	return nil
 }
 
 // persist numbers and stores recs and queues them; the first key names the group. A rec
 // the store refuses is queued all the same, unpersisted: a page must leave even when
 // the disk is full (measured before: no page until space was freed). The retry in
 // unpersisted.go writes it once the store works; a crash before that loses it. It
-// returns the keys of recs in order; the error is nil, since every rec is queued.
+// returns the keys of recs in order; it cannot fail, since every rec is queued.
 // Held: enqueueMu.
-func (o *Outbox) persist(recs []outboxRecord) (keys []string, _ error) {
+func (o *Outbox) persist(recs []outboxRecord) (keys []string) {
 	refused := make([]bool, len(recs))
 	var storeErr error
 	for i := range recs {
@@ -524,7 +523,7 @@ func (o *Outbox) persist(recs []outboxRecord) (keys []string, _ error) {
 	if storeErr != nil {
 		o.refused(storeErr)
 	}
-	return keys, nil
+	return keys
 }
 
 // storeRecord numbers rec, sets the group of all recs from the first, and stores it.
@@ -1035,7 +1034,7 @@ func (o *Outbox) fallbackDue(g *group) (at time.Time, ok bool) {
 		}
 		at = latest(at, l.failingSince.Add(g.fallbackAfter))
 	}
-	return latest(at, g.retryAt), true
+	return at, true
 }
 
 func latest(a, b time.Time) time.Time {
@@ -1082,19 +1081,12 @@ func (o *Outbox) sendFallback(g *group, except *entry) {
 	}
 	o.enqueueMu.Lock()
 	recs := o.fallbackRecords(g)
-	keys, err := o.persist(recs)
+	keys := o.persist(recs)
 	o.markOpen(recs, keys) // with the persist: a resolve enqueued next must see it
 	o.enqueueMu.Unlock()
 
 	o.mu.Lock()
 	g.fallingBack = false
-	if err != nil {
-		// Retry later; a fallback stored twice is sent twice, which dedup absorbs.
-		g.retryAt = o.now().Add(o.minBackoff)
-		o.mu.Unlock()
-		o.log.Error("outbox: storing the fallback failed; will retry", "notification", g.notification.ID, "err", err)
-		return
-	}
 	g.fallbackSent = true
 	o.forgetIfDone(g)
 	o.mu.Unlock()
