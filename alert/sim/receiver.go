@@ -205,6 +205,10 @@ type binding struct {
 
 var _ notify.Notifier = binding{}
 
+// Identity is the receiver's, as a real notifier's is its destination: two names for
+// one receiver are a rename, and queued pages follow the new name.
+func (b binding) Identity() string { return notify.NewIdentity(b.r.kind, b.r.name) }
+
 func (b binding) Name() string { return b.name }
 func (b binding) Kind() string { return b.r.kind }
 func (b binding) Notify(ctx context.Context, n notify.Notification) error {

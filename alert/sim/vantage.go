@@ -45,7 +45,7 @@ func (v *vantage) boot() error {
 	}
 	m := v.member
 	obOpts := notify.OutboxOptions{
-		Store: st, Notifiers: v.sim.notifiers(), Clock: v.sim.clock, Jitter: v.jitter.Float64,
+		Store: st, Notifiers: v.sim.notifiers(), Clock: v.sim.clock, Jitter: v.jitter.Float64, Logger: outboxLog(),
 		OnResult: func(r notify.AttemptResult) {
 			if m != nil && r.OK {
 				alert.ConfirmPage(m, r)
