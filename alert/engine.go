@@ -74,6 +74,7 @@ type Engine struct {
 	outbox    Enqueuer
 	log       *slog.Logger
 	now       func() time.Time
+	mono      func() time.Duration // the clock's monotonic reading (clock.Elapsed)
 	onTrans   func(Transition)
 	impaired  bool
 	peers     peers           // solo, or this vantage's part of a fleet
@@ -96,6 +97,11 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if o.Clock != nil {
+		e.mono = clock.Elapsed(o.Clock)
+	} else {
+		e.mono = clock.Elapsed(clock.FromFunc(e.now))
 	}
 	restored, err := e.restore()
 	if err != nil {
@@ -274,7 +280,7 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 		return Transition{}, false, false // a result of a target removed by a reload
 	}
 	before := *s
-	tr, changed = s.Apply(t, &r, e.cfg.Alerting.Degraded)
+	tr, changed = s.applyAt(t, &r, e.cfg.Alerting.Degraded, e.moment())
 	certMoved, certChanged := s.applyCert(&r)
 	// Saved on change only, and on every run while the failure window holds a failure
 	// (a restart must judge the window and flapping as the run before it would have).
@@ -290,6 +296,9 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 	}
 	return tr, changed, changed || s.Condition != before.Condition || certMoved
 }
+
+// moment is now, with the clock's monotonic reading.
+func (e *Engine) moment() moment { return moment{wall: e.now(), mono: e.mono(), ok: true} }
 
 // Tick sends triggers whose group wait has passed and re-checks silences. The daemon
 // calls it every second or so; Observe does not wait for it.

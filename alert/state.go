@@ -60,6 +60,9 @@ type TargetState struct {
 	// RecoveredAt is when it last went firing → ok (zero: never). A time, not a run
 	// count: runs are not saved on every run, times survive a restart.
 	RecoveredAt time.Time `json:"recovered_at,omitzero"`
+	// recovered is RecoveredAt with this process's monotonic reading, when it recovered
+	// while this process ran: a wall-clock step must not make a flap look old (or new).
+	recovered moment
 	// Cert is the latest result's certificate warning, apart from State (cert.go).
 	Cert *CertWarning `json:"cert,omitempty"`
 }
@@ -115,6 +118,13 @@ func condition(r *probe.Result, degradedPolicy string) string {
 // Apply moves the state by one result, with the target's thresholds. It returns the
 // transition when the state changed.
 func (s *TargetState) Apply(t *config.Target, r *probe.Result, degradedPolicy string) (Transition, bool) {
+	return s.applyAt(t, r, degradedPolicy, wallMoment(r.Started))
+}
+
+// applyAt is Apply with the moment the result is judged at (the engine's clock, with
+// its monotonic reading).
+func (s *TargetState) applyAt(t *config.Target, r *probe.Result, degradedPolicy string, now moment) (Transition, bool) {
+	now.wall = r.Started // persisted times are the results' own
 	from := s.State
 	if from == "" {
 		from = StateOK
@@ -125,9 +135,9 @@ func (s *TargetState) Apply(t *config.Target, r *probe.Result, degradedPolicy st
 	cond := condition(r, degradedPolicy)
 	s.record(cond != "")
 	if cond != "" {
-		s.fail(t, r, cond)
+		s.fail(t, r, cond, now)
 	} else {
-		s.pass(t, r)
+		s.pass(t, r, now)
 	}
 	if s.State == from {
 		return Transition{}, false
@@ -146,7 +156,7 @@ func (s *TargetState) Apply(t *config.Target, r *probe.Result, degradedPolicy st
 // fail counts a failing run: the target fires after failure_threshold failures in a
 // row, or failure_window failures of its last runs. Firing again soon after recovering
 // is flapping.
-func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string) {
+func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string, now moment) {
 	s.LastError = r.Error
 	s.Successes = 0
 	s.Failures++
@@ -162,7 +172,7 @@ func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string) {
 	case s.Failures >= t.FailureThreshold || s.windowFires(t.FailureWindow):
 		s.State = StateFiring
 		window := time.Duration(t.FailureWindow.Runs) * t.Interval
-		if !s.RecoveredAt.IsZero() && r.Started.Sub(s.RecoveredAt) <= window && t.FailureWindow.Failures > 0 {
+		if !s.RecoveredAt.IsZero() && s.recoveredMoment().since(now) <= window && t.FailureWindow.Failures > 0 {
 			s.Flapping = true
 		}
 	default:
@@ -173,7 +183,7 @@ func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string) {
 // pass counts a passing run: a firing target recovers after success_threshold passes
 // in a row; a flapping one only after a whole window of passes, so that it resolves
 // once, when it is stable.
-func (s *TargetState) pass(t *config.Target, r *probe.Result) {
+func (s *TargetState) pass(t *config.Target, r *probe.Result, now moment) {
 	s.Failures = 0
 	if s.State != StateFiring {
 		s.State, s.Condition = StateOK, ""
@@ -188,5 +198,14 @@ func (s *TargetState) pass(t *config.Target, r *probe.Result) {
 		return
 	}
 	s.State, s.Condition, s.Successes, s.Flapping = StateOK, "", 0, false
-	s.RecoveredAt = r.Started
+	s.RecoveredAt, s.recovered = r.Started, now
+}
+
+// recoveredMoment is when it last recovered: with this process's reading if it
+// recovered while this process ran, else the persisted wall time.
+func (s *TargetState) recoveredMoment() moment {
+	if s.recovered.ok && s.recovered.wall.Equal(s.RecoveredAt) {
+		return s.recovered
+	}
+	return wallMoment(s.RecoveredAt)
 }

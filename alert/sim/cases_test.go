@@ -95,6 +95,26 @@ func TestCase02FlappingPagesOnce(t *testing.T) {
 			t.Errorf("%s still open 24 minutes after the flapping stopped", key)
 		}
 	})
+	// Seed 5815: a wall-clock step forward while a target flaps made its recovery look
+	// old (a persisted wall time), so the next flap was not flapping and paged a third
+	// time. Within a process the flap is judged by the clock's monotonic reading.
+	t.Run("DDUU across a forward wall step", func(t *testing.T) {
+		s := newSim(t, Options{Platform: basicPlatform(3, 2)})
+		s.At(time.Minute).Flap("r1", "p1", "DDUU")
+		s.At(3*time.Minute+30*time.Second).ClockStep(9 * time.Minute)
+		s.At(6*time.Minute).Heal("r1", "p1")
+		_ = s.RunFor(30 * time.Minute)
+		key := "picket/target/p1/j@r1"
+		opens := 0
+		for _, ev := range s.Receiver("pager").Events() {
+			if ev.Opened && ev.Key == key {
+				opens++
+			}
+		}
+		if opens > 2 {
+			t.Errorf("DDUU for 5 minutes, the wall clock stepped 9m forward: %s opened %d times, want at most 2\n%s", key, opens, s.trace(key))
+		}
+	})
 	t.Run("every other run", func(t *testing.T) {
 		s := newSim(t, Options{Platform: basicPlatform(3, 2)})
 		s.At(time.Minute).Flap("r1", "p1", "DU")

@@ -46,6 +46,29 @@ func FromFunc(now func() time.Time) Clock {
 	return funcClock(now)
 }
 
+// Monotonic is a clock that also reads elapsed time that wall-clock steps do not
+// move (the real clock's is Go's monotonic reading).
+type Monotonic interface {
+	Elapsed() time.Duration
+}
+
+// Elapsed returns a reading of c's monotonic time: its own when it has one (a Fake),
+// Go's monotonic time since the call for the real clock, and for a clock of a bare
+// now function its wall time since the call (no better is known). Like time.Time's
+// monotonic reading, a value is meaningful only within this process: persist wall
+// times, and compare readings only with readings.
+func Elapsed(c Clock) func() time.Duration {
+	switch c := c.(type) {
+	case Monotonic:
+		return c.Elapsed
+	case funcClock:
+		start := c()
+		return func() time.Duration { return c().Sub(start) }
+	}
+	start := time.Now()
+	return func() time.Duration { return time.Since(start) }
+}
+
 type realClock struct{}
 
 func (realClock) Now() time.Time                 { return time.Now() }
@@ -65,9 +88,10 @@ func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
 // Fake is a clock that moves only by Advance or Set. Its timers fire, in order of
 // their deadlines, as the clock passes them. Safe for concurrent use.
 type Fake struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
+	mu      sync.Mutex
+	now     time.Time
+	elapsed time.Duration // monotonic: forward moves count, wall steps (Step) do not
+	timers  []*fakeTimer
 }
 
 // NewFake starts a fake clock at start.
@@ -88,6 +112,30 @@ func (f *Fake) Advance(d time.Duration) { f.Set(f.Now().Add(d)) }
 // whose deadline is not after t.
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
+	if t.After(f.now) {
+		f.elapsed += t.Sub(f.now)
+	}
+	f.set(t)
+}
+
+// Step moves the wall time by d, forward or back, without moving the monotonic
+// reading (Elapsed): a wall-clock step, as NTP or an operator makes one. Timers due by
+// the new wall time fire.
+func (f *Fake) Step(d time.Duration) {
+	f.mu.Lock()
+	f.set(f.now.Add(d))
+}
+
+// Elapsed is the monotonic reading: how far the clock moved forward, not counting
+// Step.
+func (f *Fake) Elapsed() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.elapsed
+}
+
+// set moves the wall time and fires due timers. Called with mu held; releases it.
+func (f *Fake) set(t time.Time) {
 	f.now = t
 	var due []*fakeTimer
 	keep := f.timers[:0]

@@ -140,3 +140,30 @@ func TestTickerOnTheRealClock(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeStepMovesWallNotElapsed: a wall step is not elapsed time; an advance is.
+func TestFakeStepMovesWallNotElapsed(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	f := NewFake(start)
+	mono := Elapsed(f)
+	f.Advance(time.Minute)
+	f.Step(9 * time.Minute)
+	f.Step(-20 * time.Minute)
+	f.Advance(30 * time.Second)
+	if got, want := f.Now(), start.Add(time.Minute+9*time.Minute-20*time.Minute+30*time.Second); !got.Equal(want) {
+		t.Errorf("wall %s, want %s", got, want)
+	}
+	if got := mono(); got != 90*time.Second {
+		t.Errorf("elapsed %s, want 1m30s (the steps are not elapsed time)", got)
+	}
+}
+
+// TestElapsedOfTheRealClockIsMonotonic: the real clock's reading only grows.
+func TestElapsedOfTheRealClockIsMonotonic(t *testing.T) {
+	mono := Elapsed(Real())
+	a := mono()
+	b := mono()
+	if a < 0 || b < a {
+		t.Errorf("readings %s then %s; want non-negative and non-decreasing", a, b)
+	}
+}

@@ -1,0 +1,27 @@
+package alert
+
+import "time"
+
+// moment is a time this process read, with its clock's monotonic reading: like
+// time.Time's, the reading survives wall-clock steps while the process runs and is
+// not persisted. Two moments of this process compare by their readings; a moment
+// restored from the store (wall time only) compares by wall time.
+type moment struct {
+	wall time.Time
+	mono time.Duration
+	ok   bool // mono is a reading of this process's clock
+}
+
+// wallMoment is a persisted time, or one read without a monotonic reading.
+func wallMoment(t time.Time) moment { return moment{wall: t} }
+
+// since is how long before now m was.
+func (m moment) since(now moment) time.Duration {
+	if m.ok && now.ok {
+		return now.mono - m.mono
+	}
+	return now.wall.Sub(m.wall)
+}
+
+// isZero: never set.
+func (m moment) isZero() bool { return m.wall.IsZero() && !m.ok }
