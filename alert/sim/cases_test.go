@@ -101,7 +101,7 @@ func TestCase02FlappingPagesOnce(t *testing.T) {
 	t.Run("DDUU across a forward wall step", func(t *testing.T) {
 		s := newSim(t, Options{Platform: basicPlatform(3, 2)})
 		s.At(time.Minute).Flap("r1", "p1", "DDUU")
-		s.At(3*time.Minute+30*time.Second).ClockStep(9 * time.Minute)
+		s.At(3*time.Minute + 30*time.Second).ClockStep(9 * time.Minute)
 		s.At(6*time.Minute).Heal("r1", "p1")
 		_ = s.RunFor(30 * time.Minute)
 		key := "picket/target/p1/j@r1"
