@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -103,7 +104,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	} else {
 		e.mono = clock.Elapsed(clock.FromFunc(e.now))
 	}
-	restored, err := e.restore()
+	restored, openings, err := e.restore()
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +113,9 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 		wait = *o.GroupWait
 	}
 	e.incidents = NewIncidents(wait, restored)
+	e.incidents.mono = e.mono
+	e.incidents.flapWindow = func(inc *Incident) time.Duration { return flapWindowOf(e.targets, inc.Scope, inc.Subject) }
+	maps.Copy(e.incidents.lastOpening, openings)
 	e.setConfig(o.Config)
 	e.adoptQueued(e.now())
 	// What was restored may disagree with itself after a crash (a state saved, its
@@ -125,20 +129,22 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 // record its key names) is logged and skipped: one bad record must neither keep the
 // daemon from starting nor stop the others from being restored, and one saved under
 // the wrong key would be written back over another target's state.
-func (e *Engine) restore() ([]*Incident, error) {
+func (e *Engine) restore() ([]*Incident, map[string]moment, error) {
 	if e.store == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var incs []*Incident
+	openings := map[string]moment{}
 	err := errors.Join(
+		restoreBucket(e, BucketOpenings, func(o *opening) string { return o.Key }, func(o *opening) { openings[o.Key] = wallMoment(o.At) }),
 		restoreBucket(e, BucketStates, func(s *TargetState) string { return s.Target }, func(s *TargetState) { e.states[s.Target] = s }),
 		restoreBucket(e, BucketIncidents, func(inc *Incident) string { return inc.Key }, func(inc *Incident) { incs = append(incs, inc) }),
 		restoreBucket(e, BucketSilences, func(s *Silence) string { return s.ID }, func(s *Silence) { e.runtime = append(e.runtime, *s) }),
 	)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return incs, nil
+	return incs, openings, nil
 }
 
 // restoreBucket decodes every record of bucket and keeps those whose own key (keyOf)
@@ -179,6 +185,7 @@ func (e *Engine) adoptQueued(now time.Time) {
 			inc.close(now, "its resolve was already queued before the restart")
 			e.incidents.forget(inc.Key)
 			e.saveClosed(inc)
+			e.saveOpening(e.incidents.closedOpening(inc))
 		case !inc.Triggered && queuedFor(entries, inc, notify.ActionTrigger):
 			inc.Triggered = true
 			inc.PagedBy, inc.PagedAt = member, now // in a fleet: this vantage's own page
@@ -305,7 +312,7 @@ func (e *Engine) moment() moment { return moment{wall: e.now(), mono: e.mono(), 
 func (e *Engine) Tick() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.peers.moved() {
+	if e.peers.moved() || e.incidents.flapHoldOver(e.moment()) {
 		e.reconcile(e.now()) // sends what is due too
 		return
 	}
@@ -404,6 +411,7 @@ func (e *Engine) apply(now time.Time, c Change) {
 			inc.note(now, "released", "recovered before it was paged; not sent")
 		}
 		e.saveClosed(inc)
+		e.saveOpening(e.incidents.closedOpening(inc))
 		return
 	}
 	e.saveIncident(inc)
@@ -431,6 +439,7 @@ func (e *Engine) sendDue(now time.Time) {
 		send, adopted := e.peers.mayTrigger(e, now, inc)
 		if adopted {
 			inc.Triggered = true
+			e.incidents.notePaged(inc, e.moment())
 			e.saveIncident(inc)
 		}
 		if !send {
@@ -440,6 +449,7 @@ func (e *Engine) sendDue(now time.Time) {
 			continue // nothing could be queued: the next tick tries again
 		}
 		inc.Triggered = true
+		e.incidents.notePaged(inc, e.moment())
 		e.saveIncident(inc)
 	}
 	e.sendHeldUpdates(now)
@@ -560,6 +570,11 @@ func (e *Engine) NoteDelivery(r notify.AttemptResult) {
 	if r.Fallback {
 		what += " (fallback)"
 	}
+	if r.OK && r.Action == notify.ActionTrigger {
+		e.mu.Lock()
+		e.saveOpening(e.incidents.noteAccepted(r.DedupKey, e.moment()))
+		e.mu.Unlock()
+	}
 	switch {
 	case r.OK:
 		e.Note(r.DedupKey, "accepted", what+" accepted")
@@ -626,6 +641,16 @@ func (e *Engine) saveClosed(inc *Incident) {
 // saveFailed logs a save the store refused, at most once a minute with a count: on a
 // full disk every result and tick fails to save (measured: over ten ERROR lines a
 // second), and alerting and paging go on from memory either way.
+// saveOpening stores a key's latest opening (nil: nothing to store).
+func (e *Engine) saveOpening(o *opening) {
+	if e.store == nil || o == nil {
+		return
+	}
+	if err := e.store.Put(BucketOpenings, o.Key, o); err != nil {
+		e.saveFailed("save opening", o.Key, err)
+	}
+}
+
 func (e *Engine) saveFailed(what, key string, err error) {
 	if ok, held := e.saveLog.Allow(e.now()); ok {
 		e.log.Error("could not "+what+"; alerting and paging go on from memory (logged at most once a minute)",

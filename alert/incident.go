@@ -44,6 +44,13 @@ type Incident struct {
 	PeakProducts []string `json:"peak_products,omitempty"`
 	// Reasons holds each covered target's last failure reason (at most maxReasons).
 	Reasons map[string]string `json:"reasons,omitempty"`
+	// OpenAtReceiver is when a receiver first accepted its trigger (flaphold.go).
+	OpenAtReceiver time.Time `json:"open_at_receiver,omitzero"`
+	// FlapUntil: its key was paged less than a flap window before it; once its targets
+	// recover it stays open, covering nothing, until then (flaphold.go).
+	FlapUntil time.Time `json:"flap_until,omitzero"`
+	// The same times with this process's monotonic reading, when set by this process.
+	openAtReceiver, flapUntil, paged moment
 }
 
 // maxReasons bounds Reasons: a global outage of 10,000 targets keeps 50 examples.
@@ -128,6 +135,20 @@ type Incidents struct {
 	// each target, and the earliest first page each target was held for.
 	pagedWidth map[string]int
 	heldUntil  map[string]time.Time
+	// lastOpening is, per key, when its latest closed incident was open at a receiver
+	// (flaphold.go); flapWindow is an incident's flap window; mono reads the clock's
+	// monotonic time. Set by the engine.
+	lastOpening map[string]moment
+	flapWindow  func(*Incident) time.Duration
+	mono        func() time.Duration
+}
+
+// moment is now with the monotonic reading, when the engine gave one.
+func (m *Incidents) moment(now time.Time) moment {
+	if m.mono == nil {
+		return wallMoment(now)
+	}
+	return moment{wall: now, mono: m.mono(), ok: true}
 }
 
 // snapshotCoverage records, before groups move targets between incidents, how each
@@ -174,7 +195,8 @@ func (m *Incidents) keepPaged(now time.Time, opened []*Incident) {
 
 // NewIncidents starts with the given open incidents (restored from the store).
 func NewIncidents(groupWait time.Duration, restored []*Incident) *Incidents {
-	m := &Incidents{open: map[string]*Incident{}, groupWait: groupWait, changed: map[string]bool{}}
+	m := &Incidents{open: map[string]*Incident{}, groupWait: groupWait, changed: map[string]bool{}, lastOpening: map[string]moment{},
+		flapWindow: func(*Incident) time.Duration { return 0 }}
 	for _, inc := range restored {
 		if inc.Open() {
 			m.open[inc.Key] = inc
@@ -364,6 +386,10 @@ func (m *Incidents) settle(now time.Time, inc *Incident, failing map[string]bool
 	}
 	if len(still) == 0 || wider == nil {
 		// Recovered, or what is left is explained by narrower incidents.
+		if m.holdsFlap(inc, m.moment(now)) {
+			m.holdOpen(now, inc)
+			return nil
+		}
 		inc.close(now, "no failing target left in this incident")
 		delete(m.open, inc.Key)
 		return []Change{{ChangeResolved, inc}}
@@ -379,6 +405,17 @@ func (m *Incidents) settle(now time.Time, inc *Incident, failing map[string]bool
 	inc.Updated = now
 	inc.note(now, "absorbed", "now part of "+wider.Key)
 	return []Change{{ChangeAbsorbed, inc}}
+}
+
+// holdOpen keeps a flapping incident open, covering nothing, until its FlapUntil.
+func (m *Incidents) holdOpen(now time.Time, inc *Incident) {
+	if inc.Targets != nil && len(inc.Targets) == 0 {
+		return // held already
+	}
+	inc.Targets, inc.Regions, inc.Products = []string{}, []string{}, []string{}
+	inc.Updated = now
+	m.changed[inc.Key] = true
+	inc.note(now, "recovered", "every target recovered; held open as flapping until "+inc.FlapUntil.UTC().Format(time.RFC3339))
 }
 
 func (m *Incidents) openIncident(now time.Time, g Group, priorities map[string]int) *Incident {

@@ -25,3 +25,8 @@ func (m moment) since(now moment) time.Duration {
 
 // isZero: never set.
 func (m moment) isZero() bool { return m.wall.IsZero() && !m.ok }
+
+// add is d after m.
+func (m moment) add(d time.Duration) moment {
+	return moment{wall: m.wall.Add(d), mono: m.mono + d, ok: m.ok}
+}

@@ -286,6 +286,9 @@ func checkWrittenBack(t *testing.T, st *memStore, before map[string]map[string][
 				var inc Incident
 				err = json.Unmarshal(raw, &inc)
 				own = inc.Opened.UTC().Format("20060102T150405.000000000Z") + " " + inc.Key
+			case BucketOpenings:
+				var o opening
+				err, own = json.Unmarshal(raw, &o), o.Key
 			}
 			if err != nil || own != key {
 				t.Errorf("wrote %s/%s that the next start cannot restore (own key %q, %v): %s", bucket, key, own, err, raw)

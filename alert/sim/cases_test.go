@@ -135,6 +135,53 @@ func TestCase02FlappingPagesOnce(t *testing.T) {
 	})
 }
 
+// Seeds 3434, 5772: different targets taking turns under one key (a product failing
+// in two regions, then in two others) re-opened the key every turn: three pages of
+// picket/product/p1 in five minutes, though no one target flapped. The key is paged at
+// most twice within its flap window: the second page, once recovered, stays open until
+// a window after the first, and a third failure joins it.
+func TestKeyFlappingPagesAtMostTwicePerWindow(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "running", true: "restarted between the turns"}[restart], func(t *testing.T) {
+			keyFlaps(t, restart)
+		})
+	}
+}
+
+func keyFlaps(t *testing.T, restart bool) {
+	p := basicPlatform(6, 2)
+	p.SuccessThreshold, p.GroupWait = 1, -1 // quick turns: paged on firing, resolved on a pass
+	s := newSim(t, Options{Platform: p})
+	// Each turn other targets: no one target flaps.
+	s.At(time.Minute).Fail("r1", "p1").Fail("r2", "p1")
+	s.At(2*time.Minute).Heal("r1", "p1").Heal("r2", "p1")
+	if restart { // the first page's opening must survive it
+		s.At(2*time.Minute + 30*time.Second).Restart()
+	}
+	s.At(2*time.Minute+40*time.Second).Fail("r3", "p1").Fail("r4", "p1")
+	s.At(3*time.Minute+40*time.Second).Heal("r3", "p1").Heal("r4", "p1")
+	s.At(4*time.Minute+20*time.Second).Fail("r5", "p1").Fail("r6", "p1")
+	s.At(5*time.Minute+30*time.Second).Heal("r5", "p1").Heal("r6", "p1")
+	_ = s.RunFor(20 * time.Minute)
+	key := "picket/product/p1"
+	var opens []time.Duration
+	for _, ev := range s.Receiver("pager").Events() {
+		if ev.Opened && ev.Key == key {
+			opens = append(opens, ev.At)
+		}
+	}
+	if len(opens) < 2 {
+		t.Fatalf("p1 down in two regions, three times: want %s paged, got %d openings\n%s", key, len(opens), s.trace(key))
+	}
+	if len(opens) > 2 && opens[2]-opens[0] < 5*time.Minute {
+		t.Errorf("%s opened at %v: three times within its 5m flap window, want at most twice\n%s", key, opens, s.trace(key))
+	}
+	if s.Receiver("pager").IsOpen(key) {
+		t.Errorf("%s still open 12 minutes after the last failure\n%s", key, s.trace(key))
+	}
+	quiet(t, s)
+}
+
 // A trigger that went to the fallback (the pager kept failing) must be resolved there
 // too, even when the pager is back by the time of the resolve.
 func TestCase03FallbackGetsResolve(t *testing.T) {

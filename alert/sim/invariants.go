@@ -42,8 +42,8 @@ const (
 type Checks struct {
 	// Skip names invariants not to check (I1Coverage, ...).
 	Skip []string
-	// FlapWindowRuns is I4's window in runs of the platform's interval; 0: the default
-	// failure_window's runs (10 at failure_threshold 2).
+	// FlapWindowRuns is I4's window in runs of each target's interval; 0: each
+	// target's failure_window runs (10 at failure_threshold 2).
 	FlapWindowRuns int
 	// PagesPerFlapWindow is how many times a key may open at one receiver within the
 	// window; 0: 2 (the failure, then once more marked flapping; a flapping target then
@@ -378,12 +378,10 @@ func matchTarget(m config.Match, scope, product, region string, prio int) bool {
 }
 
 // checkFlapping (I4): a key opens at most PagesPerFlapWindow (2) times at any one
-// receiver within any flap window (FlapWindowRuns runs of the interval): a target that
-// fails again soon after recovering is paged once more, as flapping, and then held open.
-// A stricter "once per window" would need every resolve held back for the whole window.
+// receiver within any flap window of the key: a target that fails again soon after
+// recovering is paged once more, as flapping, and then held open. A stricter "once per
+// window" would need every resolve held back for the whole window.
 func (c *checker) checkFlapping() {
-	window := time.Duration(orInt(c.o.FlapWindowRuns, config.DefaultWindow(config.DefaultFailureThreshold).Runs)) *
-		orDur(c.s.platform.Interval, 30*time.Second)
 	limit := orInt(c.o.PagesPerFlapWindow, 2)
 	for _, r := range c.s.Receivers() {
 		opened := map[string][]time.Duration{}
@@ -394,7 +392,8 @@ func (c *checker) checkFlapping() {
 		}
 		for _, key := range sortedKeys(opened) {
 			at := opened[key]
-			for i := limit; i < len(at); i++ {
+			window := c.flapWindow(key)
+			for i := limit; i < len(at) && window > 0; i++ {
 				if at[i]-at[i-limit] < window {
 					c.fail(I4Flapping, key+" at "+r.name, HintFlapping, "%s opened %d times at %s within %s (at %s and %s)",
 						key, limit+1, r.name, window, fmtDur(at[i-limit]), fmtDur(at[i]))
@@ -403,6 +402,41 @@ func (c *checker) checkFlapping() {
 			}
 		}
 	}
+}
+
+// flapWindow is a key's flap window: the longest failure window (its runs times the
+// interval) of the targets the key's scope covers (a target key: its own; a product or
+// region: theirs; global: all). FlapWindowRuns overrides the runs. Zero: no target of
+// the key has a failure window, so nothing is judged flapping.
+func (c *checker) flapWindow(key string) time.Duration {
+	subject := key[strings.LastIndex(key, "/")+1:]
+	if i := strings.Index(key, "/target/"); i >= 0 {
+		subject = key[i+len("/target/"):]
+	} else if i := strings.Index(key, "/degraded/"); i >= 0 {
+		subject = key[i+len("/degraded/"):]
+	} else if i := strings.Index(key, "/cert/"); i >= 0 {
+		subject = key[i+len("/cert/"):]
+	}
+	covers := func(t *config.Target) bool {
+		switch {
+		case key == "picket/global":
+			return true
+		case strings.HasPrefix(key, "picket/product/"):
+			return t.Product == subject
+		case strings.HasPrefix(key, "picket/region/"):
+			return t.Region == subject
+		}
+		return t.ID == subject || t.Product == subject || t.Region == subject
+	}
+	var window time.Duration
+	for _, t := range c.s.cfg.Targets {
+		if !covers(t) || t.FailureWindow.Failures == 0 {
+			continue
+		}
+		runs := orInt(c.o.FlapWindowRuns, t.FailureWindow.Runs)
+		window = max(window, time.Duration(runs)*t.Interval)
+	}
+	return window
 }
 
 // CheckQuiet heals everything (platform, vantages' paths, receivers, impairment,
