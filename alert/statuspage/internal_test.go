@@ -157,3 +157,20 @@ func FuzzSilenceRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestHeldFlappingIncidentSaysSo: an incident held open as flapping covers no target;
+// its card names what it covered and until when it is held, not an empty list.
+func TestHeldFlappingIncidentSaysSo(t *testing.T) {
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	inc := alert.Incident{Key: "picket/product/logs", Scope: alert.ScopeProduct, Subject: "logs", Condition: "down",
+		Opened: now.Add(-3 * time.Minute), Targets: []string{}, PeakTargets: []string{"logs/read@eu1"},
+		FlapUntil: now.Add(2 * time.Minute)}
+	v := incidentOf(inc, now)
+	if !v.HeldUntil.Equal(inc.FlapUntil) || strings.Join(v.Targets, ",") != "logs/read@eu1" {
+		t.Errorf("held incident: HeldUntil %s, targets %v; want %s and its peak targets", v.HeldUntil, v.Targets, inc.FlapUntil)
+	}
+	inc.Targets = []string{"logs/read@eu1"} // failing again: not held
+	if v := incidentOf(inc, now); !v.HeldUntil.IsZero() {
+		t.Errorf("an incident covering a failing target shows as held until %s", v.HeldUntil)
+	}
+}

@@ -87,7 +87,9 @@ type incidentView struct {
 	Targets                            []string
 	AbsorbedInto                       string
 	Silenced                           bool
-	Timeline                           []alert.Event
+	// HeldUntil: every target recovered, and it stays open as flapping until then.
+	HeldUntil time.Time
+	Timeline  []alert.Event
 }
 
 var pageFuncs = template.FuncMap{
@@ -270,12 +272,16 @@ func incidentOf(inc alert.Incident, now time.Time) incidentView {
 	if !inc.Resolved.IsZero() {
 		end = inc.Resolved
 	}
-	return incidentView{
+	v := incidentView{
 		Key: inc.Key, Path: keyToPath(inc.Key), Label: scopeLabel(inc.Scope, inc.Subject),
 		Scope: inc.Scope, Condition: inc.Condition, Opened: inc.Opened, Resolved: inc.Resolved,
 		IsResolved: !inc.Resolved.IsZero(), Age: humanDuration(end.Sub(inc.Opened)),
 		Targets: inc.Targets, AbsorbedInto: inc.AbsorbedInto, Silenced: inc.Silenced, Timeline: inc.Timeline,
 	}
+	if inc.Open() && len(inc.Targets) == 0 && !inc.FlapUntil.IsZero() {
+		v.HeldUntil, v.Targets = inc.FlapUntil, inc.PeakTargets // what it covered, recovered now
+	}
+	return v
 }
 
 // scopeLabel says the width first, as the pages do.
