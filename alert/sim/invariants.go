@@ -325,7 +325,7 @@ func (c *checker) checkSilences(w view) {
 // never paged, and an active incident with a target that no active silence covers is
 // not muted: it is paged within group_wait + 2 ticks of that target being uncovered.
 func checkSilence(c *checker, w view, inc alert.Incident, queuedNow bool) {
-	allSilenced := true
+	allSilenced := len(inc.Targets) > 0 // one held open as flapping covers nothing
 	var loud []string
 	for _, t := range inc.Targets {
 		if !w.silenced(t, inc.Scope) {

@@ -75,7 +75,12 @@ func knownCaseOf(hint string) string {
 //     (I4): the key's second page now holds its resolve (flaphold.go).
 //   - 6219: I4 judged every key by the platform's interval; a 15s journey's own flap
 //     window is shorter, and the engine rightly went by it.
-var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567, 583, 620, 943, 1007, 1155, 1603,
+//   - 1247: I5 after a backward wall step and a restart: the running twin judged a
+//     recovery 14 minutes old by its monotonic clock, the restarted run 0 minutes by
+//     the persisted wall time; the runs are now compared until such a restart.
+//   - 1340: I3 called an incident held open as flapping (covering nothing) "paged
+//     though all of its targets are silenced".
+var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567, 583, 620, 943, 1007, 1155, 1247, 1340, 1603,
 	1982, 2255, 2789, 2796, 2994, 3434, 5772, 5815, 6219, 7574, 9233, 9755}
 
 // knownFleetSeeds are fleet walks that once failed:
