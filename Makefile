@@ -60,7 +60,7 @@ FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/ex
 	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzStoredPage:./alert/cluster \
 	FuzzRetryAfter:./alert/notify FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert \
 	FuzzHistory:./alert/store FuzzParseShard:./config FuzzGossipKey:./config \
-	FuzzStatusQuery:./alert/statuspage
+	FuzzStatusQuery:./alert/statuspage FuzzExcerpt:./internal/scrub
 # The outage simulator over SIM_SEEDS single-vantage and SIM_FLEET_SEEDS fleet walks
 # (make test runs 300 and 20).
 SIM_SEEDS       ?= 3000

@@ -214,7 +214,7 @@ func TestRelativePathsFollowTheConfigFile(t *testing.T) {
 
 func TestRedactLongestFirst(t *testing.T) {
 	s := newSecrets(map[string]string{"a": "abcdef", "b": "abcdefghij"})
-	if got := s.Redact("x abcdefghij y abcdef"); got != "x <redacted> y <redacted>" {
+	if got := s.Redact("x abcdefghij y abcdef"); got != "x [redacted] y [redacted]" {
 		t.Errorf("got %q", got)
 	}
 }

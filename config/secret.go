@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"log/slog"
 	"os"
@@ -10,7 +11,7 @@ import (
 )
 
 // redacted is what a secret looks like anywhere it could be printed.
-const redacted = "<redacted>"
+const redacted = scrub.Marker
 
 // Secret holds a value that must never be printed: String, fmt verbs, JSON, YAML and
 // slog all show it redacted. Only Reveal gives the value, at the point of use.
@@ -34,39 +35,27 @@ func (s Secret) Format(f fmt.State, verb rune) { fmt.Fprint(f, redacted) }
 // Secrets are the resolved secrets of a config, and the redactor built from them.
 type Secrets struct {
 	values   map[string]string
-	replacer *strings.Replacer
+	redactor *scrub.Redactor
 }
 
 func newSecrets(values map[string]string) *Secrets {
-	s := &Secrets{values: values}
-	var pairs []string
 	vals := make([]string, 0, len(values))
 	for _, v := range values {
 		vals = append(vals, v)
 	}
-	// Longest first, so a secret that contains another is replaced whole.
-	sort.Slice(vals, func(i, j int) bool { return len(vals[i]) > len(vals[j]) })
-	for _, v := range vals {
-		if len(v) >= minRedactLen {
-			pairs = append(pairs, v, redacted)
-		}
-	}
-	if len(pairs) > 0 {
-		s.replacer = strings.NewReplacer(pairs...)
-	}
-	return s
+	return &Secrets{values: values, redactor: scrub.New(vals...)}
 }
 
 // minRedactLen: a one- or two-letter "secret" would blank out ordinary text; Load
 // rejects secrets that short instead.
-const minRedactLen = 3
+const minRedactLen = scrub.MinSecretLen
 
 // Redact replaces every secret value in text.
 func (s *Secrets) Redact(text string) string {
-	if s == nil || s.replacer == nil {
+	if s == nil {
 		return text
 	}
-	return s.replacer.Replace(text)
+	return s.redactor.String(text)
 }
 
 // Names lists the secrets' names, sorted.

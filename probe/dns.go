@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"net"
 	"net/netip"
@@ -219,7 +220,7 @@ func observeDNS(ex *Exchange, r *dns.Msg) {
 	ex.Obs.DNS = info
 	ex.Obs.Body = []byte(strings.Join(info.Answers, "\n"))
 	ex.Info["rcode"] = info.Rcode
-	ex.Info["answers"] = expect.Excerpt([]byte(strings.Join(info.Answers, ", ")), dnsInfoAnswersLen)
+	ex.Info["answers"] = scrub.Excerpt([]byte(strings.Join(info.Answers, ", ")), dnsInfoAnswersLen)
 	ex.Info["authoritative"] = strconv.FormatBool(info.Authoritative)
 }
 

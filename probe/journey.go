@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
@@ -280,7 +281,7 @@ const excerptWindow = 4 << 10
 // trimmed: most error pages end in a newline, which would show as a lone space.
 func bodyExcerpt(body []byte, redact func(string) string) string {
 	head := string(body[:min(len(body), excerptWindow)])
-	return strings.TrimRight(expect.Excerpt([]byte(redact(head)), excerptLen), " ")
+	return strings.TrimRight(scrub.Excerpt([]byte(redact(head)), excerptLen), " ")
 }
 
 func extract(ex []config.Extractor, o *expect.Observation, vars map[string]string, redact func(string) string) error {

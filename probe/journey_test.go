@@ -211,7 +211,7 @@ func TestPollNeverReadable(t *testing.T) {
 	if rb.Attempts < 3 || rb.Attempts > 10 || int(store.reads.Load()) != rb.Attempts {
 		t.Errorf("attempts %d (server saw %d), want 3..10 and equal", rb.Attempts, store.reads.Load())
 	}
-	want := fmt.Sprintf("step read-back: not ready within 500ms (%d attempts); last: status 404, want 200; body is not JSON (\"no such log (yet) \"), want JSON for m (body: no such log (yet))", rb.Attempts)
+	want := fmt.Sprintf("step read-back: not ready within 500ms (%d attempts); last: status 404, want 200; body is not JSON (\"no such log (yet)\"), want JSON for m (body: no such log (yet))", rb.Attempts)
 	if res.Error != want {
 		t.Errorf("error\n %q\nwant\n %q", res.Error, want)
 	}
@@ -388,7 +388,7 @@ func TestSecretsNeverReachResults(t *testing.T) {
 				}
 			}
 			// The echo did come back, redacted: the test would see a leak.
-			if !strings.Contains(res.Error, "<redacted>") {
+			if !strings.Contains(res.Error, "[redacted]") {
 				t.Errorf("error %q shows no redacted echo", res.Error)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"net"
 	"os"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/config"
-	"github.com/picket-dev/picket/probe/expect"
 	"github.com/picket-dev/picket/probe/tmpl"
 )
 
@@ -300,10 +300,10 @@ func (l *tcpLines) shown(first int) string {
 	got := l.lines[first:]
 	var parts []string
 	for _, line := range got[max(0, len(got)-tcpShownLines):] {
-		parts = append(parts, `"`+expect.Excerpt([]byte(line), tcpShownLineLen)+`"`)
+		parts = append(parts, `"`+scrub.Excerpt([]byte(line), tcpShownLineLen)+`"`)
 	}
 	if l.partial != "" {
-		parts = append(parts, `"`+expect.Excerpt([]byte(l.partial), tcpShownLineLen)+`" (no line ending)`)
+		parts = append(parts, `"`+scrub.Excerpt([]byte(l.partial), tcpShownLineLen)+`" (no line ending)`)
 	}
 	switch {
 	case len(parts) == 0:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"log/slog"
 	"net"
@@ -15,8 +16,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Limits shared by the HTTP notifiers.
@@ -33,9 +32,6 @@ const (
 	// UserAgent is sent by every notifier.
 	UserAgent = "picket"
 )
-
-// redactedText replaces a secret in text; the same words as config.Secret prints.
-const redactedText = "<redacted>"
 
 // StatusError is a receiver's answer outside 2xx. Excerpt is a short, single-line,
 // redacted part of its body (or the receiver's own error list), for the on-call to read.
@@ -63,7 +59,7 @@ func Classify(status int, body []byte, header http.Header) error {
 	if status >= 200 && status <= 299 {
 		return nil
 	}
-	return ClassifyExcerpt(status, Excerpt(body, MaxExcerptBytes), header)
+	return ClassifyExcerpt(status, scrub.Excerpt(body, MaxExcerptBytes), header)
 }
 
 // ClassifyExcerpt is Classify for a caller that has already made the excerpt (for
@@ -152,62 +148,6 @@ func transportCause(err error) string {
 	return "transport failure"
 }
 
-// Excerpt returns at most n bytes of body on one line: valid UTF-8, control characters
-// (and line separators, bidi controls) as spaces, runs of spaces collapsed, trimmed,
-// ending in "…" when cut.
-func Excerpt(body []byte, n int) string {
-	const ellipsis = "…"
-	if n <= 0 {
-		return ""
-	}
-	text := strings.Join(strings.Fields(strings.Map(displayRune, string(body))), " ")
-	if len(text) <= n {
-		return text
-	}
-	if n < len(ellipsis) {
-		return ""
-	}
-	cut := n - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(text[cut]) {
-		cut--
-	}
-	return text[:cut] + ellipsis
-}
-
-// displayRune maps what cannot be shown on one line of a log to a space. (strings.Map
-// has already turned invalid bytes into U+FFFD.)
-func displayRune(r rune) rune {
-	if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Bidi_Control) {
-		return ' '
-	}
-	return r
-}
-
-// minSecretLen is config's minimum length of a secret.
-const minSecretLen = 3
-
-// Redact replaces every secret of at least three bytes in text, longest first, so a
-// secret that contains another goes whole.
-func Redact(text string, secrets ...string) string {
-	ordered := make([]string, 0, len(secrets))
-	for _, s := range secrets {
-		// Shorter "secrets" would blank out ordinary words; config rejects them.
-		if len(s) >= minSecretLen {
-			ordered = append(ordered, s)
-		}
-	}
-	// Insertion sort: a notifier has a handful of secrets.
-	for i := 1; i < len(ordered); i++ {
-		for j := i; j > 0 && len(ordered[j]) > len(ordered[j-1]); j-- {
-			ordered[j], ordered[j-1] = ordered[j-1], ordered[j]
-		}
-	}
-	for _, s := range ordered {
-		text = strings.ReplaceAll(text, s, redactedText)
-	}
-	return text
-}
-
 // URLSecrets lists the parts of a URL that carry its credential, for Redact: the whole
 // URL, its path, query and user info, since an answer may echo any of them ("Cannot
 // POST /services/T000/B000/XXXX"), and the token-like pieces an answer may quote
@@ -255,7 +195,7 @@ func Scrub(err error, secrets ...string) error {
 		return nil
 	}
 	text := err.Error()
-	clean := Redact(text, secrets...)
+	clean := scrub.Redact(text, secrets...)
 	if clean == text {
 		return err
 	}
@@ -315,7 +255,7 @@ func PostJSON(ctx context.Context, client *http.Client, rawURL string, body []by
 		// failure status is a failure however much of its body came.)
 		return Scrub(TransportError(fmt.Errorf("read answer to status %d: %w", resp.StatusCode, err)), secrets...)
 	}
-	return Scrub(Classify(resp.StatusCode, []byte(Redact(string(answer), secrets...)), resp.Header), secrets...)
+	return Scrub(Classify(resp.StatusCode, []byte(scrub.Redact(string(answer), secrets...)), resp.Header), secrets...)
 }
 
 // Defaults fills in what every channel's constructor needs: an HTTP client (ours: no

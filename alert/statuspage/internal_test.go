@@ -2,10 +2,9 @@ package statuspage
 
 import (
 	"encoding/json"
-	"html/template"
+	"github.com/picket-dev/picket/internal/scrub"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -74,29 +73,8 @@ func TestWindowFor(t *testing.T) {
 	}
 }
 
-func TestRedactorForms(t *testing.T) {
-	token := `tok+<&>"'= 42/?#%`
-	x := newRedactor(token)
-	var text, attr strings.Builder
-	_ = template.Must(template.New("").Parse(`<p>{{.}}</p>`)).Execute(&text, token)
-	_ = template.Must(template.New("").Parse(`<p title="{{.}}">`)).Execute(&attr, token)
-	forms := []string{token, template.HTMLEscapeString(token), jsonForm(token), url.PathEscape(token), url.QueryEscape(token), text.String(), attr.String()}
-	for _, f := range forms {
-		if got := x.string("a " + f + " b"); strings.Contains(got, "42") || !strings.Contains(got, redactedText) {
-			t.Errorf("form %q scrubbed to %q: want it replaced whole", f, got)
-		}
-	}
-	if got := newRedactor("ab").string("ab cab"); got != "ab cab" {
-		t.Errorf("a too short token scrubbed %q; want text left alone", got)
-	}
-	var none *redactor
-	if got := string(none.bytes([]byte("x"))); got != "x" {
-		t.Errorf("nil redactor changed text to %q", got)
-	}
-}
-
 func TestScrubbedStatus(t *testing.T) {
-	x := newRedactor("tok-123456")
+	x := scrub.NewWithForms("tok-123456")
 	st := alert.Status{Banner: "b tok-123456", Matrix: map[string]map[string]string{"p": {"r": "up"}},
 		Targets: []alert.TargetView{{Target: "p/j@r", LastError: "key tok-123456 refused", State: alert.StateFiring}}}
 	got, err := scrubbed(x, st)

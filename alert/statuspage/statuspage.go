@@ -6,6 +6,7 @@ package statuspage
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/picket-dev/picket/internal/scrub"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -50,7 +51,7 @@ type Handler struct {
 	mux    *http.ServeMux
 	page   *template.Template
 	static map[string]staticFile
-	scrub  *redactor
+	scrub  *scrub.Redactor
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -62,7 +63,7 @@ func New(src Source, o Options) *Handler {
 		src: src, token: o.Token, title: o.Title, log: o.Logger, now: o.Now,
 		page:   template.Must(template.New("page.html").Funcs(pageFuncs).ParseFS(assets, "templates/page.html")),
 		static: loadStatic(),
-		scrub:  newRedactor(o.Token.Reveal()),
+		scrub:  scrub.NewWithForms(o.Token.Reveal()),
 	}
 	if h.title == "" {
 		h.title = DefaultTitle
@@ -70,7 +71,7 @@ func New(src Source, o Options) *Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	h.log = redactLogs(h.log, h.scrub)
+	h.log = scrub.Logger(h.log, h.scrub)
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -139,13 +140,13 @@ func only(byMethod map[string]http.HandlerFunc) http.HandlerFunc {
 }
 
 // writeJSON answers v as JSON, with the token scrubbed from it.
-func writeJSON(w http.ResponseWriter, scrub *redactor, status int, v any) {
+func writeJSON(w http.ResponseWriter, x *scrub.Redactor, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		body, _ = json.Marshal(errorBody{Error: "encode answer: " + err.Error()})
 	}
-	body = scrub.bytes(body)
+	body = x.Bytes(body)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -156,14 +157,14 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-func writeError(w http.ResponseWriter, scrub *redactor, status int, msg string) {
-	writeJSON(w, scrub, status, errorBody{Error: msg})
+func writeError(w http.ResponseWriter, x *scrub.Redactor, status int, msg string) {
+	writeJSON(w, x, status, errorBody{Error: msg})
 }
 
 // writeHTML answers a rendered page, with the token scrubbed from it.
-func writeHTML(w http.ResponseWriter, scrub *redactor, status int, body *bytes.Buffer) {
+func writeHTML(w http.ResponseWriter, x *scrub.Redactor, status int, body *bytes.Buffer) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(scrub.bytes(body.Bytes()))
+	_, _ = w.Write(x.Bytes(body.Bytes()))
 }

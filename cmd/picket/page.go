@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"log/slog"
 	"os"
 	"time"
@@ -67,7 +68,7 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 	secrets := notifiers.Secrets(cfg)
 	for i := range list {
 		// Each notifier redacts its own answers; this is the last line before a terminal.
-		list[i].Reason = notify.Redact(cfg.Secrets.Redact(list[i].Reason), secrets...)
+		list[i].Reason = scrub.Redact(cfg.Secrets.Redact(list[i].Reason), secrets...)
 	}
 	return list, nil
 }

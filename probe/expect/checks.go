@@ -1,6 +1,8 @@
 package expect
 
 import (
+	"github.com/picket-dev/picket/internal/scrub"
+
 	"bytes"
 	"fmt"
 	"maps"
@@ -62,7 +64,7 @@ func (h *headerCheck) check(headers http.Header) string {
 	if h.re.MatchString(values[0]) {
 		return ""
 	}
-	return fmt.Sprintf("header %s = %q, want match `%s`", h.name, Excerpt([]byte(values[0]), excerptBytes), h.re)
+	return fmt.Sprintf("header %s = %q, want match `%s`", h.name, scrub.Excerpt([]byte(values[0]), excerptBytes), h.re)
 }
 
 type bodyPattern struct {

@@ -1,6 +1,8 @@
 package expect
 
 import (
+	"github.com/picket-dev/picket/internal/scrub"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -75,7 +77,7 @@ func (e *exprCheck) check(o *Observation, body *bodyView) string {
 	out, err := expr.Run(e.program, env)
 	if err != nil {
 		// Cut: a run-time message may quote a whole operand, such as the body.
-		return fmt.Sprintf("expr `%s` failed: %s", e.src, Excerpt([]byte(oneLine(err).Error()), 200))
+		return fmt.Sprintf("expr `%s` failed: %s", e.src, scrub.Excerpt([]byte(oneLine(err).Error()), 200))
 	}
 	if ok, _ := out.(bool); ok {
 		return ""

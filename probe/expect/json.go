@@ -1,6 +1,8 @@
 package expect
 
 import (
+	"github.com/picket-dev/picket/internal/scrub"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +78,7 @@ func (c *Checks) checkJSON(body *bodyView, data tmpl.Data, fail func(string)) {
 		return
 	}
 	if !body.isJSON() {
-		fail(fmt.Sprintf("body is not JSON (%q), want JSON for %s", Excerpt(body.raw, 60), c.jsonPaths()))
+		fail(fmt.Sprintf("body is not JSON (%q), want JSON for %s", scrub.Excerpt(body.raw, 60), c.jsonPaths()))
 		return
 	}
 	for i := range c.json {
@@ -167,7 +169,7 @@ func parseJSONNumber(s string) (float64, bool) {
 // both cut to a readable length.
 func showJSON(got gjson.Result) string {
 	if got.Type == gjson.String {
-		return strconv.Quote(Excerpt([]byte(got.Str), excerptBytes))
+		return strconv.Quote(scrub.Excerpt([]byte(got.Str), excerptBytes))
 	}
-	return Excerpt([]byte(got.Raw), excerptBytes)
+	return scrub.Excerpt([]byte(got.Raw), excerptBytes)
 }

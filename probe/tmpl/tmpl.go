@@ -6,6 +6,7 @@ package tmpl
 import (
 	"errors"
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"strings"
 	"text/template"
 )
@@ -64,10 +65,5 @@ func cleanErr(err error, name string) error {
 	return fmt.Errorf("%s", strings.TrimSpace(msg))
 }
 
-// excerpt keeps an error about a huge template short.
-func excerpt(s string) string {
-	if len(s) > 80 {
-		return s[:77] + "..."
-	}
-	return s
-}
+// excerpt keeps an error about a huge template short (and on one line).
+func excerpt(s string) string { return scrub.Excerpt([]byte(s), 80) }

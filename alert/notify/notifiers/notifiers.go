@@ -31,7 +31,7 @@ func Build(cfg *config.Config, client *http.Client, logger *slog.Logger) map[str
 }
 
 // Secrets lists every credential of the configured notifiers (routing keys, webhook URLs
-// and the parts of them an answer may echo, header values), for notify.Redact: a last
+// and the parts of them an answer may echo, header values), for scrub.Redact: a last
 // line for output that quotes receivers' answers, after each notifier's own redaction.
 func Secrets(cfg *config.Config) []string {
 	var out []string

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/picket-dev/picket/internal/scrub"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -171,10 +172,10 @@ type eventsAnswer struct {
 // answerExcerpt quotes an Events API error as "status: message: error; error", or the
 // start of the body when it is not the Events API's JSON (a proxy's HTML page).
 func answerExcerpt(body []byte, routingKey string) string {
-	body = []byte(notify.Redact(string(body), routingKey))
+	body = []byte(scrub.Redact(string(body), routingKey))
 	var ans eventsAnswer
 	if err := json.Unmarshal(body, &ans); err != nil || (ans.Status == "" && ans.Message == "" && len(ans.Errors) == 0) {
-		return notify.Excerpt(body, notify.MaxExcerptBytes)
+		return scrub.Excerpt(body, notify.MaxExcerptBytes)
 	}
 	parts := make([]string, 0, 3)
 	for _, p := range []string{ans.Status, ans.Message, strings.Join(ans.Errors, "; ")} {
@@ -183,7 +184,7 @@ func answerExcerpt(body []byte, routingKey string) string {
 		}
 	}
 	// The error list is what says which field is wrong: allow it more room.
-	return notify.Excerpt([]byte(strings.Join(parts, ": ")), 2*notify.MaxExcerptBytes)
+	return scrub.Excerpt([]byte(strings.Join(parts, ": ")), 2*notify.MaxExcerptBytes)
 }
 
 // event maps a notification to an Events API v2 event. A resolve carries only the
