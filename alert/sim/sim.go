@@ -88,6 +88,9 @@ type Sent struct {
 	Action  string
 	Notify  []string
 	Summary string
+	// Targets are the incident's targets when it was queued (nil: the notification
+	// listed only some of them): I3 judges a page by what it was about when it left.
+	Targets []string
 }
 
 func (s Sent) String() string {

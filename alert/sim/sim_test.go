@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/config"
 )
 
 // A region outage pages the region once and resolves it once it heals.
@@ -18,5 +20,25 @@ func TestRegionOutagePagesAndResolves(t *testing.T) {
 	want := []string{"OPEN picket/region/r1", "CLOSE picket/region/r1"}
 	if got := transitions(s.Receiver("pager")); !slices.Equal(got, want) {
 		t.Fatalf("pager: got %v, want %v\n%s", got, want, s.trace("picket/region/r1"))
+	}
+}
+
+// I3 judges a page by the targets it was about when it left (seed 7782). With no group
+// wait, the first result of r2's outage joins p1/j@r2 to silenced p1/j@r1 as product
+// p1, which pages at once (p1/j@r2 is silenced by nobody); the next result of the same
+// round makes region r2, which takes p1/j@r2, and leaves p1 with only silenced r1.
+func TestSilenceRuleJudgesThePageWhenQueued(t *testing.T) {
+	p := basicPlatform(2, 2)
+	p.GroupWait = -1 // group_wait: 0s
+	s := newSim(t, Options{Platform: p, Slots: 1})
+	s.At(time.Minute).Silence(config.Match{Region: []string{"r1"}}, time.Hour)
+	s.At(2*time.Minute).Fail("r1", "p1")
+	s.At(5*time.Minute).Fail("r2", "*")
+	run(t, s, 10*time.Minute)
+	key := "picket/product/p1"
+	inc, ok := s.Engine().Incident(key)
+	if !ok || !inc.Triggered || !slices.Equal(inc.Targets, []string{"p1/j@r1"}) {
+		t.Fatalf("want %s paged and narrowed to the silenced p1/j@r1 (the scenario this rule is about), got open %v, triggered %v, targets %v\n%s",
+			key, ok, inc.Triggered, inc.Targets, s.trace(key))
 	}
 }

@@ -155,8 +155,25 @@ type recordingOutbox struct {
 func (r *recordingOutbox) Enqueue(d notify.Delivery) error {
 	s := r.v.sim
 	s.sent = append(s.sent, Sent{At: s.elapsed, Vantage: r.v.name, Key: d.Notification.DedupKey,
-		Action: d.Notification.Action, Notify: slices.Clone(d.Notify), Summary: d.Notification.Summary})
+		Action: d.Notification.Action, Notify: slices.Clone(d.Notify), Summary: d.Notification.Summary,
+		Targets: detailTargets(d.Notification.Details)})
 	return r.ob.Enqueue(d)
+}
+
+// detailTargets are the targets a notification's details list, nil when it lists only
+// some of them (it keeps at most 50).
+func detailTargets(d map[string]any) []string {
+	list, _ := d["targets"].([]map[string]any)
+	if total, _ := d["targets_total"].(int); total != len(list) {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, t := range list {
+		if id, ok := t["target"].(string); ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Entries lets the engine see what is queued after a restart (adoptQueued).
