@@ -54,6 +54,12 @@ func (v *vantage) boot() error {
 				engine.NoteDelivery(r)
 			}
 		},
+		OnDrop: func(d notify.Dropped) {
+			v.sim.noteDrop(d)
+			if engine != nil {
+				engine.NoteDrop(d) // as the daemon does
+			}
+		},
 	}
 	if m != nil { // only a fleet shares its keys with other senders
 		obOpts.Obsolete = func(n notify.Notification) string {
@@ -156,8 +162,32 @@ func (r *recordingOutbox) Enqueue(d notify.Delivery) error {
 	s := r.v.sim
 	s.sent = append(s.sent, Sent{At: s.elapsed, Vantage: r.v.name, Key: d.Notification.DedupKey,
 		Action: d.Notification.Action, Notify: slices.Clone(d.Notify), Summary: d.Notification.Summary,
-		Targets: detailTargets(d.Notification.Details)})
+		ID: d.Notification.ID, Opened: d.Notification.Opened, Targets: detailTargets(d.Notification.Details)})
 	return r.ob.Enqueue(d)
+}
+
+// noteDrop keeps, for I5, the incidents a receiver never heard of: their trigger was
+// dropped unsent for it, coalesced with their resolve.
+func (s *Sim) noteDrop(d notify.Dropped) {
+	r := s.receiverOf(d.Notifier)
+	if d.Action != notify.ActionTrigger || d.Reason != notify.DropCoalesced || r == "" {
+		return
+	}
+	i := slices.IndexFunc(s.sent, func(sn Sent) bool { return sn.ID == d.NotificationID })
+	if i < 0 {
+		return
+	}
+	opened := s.sent[i].Opened
+	if !slices.ContainsFunc(s.sent[i:], func(sn Sent) bool {
+		return sn.Key == d.DedupKey && sn.Action == notify.ActionResolve && sn.Opened.Equal(opened)
+	}) {
+		return // coalesced with a later trigger (an update): the receiver hears of it
+	}
+	k := r + " " + d.DedupKey
+	if s.unseen[k] == nil {
+		s.unseen[k] = map[time.Time]bool{}
+	}
+	s.unseen[k][opened] = true
 }
 
 // detailTargets are the targets a notification's details list, nil when it lists only
