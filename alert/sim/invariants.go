@@ -310,31 +310,40 @@ func (c *checker) routeReceivers(w view, inc alert.Incident) []string {
 
 // checkSilences is I3.
 func (c *checker) checkSilences(w view) {
-	sentKeys := map[string]bool{}
+	// The first trigger of each key queued since the last check, with the targets it
+	// was about then: an incident may narrow in the same instant (more results of the
+	// same probe round), and a page is judged by what it paged for.
+	paged := map[string][]string{}
 	for _, sn := range c.s.sent[c.sentSeen:] {
-		if sn.Action == notify.ActionTrigger {
-			sentKeys[sn.Key] = true
+		if _, ok := paged[sn.Key]; !ok && sn.Action == notify.ActionTrigger {
+			paged[sn.Key] = sn.Targets
 		}
 	}
 	for _, inc := range w.incidents {
-		checkSilence(c, w, inc, sentKeys[inc.Key])
+		targets, queuedNow := paged[inc.Key]
+		if targets == nil {
+			targets = inc.Targets // the notification listed only some of them
+		}
+		checkSilence(c, w, inc, queuedNow, targets)
 	}
 }
 
-// checkSilence (I3): an incident all of whose targets are covered by active silences is
-// never paged, and an active incident with a target that no active silence covers is
-// not muted: it is paged within group_wait + 2 ticks of that target being uncovered.
-func checkSilence(c *checker, w view, inc alert.Incident, queuedNow bool) {
-	allSilenced := len(inc.Targets) > 0 // one held open as flapping covers nothing
+// checkSilence (I3): an incident all of whose targets are covered by active silences
+// when its first trigger is queued (pagedFor: its targets then) is never paged, and an
+// active incident with a target that no active silence covers is not muted: it is
+// paged within group_wait + 2 ticks of that target being uncovered. With group_wait 0 a
+// new target that nobody silenced pages its incident at once, even if it moves to
+// another incident a moment later and leaves only silenced targets behind.
+func checkSilence(c *checker, w view, inc alert.Incident, queuedNow bool, pagedFor []string) {
+	if inc.Triggered && !c.triggered[inc.Key] && queuedNow && len(pagedFor) > 0 && // (one held open as flapping covers nothing)
+		!slices.ContainsFunc(pagedFor, func(t string) bool { return !w.silenced(t, inc.Scope) }) {
+		c.fail(I3Silences, inc.Key, "", "%s was paged although every one of its targets is silenced: %v", inc.Key, pagedFor)
+	}
 	var loud []string
 	for _, t := range inc.Targets {
 		if !w.silenced(t, inc.Scope) {
-			allSilenced = false
 			loud = append(loud, t)
 		}
-	}
-	if inc.Triggered && !c.triggered[inc.Key] && queuedNow && allSilenced {
-		c.fail(I3Silences, inc.Key, "", "%s was paged although every one of its targets is silenced: %v", inc.Key, inc.Targets)
 	}
 	if inc.Triggered || inc.AbsorbedInto != "" || len(loud) == 0 || c.s.isImpaired() {
 		return

@@ -67,7 +67,10 @@ type Sim struct {
 	steps   int      // actions run so far
 	history []string // what the script did, for traces
 
-	sent    []Sent // every notification the engines queued
+	sent []Sent // every notification the engines queued
+	// unseen: receiver and key -> the openings of incidents whose trigger an outbox
+	// dropped unsent for that receiver, coalesced with the incident's resolve (I5).
+	unseen  map[string]map[time.Time]bool
 	checker *checker
 	closed  bool
 	fatal   error
@@ -88,6 +91,11 @@ type Sent struct {
 	Action  string
 	Notify  []string
 	Summary string
+	ID      string    // the notification's
+	Opened  time.Time // the incident's opening (wall time)
+	// Targets are the incident's targets when it was queued (nil: the notification
+	// listed only some of them): I3 judges a page by what it was about when it left.
+	Targets []string
 }
 
 func (s Sent) String() string {
@@ -114,7 +122,7 @@ func New(o Options) (*Sim, error) {
 	s := &Sim{
 		opts: o, start: cmp.Or(o.Start, epoch()), tick: cmp.Or(o.Tick, time.Second),
 		platform: o.Platform.Clone(), cfg: cfg, receivers: map[string]*Receiver{},
-		rng: rand.New(rand.NewPCG(o.Seed, 0x5157)), impaired: map[string]bool{}, paths: map[string][]platformFault{},
+		rng: rand.New(rand.NewPCG(o.Seed, 0x5157)), impaired: map[string]bool{}, unseen: map[string]map[time.Time]bool{}, paths: map[string][]platformFault{},
 	}
 	s.clock = clock.NewFake(s.start)
 	s.checker = newChecker(s, o.Checks)

@@ -54,6 +54,12 @@ func (v *vantage) boot() error {
 				engine.NoteDelivery(r)
 			}
 		},
+		OnDrop: func(d notify.Dropped) {
+			v.sim.noteDrop(d)
+			if engine != nil {
+				engine.NoteDrop(d) // as the daemon does
+			}
+		},
 	}
 	if m != nil { // only a fleet shares its keys with other senders
 		obOpts.Obsolete = func(n notify.Notification) string {
@@ -155,8 +161,49 @@ type recordingOutbox struct {
 func (r *recordingOutbox) Enqueue(d notify.Delivery) error {
 	s := r.v.sim
 	s.sent = append(s.sent, Sent{At: s.elapsed, Vantage: r.v.name, Key: d.Notification.DedupKey,
-		Action: d.Notification.Action, Notify: slices.Clone(d.Notify), Summary: d.Notification.Summary})
+		Action: d.Notification.Action, Notify: slices.Clone(d.Notify), Summary: d.Notification.Summary,
+		ID: d.Notification.ID, Opened: d.Notification.Opened, Targets: detailTargets(d.Notification.Details)})
 	return r.ob.Enqueue(d)
+}
+
+// noteDrop keeps, for I5, the incidents a receiver never heard of: their trigger was
+// dropped unsent for it, coalesced with their resolve.
+func (s *Sim) noteDrop(d notify.Dropped) {
+	r := s.receiverOf(d.Notifier)
+	if d.Action != notify.ActionTrigger || d.Reason != notify.DropCoalesced || r == "" {
+		return
+	}
+	i := slices.IndexFunc(s.sent, func(sn Sent) bool { return sn.ID == d.NotificationID })
+	if i < 0 {
+		return
+	}
+	opened := s.sent[i].Opened
+	if !slices.ContainsFunc(s.sent[i:], func(sn Sent) bool {
+		return sn.Key == d.DedupKey && sn.Action == notify.ActionResolve && sn.Opened.Equal(opened)
+	}) {
+		return // coalesced with a later trigger (an update): the receiver hears of it
+	}
+	k := r + " " + d.DedupKey
+	if s.unseen[k] == nil {
+		s.unseen[k] = map[time.Time]bool{}
+	}
+	s.unseen[k][opened] = true
+}
+
+// detailTargets are the targets a notification's details list, nil when it lists only
+// some of them (it keeps at most 50).
+func detailTargets(d map[string]any) []string {
+	list, _ := d["targets"].([]map[string]any)
+	if total, _ := d["targets_total"].(int); total != len(list) {
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for _, t := range list {
+		if id, ok := t["target"].(string); ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Entries lets the engine see what is queued after a restart (adoptQueued).
