@@ -495,10 +495,6 @@ func (e *Engine) tellAbsorbed(now time.Time) {
 	}
 }
 
-func (e *Engine) allSilences() []Silence {
-	return append(append([]Silence{}, e.silences...), e.runtime...)
-}
-
 // send hands one notification per matching route to the outbox.
 // It reports false only when there was something to queue and none of it could be
 // written (the store failed), so that a trigger is tried again rather than lost.

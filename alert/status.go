@@ -1,8 +1,6 @@
 package alert
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -197,66 +195,8 @@ func (e *Engine) Incident(key string) (Incident, bool) {
 	return Incident{}, false
 }
 
-// Silences lists the silences in force or planned (config and run time).
-func (e *Engine) Silences() []Silence {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	now := e.now()
-	var out []Silence
-	for _, s := range e.allSilences() {
-		if now.Before(s.End) {
-			out = append(out, s)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
-	return out
-}
-
 // ErrNotFound is returned for an unknown silence or incident.
 var ErrNotFound = errors.New("not found")
-
-// AddSilence adds a run-time silence (persisted) and returns it with its id.
-func (e *Engine) AddSilence(s Silence) (Silence, error) {
-	if !s.End.After(s.Start) {
-		return Silence{}, fmt.Errorf("silence ends (%s) before it starts (%s)", s.End.Format(time.RFC3339), s.Start.Format(time.RFC3339))
-	}
-	for _, sc := range s.Match.Scope {
-		if Width(sc) == 0 && sc != ScopeTarget {
-			return Silence{}, fmt.Errorf("scope %q: want target, region, product or global", sc)
-		}
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	s.ID = hex.EncodeToString(b)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.store != nil {
-		if err := e.store.Put(BucketSilences, s.ID, s); err != nil {
-			return Silence{}, fmt.Errorf("save silence: %w", err)
-		}
-	}
-	e.runtime = append(e.runtime, s)
-	return s, nil
-}
-
-// DeleteSilence ends a run-time silence; held incidents it covered are paged at once.
-func (e *Engine) DeleteSilence(id string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for i, s := range e.runtime {
-		if s.ID == id {
-			if e.store != nil {
-				if err := e.store.Delete(BucketSilences, id); err != nil {
-					return fmt.Errorf("delete silence: %w", err)
-				}
-			}
-			e.runtime = append(e.runtime[:i], e.runtime[i+1:]...)
-			e.sendDue(e.now())
-			return nil
-		}
-	}
-	return ErrNotFound
-}
 
 // Closed returns up to limit resolved incidents, newest first, from the store.
 func (e *Engine) Closed(limit int) ([]Incident, error) {
