@@ -169,18 +169,18 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	d.outbox, err = notify.NewOutbox(d.outboxOptions(cfg, st))
-	if err != nil {
-		return fail(fmt.Errorf("outbox: %w", err))
-	}
 	d.restoreImpaired()
-	engine, err := alert.NewEngine(alert.EngineOptions{
-		Config: engineConfig(cfg), Store: st, Outbox: d.outbox, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
-		Impaired: d.impaired != nil, // held from the start: restored incidents are not sent either
+	engine, ob, err := alert.NewPaging(alert.PagingOptions{
+		Engine: alert.EngineOptions{
+			Config: engineConfig(cfg), Store: st, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
+			Impaired: d.impaired != nil, // held from the start: restored incidents are not sent either
+		},
+		Outbox: d.outboxOptions(cfg, st),
 	})
 	if err != nil {
-		return fail(fmt.Errorf("alert state: %w", err))
+		return fail(err)
 	}
+	d.outbox = ob
 	d.engine = engine
 	if d.cluster != nil {
 		d.metrics.Registry.MustRegister(newClusterCollector(d.cluster, engine))
@@ -207,21 +207,18 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	return d, nil
 }
 
-// outboxOptions wires the outbox to the metrics, the fleet and the incidents'
-// timelines (d.engine, once built: the outbox sends nothing before Run).
+// outboxOptions wires the outbox to the metrics and the fleet (NewPaging wires it to
+// the engine: the incidents' timelines, and Superseded).
 func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.OutboxOptions {
 	opts := notify.OutboxOptions{
 		Store: st, Notifiers: notifiers.Build(cfg, nil, d.o.Logger), Logger: d.o.Logger, Clock: d.clock,
 		MaxEntries: cfg.Alerting.OutboxMaxEntries,
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
-			// First: the engine queues a page and records it in the fleet under its lock,
-			// which NoteDelivery takes, so the record is there before it is confirmed
-			// below. (A quick acceptance came first, and the record made after it
-			// replaced the confirmation: the others took over and paged again.)
-			if d.engine != nil {
-				d.engine.NoteDelivery(r)
-			}
+			// The engine has noted it first: it queues a page and records it in the fleet
+			// under its lock, which NoteDelivery takes, so the record is there before it
+			// is confirmed here. (A quick acceptance came first, and the record made after
+			// it replaced the confirmation: the others took over and paged again.)
 			if r.OK && d.cluster != nil {
 				// Complete: every pager of the notification accepted (see Outbox.accept).
 				d.pageMu.Lock() // the same for the fleet's notices (notice)
@@ -229,22 +226,12 @@ func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.Outbo
 				d.pageMu.Unlock()
 			}
 		},
-		OnDrop: func(x notify.Dropped) {
-			d.metrics.ObserveDrop(x)
-			if d.engine != nil {
-				d.engine.NoteDrop(x)
-			}
-		},
+		OnDrop: d.metrics.ObserveDrop,
 	}
 	if d.cluster != nil {
 		// Only a fleet shares its keys with other senders: then the outbox asks before
 		// each attempt, and never coalesces a queued resolve away.
-		opts.Obsolete = func(n notify.Notification) string {
-			if why := obsolete(d.cluster, n); why != "" || d.engine == nil {
-				return why
-			}
-			return d.engine.Superseded(n)
-		}
+		opts.Obsolete = func(n notify.Notification) string { return obsolete(d.cluster, n) }
 	}
 	return opts
 }

@@ -39,47 +39,29 @@ func (v *vantage) boot() error {
 	if err != nil {
 		return fmt.Errorf("vantage %s: %w", v.name, err)
 	}
-	var engine *alert.Engine
 	if v.sim.net != nil {
 		v.member = v.sim.net.join(v.name)
 	}
 	m := v.member
-	obOpts := notify.OutboxOptions{
-		Store: st, Notifiers: v.sim.notifiers(), Clock: v.sim.clock, Jitter: v.jitter.Float64, Logger: outboxLog(),
-		OnResult: func(r notify.AttemptResult) {
-			if m != nil && r.OK {
-				alert.ConfirmPage(m, r)
-			}
-			if engine != nil {
-				engine.NoteDelivery(r)
-			}
+	o := alert.PagingOptions{
+		Engine: alert.EngineOptions{Config: v.cfg, Store: st, Clock: v.sim.clock},
+		Outbox: notify.OutboxOptions{
+			Store: st, Notifiers: v.sim.notifiers(), Clock: v.sim.clock, Jitter: v.jitter.Float64, Logger: outboxLog(),
+			OnDrop: v.sim.noteDrop,
 		},
-		OnDrop: func(d notify.Dropped) {
-			v.sim.noteDrop(d)
-			if engine != nil {
-				engine.NoteDrop(d) // as the daemon does
-			}
-		},
+		Queue: func(ob *notify.Outbox) alert.Enqueuer { return &recordingOutbox{v: v, ob: ob} },
 	}
-	if m != nil { // only a fleet shares its keys with other senders
-		obOpts.Obsolete = func(n notify.Notification) string {
-			if why := alert.ObsoletePage(m, n); why != "" || engine == nil {
-				return why
-			}
-			return engine.Superseded(n) // as the daemon does
-		}
-	}
-	ob, err := notify.NewOutbox(obOpts)
-	if err != nil {
-		_ = st.Close()
-		return fmt.Errorf("vantage %s: %w", v.name, err)
-	}
-	opts := alert.EngineOptions{Config: v.cfg, Store: st, Outbox: &recordingOutbox{v: v, ob: ob}, Clock: v.sim.clock}
 	if m != nil {
-		opts.Fleet = &alert.FleetOptions{Fleet: m, Quorum: v.sim.opts.Fleet.Quorum,
+		o.Engine.Fleet = &alert.FleetOptions{Fleet: m, Quorum: v.sim.opts.Fleet.Quorum,
 			AloneAfter: v.sim.opts.Fleet.aloneAfter(), TakeoverAfter: v.sim.opts.Fleet.takeoverAfter()}
+		o.Outbox.OnResult = func(r notify.AttemptResult) {
+			if r.OK {
+				alert.ConfirmPage(m, r) // after the engine noted it, as the daemon does
+			}
+		}
+		o.Outbox.Obsolete = func(n notify.Notification) string { return alert.ObsoletePage(m, n) }
 	}
-	engine, err = alert.NewEngine(opts)
+	engine, ob, err := alert.NewPaging(o)
 	if err != nil {
 		_ = st.Close()
 		return fmt.Errorf("vantage %s: %w", v.name, err)

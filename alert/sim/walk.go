@@ -275,7 +275,7 @@ func CompareRestart(with, without *Sim) *Violation {
 					Invariant: I5Restart, Subject: key + " at " + name,
 					Detail: fmt.Sprintf("%s at %s: with restarts %v, without %v", key, name, ta[key], tb[key])}
 				if cut > 0 {
-					v.Detail += fmt.Sprintf(" (compared until %s, the first restart after a wall-clock step)", fmtDur(cut))
+					v.Detail += fmt.Sprintf(" (compared until %s, where a wall-clock step and a restart meet)", fmtDur(cut))
 				}
 				v.Trace = with.trace(key) + "  the run without restarts:\n" + without.trace(key)
 				return v
@@ -285,19 +285,17 @@ func CompareRestart(with, without *Sim) *Violation {
 	return nil
 }
 
-// restartAfterStep is when the first restart that followed a wall-clock step came (0:
-// none). From then on the two runs may rightly differ: a running daemon judges how
-// long ago something was by its monotonic clock, which wall steps do not move, while a
-// restarted one has only the persisted wall times, which they do.
+// restartAfterStep is when a run with restarts may first rightly differ from its twin
+// after a wall-clock step (0: never): at the first restart after a step, or at the
+// first step after a restart, whichever applies first. A running daemon judges how long
+// ago something was by its monotonic clock, which wall steps do not move; a restarted
+// one has, for what happened before its restart, only persisted wall times, which they
+// do.
 func (c *checker) restartAfterStep() time.Duration {
-	for _, r := range c.restarts {
-		for _, st := range c.steps {
-			if st <= r {
-				return r
-			}
-		}
+	if len(c.restarts) == 0 || len(c.steps) == 0 {
+		return 0
 	}
-	return 0
+	return max(c.restarts[0], c.steps[0])
 }
 
 // unseenOnly reports whether two runs' transitions of a key at a receiver differ only by

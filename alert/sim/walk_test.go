@@ -77,7 +77,8 @@ func knownCaseOf(hint string) string {
 //     window is shorter, and the engine rightly went by it.
 //   - 1247: I5 after a backward wall step and a restart: the running twin judged a
 //     recovery 14 minutes old by its monotonic clock, the restarted run 0 minutes by
-//     the persisted wall time; the runs are now compared until such a restart.
+//     the persisted wall time; the runs are now compared until a step and a restart
+//     have both happened (2653: a restart before the step, then the step).
 //   - 1340: I3 called an incident held open as flapping (covering nothing) "paged
 //     though all of its targets are silenced".
 //   - 7782: with group_wait 0 a product incident paged for an unsilenced target that
@@ -86,7 +87,7 @@ func knownCaseOf(hint string) string {
 //   - 8952: a receiver down for a whole incident heard of it in one run and not in the
 //     other (the outbox coalesced its trigger with the resolve; a restart shifted the
 //     retries): I5 now allows an incident one run's receiver never heard of.
-var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567, 583, 620, 943, 1007, 1155, 1247, 1340, 1603,
+var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567, 583, 620, 943, 1007, 1155, 1247, 1340, 1603, 2653,
 	1982, 2255, 2789, 2796, 2994, 3434, 5772, 5815, 6219, 7574, 7782, 8952, 9233, 9755}
 
 // knownFleetSeeds are fleet walks that once failed:

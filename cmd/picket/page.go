@@ -40,20 +40,12 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 		return nil, fmt.Errorf("state: %w", err)
 	}
 	defer st.Close()
-	var eng *alert.Engine
 	var outcomes notify.Outcomes
-	ob, err := notify.NewOutbox(notify.OutboxOptions{Store: st, Notifiers: notifiers.Build(cfg, nil, log), Logger: log,
-		OnResult: func(r notify.AttemptResult) {
-			outcomes.Record(r)
-			if eng != nil {
-				eng.NoteDelivery(r)
-			}
-		}})
-	if err != nil {
-		return nil, err
-	}
 	noWait := time.Duration(0)
-	eng, err = alert.NewEngine(alert.EngineOptions{Config: cfg, Store: st, Outbox: ob, Logger: log, GroupWait: &noWait})
+	eng, ob, err := alert.NewPaging(alert.PagingOptions{
+		Engine: alert.EngineOptions{Config: cfg, Store: st, Logger: log, GroupWait: &noWait},
+		Outbox: notify.OutboxOptions{Store: st, Notifiers: notifiers.Build(cfg, nil, log), Logger: log, OnResult: outcomes.Record},
+	})
 	if err != nil {
 		return nil, err
 	}
