@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"github.com/picket-dev/picket/internal/scrub"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -256,41 +255,4 @@ func PostJSON(ctx context.Context, client *http.Client, rawURL string, body []by
 		return Scrub(TransportError(fmt.Errorf("read answer to status %d: %w", resp.StatusCode, err)), secrets...)
 	}
 	return Scrub(Classify(resp.StatusCode, []byte(scrub.Redact(string(answer), secrets...)), resp.Header), secrets...)
-}
-
-// Defaults fills in what every channel's constructor needs: an HTTP client (ours: no
-// redirects, bounded answers) and a logger when none was given, and the permanent
-// error a notifier of the wrong kind answers every Notify with.
-func Defaults(kind, name, gotKind string, ok bool, client *http.Client, log *slog.Logger) (*http.Client, *slog.Logger, error) {
-	if client == nil {
-		client = NewHTTPClient()
-	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	var misconfig error
-	if !ok {
-		misconfig = Permanent(fmt.Errorf("%s %s: expected a %s notifier config, got kind %s", kind, name, kind, gotKind))
-	}
-	return client, log, misconfig
-}
-
-// Attempt is the body of every channel's Notify: the wrong-kind error first, then one
-// send, secrets scrubbed from its error, and a debug line with the outcome.
-func Attempt(ctx context.Context, log *slog.Logger, name, kind string, misconfig error, msg Notification,
-	send func(context.Context, Notification) error, secrets ...string) error {
-	if misconfig != nil {
-		return misconfig
-	}
-	started := time.Now()
-	err := Scrub(send(ctx, msg), secrets...)
-	attrs := []any{"notifier", name, "kind", kind, "action", msg.Action, "dedup_key", msg.DedupKey,
-		"elapsed", time.Since(started).Round(time.Millisecond)}
-	if err == nil {
-		log.Debug("notification delivered", attrs...)
-		return nil
-	}
-	log.Debug("notification failed", append(attrs, "permanent", IsPermanent(err),
-		"retry_after", RetryAfter(err), "err", err.Error())...)
-	return err
 }

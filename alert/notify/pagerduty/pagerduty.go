@@ -49,14 +49,9 @@ type Options struct {
 
 // Notifier sends to one PagerDuty service (one routing key). Safe for concurrent use.
 type Notifier struct {
-	name       string
-	timeout    time.Duration
-	rate       notify.Rate
-	routingKey string
-	endpoint   string // scheme://host[/prefix]; go-pagerduty appends /v2/enqueue
-	http       *http.Client
-	log        *slog.Logger
-	misconfig  error // set when cfg is not a PagerDuty notifier; every Notify returns it
+	notify.Channel // name, kind, limits, HTTP client, logger, misconfig
+	routingKey     string
+	endpoint       string // scheme://host[/prefix]; go-pagerduty appends /v2/enqueue
 }
 
 var (
@@ -68,9 +63,9 @@ var (
 // New builds a notifier from its config. A config that is not PagerDuty's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}}
-	n.http, n.log, n.misconfig = notify.Defaults("pagerduty", cfg.Name, cfg.Kind(), cfg.PagerDuty != nil, opts.HTTPClient, opts.Logger)
-	if n.misconfig != nil {
+	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.PagerDuty != nil,
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+	if n.Misconfig != nil {
 		return n
 	}
 	n.routingKey = cfg.PagerDuty.RoutingKey.Reveal()
@@ -91,46 +86,31 @@ func EndpointBase(eventsURL string) string {
 	return base
 }
 
-func (n *Notifier) Name() string { return n.name }
-func (n *Notifier) Kind() string { return Kind }
-
-// Limits are its config's timeout and rate: the outbox bounds each attempt by the one
-// and paces the destination by the other.
-func (n *Notifier) Limits() notify.Limits { return notify.Limits{Timeout: n.timeout, Rate: n.rate} }
-
 // Identity names the PagerDuty service this notifier pages (endpoint and routing key),
 // hashed: "" for a misconfigured notifier, which reaches nothing.
 func (n *Notifier) Identity() string {
-	if n.misconfig != nil {
-		return ""
-	}
-	return notify.NewIdentity(Kind, n.endpoint, n.routingKey)
+	return n.IdentityOf(n.endpoint, n.routingKey)
 }
 
 // Notify sends one event and reports whether PagerDuty accepted it (2xx). Failures are
 // classified as in notify.Classify; 400 (an invalid event) is permanent.
 func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
-	return notify.Attempt(ctx, n.log, n.name, Kind, n.misconfig, msg, n.send, n.routingKey)
+	return n.Attempt(ctx, msg, n.send, n.routingKey)
 }
 
 func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
 	event, err := n.event(msg)
 	if err != nil {
-		return notify.Permanent(fmt.Errorf("pagerduty %s: %w", n.name, err))
+		return notify.Permanent(fmt.Errorf("pagerduty %s: %w", n.Name(), err))
 	}
-	if n.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.timeout)
-		defer cancel()
-	}
-	rec := &recorder{client: n.http}
+	rec := &recorder{client: n.HTTP}
 	// A client per call: its HTTPClient is this call's recorder. NewClient is a few
-	// allocations; connections are pooled by n.http.
+	// allocations; connections are pooled by n.HTTP.
 	pd := pagerduty.NewClient("", pagerduty.WithV2EventsAPIEndpoint(n.endpoint))
 	pd.HTTPClient = rec
 	_, err = pd.ManageEventWithContext(ctx, event)
 	if err := n.classify(err, rec); err != nil {
-		return fmt.Errorf("pagerduty %s: %s %s: %w", n.name, msg.Action, msg.DedupKey, err)
+		return fmt.Errorf("pagerduty %s: %s %s: %w", n.Name(), msg.Action, msg.DedupKey, err)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
@@ -26,15 +25,10 @@ type Options struct {
 
 // Notifier posts to one incoming webhook. Safe for concurrent use.
 type Notifier struct {
-	name      string
-	timeout   time.Duration
-	rate      notify.Rate
-	url       string
-	channel   string
-	secrets   []string // the URL and the parts of it an answer might echo
-	http      *http.Client
-	log       *slog.Logger
-	misconfig error
+	notify.Channel // name, kind, limits, HTTP client, logger, misconfig
+	url            string
+	channel        string
+	secrets        []string // the URL and the parts of it an answer might echo
 }
 
 var (
@@ -46,9 +40,9 @@ var (
 // New builds a notifier from its config. A config that is not Slack's yields a notifier
 // whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}}
-	n.http, n.log, n.misconfig = notify.Defaults("slack", cfg.Name, cfg.Kind(), cfg.Slack != nil, opts.HTTPClient, opts.Logger)
-	if n.misconfig != nil {
+	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Slack != nil,
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+	if n.Misconfig != nil {
 		return n
 	}
 	n.url = cfg.Slack.WebhookURL.Reveal()
@@ -57,44 +51,29 @@ func New(cfg *config.Notifier, opts Options) *Notifier {
 	return n
 }
 
-func (n *Notifier) Name() string { return n.name }
-func (n *Notifier) Kind() string { return Kind }
-
-// Limits are its config's timeout and rate: the outbox bounds each attempt by the one
-// and paces the destination by the other.
-func (n *Notifier) Limits() notify.Limits { return notify.Limits{Timeout: n.timeout, Rate: n.rate} }
-
 // Identity names where messages go (the webhook URL and the channel it is told to
 // post in), hashed: "" for a misconfigured notifier, which reaches nothing.
 func (n *Notifier) Identity() string {
-	if n.misconfig != nil {
-		return ""
-	}
-	return notify.NewIdentity(Kind, n.url, n.channel)
+	return n.IdentityOf(n.url, n.channel)
 }
 
 // Notify posts one message. Slack answers 200 "ok"; its 4xx (400 invalid_payload, 403
 // action_prohibited, 404 no_service, 410 channel_is_archived) are permanent, 429 and
 // 5xx retryable.
 func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
-	return notify.Attempt(ctx, n.log, n.name, Kind, n.misconfig, msg, n.send)
+	return n.Attempt(ctx, msg, n.send)
 }
 
 func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
 	if msg.Action != notify.ActionTrigger && msg.Action != notify.ActionResolve {
-		return notify.Permanent(fmt.Errorf("slack %s: expected action %s or %s, got %q", n.name, notify.ActionTrigger, notify.ActionResolve, msg.Action))
+		return notify.Permanent(fmt.Errorf("slack %s: expected action %s or %s, got %q", n.Name(), notify.ActionTrigger, notify.ActionResolve, msg.Action))
 	}
 	body, err := json.Marshal(BuildMessage(msg, n.channel))
 	if err != nil {
-		return notify.Permanent(fmt.Errorf("slack %s: encode message: %w", n.name, err))
+		return notify.Permanent(fmt.Errorf("slack %s: encode message: %w", n.Name(), err))
 	}
-	if n.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.timeout)
-		defer cancel()
-	}
-	if err := notify.PostJSON(ctx, n.http, n.url, body, nil, n.secrets); err != nil {
-		return fmt.Errorf("slack %s: %s %s: %w", n.name, msg.Action, msg.DedupKey, err)
+	if err := notify.PostJSON(ctx, n.HTTP, n.url, body, nil, n.secrets); err != nil {
+		return fmt.Errorf("slack %s: %s %s: %w", n.Name(), msg.Action, msg.DedupKey, err)
 	}
 	return nil
 }

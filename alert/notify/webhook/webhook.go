@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
@@ -40,15 +39,10 @@ type Payload struct {
 
 // Notifier posts to one endpoint. Safe for concurrent use.
 type Notifier struct {
-	name      string
-	timeout   time.Duration
-	rate      notify.Rate
-	url       string
-	header    http.Header
-	secrets   []string // the URL, the parts of it an answer might echo, header values
-	http      *http.Client
-	log       *slog.Logger
-	misconfig error
+	notify.Channel // name, kind, limits, HTTP client, logger, misconfig
+	url            string
+	header         http.Header
+	secrets        []string // the URL, the parts of it an answer might echo, header values
 }
 
 var (
@@ -60,9 +54,9 @@ var (
 // New builds a notifier from its config. A config that is not a webhook's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{name: cfg.Name, timeout: cfg.Timeout, rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}}
-	n.http, n.log, n.misconfig = notify.Defaults("webhook", cfg.Name, cfg.Kind(), cfg.Webhook != nil, opts.HTTPClient, opts.Logger)
-	if n.misconfig != nil {
+	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Webhook != nil,
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+	if n.Misconfig != nil {
 		return n
 	}
 	n.url = cfg.Webhook.URL.Reveal()
@@ -75,43 +69,28 @@ func New(cfg *config.Notifier, opts Options) *Notifier {
 	return n
 }
 
-func (n *Notifier) Name() string { return n.name }
-func (n *Notifier) Kind() string { return Kind }
-
-// Limits are its config's timeout and rate: the outbox bounds each attempt by the one
-// and paces the destination by the other.
-func (n *Notifier) Limits() notify.Limits { return notify.Limits{Timeout: n.timeout, Rate: n.rate} }
-
 // Identity names the endpoint (its URL; headers are credentials, not where it goes),
 // hashed: "" for a misconfigured notifier, which reaches nothing.
 func (n *Notifier) Identity() string {
-	if n.misconfig != nil {
-		return ""
-	}
-	return notify.NewIdentity(Kind, n.url)
+	return n.IdentityOf(n.url)
 }
 
 // Notify posts one notification; any 2xx is success, the rest as notify.Classify says.
 func (n *Notifier) Notify(ctx context.Context, msg notify.Notification) error {
-	return notify.Attempt(ctx, n.log, n.name, Kind, n.misconfig, msg, n.send)
+	return n.Attempt(ctx, msg, n.send)
 }
 
 func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
 	body, err := json.Marshal(Payload{Version: Version, Notification: msg})
 	if err != nil {
-		return notify.Permanent(fmt.Errorf("webhook %s: encode notification: %w", n.name, err))
-	}
-	if n.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, n.timeout)
-		defer cancel()
+		return notify.Permanent(fmt.Errorf("webhook %s: encode notification: %w", n.Name(), err))
 	}
 	header := n.header.Clone()
 	if msg.ID != "" && header.Get("Idempotency-Key") == "" {
 		header.Set("Idempotency-Key", msg.ID)
 	}
-	if err := notify.PostJSON(ctx, n.http, n.url, body, header, n.secrets); err != nil {
-		return fmt.Errorf("webhook %s: %s %s: %w", n.name, msg.Action, msg.DedupKey, err)
+	if err := notify.PostJSON(ctx, n.HTTP, n.url, body, header, n.secrets); err != nil {
+		return fmt.Errorf("webhook %s: %s %s: %w", n.Name(), msg.Action, msg.DedupKey, err)
 	}
 	return nil
 }

@@ -193,7 +193,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 		}
 	})
 	n := newNotifier(t, ep.URL, nil, nil)
-	n.timeout = 200 * time.Millisecond
+	n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, HTTPClient: n.HTTP, Logger: n.Log})
 	started := time.Now()
 	err := n.Notify(t.Context(), trigger())
 	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "timed out") {
@@ -331,7 +331,7 @@ func TestDefaultClient(t *testing.T) {
 	})
 	cfg := &config.Notifier{Name: "hook", Webhook: &config.Webhook{URL: config.NewSecret(redirecting.URL)}}
 	n := New(cfg, Options{})
-	t.Cleanup(n.http.CloseIdleConnections)
+	t.Cleanup(n.HTTP.CloseIdleConnections)
 	err := n.Notify(t.Context(), trigger())
 	if !notify.IsPermanent(err) || !strings.Contains(err.Error(), "302") {
 		t.Fatalf("error %v, want a permanent 302", err)
