@@ -59,7 +59,7 @@ FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/ex
 	FuzzBuildMessage:./alert/notify/slack FuzzTCPExchangeLines:./probe FuzzParseRate:./config \
 	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzStoredPage:./alert/cluster \
 	FuzzRetryAfter:./alert/notify FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert \
-	FuzzHistory:./alert/store FuzzParseShard:./config FuzzGossipKey:./config \
+	FuzzHistory:./internal/store FuzzParseShard:./config FuzzGossipKey:./config \
 	FuzzStatusQuery:./alert/statuspage FuzzExcerpt:./internal/scrub
 # The outage simulator over SIM_SEEDS single-vantage and SIM_FLEET_SEEDS fleet walks
 # (make test runs 300 and 20).

@@ -18,7 +18,7 @@ import (
 	"github.com/picket-dev/picket/probe"
 )
 
-// Store is the persistence the engine needs (alert/store satisfies it).
+// Store is the persistence the engine needs (internal/store satisfies it).
 type Store interface {
 	Put(bucket, key string, v any) error
 	Delete(bucket, key string) error

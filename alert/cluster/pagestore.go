@@ -16,7 +16,7 @@ import (
 // PagesBucket is the store bucket of page records, one per dedup key.
 const PagesBucket = "pages"
 
-// PageStore keeps page records across restarts; alert/store's *Store is one.
+// PageStore keeps page records across restarts; internal/store's *Store is one.
 type PageStore interface {
 	ForEach(bucket string, fn func(key string, raw []byte) error) error
 	// Batch puts and deletes records in one durable transaction, all or nothing.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 var _ PageStore = (*store.Store)(nil)

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 

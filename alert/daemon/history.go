@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/internal/lograte"
 )
 

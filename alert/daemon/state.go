@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
 )
 

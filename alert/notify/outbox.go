@@ -33,7 +33,7 @@ const (
 	backoffJitter          = 0.2 // ±20%
 )
 
-// OutboxStore is what the outbox needs of persistence; alert/store's *Store has it.
+// OutboxStore is what the outbox needs of persistence; internal/store's *Store has it.
 // Put must be durable when it returns; ForEach must walk keys in bytewise order.
 type OutboxStore interface {
 	Put(bucket, key string, v any) error

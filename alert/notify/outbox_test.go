@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert/notify/pdtest"
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/internal/clock"
 	"go.uber.org/goleak"
 )

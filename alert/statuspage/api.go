@@ -9,7 +9,7 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 // Bounds of /api/v1/incidents?limit=N for the closed incidents.

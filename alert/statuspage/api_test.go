@@ -11,7 +11,7 @@ import (
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/statuspage"
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert"
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 // Segment statuses of an uptime bar.

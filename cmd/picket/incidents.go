@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/picket-dev/picket/alert"
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 func newIncidentsCmd() *cobra.Command {

@@ -22,7 +22,7 @@ import (
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
-	"github.com/picket-dev/picket/alert/store"
+	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
