@@ -13,9 +13,9 @@ import (
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/notifiers"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/probe"
 )
 

@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/internal/lograte"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 // maxPending bounds the results held between flushes; past it the oldest are dropped

@@ -13,9 +13,9 @@ import (
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/statuspage"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/httpguard"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 // routes: operational endpoints here, the status page and API from statuspage; all of

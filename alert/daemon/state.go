@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 // DefaultStateAlarmAfter is how long state writes must keep failing before the [STATE]

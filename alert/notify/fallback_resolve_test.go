@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 // stepper drives a harness's outbox with Step on a fake clock: each turn delivers

@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert/notify/pdtest"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/store"
 	"go.uber.org/goleak"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/statuspage"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 var testStart = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)

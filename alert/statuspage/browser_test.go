@@ -13,8 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/picket-dev/picket/alert/statuspage"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 const chromiumPath = "/usr/bin/chromium"

@@ -17,8 +17,8 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/statuspage"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 var cellRe = regexp.MustCompile(`<td class="cell s-[a-z_]+" data-product="([^"]*)" data-region="([^"]*)" data-status="([^"]*)" title="([^"]*)"><span class="sym" aria-hidden="true">[^<]*</span> <span class="label">([^<]*)</span>(?:<small class="votes" title="([^"]*)">([^<]*)</small>)?</td>`)

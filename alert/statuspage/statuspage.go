@@ -14,8 +14,8 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/store"
 )
 
 // Source is what the page and the API read, and the few writes they pass on.

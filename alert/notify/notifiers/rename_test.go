@@ -16,9 +16,9 @@ import (
 	"github.com/picket-dev/picket/alert/notify/notifiers"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/alert/notify/webhook"
-	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/store"
 	"go.uber.org/goleak"
 )
 
