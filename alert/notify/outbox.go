@@ -507,23 +507,79 @@ func (o *Outbox) Enqueue(d Delivery) error {
 func (o *Outbox) persist(recs []outboxRecord) (keys []string) {
 	refused := make([]bool, len(recs))
 	var storeErr error
+	if ap, ok := o.store.(appender); ok && len(recs) > 0 {
+		if keys, storeErr = o.appendAll(ap, recs); storeErr == nil {
+			o.queue(recs, keys, refused)
+			return keys
+		}
+		for i := range refused {
+			refused[i] = true
+		}
+	}
 	for i := range recs {
 		key, err := o.storeRecord(&recs[i], recs, storeErr != nil)
 		if err != nil && storeErr == nil {
 			storeErr = err
 		}
-		keys, refused[i] = append(keys, key), err != nil
+		keys, refused[i] = append(keys, key), refused[i] || err != nil
 	}
-	o.mu.Lock()
-	for i, rec := range recs {
-		o.add(keys[i], rec).unpersisted = refused[i]
-	}
-	o.signal()
-	o.mu.Unlock()
+	o.queue(recs, keys, refused)
 	if storeErr != nil {
 		o.refused(storeErr)
 	}
 	return keys
+}
+
+// queue adds the numbered recs to the lanes; refused ones are kept for the retry of
+// unpersisted.go. Held: enqueueMu.
+func (o *Outbox) queue(recs []outboxRecord, keys []string, refused []bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, rec := range recs {
+		o.add(keys[i], rec).unpersisted = refused[i]
+	}
+	o.signal()
+}
+
+// appender is a store that numbers and stores several records in one transaction
+// (internal/store's *Store): a delivery to N notifiers costs one fsync, not 2N.
+type appender interface {
+	Append(bucket string, n int, after uint64, fill func(first uint64) (map[string]any, error)) (uint64, error)
+}
+
+// appendAll numbers and stores recs in one transaction, the first key naming the
+// group; on failure recs are left as they were (the caller numbers them in memory).
+// Held: enqueueMu.
+func (o *Outbox) appendAll(ap appender, recs []outboxRecord) ([]string, error) {
+	keysOf := func(first uint64) []string {
+		keys := make([]string, len(recs))
+		for i := range recs {
+			keys[i] = entryKey(first+uint64(i), recs[i].Notifier)
+		}
+		return keys
+	}
+	first, err := ap.Append(OutboxBucket, len(recs), o.lastSeq, func(first uint64) (map[string]any, error) {
+		keys := keysOf(first)
+		puts := make(map[string]any, len(recs))
+		for i, rec := range recs {
+			if rec.Group == "" {
+				rec.Group = keys[0]
+			}
+			puts[keys[i]] = rec
+		}
+		return puts, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: enqueue %s: store %d entries: %w", recs[0].Notification.ID, len(recs), err)
+	}
+	keys := keysOf(first)
+	for i := range recs {
+		if recs[i].Group == "" {
+			recs[i].Group = keys[0]
+		}
+	}
+	o.lastSeq = max(o.lastSeq, first+uint64(len(recs))-1)
+	return keys, nil
 }
 
 // storeRecord numbers rec, sets the group of all recs from the first, and stores it.

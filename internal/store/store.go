@@ -288,6 +288,52 @@ func (s *Store) NextSeq(bucket string) (seq uint64, err error) {
 	return seq, err
 }
 
+// Append numbers n records of bucket and stores them in one transaction (one fsync for
+// all): it takes the bucket's next n sequence numbers, each above after (numbers the
+// caller already handed out from memory while the store failed), and stores what fill
+// makes of the first one, keyed as fill says. It returns the first number; nothing is
+// stored when fill or the store fails.
+func (s *Store) Append(bucket string, n int, after uint64, fill func(first uint64) (map[string]any, error)) (first uint64, err error) {
+	err = s.update(fmt.Sprintf("append %d records to %s", n, bucket), func(tx *Tx) error {
+		b, err := tx.createBucket(bucket)
+		if err != nil {
+			return err
+		}
+		if b.Sequence() < after { // catch up with what memory numbered, in one jump
+			if err := b.SetSequence(after); err != nil {
+				return fmt.Errorf("store: next sequence of %s: %w", bucket, err)
+			}
+		}
+		for i := range n {
+			seq, err := tx.NextSeq(bucket)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				first = seq
+			}
+		}
+		puts, err := fill(first)
+		if err != nil {
+			return err
+		}
+		for key, v := range puts {
+			raw, err := encode(bucket, key, v)
+			if err != nil {
+				return err
+			}
+			if err := tx.putRaw(bucket, key, raw); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return first, nil
+}
+
 // Update runs fn in one writing transaction: every write of fn is committed (and
 // fsynced) together if fn returns nil, and none is if it returns an error or panics.
 func (s *Store) Update(fn func(tx *Tx) error) error {

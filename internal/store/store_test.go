@@ -466,3 +466,40 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 		t.Errorf("a failed batch deleted a")
 	}
 }
+
+// TestAppendNumbersAndStoresInOneTransaction: n records get the next n numbers, above
+// what memory numbered, and land together; a failing fill stores nothing and uses no
+// number.
+func TestAppendNumbersAndStoresInOneTransaction(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fill := func(n int) func(uint64) (map[string]any, error) {
+		return func(first uint64) (map[string]any, error) {
+			out := map[string]any{}
+			for i := range n {
+				out[fmt.Sprintf("%03d", first+uint64(i))] = i
+			}
+			return out, nil
+		}
+	}
+	if first, err := s.Append("b", 3, 0, fill(3)); err != nil || first != 1 {
+		t.Fatalf("first append: %d, %v; want 1", first, err)
+	}
+	if _, err := s.Append("b", 2, 0, func(uint64) (map[string]any, error) { return nil, errors.New("no") }); err == nil {
+		t.Fatal("a failing fill: want its error")
+	}
+	if first, err := s.Append("b", 2, 10, fill(2)); err != nil || first != 11 {
+		t.Fatalf("append after 10 numbered in memory: %d, %v; want 11", first, err)
+	}
+	var keys []string
+	_ = s.ForEach("b", func(k string, _ []byte) error { keys = append(keys, k); return nil })
+	if got := strings.Join(keys, ","); got != "001,002,003,011,012" {
+		t.Errorf("stored %s; want 001,002,003,011,012", got)
+	}
+	if seq, err := s.NextSeq("b"); err != nil || seq != 13 {
+		t.Errorf("next sequence %d, %v; want 13", seq, err)
+	}
+}
