@@ -19,6 +19,7 @@ var (
 	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed, with its full trace")
 	flagKeep  = flag.Int("sim.failures", 10, "failing seeds to list before stopping")
 	flagFleet = flag.Int("sim.fleetseeds", 20, "fleet random walks to run (env PICKET_SIM_FLEET_SEEDS overrides)")
+	flagFSeed = flag.Uint64("sim.fleetseed", 0, "run only this fleet seed (open ones too), with every violation and its trace")
 	flagKnown = flag.Bool("sim.skipknown", false, "ignore violations the checker attributes to a known defect (cases_test.go), to hunt for new ones")
 )
 
@@ -203,6 +204,22 @@ func TestRandomWalks(t *testing.T) {
 // TestFleetWalks runs seeded random walks of fleets (3 or 5 vantages, partitions and
 // crashes) and reports the first failing seed.
 func TestFleetWalks(t *testing.T) {
+	if *flagFSeed != 0 {
+		s, err := FleetWalk(*flagFSeed).Run(stateDir(t), true, Checks{})
+		if s != nil {
+			defer s.Close()
+			for _, v := range s.Violations() {
+				t.Logf("%s", headline(v))
+			}
+			if s.fatal == nil {
+				err = firstUnknown(s.Violations())
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	n := max(1, *flagFleet/raceShare)
 	if env := os.Getenv("PICKET_SIM_FLEET_SEEDS"); env != "" {
 		var err error
