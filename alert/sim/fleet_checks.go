@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"time"
 
 	"github.com/picket-dev/picket/alert"
@@ -67,7 +68,8 @@ func (c *checker) checkOnePage() {
 }
 
 // fleetView turns the leader's view into its side's: a target fires when a majority of
-// the fleet fires it there (the quorum), an incident is paged when any vantage on the
+// the fleet votes it firing there (the quorum, by the verdicts the vantages publish, not
+// their stored states: a state restored after a long crash does not vote), an incident is paged when any vantage on the
 // side paged it (one vantage sends for the fleet), and a target is silenced when a
 // silence of any running vantage on the side covers it. Run-time silences belong to the
 // vantage they were made on (the fleet does not share them), and one made while a
@@ -88,10 +90,8 @@ func (c *checker) fleetView(w *view, leader *vantage) {
 		for _, inc := range v.engine.OpenIncidents() {
 			paged[inc.Key] = paged[inc.Key] || inc.Triggered
 		}
-		for _, t := range v.engine.Snapshot().Targets {
-			if t.State == alert.StateFiring {
-				votes[t.Target]++
-			}
+		for k := range n.members[v.name].local {
+			votes[strings.TrimSuffix(k, alert.DegradedVote(""))]++
 		}
 	}
 	for id := range w.firing {
