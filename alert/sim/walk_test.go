@@ -95,7 +95,9 @@ var knownFleetSeeds = []uint64{10, 29, 42, 45, 56, 101, 145, 171, 274, 392, 411}
 //     targets take turns failing (target-level flap detection does not see it).
 //   - 7782: I3, a product incident paged though each of its targets was silenced.
 //   - 8952: I5, a restart between a failure and its page.
-//   - fleet 406: F1, a fourth sender in one opening.
+//   - fleet 406: F1, a fourth sender in one opening: a trigger and its widening queued
+//     at one instant share a notification id, coalescing the first marks the id as
+//     partly unsent, and the pager's acceptance never confirms the page.
 var (
 	openSeeds      = []uint64{3434, 5772, 5815, 6219, 7782, 8952}
 	openFleetSeeds = []uint64{406}
