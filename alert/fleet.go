@@ -67,7 +67,6 @@ type fleetState struct {
 	quorum     int
 	held       bool // alone, not yet isolated: incidents stand still
 	resolves   map[string]*pendingResolve
-	started    time.Time // this engine's start: older restored states do not vote (stale)
 }
 
 // newPeers is the seam an engine gets: a fleet's vantage, or solo.
@@ -113,11 +112,8 @@ func (f *fleetState) sync(e *Engine) (hold bool) {
 		// platform: it abstains, so that it cannot make up a quorum.
 		local[AbstainVote] = true
 	}
-	if f.started.IsZero() {
-		f.started = e.now() // the first sync is the engine's start (NewEngine)
-	}
 	for id, s := range e.states {
-		if e.impaired || s.State != StateFiring || !e.probes(id) || f.stale(e, id, s) {
+		if e.impaired || s.State != StateFiring || !e.probes(id) {
 			continue
 		}
 		if s.Condition == ConditionDegraded {
@@ -162,21 +158,6 @@ func (f *fleetState) closeResolved(e *Engine) {
 		e.incidents.forget(inc.Key)
 		e.saveClosed(inc)
 	}
-}
-
-// stale reports whether a firing state is too old to vote: restored at a start after
-// this vantage was down for longer than alone_after (and two runs), it says what failed
-// before the crash, not now; it votes again from its first run since the start. The
-// others stop counting a lost vantage's verdicts after alone_after, and a vantage back
-// from longer must not bring them back (a restart after 17 minutes down made a quorum,
-// and pages, of targets that had healed meanwhile). A quick restart keeps its votes, so
-// a fleet restarted at once does not resolve what is still down.
-func (f *fleetState) stale(e *Engine, id string, s *TargetState) bool {
-	limit := f.AloneAfter
-	if t := e.targets[id]; t != nil {
-		limit = max(limit, 2*t.Interval)
-	}
-	return !s.Last.At.IsZero() && s.Last.At.Before(f.started) && f.started.Sub(s.Last.At) > limit
 }
 
 // probes reports whether this instance probes the target: a shard votes only for its

@@ -68,8 +68,8 @@ func (c *checker) checkOnePage() {
 }
 
 // fleetView turns the leader's view into its side's: a target fires when a majority of
-// the fleet votes it firing there (the quorum, by the verdicts the vantages publish, not
-// their stored states: a state restored after a long crash does not vote), an incident is paged when any vantage on the
+// the fleet votes it firing there (the quorum, by the verdicts the vantages publish, as
+// the engines count them), an incident is paged when any vantage on the
 // side paged it (one vantage sends for the fleet), and a target is silenced when a
 // silence of any running vantage on the side covers it. Run-time silences belong to the
 // vantage they were made on (the fleet does not share them), and one made while a

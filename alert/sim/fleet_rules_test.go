@@ -324,31 +324,6 @@ func TestPartitionedVantagePagesAlone(t *testing.T) {
 	quiet(t, s)
 }
 
-// r1 goes down and is paged; v1 crashes, r1 recovers and the fleet resolves it. v3's
-// own path to r1 stays broken (one vote, no quorum of 2). v1 comes back 14 minutes
-// later with the states it saved before the crash, which say r1 is down: they must not
-// vote until v1 has run again, or with v3's vote they make a quorum and the fleet pages
-// a recovered region anew (fleet seed 392).
-func TestRestartedVantageDoesNotVoteStaleStates(t *testing.T) {
-	p := basicPlatform(3, 2)
-	p.GroupWait = -1 // paged at once: the stale quorum would page before v1's first run
-	s := newSim(t, Options{Platform: p, Fleet: &FleetSpec{Vantages: 3, Quorum: 2}, Slots: 1, Checks: Checks{Skip: []string{F3Majority}}})
-	s.At(time.Minute).Fail("r1", "*").FailFrom("v3", "r1", "*")
-	s.At(4 * time.Minute).Crash("v1")
-	s.At(6*time.Minute).Heal("r1", "*") // v3's path stays broken
-	s.At(20 * time.Minute).Start("v1")
-	run(t, s, 30*time.Minute)
-	pager := s.Receiver("pager")
-	for _, ev := range eventsOf(pager, regionKey, notify.ActionTrigger) {
-		if ev.At >= 20*time.Minute {
-			t.Fatalf("r1 recovered at 0:06, yet %s paged it at %s, after v1's restart\n%s", ev.Source, fmtDur(ev.At), s.trace(regionKey))
-		}
-	}
-	if pager.IsOpen(regionKey) {
-		t.Fatalf("%s is open at the pager at the end\n%s", regionKey, s.trace(regionKey))
-	}
-}
-
 // r1 is paged; v3 is cut off (alone, holding for alone_after 10m). The majority sees r1
 // recover and resolves it, then p1 fails in r1 again and the majority pages that
 // target. When the cut heals, v3's region incident was resolved by the fleet while v3

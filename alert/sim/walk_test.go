@@ -79,13 +79,11 @@ var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567,
 //     opening reached it after another vantage's new trigger (now Engine.Superseded).
 //   - 29, 45, 101, 145: a silence made while a vantage was down is missing there after
 //     its start; F3 judged silences by that vantage alone (it now takes the side's).
-//   - 392: a vantage back after 17 minutes down voted the states it saved before the
-//     crash, made a quorum of healed targets and paged them (now fleetState.stale).
 //   - 411: a minority vantage kept, after the heal, a "paged" incident the fleet had
 //     resolved meanwhile; it reopened the closed key (now fleetState.closeResolved).
 //   - 171: the sender crashed while chat failed; pagers alone confirm a page, so chat
 //     waits for the sender's outbox: F3 allows it while the sender is down.
-var knownFleetSeeds = []uint64{10, 29, 42, 45, 56, 101, 145, 171, 274, 392, 411}
+var knownFleetSeeds = []uint64{10, 29, 42, 45, 56, 101, 145, 171, 274, 411}
 
 // openSeeds and openFleetSeeds are seeds that still break a rule: defects not fixed
 // yet (README, "What is not built yet"). The walks pass over them and
@@ -95,12 +93,17 @@ var knownFleetSeeds = []uint64{10, 29, 42, 45, 56, 101, 145, 171, 274, 392, 411}
 //     targets take turns failing (target-level flap detection does not see it).
 //   - 7782: I3, a product incident paged though each of its targets was silenced.
 //   - 8952: I5, a restart between a failure and its page.
+//   - fleet 392: F3: a vantage back after 17 minutes down votes the states it saved
+//     before the crash, makes a quorum of healed targets with a lagging vote and pages
+//     them. Not voting restored states older than alone_after fixed it but broke fleet
+//     seed 66 (a quorum lost until the restarted vantage ran again); it needs a rule
+//     for when a restored state votes again that keeps a quick restart's quorum.
 //   - fleet 406: F1, a fourth sender in one opening: a trigger and its widening queued
 //     at one instant share a notification id, coalescing the first marks the id as
 //     partly unsent, and the pager's acceptance never confirms the page.
 var (
 	openSeeds      = []uint64{3434, 5772, 5815, 6219, 7782, 8952}
-	openFleetSeeds = []uint64{406}
+	openFleetSeeds = []uint64{392, 406}
 )
 
 // TestOpenSeedsStillFail: every open seed still breaks a rule. When one passes, its
