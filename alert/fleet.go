@@ -127,7 +127,37 @@ func (f *fleetState) sync(e *Engine) (hold bool) {
 	f.votes = f.Fleet.Tally()
 	f.quorum = f.effectiveQuorum()
 	f.held = f.holding()
+	if alone, _ := f.Fleet.Alone(); !alone {
+		f.closeResolved(e)
+	}
 	return f.held
+}
+
+// closeResolved closes the paged incidents that the fleet resolved while this vantage
+// was away (crashed, or on the other side of a partition): their key is closed at the
+// paging service, and an incident still open here would neither page again nor match
+// the others' incidents (a widening sent for it reopened the closed key next to the
+// fleet's new incident). What still fails opens a new incident at this reconcile, which
+// adopts the fleet's page of it or is paged anew.
+func (f *fleetState) closeResolved(e *Engine) {
+	now := e.now()
+	for _, inc := range e.incidents.Open() {
+		if !inc.Triggered {
+			continue
+		}
+		rec, ok := f.Fleet.Page(inc.Key)
+		// After the incident opened by more than the skew: a resolve of an earlier
+		// incident with the same key, made about when this one opened, is not its end.
+		if !ok || rec.Open || !rec.Confirmed || rec.By == f.member(e) || !rec.At.After(inc.Opened.Add(recordSkew)) {
+			continue
+		}
+		if inc.PagedBy == f.member(e) && rec.At.Before(inc.PagedAt) {
+			continue // this vantage paged it again after that resolve
+		}
+		inc.close(now, "resolved by vantage "+rec.By+" while this vantage was away")
+		e.incidents.forget(inc.Key)
+		e.saveClosed(inc)
+	}
 }
 
 // probes reports whether this instance probes the target: a shard votes only for its

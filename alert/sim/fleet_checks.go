@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"time"
 
 	"github.com/picket-dev/picket/alert"
@@ -67,8 +68,14 @@ func (c *checker) checkOnePage() {
 }
 
 // fleetView turns the leader's view into its side's: a target fires when a majority of
-// the fleet fires it there (the quorum), and an incident is paged when any vantage on
-// the side paged it (one vantage sends for the fleet).
+// the fleet votes it firing there (the quorum, by the verdicts the vantages publish, as
+// the engines count them), an incident is paged when any vantage on the
+// side paged it (one vantage sends for the fleet), and a target is silenced when a
+// silence of any running vantage on the side covers it. Run-time silences belong to the
+// vantage they were made on (the fleet does not share them), and one made while a
+// vantage was down is missing there after its start: whether the fleet then pages
+// depends on which vantage ranks first for the key, so the rule asks a page only for
+// what no vantage of the side silences.
 func (c *checker) fleetView(w *view, leader *vantage) {
 	n := c.s.net
 	paged := map[string]bool{}
@@ -77,13 +84,14 @@ func (c *checker) fleetView(w *view, leader *vantage) {
 		if v.down || n.side[v.name] != n.side[leader.name] {
 			continue
 		}
+		if v != leader {
+			w.silences = append(w.silences, v.engine.Silences()...)
+		}
 		for _, inc := range v.engine.OpenIncidents() {
 			paged[inc.Key] = paged[inc.Key] || inc.Triggered
 		}
-		for _, t := range v.engine.Snapshot().Targets {
-			if t.State == alert.StateFiring {
-				votes[t.Target]++
-			}
+		for k := range n.members[v.name].local {
+			votes[strings.TrimSuffix(k, alert.DegradedVote(""))]++
 		}
 	}
 	for id := range w.firing {

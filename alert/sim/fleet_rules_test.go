@@ -323,3 +323,34 @@ func TestPartitionedVantagePagesAlone(t *testing.T) {
 	}
 	quiet(t, s)
 }
+
+// r1 is paged; v3 is cut off (alone, holding for alone_after 10m). The majority sees r1
+// recover and resolves it, then p1 fails in r1 again and the majority pages that
+// target. When the cut heals, v3's region incident was resolved by the fleet while v3
+// was away: v3 closes it and takes the fleet's page of the target, rather than keeping
+// a "paged" region incident the pager has closed (fleet seed 411: its widening then
+// reopened the closed key next to the fleet's new page).
+func TestIncidentResolvedWhileAwayIsClosed(t *testing.T) {
+	s := newSim(t, Options{Platform: basicPlatform(3, 2), Fleet: &FleetSpec{Vantages: 3, AloneAfter: 10 * time.Minute}, Slots: 1,
+		Checks: Checks{Skip: []string{F3Majority}}})
+	s.At(time.Minute).Fail("r1", "*")
+	s.At(4*time.Minute).Partition([]string{"v3"}, []string{"v1", "v2"})
+	s.At(4*time.Minute+30*time.Second).Heal("r1", "*")
+	s.At(7*time.Minute).Fail("r1", "p1")
+	s.At(12 * time.Minute).Partition()
+	run(t, s, 13*time.Minute)
+	target := "picket/target/p1/j@r1"
+	pager := s.Receiver("pager")
+	if !pager.IsOpen(target) || pager.IsOpen(regionKey) {
+		t.Fatalf("at the pager: %v, want %s open and %s closed\n%s", transitions(pager), target, regionKey, s.trace(regionKey))
+	}
+	if inc := s.Vantage("v3").Snapshot(); !slices.ContainsFunc(inc.Incidents, func(i alert.Incident) bool { return i.Key == target && i.Triggered }) ||
+		slices.ContainsFunc(inc.Incidents, func(i alert.Incident) bool { return i.Key == regionKey }) {
+		var keys []string
+		for _, i := range inc.Incidents {
+			keys = append(keys, i.Key+" ("+incidentState(i)+")")
+		}
+		t.Fatalf("v3's open incidents after the heal: %v; want %s, paged, and no %s\n%s", keys, target, regionKey, s.trace(regionKey))
+	}
+	quiet(t, s)
+}

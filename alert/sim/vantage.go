@@ -30,6 +30,7 @@ type vantage struct {
 	outboxNext time.Time // when the outbox has something due next; zero: nothing waits
 	down       bool      // crashed, not started again yet
 	boots      int
+	bootedAt   time.Duration // virtual time of the last boot
 }
 
 // boot opens the state dir and builds the outbox and the engine from it, as the
@@ -68,6 +69,7 @@ func (v *vantage) boot() error {
 	}
 	v.store, v.outbox, v.engine, v.down = st, ob, engine, false
 	v.boots++
+	v.bootedAt = v.sim.elapsed
 	if v.sim.impaired[v.name] {
 		engine.SetImpaired(true) // the self-check fails again at once
 	}

@@ -19,6 +19,7 @@ var (
 	flagSeed  = flag.Uint64("sim.seed", 0, "run only this seed, with its full trace")
 	flagKeep  = flag.Int("sim.failures", 10, "failing seeds to list before stopping")
 	flagFleet = flag.Int("sim.fleetseeds", 20, "fleet random walks to run (env PICKET_SIM_FLEET_SEEDS overrides)")
+	flagFSeed = flag.Uint64("sim.fleetseed", 0, "run only this fleet seed (open ones too), with every violation and its trace")
 	flagKnown = flag.Bool("sim.skipknown", false, "ignore violations the checker attributes to a known defect (cases_test.go), to hunt for new ones")
 )
 
@@ -97,17 +98,29 @@ var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567,
 //     never confirmed, and every vantage in turn pages the pager again (F1).
 //   - 274: a slow pager confirms nothing; a vantage's stale resolve of the previous
 //     opening reached it after another vantage's new trigger (now Engine.Superseded).
-var knownFleetSeeds = []uint64{10, 42, 56, 274}
+//   - 29, 45, 101, 145: a silence made while a vantage was down is missing there after
+//     its start; F3 judged silences by that vantage alone (it now takes the side's).
+//   - 411: a minority vantage kept, after the heal, a "paged" incident the fleet had
+//     resolved meanwhile; it reopened the closed key (now fleetState.closeResolved).
+//   - 171: the sender crashed while chat failed; pagers alone confirm a page, so chat
+//     waits for the sender's outbox: F3 allows it while the sender is down.
+var knownFleetSeeds = []uint64{10, 29, 42, 45, 56, 101, 145, 171, 274, 411}
 
 // openSeeds and openFleetSeeds are seeds that still break a rule: defects not fixed
 // yet (README, "What is not built yet"). The walks pass over them and
 // TestOpenSeedsStillFail checks that each still fails, so that a fix is noticed and the
 // seed moved to knownSeeds, where it must pass for ever.
-//   - fleet 29, 45, 101, 145, 171, 392, 411: F3, the majority side's coverage; fleet
-//     406: F1, a fourth sender in one opening.
+//   - fleet 392: F3: a vantage back after 17 minutes down votes the states it saved
+//     before the crash, makes a quorum of healed targets with a lagging vote and pages
+//     them. Not voting restored states older than alone_after fixed it but broke fleet
+//     seed 66 (a quorum lost until the restarted vantage ran again); it needs a rule
+//     for when a restored state votes again that keeps a quick restart's quorum.
+//   - fleet 406: F1, a fourth sender in one opening: a trigger and its widening queued
+//     at one instant share a notification id, coalescing the first marks the id as
+//     partly unsent, and the pager's acceptance never confirms the page.
 var (
 	openSeeds      = []uint64{}
-	openFleetSeeds = []uint64{29, 45, 101, 145, 171, 392, 406, 411}
+	openFleetSeeds = []uint64{392, 406}
 )
 
 // TestOpenSeedsStillFail: every open seed still breaks a rule. When one passes, its
@@ -222,6 +235,22 @@ func TestRandomWalks(t *testing.T) {
 // TestFleetWalks runs seeded random walks of fleets (3 or 5 vantages, partitions and
 // crashes) and reports the first failing seed.
 func TestFleetWalks(t *testing.T) {
+	if *flagFSeed != 0 {
+		s, err := FleetWalk(*flagFSeed).Run(stateDir(t), true, Checks{})
+		if s != nil {
+			defer s.Close()
+			for _, v := range s.Violations() {
+				t.Logf("%s", headline(v))
+			}
+			if s.fatal == nil {
+				err = firstUnknown(s.Violations())
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	n := max(1, *flagFleet/raceShare)
 	if env := os.Getenv("PICKET_SIM_FLEET_SEEDS"); env != "" {
 		var err error
