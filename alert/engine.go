@@ -80,6 +80,7 @@ type Engine struct {
 	impaired  bool
 	peers     peers           // solo, or this vantage's part of a fleet
 	saveLog   lograte.Limiter // failed saves: one line a minute
+	sent      uint64          // notifications built, for their ids
 }
 
 // NewEngine restores states and open incidents from the store and starts from there:
@@ -507,7 +508,8 @@ func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
 	if note == "resolved" {
 		note = ""
 	}
-	n := buildNotification(e.cfg, inc, action, note, e.states, now)
+	e.sent++
+	n := buildNotification(e.cfg, inc, action, note, e.states, now, e.sent)
 	if d := e.peers.details(e, inc); d != nil {
 		n.Details["fleet"] = d
 	}
@@ -729,7 +731,8 @@ func (e *Engine) ResolveQuiet() {
 		}
 	}
 	for _, inc := range candidates {
-		n := buildNotification(e.cfg, inc, "resolve", "", e.states, now)
+		e.sent++
+		n := buildNotification(e.cfg, inc, "resolve", "", e.states, now, e.sent)
 		n.Summary = inc.Key + " resolved (one-shot check: not failing now)"
 		for _, d := range e.router.Deliveries(inc, e.cfg.Alerting.Degraded) {
 			d.Notification = n

@@ -235,3 +235,33 @@ func TestNoteDropGoesOnTheTimeline(t *testing.T) {
 		t.Errorf("timeline %q, want %q", got, want)
 	}
 }
+
+// TestNotificationsOfOneInstantHaveTheirOwnIDs (fleet seed 406): a trigger and its
+// widening queued at the same instant shared an id (key, action, time); the outbox,
+// coalescing the first into the second, marked that id as partly unsent, so the
+// pager's acceptance never completed the page and other vantages took it over.
+func TestNotificationsOfOneInstantHaveTheirOwnIDs(t *testing.T) {
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "0s"), Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Observe(resultOf("logs/a@eu1", "down"))
+	inc := e.incidents.Get("picket/target/logs/a@eu1")
+	if inc == nil || !inc.Triggered {
+		t.Fatalf("want the target paged at once (group_wait 0), got %+v", inc)
+	}
+	e.mu.Lock()
+	e.sendWidened(c.t, inc) // at the very instant of the first page
+	e.mu.Unlock()
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if len(ob.sent) != 2 || ob.sent[0].ID == ob.sent[1].ID {
+		ids := make([]string, len(ob.sent))
+		for i, n := range ob.sent {
+			ids[i] = n.ID
+		}
+		t.Errorf("notification ids %q: want two, each its own", ids)
+	}
+}

@@ -68,13 +68,15 @@ func productTitle(cfg *config.Config, name string) string {
 }
 
 // buildNotification turns an incident into what notifiers send.
-func buildNotification(cfg *config.Config, inc *Incident, action, note string, states map[string]*TargetState, now time.Time) notify.Notification {
+// seq tells apart notifications of one key and action made at one instant (a trigger
+// and its widening): the outbox counts a notification's parts by id.
+func buildNotification(cfg *config.Config, inc *Incident, action, note string, states map[string]*TargetState, now time.Time, seq uint64) notify.Notification {
 	summary := summarize(cfg, inc, states)
 	if note != "" {
 		summary += " — " + note
 	}
 	n := notify.Notification{
-		ID:       fmt.Sprintf("%s|%s|%d", inc.Key, action, now.UnixNano()),
+		ID:       fmt.Sprintf("%s|%s|%d.%d", inc.Key, action, now.UnixNano(), seq),
 		Action:   action,
 		DedupKey: inc.Key,
 		Scope:    inc.Scope,
