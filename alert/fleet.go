@@ -2,6 +2,7 @@ package alert
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
@@ -48,6 +49,18 @@ type FleetOptions struct {
 // DegradedVote is the key a vantage gossips for a target it sees only degraded.
 func DegradedVote(id string) string { return id + "#degraded" }
 
+// StaleVote is the key a vantage gossips for a target it last saw failing too long ago
+// to say (its state restored after a long stop, or its runs overdue): it keeps a
+// failure the fleet already sees from being resolved for want of this vote, but never
+// makes a new one (fleet seed 392: a vantage back after 17 minutes voted healed
+// targets down and paged a recovered region).
+func StaleVote(id string) string { return id + staleSuffix }
+
+const staleSuffix = "#stale"
+
+// IsStaleVote reports whether a gossiped key is a StaleVote.
+func IsStaleVote(key string) bool { return strings.HasSuffix(key, staleSuffix) }
+
 // AbstainVote is what an impaired vantage gossips instead of verdicts: it does not count
 // towards the quorum's base and does not send.
 const AbstainVote = "#abstain"
@@ -67,6 +80,7 @@ type fleetState struct {
 	quorum     int
 	held       bool // alone, not yet isolated: incidents stand still
 	resolves   map[string]*pendingResolve
+	failing    map[string]string // each target's condition by quorum when last judged
 }
 
 // newPeers is the seam an engine gets: a fleet's vantage, or solo.
@@ -114,6 +128,10 @@ func (f *fleetState) sync(e *Engine) (hold bool) {
 	}
 	for id, s := range e.states {
 		if e.impaired || s.State != StateFiring || !e.probes(id) {
+			continue
+		}
+		if t := e.targets[id]; t != nil && !s.Last.At.IsZero() && e.now().Sub(s.Last.At) > 2*t.Interval+t.Timeout {
+			local[StaleVote(id)] = true
 			continue
 		}
 		if s.Condition == ConditionDegraded {
@@ -169,14 +187,26 @@ func (e *Engine) probes(id string) bool {
 
 // condition is the target's condition by quorum: "" (not failing), down or degraded.
 func (f *fleetState) condition(id string, _ *TargetState) string {
-	down, degraded := f.votes[id], f.votes[DegradedVote(id)]
+	down, degraded, stale := f.votes[id], f.votes[DegradedVote(id)], f.votes[StaleVote(id)]
+	was := f.failing[id]
+	cond := ""
 	switch {
 	case down >= f.quorum:
-		return ConditionDown
+		cond = ConditionDown
 	case down+degraded >= f.quorum:
-		return ConditionDegraded
+		cond = ConditionDegraded
+	case was != "" && down+degraded > 0 && down+degraded+stale >= f.quorum:
+		cond = was // stale votes keep a failure standing, never start one
 	}
-	return ""
+	if f.failing == nil {
+		f.failing = map[string]string{}
+	}
+	if cond == "" {
+		delete(f.failing, id)
+	} else {
+		f.failing[id] = cond
+	}
+	return cond
 }
 
 // votesText says how many vantages see a target failing: "down from 2 of 3".

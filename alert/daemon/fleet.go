@@ -126,7 +126,7 @@ func (f *fleet) Status() alert.FleetStatus {
 		if m.Self {
 			st.Member = m.Name
 		}
-		failing := slices.DeleteFunc(slices.Clone(views[m.Name]), func(k string) bool { return k == alert.AbstainVote })
+		failing := slices.DeleteFunc(slices.Clone(views[m.Name]), func(k string) bool { return k == alert.AbstainVote || alert.IsStaleVote(k) })
 		if failing == nil {
 			failing = []string{}
 		}

@@ -91,7 +91,9 @@ func (c *checker) fleetView(w *view, leader *vantage) {
 			paged[inc.Key] = paged[inc.Key] || inc.Triggered
 		}
 		for k := range n.members[v.name].local {
-			votes[strings.TrimSuffix(k, alert.DegradedVote(""))]++
+			if !alert.IsStaleVote(k) { // a stale vote never makes a failure (alert.StaleVote)
+				votes[strings.TrimSuffix(k, alert.DegradedVote(""))]++
+			}
 		}
 	}
 	for id := range w.firing {

@@ -354,3 +354,27 @@ func TestIncidentResolvedWhileAwayIsClosed(t *testing.T) {
 	}
 	quiet(t, s)
 }
+
+// Fleet seed 392: a vantage started again after a long stop votes the states it saved
+// before the crash. Healed targets it last saw down, with one vantage's real down vote
+// (its own path to r1 is broken), made a quorum and paged a region that had recovered.
+// A vote that old is stale: it keeps a failure the fleet sees standing, never makes one.
+func TestRestoredStaleVotesDoNotMakeANewFailure(t *testing.T) {
+	s := newSim(t, Options{Platform: basicPlatform(3, 2), Fleet: &FleetSpec{Vantages: 3}, Slots: 1})
+	s.At(time.Minute).Fail("r1", "*")
+	s.At(3 * time.Minute).Crash("v1")
+	s.At(4*time.Minute).Heal("r1", "*").FailFrom("v2", "r1", "*")
+	s.At(21 * time.Minute).Start("v1")
+	run(t, s, 22*time.Minute)
+	pager := s.Receiver("pager")
+	opens := 0
+	for _, ev := range pager.Events() {
+		if ev.Opened && ev.Key == regionKey {
+			opens++
+		}
+	}
+	if opens != 1 || pager.IsOpen(regionKey) {
+		t.Fatalf("%s opened %d times, open now %v: want it paged once and resolved, not paged again by v1's stale votes\n%s",
+			regionKey, opens, pager.IsOpen(regionKey), s.trace(regionKey))
+	}
+}
