@@ -1,7 +1,8 @@
 // Package cluster lets the vantages of a fleet see each other and share their verdicts
 // per target, on hashicorp/memberlist (the gossip layer under Alertmanager, Consul and
 // Serf). Each vantage gossips which targets it sees firing; every vantage can then ask how
-// many live vantages agree, and whether it is alone.
+// many live vantages say so (Tally), and whether it is alone. The quorum is alerting's
+// rule (package alert), not this package's.
 //
 // Membership, failure detection and encryption are memberlist's. Verdicts travel two
 // ways: each change is broadcast (and relayed) as a small message through memberlist's
@@ -377,40 +378,6 @@ func (c *Cluster) setLocal(failing map[string]bool) []delta {
 	return deltas
 }
 
-// View returns how many live vantages (this one included) say the target fires, and how
-// many live vantages have told us their verdicts at all. A vantage reports every target
-// it has verdicts for: the wire carries only firing ids, so a vantage that does not
-// probe a target counts as reporting it ok.
-func (c *Cluster) View(target string) (failing, reporting int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	reporting = 1
-	if c.local.firing(target) {
-		failing = 1
-	}
-	for name, m := range c.members {
-		r := c.records[name]
-		if r == nil || !isLive(m.state) {
-			continue
-		}
-		reporting++
-		if r.firing(target) {
-			failing++
-		}
-	}
-	return failing, reporting
-}
-
-// Failing reports whether at least quorum live vantages say the target fires; quorum <= 0
-// means a majority of the live members (at least 1).
-func (c *Cluster) Failing(target string, quorum int) bool {
-	if quorum <= 0 {
-		quorum = c.numLive()/2 + 1
-	}
-	failing, _ := c.View(target)
-	return failing >= quorum
-}
-
 // Alone reports whether no peer is live, and since how long.
 func (c *Cluster) Alone() (bool, time.Duration) {
 	c.mu.Lock()
@@ -652,7 +619,7 @@ func countFiring(votes map[string]int, r *record) {
 	}
 }
 
-// Generation is a counter that moves whenever something that Tally, View, Alone,
+// Generation is a counter that moves whenever something that Tally, Alone,
 // Position, Views or Page answer may have changed: a verdict (ours or a peer's), a
 // membership change (join, death, leave) or a page record (ours or a peer's). Polling it
 // is cheap; equal values mean nothing changed in between.
