@@ -1,7 +1,6 @@
 package alert_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
@@ -47,22 +48,10 @@ type rig struct {
 	outbox  *notify.Outbox
 	engine  *alert.Engine
 	runner  *probe.Runner
-	logs    *syncBuffer
+	logs    *testkit.Buffer
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // hookServer is the fallback webhook's receiver.
 type hookServer struct {
@@ -162,7 +151,7 @@ func newRig(t *testing.T, extra string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pd.Close() })
-	r := &rig{t: t, plat: plat, pd: pd, hook: newHook(t), dir: t.TempDir(), logs: &syncBuffer{}}
+	r := &rig{t: t, plat: plat, pd: pd, hook: newHook(t), dir: t.TempDir(), logs: &testkit.Buffer{}}
 	cfg, err := config.Parse("it.yaml", []byte(configText(plat, pd, r.hook.URL, extra)))
 	if err != nil {
 		t.Fatal(err)

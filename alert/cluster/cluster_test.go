@@ -1,36 +1,18 @@
 package cluster
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer collects a member's log, so that a failing test can show it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // start runs a real member on a free loopback port with short intervals; it is closed
 // when the test ends.
@@ -46,7 +28,7 @@ func startTuned(t *testing.T, name string, secret []byte, tune func(*Options), p
 	for _, p := range peers {
 		addrs = append(addrs, p.Addr())
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	o := Options{
 		Name:              name,
 		Bind:              "127.0.0.1:0",
@@ -75,20 +57,6 @@ func startTuned(t *testing.T, name string, secret []byte, tune func(*Options), p
 		}
 	})
 	return c
-}
-
-// waitFor polls cond every 10ms for at most limit and reports how long it took.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	began := time.Now()
-	for time.Since(began) < limit {
-		if cond() {
-			return time.Since(began)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("after %s: expected %s", limit, what)
-	return 0
 }
 
 func livePeers(c *Cluster) []string {
@@ -126,7 +94,7 @@ func TestThreeMembersShareVerdicts(t *testing.T) {
 	b := start(t, "b", nil, a)
 	c := start(t, "c", nil, a)
 	members := []*Cluster{a, b, c}
-	waitFor(t, 5*time.Second, "each member to see two live peers", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "each member to see two live peers", func() bool {
 		return len(livePeers(a)) == 2 && len(livePeers(b)) == 2 && len(livePeers(c)) == 2
 	})
 
@@ -134,7 +102,7 @@ func TestThreeMembersShareVerdicts(t *testing.T) {
 	a.SetLocal(map[string]bool{"logs/search@eu1": true, "logs/search@us1": false})
 	b.SetLocal(map[string]bool{"logs/search@eu1": true})
 	c.SetLocal(map[string]bool{"logs/search@eu1": false, "logs/search@us1": false})
-	waitFor(t, 5*time.Second, "every member to see eu1 down from 2 of 3", allView("logs/search@eu1", 2, 3, members...))
+	testkit.WaitFor(t, 5*time.Second, "every member to see eu1 down from 2 of 3", allView("logs/search@eu1", 2, 3, members...))
 	t.Logf("3 members converged %s after their verdicts were set", time.Since(began))
 
 	for _, m := range members {
@@ -145,15 +113,15 @@ func TestThreeMembersShareVerdicts(t *testing.T) {
 
 	// A recovery spreads as well.
 	b.SetLocal(map[string]bool{"logs/search@eu1": false})
-	waitFor(t, 5*time.Second, "every member to see eu1 down from 1 of 3", allView("logs/search@eu1", 1, 3, members...))
+	testkit.WaitFor(t, 5*time.Second, "every member to see eu1 down from 1 of 3", allView("logs/search@eu1", 1, 3, members...))
 
 	// A member that leaves no longer counts; its firing verdict goes with it.
 	b.SetLocal(map[string]bool{"logs/search@eu1": true})
-	waitFor(t, 5*time.Second, "eu1 down from 2 of 3 again", allView("logs/search@eu1", 2, 3, members...))
+	testkit.WaitFor(t, 5*time.Second, "eu1 down from 2 of 3 again", allView("logs/search@eu1", 2, 3, members...))
 	if err := a.Close(); err != nil {
 		t.Fatalf("close a: %v", err)
 	}
-	waitFor(t, 5*time.Second, "b and c to see eu1 down from 1 of 2", allView("logs/search@eu1", 1, 2, b, c))
+	testkit.WaitFor(t, 5*time.Second, "b and c to see eu1 down from 1 of 2", allView("logs/search@eu1", 1, 2, b, c))
 	for _, m := range b.Members() {
 		if m.Name == "a" && m.State != StateLeft {
 			t.Errorf("b: expected a to have left, got %q", m.State)
@@ -165,11 +133,11 @@ func TestEncryptedClusterRejectsWrongSecret(t *testing.T) {
 	secret := []byte("0123456789abcdef")
 	a := start(t, "a", secret)
 	b := start(t, "b", secret, a)
-	waitFor(t, 5*time.Second, "a and b to see each other", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a and b to see each other", func() bool {
 		return len(livePeers(a)) == 1 && len(livePeers(b)) == 1
 	})
 	b.SetLocal(map[string]bool{"web/login@eu1": true})
-	waitFor(t, 5*time.Second, "a to see b's verdict", allView("web/login@eu1", 1, 2, a))
+	testkit.WaitFor(t, 5*time.Second, "a to see b's verdict", allView("web/login@eu1", 1, 2, a))
 
 	intruders := map[string][]byte{
 		"wrong": []byte("fedcba9876543210"),
@@ -215,11 +183,11 @@ func TestAloneAndNoLongerAlone(t *testing.T) {
 	}
 
 	b := start(t, "b", nil, a)
-	waitFor(t, 5*time.Second, "a not alone once b joined", func() bool { alone, _ := a.Alone(); return !alone })
+	testkit.WaitFor(t, 5*time.Second, "a not alone once b joined", func() bool { alone, _ := a.Alone(); return !alone })
 	if err := b.Close(); err != nil {
 		t.Fatalf("close b: %v", err)
 	}
-	waitFor(t, 5*time.Second, "a alone again once b left", func() bool { alone, _ := a.Alone(); return alone })
+	testkit.WaitFor(t, 5*time.Second, "a alone again once b left", func() bool { alone, _ := a.Alone(); return alone })
 	if _, d := a.Alone(); d > time.Second {
 		t.Fatalf("expected the alone time to restart when b left, got %s", d)
 	}
@@ -267,13 +235,13 @@ func TestCrashedMemberIsDeadAndDropsOut(t *testing.T) {
 	a := start(t, "a", nil)
 	b := start(t, "b", nil, a)
 	c := start(t, "c", nil, a)
-	waitFor(t, 5*time.Second, "a to see two live peers", func() bool { return len(livePeers(a)) == 2 })
+	testkit.WaitFor(t, 5*time.Second, "a to see two live peers", func() bool { return len(livePeers(a)) == 2 })
 	c.SetLocal(map[string]bool{"metrics/query@us1": true})
-	waitFor(t, 5*time.Second, "a and b to see c's verdict", allView("metrics/query@us1", 1, 3, a, b))
+	testkit.WaitFor(t, 5*time.Second, "a and b to see c's verdict", allView("metrics/query@us1", 1, 3, a, b))
 
 	crashed := time.Now()
 	crash(t, c)
-	waitFor(t, 10*time.Second, "a and b to drop the crashed c", allView("metrics/query@us1", 0, 2, a, b))
+	testkit.WaitFor(t, 10*time.Second, "a and b to drop the crashed c", allView("metrics/query@us1", 0, 2, a, b))
 	t.Logf("a crashed member dropped out after %s", time.Since(crashed))
 	for _, m := range a.Members() {
 		if m.Name != "c" {
@@ -294,13 +262,13 @@ func TestBroadcastAndJoinStateEachSuffice(t *testing.T) {
 	noPushPull := func(o *Options) { o.PushPullInterval = time.Hour }
 	a := startTuned(t, "a", nil, noPushPull)
 	c := startTuned(t, "c", nil, noPushPull, a)
-	waitFor(t, 5*time.Second, "a and c to see each other", func() bool { return len(livePeers(a)) == 1 && len(livePeers(c)) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "a and c to see each other", func() bool { return len(livePeers(a)) == 1 && len(livePeers(c)) == 1 })
 
 	c.SetLocal(map[string]bool{"web/checkout@eu1": true})
-	took := waitFor(t, 5*time.Second, "a to see c's verdict by broadcast", allView("web/checkout@eu1", 1, 2, a))
+	took := testkit.WaitFor(t, 5*time.Second, "a to see c's verdict by broadcast", allView("web/checkout@eu1", 1, 2, a))
 	t.Logf("one change reached a peer by broadcast in %s", took)
-	waitFor(t, 5*time.Second, "c's broadcast queue to drain", func() bool { return c.queue.NumQueued() == 0 && a.queue.NumQueued() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "c's broadcast queue to drain", func() bool { return c.queue.NumQueued() == 0 && a.queue.NumQueued() == 0 })
 
 	b := startTuned(t, "b", nil, noPushPull, a)
-	waitFor(t, 5*time.Second, "b to see c's verdict, relayed by a on join", allView("web/checkout@eu1", 1, 3, b))
+	testkit.WaitFor(t, 5*time.Second, "b to see c's verdict, relayed by a on join", allView("web/checkout@eu1", 1, 3, b))
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/hashicorp/memberlist"
 )
 
@@ -22,7 +24,7 @@ func startThree(t *testing.T, tune func(*Options)) (a, b, c *Cluster) {
 	a = startTuned(t, "a", nil, tune)
 	b = startTuned(t, "b", nil, tune, a)
 	c = startTuned(t, "c", nil, tune, a)
-	waitFor(t, 5*time.Second, "each member to see two live peers", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "each member to see two live peers", func() bool {
 		return len(livePeers(a)) == 2 && len(livePeers(b)) == 2 && len(livePeers(c)) == 2
 	})
 	return a, b, c
@@ -45,7 +47,7 @@ func TestTallyAndGenerationFollowVerdictsAndDeaths(t *testing.T) {
 	a.SetLocal(map[string]bool{"x": true, "y": true, "ok": false})
 	b.SetLocal(map[string]bool{"x": true})
 	c.SetLocal(map[string]bool{"x": true, "z": true})
-	waitFor(t, 5*time.Second, "every member to tally x 3, y 1, z 1 of 3 live",
+	testkit.WaitFor(t, 5*time.Second, "every member to tally x 3, y 1, z 1 of 3 live",
 		tallyIs(map[string]int{"x": 3, "y": 1, "z": 1}, 3, a, b, c))
 	wantViews := map[string][]string{"a": {"x", "y"}, "b": {"x"}, "c": {"x", "z"}}
 	for _, m := range []*Cluster{a, b, c} {
@@ -56,7 +58,7 @@ func TestTallyAndGenerationFollowVerdictsAndDeaths(t *testing.T) {
 
 	// Nothing changes once every queue is empty: the generation stays put through
 	// several push-pulls of the same states.
-	waitFor(t, 5*time.Second, "every broadcast queue to drain", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "every broadcast queue to drain", func() bool {
 		return a.queue.NumQueued() == 0 && b.queue.NumQueued() == 0 && c.queue.NumQueued() == 0
 	})
 	g := a.Generation()
@@ -66,7 +68,7 @@ func TestTallyAndGenerationFollowVerdictsAndDeaths(t *testing.T) {
 	}
 
 	b.SetLocal(map[string]bool{"x": false, "y": true})
-	waitFor(t, 5*time.Second, "a and c to tally b's change",
+	testkit.WaitFor(t, 5*time.Second, "a and c to tally b's change",
 		tallyIs(map[string]int{"x": 2, "y": 2, "z": 1}, 3, a, c))
 	if a.Generation() == g {
 		t.Fatalf("expected a remote verdict change to move the generation")
@@ -74,7 +76,7 @@ func TestTallyAndGenerationFollowVerdictsAndDeaths(t *testing.T) {
 
 	g = a.Generation()
 	crash(t, c)
-	waitFor(t, 10*time.Second, "a and b to drop the crashed c from the tally",
+	testkit.WaitFor(t, 10*time.Second, "a and b to drop the crashed c from the tally",
 		tallyIs(map[string]int{"x": 1, "y": 2}, 2, a, b))
 	if a.Generation() == g {
 		t.Fatalf("expected a member's death to move the generation")
@@ -132,7 +134,7 @@ func TestPositionAgreesAndSpreadsSenders(t *testing.T) {
 	}
 
 	crash(t, c)
-	waitFor(t, 10*time.Second, "a and b to see c dead", func() bool { return !a.IsLive("c") && !b.IsLive("c") })
+	testkit.WaitFor(t, 10*time.Second, "a and b to see c dead", func() bool { return !a.IsLive("c") && !b.IsLive("c") })
 	senders = positionsAgree(t, keys, a, b)
 	if senders["a"] == 0 || senders["b"] == 0 {
 		t.Errorf("expected a and b to share the keys, got senders %v", senders)
@@ -163,7 +165,7 @@ func TestPagesConvergeAndLateConfirmationsChangeNothing(t *testing.T) {
 	// Two members page the same key at once: all three keep the same one record.
 	a.RecordPage("web/login", true)
 	b.RecordPage("web/login", false)
-	waitFor(t, 5*time.Second, "a, b and c to hold the same record of web/login", samePage("web/login", a, b, c))
+	testkit.WaitFor(t, 5*time.Second, "a, b and c to hold the same record of web/login", samePage("web/login", a, b, c))
 	if p, _ := c.Page("web/login"); p.By != "a" && p.By != "b" {
 		t.Fatalf("expected the record of a or b, got %+v", p)
 	}
@@ -171,15 +173,15 @@ func TestPagesConvergeAndLateConfirmationsChangeNothing(t *testing.T) {
 	// A confirmation spreads.
 	a.RecordPage("api/search", true)
 	a.ConfirmPage("api/search", true)
-	waitFor(t, 5*time.Second, "b and c to see a's trigger of api/search confirmed",
+	testkit.WaitFor(t, 5*time.Second, "b and c to see a's trigger of api/search confirmed",
 		pageIs("api/search", func(p Page) bool { return p.By == "a" && p.Open && p.Confirmed }, b, c))
 
 	// b resolves api/search after a paged it; a's late confirmation of its own trigger
 	// changes nothing, here or elsewhere.
 	a.RecordPage("api/search", true)
-	waitFor(t, 5*time.Second, "b to see a's new trigger", pageIs("api/search", func(p Page) bool { return !p.Confirmed }, b))
+	testkit.WaitFor(t, 5*time.Second, "b to see a's new trigger", pageIs("api/search", func(p Page) bool { return !p.Confirmed }, b))
 	b.RecordPage("api/search", false)
-	waitFor(t, 5*time.Second, "every member to see b's resolve",
+	testkit.WaitFor(t, 5*time.Second, "every member to see b's resolve",
 		pageIs("api/search", func(p Page) bool { return p.By == "b" && !p.Open }, a, b, c))
 	g := a.Generation()
 	a.ConfirmPage("api/search", true)
@@ -199,19 +201,19 @@ func TestLateJoinerLearnsPagesOfLiveAndDeadMembers(t *testing.T) {
 	noPushPull := func(o *Options) { o.PushPullInterval = time.Hour }
 	a := startTuned(t, "a", nil, noPushPull)
 	b := startTuned(t, "b", nil, noPushPull, a)
-	waitFor(t, 5*time.Second, "a and b to see each other", func() bool { return len(livePeers(a)) == 1 && len(livePeers(b)) == 1 })
+	testkit.WaitFor(t, 5*time.Second, "a and b to see each other", func() bool { return len(livePeers(a)) == 1 && len(livePeers(b)) == 1 })
 	a.RecordPage("k1", true)
 	a.ConfirmPage("k1", true)
 	b.RecordPage("k2", false)
-	waitFor(t, 5*time.Second, "a and b to hold both records", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a and b to hold both records", func() bool {
 		return samePage("k1", a, b)() && samePage("k2", a, b)()
 	})
-	waitFor(t, 5*time.Second, "the broadcast queues to drain", func() bool { return a.queue.NumQueued() == 0 && b.queue.NumQueued() == 0 })
+	testkit.WaitFor(t, 5*time.Second, "the broadcast queues to drain", func() bool { return a.queue.NumQueued() == 0 && b.queue.NumQueued() == 0 })
 	crash(t, b)
-	waitFor(t, 10*time.Second, "a to see b dead", func() bool { return !a.IsLive("b") })
+	testkit.WaitFor(t, 10*time.Second, "a to see b dead", func() bool { return !a.IsLive("b") })
 
 	c := startTuned(t, "c", nil, noPushPull, a)
-	waitFor(t, 5*time.Second, "c to learn both records from a", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "c to learn both records from a", func() bool {
 		return samePage("k1", a, c)() && samePage("k2", a, c)()
 	})
 	if p, _ := c.Page("k2"); p.By != "b" || p.Open {
@@ -280,14 +282,14 @@ func TestCutOffMemberIsAloneAndRejoinsWhenHealed(t *testing.T) {
 	a := start(t, "a", nil)
 	b := start(t, "b", nil, a)
 	c := startTuned(t, "c", nil, func(o *Options) { o.WrapTransport = cutBy(&cut) }, a)
-	waitFor(t, 5*time.Second, "each member to see two live peers", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "each member to see two live peers", func() bool {
 		return len(livePeers(a)) == 2 && len(livePeers(b)) == 2 && len(livePeers(c)) == 2
 	})
 	c.SetLocal(map[string]bool{"x": true})
-	waitFor(t, 5*time.Second, "a and b to tally c's verdict", tallyIs(map[string]int{"x": 1}, 3, a, b))
+	testkit.WaitFor(t, 5*time.Second, "a and b to tally c's verdict", tallyIs(map[string]int{"x": 1}, 3, a, b))
 
 	cut.Store(true)
-	took := waitFor(t, 10*time.Second, "c alone, a and b seeing c dead", func() bool {
+	took := testkit.WaitFor(t, 10*time.Second, "c alone, a and b seeing c dead", func() bool {
 		alone, _ := c.Alone()
 		return alone && !a.IsLive("c") && !b.IsLive("c")
 	})
@@ -300,7 +302,7 @@ func TestCutOffMemberIsAloneAndRejoinsWhenHealed(t *testing.T) {
 	}
 
 	cut.Store(false)
-	took = waitFor(t, 15*time.Second, "the three together again, c's verdict back", func() bool {
+	took = testkit.WaitFor(t, 15*time.Second, "the three together again, c's verdict back", func() bool {
 		alone, _ := c.Alone()
 		return !alone && tallyIs(map[string]int{"x": 1}, 3, a, b, c)()
 	})
@@ -334,13 +336,13 @@ func TestStatsCountDatagramsAndStreams(t *testing.T) {
 	t.Logf("a %d-byte state; right after b joined, b received %+v", state, b.Stats())
 	// a counts the stream when its own side of the write is done, which can be a moment
 	// after b has read it all and returned from Start: wait for it (bounded).
-	waitFor(t, 5*time.Second, fmt.Sprintf("a's %d-byte state (compressed) counted as sent", state), func() bool {
+	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("a's %d-byte state (compressed) counted as sent", state), func() bool {
 		got := a.Stats()
 		return beyondDatagrams(got.SentBytes, got.SentPackets) >= state/4
 	})
 
 	before := [2]Stats{a.Stats(), b.Stats()}
-	waitFor(t, 5*time.Second, "each member's counts to grow with probes and gossip", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "each member's counts to grow with probes and gossip", func() bool {
 		for i, m := range []*Cluster{a, b} {
 			now := m.Stats()
 			if now.SentPackets <= before[i].SentPackets || now.ReceivedPackets <= before[i].ReceivedPackets ||

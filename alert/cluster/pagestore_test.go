@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/internal/store"
 )
 
@@ -50,7 +52,7 @@ func TestPageRecordsSurviveARestart(t *testing.T) {
 
 	st = openStore(t, dir)
 	t.Cleanup(func() { _ = st.Close() }) // after the members: cleanups run last first
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	a := startTuned(t, "a", nil, func(o *Options) {
 		o.Store = st
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -69,7 +71,7 @@ func TestPageRecordsSurviveARestart(t *testing.T) {
 		t.Errorf("a record made after the restart has version %d, not above the loaded %d", v, oldVersion)
 	}
 	b := start(t, "b", nil, a)
-	waitFor(t, 5*time.Second, "b to learn the page records by gossip", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "b to learn the page records by gossip", func() bool {
 		p, ok := b.Page("picket/vantage/c")
 		q, _ := b.Page("picket/region/eu1")
 		return ok && p.By == "a" && !q.Open

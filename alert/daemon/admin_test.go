@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // adminToken is the fixture's api.token; every answer and log line is checked for it.
@@ -21,7 +23,7 @@ type adminDaemon struct {
 	t      *testing.T
 	base   string // http://127.0.0.1:PORT of listen
 	port   string
-	logs   *lockedBuffer
+	logs   *testkit.Buffer
 	mu     sync.Mutex
 	bodies []string
 }
@@ -31,7 +33,7 @@ type adminDaemon struct {
 func startAdmin(t *testing.T, extra string) *adminDaemon {
 	t.Helper()
 	f := newFixture(t, extra)
-	a := &adminDaemon{t: t, logs: &lockedBuffer{}}
+	a := &adminDaemon{t: t, logs: &testkit.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

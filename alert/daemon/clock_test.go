@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/probe/probetest"
 )
@@ -86,32 +88,32 @@ func TestDaemonKeepsTimeByItsClock(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	}()
-	waitFor(t, 5*time.Second, "the first heartbeat and self-check round", func() bool { return pings.Load() == 1 && out.accepts.Load() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the first heartbeat and self-check round", func() bool { return pings.Load() == 1 && out.accepts.Load() == 1 })
 	const key = "picket/region/eu1"
 	// Every target runs first within its interval (30s): by then the 4 runs are done
 	// and eu1 fires, so the incident opens at 30s and its group wait ends at 1m30s.
 	fake.Set(start.Add(30 * time.Second))
-	waitFor(t, 5*time.Second, "the first run of every target by 30s", func() bool { return sumMetric(t, base, "picket_probe_runs_total") >= 4 })
-	waitFor(t, 5*time.Second, "both eu1 targets firing at 30s", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the first run of every target by 30s", func() bool { return sumMetric(t, base, "picket_probe_runs_total") >= 4 })
+	testkit.WaitFor(t, 5*time.Second, "both eu1 targets firing at 30s", func() bool {
 		return metric(t, base, `picket_target_state{journey="query",product="metrics",region="eu1",vantage="daemon-test"}`) == "2" &&
 			metric(t, base, `picket_target_state{journey="home",product="web",region="eu1",vantage="daemon-test"}`) == "2"
 	})
-	waitFor(t, 5*time.Second, "the self-check round at 30s", func() bool { return out.accepts.Load() == 2 })
+	testkit.WaitFor(t, 5*time.Second, "the self-check round at 30s", func() bool { return out.accepts.Load() == 2 })
 	fake.Set(start.Add(time.Minute))
 	// Healthy by the fake clock: the last run started 30s ago, within 3 intervals.
-	waitFor(t, 5*time.Second, "the heartbeat at 1m", func() bool { return pings.Load() == 2 })
-	waitFor(t, 5*time.Second, "the self-check round at 1m", func() bool { return out.accepts.Load() == 3 })
+	testkit.WaitFor(t, 5*time.Second, "the heartbeat at 1m", func() bool { return pings.Load() == 2 })
+	testkit.WaitFor(t, 5*time.Second, "the self-check round at 1m", func() bool { return out.accepts.Load() == 3 })
 	if n := f.pd.Count(key, "trigger"); n != 0 {
 		t.Fatalf("paged at 1m of the fake clock, before the group wait (1m from 30s) was over")
 	}
 	fake.Set(start.Add(90 * time.Second))
-	waitFor(t, 5*time.Second, "the page at 1m30s", func() bool { return f.pd.Count(key, "trigger") == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the page at 1m30s", func() bool { return f.pd.Count(key, "trigger") == 1 })
 	for _, ev := range f.pd.Events() {
 		if ev.DedupKey == key && ev.Payload.Timestamp != "2020-01-01T00:01:30Z" {
 			t.Errorf("the page's timestamp is %q, want the fake clock's 2020-01-01T00:01:30Z", ev.Payload.Timestamp)
 		}
 	}
-	waitFor(t, 5*time.Second, "the self-check round at 1m30s", func() bool { return out.accepts.Load() == 4 })
+	testkit.WaitFor(t, 5*time.Second, "the self-check round at 1m30s", func() bool { return out.accepts.Load() == 4 })
 	if code, why := body(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("readyz by the fake clock: %d %s", code, why)
 	}
@@ -137,7 +139,7 @@ func TestFleetIsAloneByItsClock(t *testing.T) {
 	fake.Set(start.Add(time.Hour))
 	// The fleet's watch ticks every second of the clock: step it a second at a time (its
 	// ticker may have been made after the jump) until the notice comes.
-	waitFor(t, 10*time.Second, "the isolated notice after an hour of the fake clock", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the isolated notice after an hour of the fake clock", func() bool {
 		fake.Advance(time.Second)
 		return f.pd.Count(key, "trigger") == 1
 	})

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"go.uber.org/goleak"
 
@@ -118,20 +120,6 @@ func (f *fixture) edit(pairs ...string) {
 	}
 }
 
-// waitFor polls cond every 20 ms until it holds, for at most limit and at most
-// limit/20ms polls.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	const every = 20 * time.Millisecond
-	deadline := time.Now().Add(limit)
-	for polls := 1; !cond(); polls++ {
-		if time.Now().After(deadline) || polls > int(limit/every) {
-			t.Fatalf("timed out after %v (%d polls) waiting for %s", limit, polls, what)
-		}
-		time.Sleep(every)
-	}
-}
-
 func body(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -146,7 +134,7 @@ func body(t *testing.T, url string) (int, string) {
 func TestMetricsAreLintCleanAndHaveEveryPhase(t *testing.T) {
 	f := newFixture(t, "")
 	base, stop := f.start()
-	waitFor(t, 5*time.Second, "a probe result in /metrics", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a probe result in /metrics", func() bool {
 		_, m := body(t, base+"/metrics")
 		return strings.Contains(m, "probe_success{")
 	})
@@ -228,7 +216,7 @@ func TestImpairedHoldsPlatformPages(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	}()
-	waitFor(t, 5*time.Second, "the impaired notice", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the impaired notice", func() bool {
 		return f.pd.Count("picket/impaired/daemon-test", "trigger") == 1
 	})
 	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
@@ -253,10 +241,10 @@ func TestImpairedHoldsPlatformPages(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	waitFor(t, 5*time.Second, "the held page", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the held page", func() bool {
 		return f.pd.Count("picket/region/eu1", "trigger") == 1
 	})
-	waitFor(t, 5*time.Second, "the impaired notice's resolve", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the impaired notice's resolve", func() bool {
 		return f.pd.Count("picket/impaired/daemon-test", "resolve") == 1
 	})
 }

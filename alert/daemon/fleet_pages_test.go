@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // TestFleetRestartedAtOnceRemembersItsPages: a and b are cut off from each other, so
@@ -20,14 +22,14 @@ func TestFleetRestartedAtOnceRemembersItsPages(t *testing.T) {
 	cut.Store(true)
 	keys := []string{"picket/isolated/a", "picket/isolated/b"}
 	for _, key := range keys {
-		waitFor(t, 10*time.Second, key+" paged", func() bool { return f.pd.Count(key, "trigger") >= 1 })
+		testkit.WaitFor(t, 10*time.Second, key+" paged", func() bool { return f.pd.Count(key, "trigger") >= 1 })
 	}
 	stopAll(t, members)
 
 	cut.Store(false)
 	f.start(t, settings, memberSpec{name: "a"}, memberSpec{name: "b"})
 	for _, key := range keys {
-		waitFor(t, 5*time.Second, key+" resolved after the restart", func() bool { return f.pd.Count(key, "resolve") >= 1 })
+		testkit.WaitFor(t, 5*time.Second, key+" resolved after the restart", func() bool { return f.pd.Count(key, "resolve") >= 1 })
 	}
 	time.Sleep(1200 * time.Millisecond) // a watch round more: nothing else may come
 	for _, key := range keys {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe/probetest"
 )
@@ -30,14 +32,14 @@ func TestIsolatedShardsPageOnce(t *testing.T) {
 		memberSpec{name: "v#0", shard: &config.Shard{Index: 0, Count: 2}, eventsURL: slow.URL},
 		memberSpec{name: "v#1", shard: &config.Shard{Index: 1, Count: 2}, eventsURL: slow.URL})
 	for _, m := range members {
-		waitFor(t, 15*time.Second, m.name+" isolated", func() bool { return metric(t, m.base, "picket_cluster_isolated") == "1" })
+		testkit.WaitFor(t, 15*time.Second, m.name+" isolated", func() bool { return metric(t, m.base, "picket_cluster_isolated") == "1" })
 	}
 	const key = "picket/region/eu1"
 	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitFor(t, 10*time.Second, "the page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
 	time.Sleep(3 * time.Second)
 	f.plat.ClearFaults()
-	waitFor(t, 10*time.Second, "the resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
 	time.Sleep(2 * time.Second)
 	if tr, res := f.pd.Count(key, "trigger"), f.pd.Count(key, "resolve"); tr != 1 || res != 1 {
 		t.Errorf("%d triggers and %d resolves from one isolated vantage, want 1 and 1: %s", tr, res, events(f.pd))

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/hashicorp/memberlist"
 
 	"github.com/picket-dev/picket/alert/cluster"
@@ -230,7 +232,7 @@ cluster: {bind: %s, peers: [%s], insecure: true, notify: [pd], gossip_interval: 
 		members = append(members, startMember(t, s.name, Options{ConfigPath: path, WrapGossip: s.wrap, Shard: s.shard}))
 	}
 	for _, m := range members {
-		waitFor(t, 15*time.Second, fmt.Sprintf("%s to see %d members alive", m.name, len(specs)), func() bool {
+		testkit.WaitFor(t, 15*time.Second, fmt.Sprintf("%s to see %d members alive", m.name, len(specs)), func() bool {
 			return metric(t, m.base, `picket_cluster_members{state="alive"}`) == strconv.Itoa(len(specs))
 		})
 	}
@@ -258,18 +260,18 @@ func TestPartitionedVantagePagesAloneAndOthersReportItSilent(t *testing.T) {
 	})
 	cut.Store(true)
 	for _, m := range []*member{a, b} {
-		waitFor(t, 15*time.Second, m.name+" to see c dead", func() bool {
+		testkit.WaitFor(t, 15*time.Second, m.name+" to see c dead", func() bool {
 			return metric(t, m.base, `picket_cluster_members{state="dead"}`) == "1"
 		})
 	}
-	waitFor(t, 15*time.Second, "c to be alone", func() bool { return metric(t, c.base, "picket_cluster_alone") == "1" })
+	testkit.WaitFor(t, 15*time.Second, "c to be alone", func() bool { return metric(t, c.base, "picket_cluster_alone") == "1" })
 
 	plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
 	const key = "picket/region/eu1"
 	fromFleet := func() int { return countFrom(pd, key, "trigger", "a", "b") }
-	waitFor(t, 10*time.Second, "the fleet's page", func() bool { return fromFleet() >= 1 })
-	waitFor(t, 10*time.Second, "c's own page", func() bool { return countFrom(pd, key, "trigger", "c") >= 1 })
-	waitFor(t, 10*time.Second, "the notice that c is silent", func() bool { return pd.Count("picket/vantage/c", "trigger") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the fleet's page", func() bool { return fromFleet() >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "c's own page", func() bool { return countFrom(pd, key, "trigger", "c") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the notice that c is silent", func() bool { return pd.Count("picket/vantage/c", "trigger") >= 1 })
 	time.Sleep(2500 * time.Millisecond) // two takeover waits: nothing more may come
 	if n := fromFleet(); n != 1 {
 		t.Errorf("a and b paged the region %d times, want 1", n)
@@ -297,15 +299,15 @@ func TestPartitionedVantagePagesAloneAndOthersReportItSilent(t *testing.T) {
 	if v := metric(t, c.base, "picket_cluster_isolated"); v != "1" {
 		t.Errorf("picket_cluster_isolated of c = %q, want 1", v)
 	}
-	waitFor(t, 5*time.Second, "c's notice that it is isolated", func() bool { return pd.Count("picket/isolated/c", "trigger") >= 1 })
+	testkit.WaitFor(t, 5*time.Second, "c's notice that it is isolated", func() bool { return pd.Count("picket/isolated/c", "trigger") >= 1 })
 
 	// The cut heals: c rejoins (its reconnect loop), the notice resolves; then the
 	// region recovers and the fleet resolves it once.
 	cut.Store(false)
-	waitFor(t, 30*time.Second, "the notice that c is back", func() bool { return pd.Count("picket/vantage/c", "resolve") >= 1 })
-	waitFor(t, 10*time.Second, "c's notice that it hears the fleet again", func() bool { return pd.Count("picket/isolated/c", "resolve") >= 1 })
+	testkit.WaitFor(t, 30*time.Second, "the notice that c is back", func() bool { return pd.Count("picket/vantage/c", "resolve") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "c's notice that it hears the fleet again", func() bool { return pd.Count("picket/isolated/c", "resolve") >= 1 })
 	plat.ClearFaults()
-	waitFor(t, 10*time.Second, "the region resolve", func() bool { return pd.Count(key, "resolve") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the region resolve", func() bool { return pd.Count(key, "resolve") >= 1 })
 	time.Sleep(2500 * time.Millisecond)
 	if n := pd.Count(key, "resolve"); n != 1 {
 		t.Errorf("region resolved %d times, want 1: %s", n, events(pd))
@@ -394,10 +396,10 @@ func TestSenderThatCannotDeliverIsTakenOver(t *testing.T) {
 	}
 	members := f.start(t, "takeover_after: 1s", memberSpec{name: first, eventsURL: broken.BaseURL()}, memberSpec{name: second})
 	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitFor(t, 10*time.Second, "the first sender to try", func() bool { return broken.Requests() >= 1 })
-	waitFor(t, 10*time.Second, "the takeover page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the first sender to try", func() bool { return broken.Requests() >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the takeover page", func() bool { return f.pd.Count(key, "trigger") >= 1 })
 	f.plat.ClearFaults()
-	waitFor(t, 10*time.Second, "the takeover resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the takeover resolve", func() bool { return f.pd.Count(key, "resolve") >= 1 })
 	time.Sleep(2500 * time.Millisecond)
 	// Resolves carry no source: only the second vantage reaches this receiver anyway.
 	if tr, res := countFrom(f.pd, key, "trigger", second), f.pd.Count(key, "resolve"); tr != 1 || res != 1 {
@@ -466,9 +468,9 @@ func TestBackNoticeWhenSubjectRanksFirst(t *testing.T) {
 	f.start(t, "alone_after: 2s, takeover_after: 1s", specs...)
 	key := "picket/vantage/" + subject
 	cut.Store(true)
-	waitFor(t, 15*time.Second, "the notice that "+subject+" is silent", func() bool { return f.pd.Count(key, "trigger") >= 1 })
+	testkit.WaitFor(t, 15*time.Second, "the notice that "+subject+" is silent", func() bool { return f.pd.Count(key, "trigger") >= 1 })
 	cut.Store(false)
-	waitFor(t, 20*time.Second, "the notice that "+subject+" is back", func() bool { return f.pd.Count(key, "resolve") >= 1 })
+	testkit.WaitFor(t, 20*time.Second, "the notice that "+subject+" is back", func() bool { return f.pd.Count(key, "resolve") >= 1 })
 	time.Sleep(1500 * time.Millisecond)
 	if tr, res := f.pd.Count(key, "trigger"), f.pd.Count(key, "resolve"); tr != 1 || res != 1 {
 		t.Errorf("%s: %d silent and %d back notices, want 1 and 1: %s", subject, tr, res, events(f.pd))
@@ -495,7 +497,7 @@ func TestShardsOfOneVantageAreStillAlone(t *testing.T) {
 	s0 := start("v#0")
 	s1 := start("v#1", s0)
 	f := newFleet(s0, "v", nil)
-	waitFor(t, 10*time.Second, "the shards to see each other", func() bool { return s0.IsLive("v#1") && s1.IsLive("v#0") })
+	testkit.WaitFor(t, 10*time.Second, "the shards to see each other", func() bool { return s0.IsLive("v#1") && s1.IsLive("v#0") })
 	if alone, _ := f.Alone(); !alone {
 		t.Error("two shards of one vantage are not alone")
 	}
@@ -503,7 +505,7 @@ func TestShardsOfOneVantageAreStillAlone(t *testing.T) {
 		t.Errorf("live vantages %d, want 1", n)
 	}
 	start("w", s0)
-	waitFor(t, 10*time.Second, "w to count", func() bool { return f.LiveVantages() == 2 })
+	testkit.WaitFor(t, 10*time.Second, "w to count", func() bool { return f.LiveVantages() == 2 })
 	if alone, _ := f.Alone(); alone {
 		t.Error("alone with another vantage live")
 	}
@@ -547,11 +549,11 @@ func TestPeerDeadForLessThanAloneAfterIsNotReportedSilent(t *testing.T) {
 		watchers = append(watchers, &daemon{log: slog.New(slog.DiscardHandler), cluster: c, fleet: newFleet(c, c.Name(), nil),
 			cfg: &config.Config{Vantage: c.Name(), Cluster: &config.Cluster{Member: c.Name(), AloneAfter: retain}}})
 	}
-	waitFor(t, 10*time.Second, "x and y to hear all, and each other's verdicts", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "x and y to hear all, and each other's verdicts", func() bool {
 		return x.IsLive("z") && y.IsLive("z") && x.Reported("y") && y.Reported("x")
 	})
 	cut.Store(true)
-	waitFor(t, 15*time.Second, "x and y to see z dead", func() bool { return !x.IsLive("z") && !y.IsLive("z") })
+	testkit.WaitFor(t, 15*time.Second, "x and y to see z dead", func() bool { return !x.IsLive("z") && !y.IsLive("z") })
 	reported := func() bool {
 		for _, d := range watchers {
 			d.checkMembers()
@@ -563,5 +565,5 @@ func TestPeerDeadForLessThanAloneAfterIsNotReportedSilent(t *testing.T) {
 	if reported() {
 		t.Fatal("z was reported silent as soon as it was declared dead, before alone_after")
 	}
-	waitFor(t, retain+5*time.Second, "the notice that z is silent, after alone_after", reported)
+	testkit.WaitFor(t, retain+5*time.Second, "the notice that z is silent, after alone_after", reported)
 }

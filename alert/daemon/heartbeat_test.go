@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/internal/store"
 	"github.com/picket-dev/picket/probe/probetest"
 )
@@ -59,7 +61,7 @@ func TestSelfCheckFollowsReload(t *testing.T) {
 				}
 			}()
 			if tc.before != "" {
-				waitFor(t, 5*time.Second, "impaired", func() bool { return metric(t, base, "picket_impaired") == "1" })
+				testkit.WaitFor(t, 5*time.Second, "impaired", func() bool { return metric(t, base, "picket_impaired") == "1" })
 			}
 			if tc.release {
 				f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
@@ -79,14 +81,14 @@ func TestSelfCheckFollowsReload(t *testing.T) {
 			}
 			reload(t, base)
 			if tc.release {
-				waitFor(t, 5*time.Second, "the impaired notice's resolve", func() bool { return f.pd.Count(impairedKey, "resolve") == 1 })
-				waitFor(t, 5*time.Second, "the released page", func() bool { return f.pd.Count(pageKey, "trigger") == 1 })
+				testkit.WaitFor(t, 5*time.Second, "the impaired notice's resolve", func() bool { return f.pd.Count(impairedKey, "resolve") == 1 })
+				testkit.WaitFor(t, 5*time.Second, "the released page", func() bool { return f.pd.Count(pageKey, "trigger") == 1 })
 				if v := metric(t, base, "picket_impaired"); v != "0" {
 					t.Errorf("picket_impaired after the release: %q", v)
 				}
 				return
 			}
-			waitFor(t, 5*time.Second, "the impaired notice", func() bool { return f.pd.Count(impairedKey, "trigger") == 1 })
+			testkit.WaitFor(t, 5*time.Second, "the impaired notice", func() bool { return f.pd.Count(impairedKey, "trigger") == 1 })
 			f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
 			waitHeld(t, f, base)
 		})
@@ -96,7 +98,7 @@ func TestSelfCheckFollowsReload(t *testing.T) {
 // waitHeld waits until both eu1 targets fire and checks that their page is held.
 func waitHeld(t *testing.T, f *fixture, base string) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "both eu1 targets firing", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "both eu1 targets firing", func() bool {
 		return metric(t, base, `picket_target_state{journey="query",product="metrics",region="eu1",vantage="daemon-test"}`) == "2" &&
 			metric(t, base, `picket_target_state{journey="home",product="web",region="eu1",vantage="daemon-test"}`) == "2"
 	})
@@ -120,10 +122,10 @@ func TestHeartbeatFollowsReload(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	}()
-	waitFor(t, 5*time.Second, "the first ping", func() bool { return pingsA.Load() == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the first ping", func() bool { return pingsA.Load() == 1 })
 	f.edit(lineA, lineB)
 	reload(t, base)
-	waitFor(t, 5*time.Second, "pings to the new url every 100ms", func() bool { return pingsB.Load() >= 3 })
+	testkit.WaitFor(t, 5*time.Second, "pings to the new url every 100ms", func() bool { return pingsB.Load() >= 3 })
 	if n := pingsA.Load(); n != 1 {
 		t.Errorf("the old url was pinged %d times, want only the first", n)
 	}
@@ -161,7 +163,7 @@ func TestImpairedNoticeIsResolvedAfterRestart(t *testing.T) {
 	const impairedKey, pageKey = "picket/impaired/daemon-test", "picket/region/eu1"
 	f := newFixture(t, fmt.Sprintf("self_check: {targets: [%q], interval: 100ms, timeout: 5s, notify: [ops]}\n", "tcp://"+dead))
 	base, stop := f.start()
-	waitFor(t, 5*time.Second, "the impaired notice", func() bool { return f.pd.Count(impairedKey, "trigger") == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the impaired notice", func() bool { return f.pd.Count(impairedKey, "trigger") == 1 })
 	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
 	waitHeld(t, f, base)
 	if err := stop(); err != nil {
@@ -180,15 +182,15 @@ func TestImpairedNoticeIsResolvedAfterRestart(t *testing.T) {
 		t.Fatalf("picket_impaired after the restart, before the first round ended: %q, want 1", v)
 	}
 	// (The targets' states were restored firing: no transition to wait for, but runs.)
-	waitFor(t, 5*time.Second, "two rounds of runs after the restart", func() bool { return sumMetric(t, base, "picket_probe_runs_total") >= 8 })
+	testkit.WaitFor(t, 5*time.Second, "two rounds of runs after the restart", func() bool { return sumMetric(t, base, "picket_probe_runs_total") >= 8 })
 	for _, ev := range f.pd.Events() {
 		if ev.DedupKey != impairedKey {
 			t.Fatalf("a page went out after the restart, before the self-check's first round: %s %s", ev.Action, ev.DedupKey)
 		}
 	}
 	close(release)
-	waitFor(t, 5*time.Second, "the resolve of the notice sent before the restart", func() bool { return f.pd.Count(impairedKey, "resolve") == 1 })
-	waitFor(t, 5*time.Second, "the held page", func() bool { return f.pd.Count(pageKey, "trigger") == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the resolve of the notice sent before the restart", func() bool { return f.pd.Count(impairedKey, "resolve") == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the held page", func() bool { return f.pd.Count(pageKey, "trigger") == 1 })
 	if n := f.pd.Count(impairedKey, "trigger"); n != 1 {
 		t.Errorf("%d impaired triggers, want the one from before the restart", n)
 	}

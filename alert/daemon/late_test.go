@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // hangingPlatform accepts connections and never answers, until fixed: then it closes
@@ -102,7 +104,7 @@ regions:
 	}()
 
 	var why string
-	waitFor(t, 5*time.Second, "/readyz to fail while runs wait for a slot", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "/readyz to fail while runs wait for a slot", func() bool {
 		var code int
 		code, why = body(t, base+"/readyz")
 		return code == http.StatusServiceUnavailable
@@ -126,11 +128,11 @@ regions:
 
 	hung.fix()
 	fixed := time.Now()
-	waitFor(t, 8*time.Second, "/readyz ready again once the runs keep their plan", func() bool {
+	testkit.WaitFor(t, 8*time.Second, "/readyz ready again once the runs keep their plan", func() bool {
 		code, _ := body(t, base+"/readyz")
 		return code == http.StatusOK
 	})
 	t.Logf("ready again %v after the fix", time.Since(fixed).Round(100*time.Millisecond))
 	n = pings.Load()
-	waitFor(t, 2*time.Second, "the heartbeat to beat again", func() bool { return pings.Load() >= n+3 })
+	testkit.WaitFor(t, 2*time.Second, "the heartbeat to beat again", func() bool { return pings.Load() >= n+3 })
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
@@ -131,7 +133,7 @@ func TestPageLeavesWhenTheStateDiskIsFull(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	}()
-	waitFor(t, 5*time.Second, "a first probe round", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a first probe round", func() bool {
 		_, m := body(t, base+"/metrics")
 		return strings.Contains(m, "probe_success{")
 	})
@@ -139,9 +141,9 @@ func TestPageLeavesWhenTheStateDiskIsFull(t *testing.T) {
 	mark := logs.len()
 	full := time.Now()
 	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitFor(t, 8*time.Second, "the page on a full disk", func() bool { return f.pd.Count("picket/region/eu1", "trigger") == 1 })
+	testkit.WaitFor(t, 8*time.Second, "the page on a full disk", func() bool { return f.pd.Count("picket/region/eu1", "trigger") == 1 })
 	t.Logf("page left %s after the outage began, on a full disk", time.Since(full).Round(10*time.Millisecond))
-	waitFor(t, 8*time.Second, "the [STATE] notice", func() bool { return f.pd.Count("picket/state/daemon-test", "trigger") == 1 })
+	testkit.WaitFor(t, 8*time.Second, "the [STATE] notice", func() bool { return f.pd.Count("picket/state/daemon-test", "trigger") == 1 })
 	for _, ev := range f.pd.Events() {
 		if ev.DedupKey == "picket/state/daemon-test" && !strings.HasPrefix(ev.Payload.Summary, "[STATE daemon-test] cannot write its state: ") {
 			t.Errorf("notice summary %q", ev.Payload.Summary)
@@ -160,7 +162,7 @@ func TestPageLeavesWhenTheStateDiskIsFull(t *testing.T) {
 	}
 
 	free()
-	waitFor(t, 10*time.Second, "the [STATE] notice resolved", func() bool { return f.pd.Count("picket/state/daemon-test", "resolve") == 1 })
+	testkit.WaitFor(t, 10*time.Second, "the [STATE] notice resolved", func() bool { return f.pd.Count("picket/state/daemon-test", "resolve") == 1 })
 }
 
 func grepLines(text string, prefixes ...string) string {
@@ -215,11 +217,11 @@ func TestStateFileLostUnderTheDaemon(t *testing.T) {
 			_, stop := f.startLogged(logs)
 			f.pd.SetFault(pdtest.Fault{Status: 503}) // the page stays in the outbox
 			f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-			waitFor(t, 8*time.Second, "a try of the page", func() bool { return f.pd.Requests() > 0 })
+			testkit.WaitFor(t, 8*time.Second, "a try of the page", func() bool { return f.pd.Requests() > 0 })
 			before, _ := os.Stat(path)
 			lose(t, path)
 			lost, _ := os.Stat(path) // what the loss left at the path, if anything
-			waitFor(t, 8*time.Second, "a fresh state file", func() bool {
+			testkit.WaitFor(t, 8*time.Second, "a fresh state file", func() bool {
 				now, err := os.Stat(path)
 				return err == nil && now.Size() > 0 && !os.SameFile(before, now) && (lost == nil || !os.SameFile(lost, now))
 			})
@@ -296,7 +298,7 @@ func TestDamagedStateAtStart(t *testing.T) {
 			t.Errorf("stop: %v", err)
 		}
 	}()
-	waitFor(t, 5*time.Second, "the notice that state was lost", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the notice that state was lost", func() bool {
 		return f.pd.Count("picket/state-lost/daemon-test", "trigger") == 1
 	})
 	for _, ev := range f.pd.Events() {
@@ -321,9 +323,9 @@ func TestStartsAndPagesOnAFullDisk(t *testing.T) {
 	logs := &logLines{}
 	_, stop := f.startLogged(logs)
 	f.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitFor(t, 8*time.Second, "the page without a state file", func() bool { return f.pd.Count("picket/region/eu1", "trigger") == 1 })
+	testkit.WaitFor(t, 8*time.Second, "the page without a state file", func() bool { return f.pd.Count("picket/region/eu1", "trigger") == 1 })
 	free()
-	waitFor(t, 8*time.Second, "the state file made once space is free", func() bool {
+	testkit.WaitFor(t, 8*time.Second, "the state file made once space is free", func() bool {
 		info, err := os.Stat(filepath.Join(dir, store.FileName))
 		return err == nil && info.Size() > 0
 	})

@@ -1,34 +1,21 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // TestConfigWarningsLoggedAtStartAndReload: the fixture's only route pages, so under
 // alerting.degraded: notify its degraded incidents reach no notifier; the daemon says
 // so, with the config position, when it starts and again when it reloads.
 func TestConfigWarningsLoggedAtStartAndReload(t *testing.T) {
 	f := newFixture(t, tokenConfig)
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {

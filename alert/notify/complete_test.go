@@ -3,6 +3,8 @@ package notify
 import (
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // One notification, two deliveries (two routes, as the engine enqueues with continue:
@@ -15,7 +17,7 @@ func TestCompleteAcrossDeliveriesOfOneNotification(t *testing.T) {
 	h.enqueue(Delivery{Notification: n, Notify: []string{"chat"}})
 	h.enqueue(Delivery{Notification: n, Notify: []string{"pd"}})
 	h.run()
-	waitUntil(t, 3*time.Second, "chat accepted and pd failed twice", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "chat accepted and pd failed twice", func() bool {
 		return chat.acceptedList() == "trigger:k" && pd.callCount() >= 2
 	})
 	for _, r := range h.results.all() {
@@ -34,7 +36,7 @@ func TestCompleteWhenEveryDeliveryAccepted(t *testing.T) {
 	h.enqueue(Delivery{Notification: n, Notify: []string{"chat"}})
 	h.enqueue(Delivery{Notification: n, Notify: []string{"pd"}})
 	h.run()
-	waitUntil(t, 3*time.Second, "both accepted", func() bool { return len(h.results.all()) >= 2 })
+	testkit.WaitFor(t, 3*time.Second, "both accepted", func() bool { return len(h.results.all()) >= 2 })
 	complete := 0
 	for _, r := range h.results.all() {
 		if r.OK && r.Complete {

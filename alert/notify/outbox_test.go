@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/internal/store"
@@ -129,24 +131,6 @@ func openStore(t *testing.T, dir string) *store.Store {
 	return s
 }
 
-// syncBuffer is a log sink safe for the sending goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // results collects OnResult calls and when they came.
 type results struct {
 	mu   sync.Mutex
@@ -184,13 +168,13 @@ type harness struct {
 	t       *testing.T
 	store   *store.Store
 	outbox  *Outbox
-	logs    *syncBuffer
+	logs    *testkit.Buffer
 	results *results
 }
 
 func newHarness(t *testing.T, s *store.Store, tweak func(*OutboxOptions), notifiers ...Notifier) *harness {
 	t.Helper()
-	h := &harness{t: t, store: s, logs: &syncBuffer{}, results: &results{}}
+	h := &harness{t: t, store: s, logs: &testkit.Buffer{}, results: &results{}}
 	opts := OutboxOptions{
 		Store:          s,
 		Notifiers:      map[string]Notifier{},
@@ -258,21 +242,9 @@ func (h *harness) stored() []string {
 	return keys
 }
 
-// waitUntil polls cond every 5ms for at most limit.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s still waiting for: %s", limit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func (h *harness) waitDrained(limit time.Duration) {
 	h.t.Helper()
-	waitUntil(h.t, limit, "outbox empty", func() bool { return h.outbox.Pending() == 0 })
+	testkit.WaitFor(h.t, limit, "outbox empty", func() bool { return h.outbox.Pending() == 0 })
 	if keys := h.stored(); len(keys) != 0 {
 		h.t.Errorf("store still holds %v after the outbox drained", keys)
 	}
@@ -400,7 +372,7 @@ func TestRetriesThroughHTTPFaults(t *testing.T) {
 
 	h.enqueue(Delivery{Notification: notification(ActionTrigger, "global"), Notify: []string{"pd"}})
 	h.run()
-	waitUntil(t, 5*time.Second, "a 429 recorded", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "a 429 recorded", func() bool {
 		info := h.outbox.Entries()
 		return len(info) == 1 && info[0].Attempts == 4
 	})
@@ -524,7 +496,7 @@ func TestFallbackAfterRetryingTooLong(t *testing.T) {
 		Fallback: []string{"hook", "chat"}, FallbackAfter: 200 * time.Millisecond})
 	h.run()
 
-	waitUntil(t, 3*time.Second, "the fallbacks delivered", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "the fallbacks delivered", func() bool {
 		return hook.acceptedList() != "" && chat.acceptedList() != ""
 	})
 	if took := time.Since(begin); took < 200*time.Millisecond {
@@ -552,7 +524,7 @@ func TestNoFallbackWhenAnyPrimaryDelivers(t *testing.T) {
 	h.enqueue(Delivery{Notification: notification(ActionTrigger, "k"), Notify: []string{"pd", "chat"},
 		Fallback: []string{"hook"}, FallbackAfter: fallbackAfter})
 	h.run()
-	waitUntil(t, 3*time.Second, "pd failing for 4×FallbackAfter", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "pd failing for 4×FallbackAfter", func() bool {
 		return h.results.failingFor("pd") > 4*fallbackAfter && pd.callCount() >= 4
 	})
 	if chat.acceptedList() != "trigger:k" {
@@ -587,7 +559,7 @@ func TestFIFOPerKey(t *testing.T) {
 	<-started
 	h.enqueue(Delivery{Notification: notification(ActionResolve, "A"), Notify: []string{"pd", "chat"}})
 	h.enqueue(Delivery{Notification: notification(ActionTrigger, "B"), Notify: []string{"pd"}})
-	waitUntil(t, 5*time.Second, "B accepted while A's trigger is in flight", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "B accepted while A's trigger is in flight", func() bool {
 		return strings.Contains(pd.acceptedList(), "trigger:B")
 	})
 	if got := pd.callList(); got != "trigger:A trigger:B" {
@@ -619,14 +591,14 @@ func TestEnqueueIsNotBlockedBySending(t *testing.T) {
 	for i := range 3 {
 		h.enqueue(Delivery{Notification: notification(ActionTrigger, fmt.Sprint("slow", i)), Notify: []string{"slow"}})
 	}
-	waitUntil(t, 3*time.Second, "slow sends under way", func() bool { return slow.callCount() == 2 })
+	testkit.WaitFor(t, 3*time.Second, "slow sends under way", func() bool { return slow.callCount() == 2 })
 
 	begin := time.Now()
 	h.enqueue(Delivery{Notification: notification(ActionTrigger, "F"), Notify: []string{"fast"}})
 	if took := time.Since(begin); took > time.Second {
 		t.Errorf("Enqueue took %s while sends were blocked", took)
 	}
-	waitUntil(t, 3*time.Second, "fast delivered beside the blocked slow sends", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "fast delivered beside the blocked slow sends", func() bool {
 		return fast.acceptedList() == "trigger:F"
 	})
 	slow.mu.Lock()
@@ -682,7 +654,7 @@ func TestRestartReplays(t *testing.T) {
 	first.enqueue(Delivery{Notification: notification(ActionTrigger, "A"), Notify: []string{"pd"}})
 	first.enqueue(Delivery{Notification: notification(ActionTrigger, "B"), Notify: []string{"pd"}})
 	stop := first.run()
-	waitUntil(t, 3*time.Second, "failed attempts", func() bool { return down.callCount() >= 2 })
+	testkit.WaitFor(t, 3*time.Second, "failed attempts", func() bool { return down.callCount() >= 2 })
 	stop()
 	// Queued while nothing delivers (the daemon stopping): the resolve of B behind its
 	// trigger, and an update of A.
@@ -756,7 +728,7 @@ func TestRestartRemembersFallbackState(t *testing.T) {
 			first.enqueue(Delivery{Notification: notification(ActionTrigger, "k"), Notify: []string{"pd", "chat"},
 				Fallback: []string{"hook"}, FallbackAfter: fallbackAfter})
 			stop := first.run()
-			waitUntil(t, 3*time.Second, "the state before restart", func() bool { return tc.before(first, pd, chat, hook) })
+			testkit.WaitFor(t, 3*time.Second, "the state before restart", func() bool { return tc.before(first, pd, chat, hook) })
 			stop()
 
 			pd2 := &fakeNotifier{name: "pd", respond: alwaysFail(errDown)}
@@ -765,7 +737,7 @@ func TestRestartRemembersFallbackState(t *testing.T) {
 			second := newHarness(t, s, nil, pd2, chat2, hook2)
 			second.run()
 			// What is left fails for well over FallbackAfter after the restart.
-			waitUntil(t, 3*time.Second, "failing for 4×FallbackAfter after restart", func() bool {
+			testkit.WaitFor(t, 3*time.Second, "failing for 4×FallbackAfter after restart", func() bool {
 				return second.results.failingFor("") > 4*fallbackAfter && len(second.results.all()) >= 4
 			})
 			if got := len(strings.Fields(hook2.acceptedList())); got != tc.wantHookAfter {
@@ -858,7 +830,7 @@ func TestUnreadableEntryIsSkippedAndKept(t *testing.T) {
 	}
 	h.enqueue(Delivery{Notification: notification(ActionTrigger, "A"), Notify: []string{"pd"}})
 	h.run()
-	waitUntil(t, 3*time.Second, "delivery", func() bool { return h.outbox.Pending() == 0 })
+	testkit.WaitFor(t, 3*time.Second, "delivery", func() bool { return h.outbox.Pending() == 0 })
 	if keys := h.stored(); len(keys) != 1 || keys[0] != "00000000000000000000-garbage" {
 		t.Errorf("stored %v, want only the unreadable entry kept for a human", keys)
 	}
@@ -976,7 +948,7 @@ type child struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	lines  *bufio.Scanner
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 	guard  *time.Timer
 }
 
@@ -984,7 +956,7 @@ func startChild(t *testing.T, mode, dir, url string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childModeEnv+"="+mode, childDirEnv+"="+dir, childURLEnv+"="+url)
-	c := &child{t: t, cmd: cmd, stderr: &syncBuffer{}}
+	c := &child{t: t, cmd: cmd, stderr: &testkit.Buffer{}}
 	cmd.Stderr = c.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -1051,7 +1023,7 @@ func TestKilledBeforeSendIsDeliveredOnceAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	c := startChild(t, childBeforeSend, dir, recv.URL())
 	c.waitLine("enqueued")
-	waitUntil(t, 5*time.Second, "the child's sends failing", func() bool { return recv.Requests() >= 2 })
+	testkit.WaitFor(t, 5*time.Second, "the child's sends failing", func() bool { return recv.Requests() >= 2 })
 	c.kill()
 	if n := recv.Count(childDedupKey, ""); n != 0 {
 		t.Fatalf("the receiver accepted %d events while down", n)
@@ -1160,7 +1132,7 @@ func TestStoreErrors(t *testing.T) {
 		h := newHarness(t, s, func(o *OutboxOptions) { o.Store = fs }, pd)
 		h.enqueue(Delivery{Notification: notification(ActionTrigger, "k"), Notify: []string{"pd"}})
 		h.run()
-		waitUntil(t, 3*time.Second, "delivery", func() bool { return h.outbox.Pending() == 0 })
+		testkit.WaitFor(t, 3*time.Second, "delivery", func() bool { return h.outbox.Pending() == 0 })
 		time.Sleep(100 * time.Millisecond) // a resend, if any, would come within backoff
 		if pd.callCount() != 1 || len(h.stored()) != 1 || !strings.Contains(h.logs.String(), "deleting a handled entry failed") {
 			t.Errorf("calls %d, stored %v; want one call, the entry left in the store, and an ERROR log",
@@ -1196,7 +1168,7 @@ func TestFallbackIsStoredBeforeThePrimaryLeaves(t *testing.T) {
 	h := newHarness(t, s, func(o *OutboxOptions) { o.Store = fs }, pd, hook)
 	h.enqueue(Delivery{Notification: notification(ActionTrigger, "k"), Notify: []string{"pd"}, Fallback: []string{"hook"}})
 	h.run()
-	waitUntil(t, 3*time.Second, "fallback delivered", func() bool { return hook.acceptedList() == "trigger:k" })
+	testkit.WaitFor(t, 3*time.Second, "fallback delivered", func() bool { return hook.acceptedList() == "trigger:k" })
 	h.waitDrained(3 * time.Second)
 	mu.Lock()
 	defer mu.Unlock()

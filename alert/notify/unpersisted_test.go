@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/internal/tmpfs"
 )
 
@@ -94,7 +96,7 @@ func TestRunRetriesTheWriteInTheBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.run()
-	waitUntil(t, 10*time.Second, "the entry written by the retry", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the entry written by the retry", func() bool {
 		return len(h.stored()) == 1 && h.outbox.Unpersisted() == 0
 	})
 	if n := refusals.Load(); n != 3 {

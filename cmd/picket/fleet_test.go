@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/probe/probetest"
@@ -102,7 +104,7 @@ func startFleet(t *testing.T, spec fleetSpec) *fleetEnv {
 		}
 	})
 	for _, v := range fe.vantages {
-		waitUntil(t, 15*time.Second, v.name+" to be ready", func() bool {
+		testkit.WaitFor(t, 15*time.Second, v.name+" to be ready", func() bool {
 			resp, err := http.Get(v.base + "/readyz")
 			if err != nil {
 				return false
@@ -186,7 +188,7 @@ func (fe *fleetEnv) cluster(t *testing.T, v *vantage) alert.FleetStatus {
 func (fe *fleetEnv) waitAlive(t *testing.T, n int, vs ...*vantage) {
 	t.Helper()
 	for _, v := range vs {
-		waitUntil(t, 20*time.Second, fmt.Sprintf("%s to see %d members alive", v.name, n), func() bool {
+		testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%s to see %d members alive", v.name, n), func() bool {
 			alive := 0
 			for _, m := range fe.cluster(t, v).Members {
 				if m.State == "alive" {
@@ -250,7 +252,7 @@ func TestFleetOfThreeQuorumOnePageTakeover(t *testing.T) {
 	// nothing is paged, and every vantage shows "down from 1 of 3".
 	v1.broken.Store(true)
 	for _, v := range fe.vantages {
-		waitUntil(t, 10*time.Second, v.name+" to show eu1 down from 1 of 3", func() bool {
+		testkit.WaitFor(t, 10*time.Second, v.name+" to show eu1 down from 1 of 3", func() bool {
 			return fe.status(t, v).Votes["metrics"]["eu1"] == "down from 1 of 3"
 		})
 	}
@@ -259,11 +261,11 @@ func TestFleetOfThreeQuorumOnePageTakeover(t *testing.T) {
 	}
 	fe.quietFor(t, 2*fleetTakeover+time.Second, "one vantage of three saw eu1 down")
 	v1.broken.Store(false)
-	waitUntil(t, 10*time.Second, "v1 to see eu1 up again", func() bool { return len(fe.status(t, v2).Votes) == 0 })
+	testkit.WaitFor(t, 10*time.Second, "v1 to see eu1 up again", func() bool { return len(fe.status(t, v2).Votes) == 0 })
 
 	// The whole region goes down for everyone: one page, from one vantage.
 	fe.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitUntil(t, 10*time.Second, "the region page", func() bool { return fe.count(regionKey, "trigger") >= 1 })
+	testkit.WaitFor(t, 10*time.Second, "the region page", func() bool { return fe.count(regionKey, "trigger") >= 1 })
 	fe.quietFor(t, 2*fleetTakeover+time.Second, "the region was paged")
 	if n := fe.count(regionKey, "trigger"); n != 1 {
 		t.Fatalf("region paged %d times, want 1: %s", n, eventList(fe.pd.Events()))
@@ -283,7 +285,7 @@ func TestFleetOfThreeQuorumOnePageTakeover(t *testing.T) {
 		if v == sender {
 			continue
 		}
-		waitUntil(t, 5*time.Second, v.name+" to know the page is out", func() bool {
+		testkit.WaitFor(t, 5*time.Second, v.name+" to know the page is out", func() bool {
 			for _, inc := range fe.status(t, v).Incidents {
 				if inc.Key == regionKey && inc.Triggered && inc.PagedBy == sender.name {
 					return true
@@ -306,9 +308,9 @@ func TestFleetOfThreeQuorumOnePageTakeover(t *testing.T) {
 		}
 	}
 	noticeKey := "picket/vantage/" + sender.name
-	waitUntil(t, 20*time.Second, "the notice that "+sender.name+" is silent", func() bool { return fe.count(noticeKey, "trigger") >= 1 })
+	testkit.WaitFor(t, 20*time.Second, "the notice that "+sender.name+" is silent", func() bool { return fe.count(noticeKey, "trigger") >= 1 })
 	fe.plat.ClearFaults()
-	waitUntil(t, 20*time.Second, "the region resolve", func() bool { return fe.count(regionKey, "resolve") >= 1 })
+	testkit.WaitFor(t, 20*time.Second, "the region resolve", func() bool { return fe.count(regionKey, "resolve") >= 1 })
 	fe.quietFor(t, 2*fleetTakeover+time.Second, "the region was resolved")
 	if tr, res := fe.count(regionKey, "trigger"), fe.count(regionKey, "resolve"); tr != 1 || res != 1 {
 		t.Errorf("region: %d triggers and %d resolves, want 1 and 1: %s", tr, res, eventList(fe.pd.Events()))
@@ -362,17 +364,17 @@ func TestFleetOfFiveWithShards(t *testing.T) {
 	}
 
 	b.broken.Store(true)
-	waitUntil(t, 10*time.Second, "a#0 to show eu1 down from 1 of 4", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "a#0 to show eu1 down from 1 of 4", func() bool {
 		return fe.status(t, a0).Votes["metrics"]["eu1"] == "down from 1 of 4"
 	})
 	fe.quietFor(t, 2*fleetTakeover, "one vantage of four saw eu1 down")
 	b.broken.Store(false)
 
 	fe.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
-	waitUntil(t, 15*time.Second, "the region page", func() bool { return fe.count(regionKey, "trigger") >= 1 })
+	testkit.WaitFor(t, 15*time.Second, "the region page", func() bool { return fe.count(regionKey, "trigger") >= 1 })
 	fe.quietFor(t, 2*fleetTakeover+time.Second, "the region was paged")
 	fe.plat.ClearFaults()
-	waitUntil(t, 15*time.Second, "the region resolve", func() bool { return fe.count(regionKey, "resolve") >= 1 })
+	testkit.WaitFor(t, 15*time.Second, "the region resolve", func() bool { return fe.count(regionKey, "resolve") >= 1 })
 	fe.quietFor(t, 2*fleetTakeover+time.Second, "the region was resolved")
 	if tr, res := fe.count(regionKey, "trigger"), fe.count(regionKey, "resolve"); tr != 1 || res != 1 {
 		t.Errorf("region: %d triggers and %d resolves, want 1 and 1", tr, res)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"go.uber.org/goleak"
 
 	"github.com/picket-dev/picket/alert/notify/pdtest"
@@ -351,17 +353,6 @@ func startChild(t *testing.T, args ...string) *child {
 	return c
 }
 
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestKilledBetweenWriteAndDeliveryDeliversOnceAfterRestart(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.config("c.yaml", "timeout: 3s, failure_threshold: 1", "")
@@ -369,7 +360,7 @@ func TestKilledBetweenWriteAndDeliveryDeliversOnceAfterRestart(t *testing.T) {
 	e.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
 	e.pd.SetFault(pdtest.Fault{Delay: time.Minute}) // the receiver holds the request: it is written, not delivered
 	c := startChild(t, "check", "-c", cfg, "--page", "--state", state)
-	waitUntil(t, 20*time.Second, "the page to reach the receiver", func() bool { return e.pd.Requests() >= 1 })
+	testkit.WaitFor(t, 20*time.Second, "the page to reach the receiver", func() bool { return e.pd.Requests() >= 1 })
 	if err := c.cmd.Process.Kill(); err != nil { // SIGKILL
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
@@ -47,7 +49,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 			t.Logf("daemon log:\n%s", c.logs())
 		}
 	})
-	waitUntil(t, 10*time.Second, "the daemon to listen", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the daemon to listen", func() bool {
 		m := listenLine.FindStringSubmatch(c.logs())
 		if m != nil {
 			addr = m[1]
@@ -55,7 +57,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 		return m != nil
 	})
 	base := "http://" + addr
-	waitUntil(t, 5*time.Second, "/readyz", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
+	testkit.WaitFor(t, 5*time.Second, "/readyz", func() bool { code, _ := get(t, base+"/readyz"); return code == 200 })
 	if code, body := get(t, base+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
 		t.Fatalf("/healthz %d %q", code, body)
 	}
@@ -68,7 +70,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	broke := time.Now()
 	e.plat.SetFault("eu1", "", probetest.Fault{Kind: probetest.FaultDown})
 	bound := threshold*interval + timeout + time.Second
-	waitUntil(t, bound+2*time.Second, "a trigger for eu1", func() bool {
+	testkit.WaitFor(t, bound+2*time.Second, "a trigger for eu1", func() bool {
 		for _, ev := range e.pd.Events() {
 			if ev.Action == "trigger" && strings.Contains(ev.DedupKey, "eu1") {
 				return true
@@ -81,11 +83,11 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if took > bound {
 		t.Errorf("trigger took %v, bound failure_threshold x interval + timeout + 1s = %v", took, bound)
 	}
-	waitUntil(t, 5*time.Second, "the region incident", func() bool { return e.pd.Count("picket/region/eu1", "trigger") == 1 })
+	testkit.WaitFor(t, 5*time.Second, "the region incident", func() bool { return e.pd.Count("picket/region/eu1", "trigger") == 1 })
 
 	var code int
 	var metrics string
-	waitUntil(t, 3*time.Second, "the incident gauge (refreshed each second)", func() bool {
+	testkit.WaitFor(t, 3*time.Second, "the incident gauge (refreshed each second)", func() bool {
 		code, metrics = get(t, base+"/metrics")
 		return strings.Contains(metrics, `picket_incidents_open{scope="region"} 1`)
 	})
@@ -116,7 +118,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 5*time.Second, "the refused reload in the log", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "the refused reload in the log", func() bool {
 		return strings.Contains(c.logs(), "config reload refused") && strings.Contains(c.logs(), `unknown key \"not_a_key\"`)
 	})
 	if err := os.WriteFile(cfg, good, 0o600); err != nil {
@@ -125,7 +127,7 @@ func TestDaemonEndToEnd(t *testing.T) {
 
 	healed := time.Now()
 	e.plat.ClearFaults()
-	waitUntil(t, 3*interval+timeout+3*time.Second, "the resolve", func() bool { return len(e.pd.Open()) == 0 })
+	testkit.WaitFor(t, 3*interval+timeout+3*time.Second, "the resolve", func() bool { return len(e.pd.Open()) == 0 })
 	t.Logf("time to resolve: %v", time.Since(healed))
 	for _, ev := range e.pd.Events() {
 		if ev.Action == "trigger" && e.pd.Count(ev.DedupKey, "resolve") != 1 {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/miekg/dns"
 )
 
@@ -55,7 +57,7 @@ func TestCloseEndsEverything(t *testing.T) {
 		stuck["grpc"] <- err
 	}()
 	line.send("PING") // its answer waits a minute
-	waitFor(t, 2*time.Second, "the TLS request and the gRPC check to reach their handlers", func() bool { return p.active.Load() >= 2 })
+	testkit.WaitFor(t, 2*time.Second, "the TLS request and the gRPC check to reach their handlers", func() bool { return p.active.Load() >= 2 })
 
 	start := time.Now()
 	if err := p.Close(); err != nil {

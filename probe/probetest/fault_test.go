@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 const (
@@ -292,7 +294,7 @@ func TestHangEndsWhenClientGivesUp(t *testing.T) {
 		if took := time.Since(start); took > time.Second {
 			t.Errorf("expected the client to give up after about 200ms, took %s", took)
 		}
-		waitFor(t, 2*time.Second, "the hung handler to end after the client left", func() bool {
+		testkit.WaitFor(t, 2*time.Second, "the hung handler to end after the client left", func() bool {
 			return p.active.Load() == 0
 		})
 	}
@@ -310,7 +312,7 @@ func TestHangEndsOnClose(t *testing.T) {
 		_, err := call(c, "GET", p.URL("eu1")+"/healthz", "")
 		done <- err
 	}()
-	waitFor(t, 2*time.Second, "the request to hang in its handler", func() bool { return p.active.Load() == 1 })
+	testkit.WaitFor(t, 2*time.Second, "the request to hang in its handler", func() bool { return p.active.Load() == 1 })
 	start := time.Now()
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

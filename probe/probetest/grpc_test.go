@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -195,7 +197,7 @@ func TestGRPCHealthHang(t *testing.T) {
 		if took := time.Since(start); took < hangClientTimeout {
 			t.Errorf("Check %s: expected to wait out the %s deadline, ended after %s", service, hangClientTimeout, took)
 		}
-		waitFor(t, time.Second, "the hung handler to end", func() bool { return p.active.Load() == 0 })
+		testkit.WaitFor(t, time.Second, "the hung handler to end", func() bool { return p.active.Load() == 0 })
 	}
 	t.Run("region-wide", func(t *testing.T) {
 		p.SetFault("eu1", "", Fault{Kind: FaultHang})
@@ -234,7 +236,7 @@ func TestGRPCHangEndsOnClose(t *testing.T) {
 		_, err := checkWithin(c, "logs", time.Minute)
 		done <- err
 	}()
-	waitFor(t, 2*time.Second, "the check to reach its handler", func() bool { return p.active.Load() >= 1 })
+	testkit.WaitFor(t, 2*time.Second, "the check to reach its handler", func() bool { return p.active.Load() >= 1 })
 
 	start := time.Now()
 	closed := make(chan error, 1)

@@ -1,7 +1,6 @@
 package probetest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -205,18 +204,4 @@ func loadPages(c *http.Client, base, region string) error {
 		return fmt.Errorf("login page: expected 200 with a form, got status %d body %s", a.status, a.body)
 	}
 	return nil
-}
-
-// waitFor polls cond every 10ms for up to within.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waited %s for %s", within, what)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // lineClient is a raw TCP client of a line intake.
@@ -108,7 +110,7 @@ func TestLineIntake(t *testing.T) {
 	t.Run("a submitted line reads back over HTTP", func(t *testing.T) {
 		hc := newClient(t, 2*time.Second)
 		var a answer
-		waitFor(t, testIngestDelay+readBackMargin, "the submitted record", func() bool {
+		testkit.WaitFor(t, testIngestDelay+readBackMargin, "the submitted record", func() bool {
 			a = mustCall(t, hc, "GET", p.URL("eu1")+"/v1/logs/"+id, "")
 			return a.status != 404
 		})

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -87,7 +89,7 @@ func TestWrittenRecordBecomesReadableAfterIngestDelay(t *testing.T) {
 				t.Fatalf("read at once: expected 404 before IngestDelay, got %d %s", a.status, a.body)
 			}
 			var got answer
-			waitFor(t, ingest+2*time.Second, "the record to become readable", func() bool {
+			testkit.WaitFor(t, ingest+2*time.Second, "the record to become readable", func() bool {
 				got = mustCall(t, c, "GET", p.URL("eu1")+path+"/"+id, "")
 				return got.status != 404
 			})

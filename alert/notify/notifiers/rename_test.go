@@ -1,7 +1,6 @@
 package notifiers_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/notifiers"
@@ -119,24 +120,6 @@ func webhookDestination(t *testing.T) destination {
 	}
 }
 
-// logBuffer is a log sink safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // rig is the daemon's outbox wiring on a real bbolt file: notifiers built from config,
 // SetNotifiers on a reload, a new outbox on the reopened store on a restart. It is
 // driven by Step on a fake clock.
@@ -146,13 +129,13 @@ type rig struct {
 	store  *store.Store
 	outbox *notify.Outbox
 	clock  *clock.Fake
-	logs   *logBuffer
+	logs   *testkit.Buffer
 	log    *slog.Logger
 	client *http.Client // every notifier's, so its connections close with the test
 }
 
 func newRig(t *testing.T) *rig {
-	logs := &logBuffer{}
+	logs := &testkit.Buffer{}
 	client := notify.NewHTTPClient()
 	t.Cleanup(client.CloseIdleConnections)
 	return &rig{t: t, dir: t.TempDir(), logs: logs, clock: clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)),

@@ -1,7 +1,6 @@
 package pdtest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 
 	"go.uber.org/goleak"
 )
@@ -172,28 +173,10 @@ func TestCloseIsIdempotentAndStopsServing(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRoutingKeyLeaksNowhere sends accepted, rejected and faulted events and
 // looks for the key in logs, answers and the control surface.
 func TestRoutingKeyLeaksNowhere(t *testing.T) {
-	var logs syncBuffer
+	var logs testkit.Buffer
 	r := start(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	c := client(t)
 	shortKey := testKey[:31]

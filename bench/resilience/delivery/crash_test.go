@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/picket-dev/picket/alert"
@@ -207,14 +209,14 @@ routes:
 // daemonChild is one `picket run` process.
 type daemonChild struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testkit.Buffer
 	api  daemonAPI
 }
 
 // startChild starts `picket run` and waits until it listens.
 func startChild(t *testing.T, bin, cfg string) *daemonChild {
 	t.Helper()
-	c := &daemonChild{logs: &syncBuffer{}}
+	c := &daemonChild{logs: &testkit.Buffer{}}
 	c.cmd = exec.Command(bin, "run", "-c", cfg, "--log-format", "text")
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
@@ -438,7 +440,7 @@ func TestCrashLoopLosesNothingAndNeverCorrupts(t *testing.T) {
 	}
 	dbPath := filepath.Join(stateDir, store.FileName)
 
-	var logs []*syncBuffer // every incarnation's, for a failure
+	var logs []*testkit.Buffer // every incarnation's, for a failure
 	t.Cleanup(func() {
 		if t.Failed() && len(logs) > 0 {
 			t.Logf("last daemon log (tail):\n%s", tail(logs[len(logs)-1].String(), 60))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/alert/daemon"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
@@ -44,7 +46,7 @@ type faultRig struct {
 	pd   *pdtest.Receiver
 	hook *hookReceiver
 	api  daemonAPI
-	logs *syncBuffer
+	logs *testkit.Buffer
 	// phaseOf names the phase in which each decision was made (by decision.id).
 	phaseOf map[string]string
 }
@@ -61,7 +63,7 @@ func startFaultRig(t *testing.T) *faultRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pd.Close() })
-	r := &faultRig{t: t, plat: plat, pd: pd, hook: newHookReceiver(t), logs: &syncBuffer{}, phaseOf: map[string]string{}}
+	r := &faultRig{t: t, plat: plat, pd: pd, hook: newHookReceiver(t), logs: &testkit.Buffer{}, phaseOf: map[string]string{}}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "picket.yaml")
 	if err := os.WriteFile(path, []byte(r.config(filepath.Join(dir, "state"))), 0o600); err != nil {

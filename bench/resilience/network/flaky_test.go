@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picket-dev/picket/internal/testkit"
+
 	"github.com/picket-dev/picket/alert/daemon"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/probe/probetest"
@@ -220,7 +222,7 @@ func (r *flakyRig) runFlaky(t *testing.T, name string, retries int) (*runningDae
 	began := time.Now()
 	d := r.startDaemon(t, name, retries)
 	var runs runCounts
-	waitFor(t, flakyRunsLimit, fmt.Sprintf("%d runs of %s", flakyRuns, flakyRegion), func() bool {
+	testkit.WaitFor(t, flakyRunsLimit, fmt.Sprintf("%d runs of %s", flakyRuns, flakyRegion), func() bool {
 		runs = d.runs(t)
 		return runs.total(flakyRegion) >= flakyRuns
 	})

@@ -20,18 +20,6 @@ func requireResilience(t *testing.T) {
 	}
 }
 
-// waitFor polls cond every 10ms until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // quantile is the q-quantile (0..1) of ds by the nearest-rank method; 0 for none.
 func quantile(ds []time.Duration, q float64) time.Duration {
 	if len(ds) == 0 {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // echoServer answers each line with the same line, until Close.
@@ -123,7 +125,7 @@ func TestFlakyProxyForwardsDropsDelaysAndCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	waitFor(t, 2*time.Second, "the proxy to accept", func() bool { return held.Stats().Accepted == 1 })
+	testkit.WaitFor(t, 2*time.Second, "the proxy to accept", func() bool { return held.Stats().Accepted == 1 })
 	closed := make(chan struct{})
 	go func() { held.Close(); close(closed) }()
 	select {
