@@ -2,12 +2,13 @@ package config
 
 import (
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"log/slog"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/picket-dev/picket/internal/scrub"
 )
 
 // redacted is what a secret looks like anywhere it could be printed.

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"net"
 	"net/netip"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/miekg/dns"
 

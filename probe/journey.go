@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/tidwall/gjson"
 

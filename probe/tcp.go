@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"net"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe/tmpl"

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 )
 
 // Limits shared by the HTTP notifiers.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,6 +16,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/picket-dev/picket/internal/scrub"
 )
 
 func TestClassifyStatuses(t *testing.T) {

@@ -2,12 +2,13 @@ package statuspage
 
 import (
 	"encoding/json"
-	"github.com/picket-dev/picket/internal/scrub"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/picket-dev/picket/alert"
 )

@@ -6,11 +6,12 @@ package statuspage
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/picket-dev/picket/internal/scrub"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"

@@ -3,10 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"

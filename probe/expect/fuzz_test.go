@@ -3,11 +3,12 @@ package expect
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/picket-dev/picket/internal/scrub"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/picket-dev/picket/probe/tmpl"
 )

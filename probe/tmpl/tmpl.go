@@ -6,9 +6,10 @@ package tmpl
 import (
 	"errors"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"strings"
 	"text/template"
+
+	"github.com/picket-dev/picket/internal/scrub"
 )
 
 // Data is what a template sees: region vars, secrets, extracted vars, run facts.

@@ -17,12 +17,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/picket-dev/picket/internal/scrub"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/picket-dev/picket/internal/scrub"
 
 	"github.com/PagerDuty/go-pagerduty"
 
