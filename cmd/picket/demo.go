@@ -50,11 +50,8 @@ func newDemoCmd() *cobra.Command {
 		Short: "Run the daemon against a simulated platform, a local PagerDuty receiver and a chat stand-in",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lf.logger(cmd.ErrOrStderr())
+			log, err := daemonStart(cmd, &lf, path)
 			if err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			if _, err := loadConfig(cmd, path); err != nil {
 				return err
 			}
 			simDir := filepath.Join(filepath.Dir(path), "sim")

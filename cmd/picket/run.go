@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,11 +26,8 @@ needs Authorization: Bearer <api.token> and Content-Type: application/json, and 
 refused without api.token. SIGINT or SIGTERM stops it (exit 0).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lf.logger(cmd.ErrOrStderr())
+			log, err := daemonStart(cmd, &lf, path)
 			if err != nil {
-				return &exitError{code: exitUsage, err: err}
-			}
-			if _, err := loadConfig(cmd, path); err != nil {
 				return err
 			}
 			sh, err := shardFlag(shard)
@@ -90,4 +88,18 @@ func forwardSignals(done <-chan struct{}, hup <-chan os.Signal, reload chan<- st
 			}
 		}
 	}
+}
+
+// daemonStart is what run and demo do first: the logger of the log flags, and the
+// config validated once before the daemon loads it (so a bad one exits with its
+// errors and the usage code).
+func daemonStart(cmd *cobra.Command, lf *logFlags, path string) (*slog.Logger, error) {
+	log, err := lf.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, &exitError{code: exitUsage, err: err}
+	}
+	if _, err := loadConfig(cmd, path); err != nil {
+		return nil, err
+	}
+	return log, nil
 }

@@ -13,6 +13,13 @@ import (
 	"github.com/picket-dev/picket/config"
 )
 
+// Every channel is a Notifier that names its destination and has limits.
+var _ = []interface {
+	notify.Notifier
+	notify.Identifier
+	notify.Limited
+}{(*pagerduty.Notifier)(nil), (*slack.Notifier)(nil), (*webhook.Notifier)(nil)}
+
 // Build makes one Notifier per configured notifier. client may be nil (each package's
 // default: no redirects, bounded answers).
 func Build(cfg *config.Config, client *http.Client, logger *slog.Logger) map[string]notify.Notifier {

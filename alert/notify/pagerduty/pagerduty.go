@@ -55,12 +55,6 @@ type Notifier struct {
 	endpoint       string // scheme://host[/prefix]; go-pagerduty appends /v2/enqueue
 }
 
-var (
-	_ notify.Notifier   = (*Notifier)(nil)
-	_ notify.Identifier = (*Notifier)(nil)
-	_ notify.Limited    = (*Notifier)(nil)
-)
-
 // New builds a notifier from its config. A config that is not PagerDuty's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {

@@ -31,12 +31,6 @@ type Notifier struct {
 	secrets        []string // the URL and the parts of it an answer might echo
 }
 
-var (
-	_ notify.Notifier   = (*Notifier)(nil)
-	_ notify.Identifier = (*Notifier)(nil)
-	_ notify.Limited    = (*Notifier)(nil)
-)
-
 // New builds a notifier from its config. A config that is not Slack's yields a notifier
 // whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {

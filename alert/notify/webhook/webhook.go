@@ -45,12 +45,6 @@ type Notifier struct {
 	secrets        []string // the URL, the parts of it an answer might echo, header values
 }
 
-var (
-	_ notify.Notifier   = (*Notifier)(nil)
-	_ notify.Identifier = (*Notifier)(nil)
-	_ notify.Limited    = (*Notifier)(nil)
-)
-
 // New builds a notifier from its config. A config that is not a webhook's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
