@@ -130,7 +130,7 @@ func (f *fleetState) sync(e *Engine) (hold bool) {
 		if e.impaired || s.State != StateFiring || !e.probes(id) {
 			continue
 		}
-		if t := e.targets[id]; t != nil && !s.Last.At.IsZero() && e.now().Sub(s.Last.At) > 2*t.Interval+t.Timeout {
+		if t := e.targets[id]; t != nil && !s.Last.At.IsZero() && s.lastSeen().since(e.moment()) > 2*t.Interval+t.Timeout {
 			local[StaleVote(id)] = true
 			continue
 		}

@@ -63,6 +63,9 @@ type TargetState struct {
 	// recovered is RecoveredAt with this process's monotonic reading, when it recovered
 	// while this process ran: a wall-clock step must not make a flap look old (or new).
 	recovered moment
+	// seen is when this process applied its latest result (Last.At with the monotonic
+	// reading): how old a verdict is must not jump with the wall clock.
+	seen moment
 	// Cert is the latest result's certificate warning, apart from State (cert.go).
 	Cert *CertWarning `json:"cert,omitempty"`
 }
@@ -125,6 +128,7 @@ func (s *TargetState) Apply(t *config.Target, r *probe.Result, degradedPolicy st
 // its monotonic reading).
 func (s *TargetState) applyAt(t *config.Target, r *probe.Result, degradedPolicy string, now moment) (Transition, bool) {
 	now.wall = r.Started // persisted times are the results' own
+	s.seen = now
 	from := s.State
 	if from == "" {
 		from = StateOK
@@ -199,6 +203,15 @@ func (s *TargetState) pass(t *config.Target, r *probe.Result, now moment) {
 	}
 	s.State, s.Condition, s.Successes, s.Flapping = StateOK, "", 0, false
 	s.RecoveredAt, s.recovered = r.Started, now
+}
+
+// lastSeen is when its latest result was applied: with this process's reading if
+// this process applied it, else the persisted time of the result.
+func (s *TargetState) lastSeen() moment {
+	if s.seen.ok && s.seen.wall.Equal(s.Last.At) {
+		return s.seen
+	}
+	return wallMoment(s.Last.At)
 }
 
 // recoveredMoment is when it last recovered: with this process's reading if it
