@@ -100,7 +100,7 @@ type daemon struct {
 	outbox  *notify.Outbox
 	engine  *alert.Engine
 	cluster *cluster.Cluster // nil: a lone vantage
-	fleet   *fleet           // the engine's view of the cluster
+	fleet   *clusterFleet    // the engine's view of the cluster
 	runner  atomic.Pointer[probe.Runner]
 	sched   *probe.Scheduler
 	history *recorder
@@ -172,7 +172,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	d.restoreImpaired()
 	engine, ob, err := alert.NewPaging(alert.PagingOptions{
 		Engine: alert.EngineOptions{
-			Config: engineConfig(cfg), Store: st, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
+			Config: engineConfig(cfg), Store: st, Logger: o.Logger, Clock: clk, Peers: enginePeers(cfg, d.fleet),
 			Impaired: d.impaired != nil, // held from the start: restored incidents are not sent either
 		},
 		Outbox: d.outboxOptions(cfg, st),

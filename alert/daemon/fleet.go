@@ -13,16 +13,17 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
 )
 
-// fleet adapts a cluster member to what the engine needs. It counts vantages, not
+// clusterFleet adapts a cluster member to what the engine needs. It counts vantages, not
 // members: the shards of one vantage ("fsn1#0", "fsn1#1") each probe part of the targets
 // and together give one verdict per target, and they can reach each other while cut off
 // from every other vantage.
-type fleet struct {
+type clusterFleet struct {
 	c       *cluster.Cluster
 	vantage string
 	clock   clock.Clock
@@ -31,24 +32,24 @@ type fleet struct {
 	aloneSince time.Time // zero while a member of another vantage is live
 }
 
-var _ alert.Fleet = (*fleet)(nil)
+var _ fleet.Fleet = (*clusterFleet)(nil)
 
-func newFleet(c *cluster.Cluster, vantage string, clk clock.Clock) *fleet {
+func newFleet(c *cluster.Cluster, vantage string, clk clock.Clock) *clusterFleet {
 	clk = clock.Or(clk)
-	return &fleet{c: c, vantage: vantage, clock: clk, aloneSince: clk.Now()}
+	return &clusterFleet{c: c, vantage: vantage, clock: clk, aloneSince: clk.Now()}
 }
 
-func (f *fleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
-func (f *fleet) Generation() uint64               { return f.c.Generation() }
-func (f *fleet) RecordPage(key string, open bool) { f.c.RecordPage(key, open) }
+func (f *clusterFleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
+func (f *clusterFleet) Generation() uint64               { return f.c.Generation() }
+func (f *clusterFleet) RecordPage(key string, open bool) { f.c.RecordPage(key, open) }
 
-func (f *fleet) Tally() map[string]int {
+func (f *clusterFleet) Tally() map[string]int {
 	votes, _ := f.c.Tally()
 	return votes
 }
 
 // abstains: the member gives no verdicts (its self-check fails).
-func (f *fleet) abstains(member string) bool { return f.c.Says(member, alert.AbstainVote) }
+func (f *clusterFleet) abstains(member string) bool { return f.c.Says(member, fleet.AbstainVote) }
 
 // live: alive (or suspect: not yet declared dead) and its verdicts have arrived.
 func live(m cluster.Member) bool {
@@ -58,18 +59,20 @@ func live(m cluster.Member) bool {
 // counts: a member whose verdicts count: live, or dead for less than alone_after (its
 // last verdicts stand meanwhile: the fleet believes a loss no faster than it believes
 // being alone), and not abstaining. This one included.
-func (f *fleet) counts(m cluster.Member) bool { return (live(m) || m.Retained) && !f.abstains(m.Name) }
+func (f *clusterFleet) counts(m cluster.Member) bool {
+	return (live(m) || m.Retained) && !f.abstains(m.Name)
+}
 
 // Position ranks this vantage among the members that may send: live, reported, not
 // abstaining.
-func (f *fleet) Position(key string) int {
+func (f *clusterFleet) Position(key string) int {
 	return f.c.Rank(key, func(m string) bool { return f.c.Reported(m) && !f.abstains(m) })
 }
 
-func (f *fleet) IsLive(member string) bool { return f.c.IsLive(member) }
+func (f *clusterFleet) IsLive(member string) bool { return f.c.IsLive(member) }
 
 // LiveVantages counts the vantages whose verdicts count.
-func (f *fleet) LiveVantages() int {
+func (f *clusterFleet) LiveVantages() int {
 	seen := map[string]bool{}
 	for _, m := range f.c.Members() {
 		if f.counts(m) {
@@ -83,7 +86,7 @@ func (f *fleet) LiveVantages() int {
 // of this one do not keep it company), or the live vantages are no more than half of
 // those known (dead ones included, departed ones not): the minority side of a partition
 // must not judge for the fleet either.
-func (f *fleet) Alone() (bool, time.Duration) {
+func (f *clusterFleet) Alone() (bool, time.Duration) {
 	known, seen, others := map[string]bool{}, map[string]bool{}, false
 	for _, m := range f.c.Members() {
 		if m.State == cluster.StateLeft {
@@ -114,19 +117,19 @@ func vantageOf(member string) string {
 	return v
 }
 
-func (f *fleet) Page(key string) (alert.FleetPage, bool) {
+func (f *clusterFleet) Page(key string) (fleet.Page, bool) {
 	p, ok := f.c.Page(key)
-	return alert.FleetPage{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
+	return fleet.Page{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
 }
 
-func (f *fleet) Status() alert.FleetStatus {
+func (f *clusterFleet) Status() alert.FleetStatus {
 	views := f.c.Views()
 	var st alert.FleetStatus
 	for _, m := range f.c.Members() {
 		if m.Self {
 			st.Member = m.Name
 		}
-		failing := slices.DeleteFunc(slices.Clone(views[m.Name]), func(k string) bool { return k == alert.AbstainVote || alert.IsStaleVote(k) })
+		failing := slices.DeleteFunc(slices.Clone(views[m.Name]), func(k string) bool { return k == fleet.AbstainVote || fleet.IsStaleVote(k) })
 		if failing == nil {
 			failing = []string{}
 		}
@@ -140,24 +143,24 @@ func (f *fleet) Status() alert.FleetStatus {
 // them.
 type pageRecords struct{ c *cluster.Cluster }
 
-var _ alert.PageRecords = pageRecords{}
+var _ fleet.PageRecords = pageRecords{}
 
 func (p pageRecords) Name() string                      { return p.c.Name() }
 func (p pageRecords) RecordPage(key string, open bool)  { p.c.RecordPage(key, open) }
 func (p pageRecords) ConfirmPage(key string, open bool) { p.c.ConfirmPage(key, open) }
-func (p pageRecords) Page(key string) (alert.FleetPage, bool) {
+func (p pageRecords) Page(key string) (fleet.Page, bool) {
 	rec, ok := p.c.Page(key)
-	return alert.FleetPage{Open: rec.Open, Confirmed: rec.Confirmed, By: rec.By, At: rec.At}, ok
+	return fleet.Page{Open: rec.Open, Confirmed: rec.Confirmed, By: rec.By, At: rec.At}, ok
 }
 
 // confirmPage tells the fleet the paging service accepted a notification
-// (alert.ConfirmPage).
-func confirmPage(c *cluster.Cluster, r notify.AttemptResult) { alert.ConfirmPage(pageRecords{c}, r) }
+// (fleet.ConfirmPage).
+func confirmPage(c *cluster.Cluster, r notify.AttemptResult) { fleet.ConfirmPage(pageRecords{c}, r) }
 
 // obsolete drops a queued notification another vantage has superseded
-// (alert.ObsoletePage).
+// (fleet.ObsoletePage).
 func obsolete(c *cluster.Cluster, n notify.Notification) string {
-	return alert.ObsoletePage(pageRecords{c}, n)
+	return fleet.ObsoletePage(pageRecords{c}, n)
 }
 
 // startCluster joins the fleet, with the page records kept in st (so that a fleet
@@ -199,11 +202,12 @@ func engineConfig(cfg *config.Config) *config.Config {
 	return &out
 }
 
-func fleetOptions(cfg *config.Config, f *fleet) *alert.FleetOptions {
+// enginePeers is the engine's seam to the fleet; nil (Solo) without a cluster.
+func enginePeers(cfg *config.Config, f *clusterFleet) alert.Peers {
 	if f == nil {
 		return nil
 	}
-	return &alert.FleetOptions{Fleet: f, Quorum: cfg.Cluster.Quorum, AloneAfter: cfg.Cluster.AloneAfter, TakeoverAfter: cfg.Cluster.TakeoverAfter}
+	return fleet.New(fleet.Options{Fleet: f, Quorum: cfg.Cluster.Quorum, AloneAfter: cfg.Cluster.AloneAfter, TakeoverAfter: cfg.Cluster.TakeoverAfter})
 }
 
 // watchFleet makes the fleet monitor its own members: a vantage that went silent (dead,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/config"
 )
 
@@ -61,7 +62,7 @@ func newNetwork(s *Sim, names []string, spec *FleetSpec) *network {
 	return n
 }
 
-// member is one vantage's view of the fleet: alert.Fleet and alert.PageRecords.
+// member is one vantage's view of the fleet: fleet.Fleet and fleet.PageRecords.
 type member struct {
 	n          *network
 	name       string
@@ -78,8 +79,8 @@ type pageRec struct {
 }
 
 var (
-	_ alert.Fleet       = (*member)(nil)
-	_ alert.PageRecords = (*member)(nil)
+	_ fleet.Fleet       = (*member)(nil)
+	_ fleet.PageRecords = (*member)(nil)
 )
 
 // join starts a vantage's member; it gets its side's records at once (push-pull).
@@ -223,7 +224,7 @@ func (m *member) SetLocal(firing map[string]bool) {
 func (m *member) Tally() map[string]int {
 	votes := map[string]int{}
 	add := func(local map[string]bool) {
-		if local[alert.AbstainVote] {
+		if local[fleet.AbstainVote] {
 			return
 		}
 		for k, v := range local {
@@ -248,7 +249,7 @@ func (m *member) LiveVantages() int {
 		if name == m.name {
 			p, ok = m, true
 		}
-		if ok && !p.local[alert.AbstainVote] {
+		if ok && !p.local[fleet.AbstainVote] {
 			live++
 		}
 	}
@@ -269,16 +270,16 @@ func (m *member) Generation() uint64 { return m.n.generation }
 func (m *member) Position(key string) int {
 	var eligible []string
 	for _, p := range m.n.hears(m.name) {
-		if !p.local[alert.AbstainVote] {
+		if !p.local[fleet.AbstainVote] {
 			eligible = append(eligible, p.name)
 		}
 	}
 	return cluster.RankAmong(key, m.name, eligible)
 }
 
-func (m *member) Page(key string) (alert.FleetPage, bool) {
+func (m *member) Page(key string) (fleet.Page, bool) {
 	p, ok := m.pages[key]
-	return alert.FleetPage{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
+	return fleet.Page{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
 }
 
 func (m *member) Name() string { return m.name }

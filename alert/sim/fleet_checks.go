@@ -4,7 +4,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 )
 
@@ -91,8 +91,8 @@ func (c *checker) fleetView(w *view, leader *vantage) {
 			paged[inc.Key] = paged[inc.Key] || inc.Triggered
 		}
 		for k := range n.members[v.name].local {
-			if !alert.IsStaleVote(k) { // a stale vote never makes a failure (alert.StaleVote)
-				votes[strings.TrimSuffix(k, alert.DegradedVote(""))]++
+			if !fleet.IsStaleVote(k) { // a stale vote never makes a failure (fleet.StaleVote)
+				votes[strings.TrimSuffix(k, fleet.DegradedVote(""))]++
 			}
 		}
 	}

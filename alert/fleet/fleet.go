@@ -1,12 +1,18 @@
-package alert
+// Package fleet is the fleet protocol of alerting: how the vantages' shared verdicts
+// make a quorum, which vantage sends a page (rank, takeover), what a vantage cut off from
+// the fleet's majority may do (alone, isolated), and how the page records settle what
+// another vantage already sent (the outbox's hooks). The engine talks to it only through
+// alert.Peers, and it sees the engine only through alert.EngineView; the daemon adapts
+// alert/cluster (gossip only) to Fleet, the outage simulator its in-memory network.
+package fleet
 
 import (
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
-	"github.com/picket-dev/picket/config"
 )
 
 // Fleet is the cluster of vantages as the engine needs it (the daemon adapts
@@ -24,22 +30,22 @@ type Fleet interface {
 	Generation() uint64
 	// Position is this vantage's rank as sender for a dedup key; 0 sends.
 	Position(key string) int
-	Page(key string) (FleetPage, bool)
+	Page(key string) (Page, bool)
 	// RecordPage tells the fleet this vantage queued a trigger (open) or a resolve.
 	RecordPage(key string, open bool)
 	IsLive(member string) bool
-	Status() FleetStatus
+	Status() alert.FleetStatus
 }
 
-// FleetPage is what the fleet knows of one dedup key at the paging service.
-type FleetPage struct {
+// Page is what the fleet knows of one dedup key at the paging service.
+type Page struct {
 	Open, Confirmed bool
 	By              string
 	At              time.Time
 }
 
-// FleetOptions are the cluster: settings the engine applies.
-type FleetOptions struct {
+// Options are the cluster: settings the fleet protocol applies.
+type Options struct {
 	Fleet         Fleet
 	Quorum        int // 0: a majority of the live vantages
 	AloneAfter    time.Duration
@@ -68,13 +74,13 @@ const AbstainVote = "#abstain"
 // pendingResolve is a resolve this vantage is not first to send: it waits for the
 // sender's record and sends itself only when none comes.
 type pendingResolve struct {
-	inc   *Incident
+	inc   *alert.Incident
 	since time.Time
 }
 
-// fleetState is the engine's part of the fleet protocol.
-type fleetState struct {
-	FleetOptions
+// Member is one vantage's part of the fleet protocol: the engine's alert.Peers.
+type Member struct {
+	Options
 	generation uint64
 	votes      map[string]int
 	quorum     int
@@ -83,31 +89,30 @@ type fleetState struct {
 	failing    map[string]string // each target's condition by quorum when last judged
 }
 
-// newPeers is the seam an engine gets: a fleet's vantage, or solo.
-func newPeers(o *FleetOptions) peers {
-	if o == nil || o.Fleet == nil {
-		return solo{}
-	}
-	return &fleetState{FleetOptions: *o, resolves: map[string]*pendingResolve{}}
+var _ alert.Peers = (*Member)(nil)
+
+// New is this vantage's part of a fleet, for alert.EngineOptions.Peers.
+func New(o Options) *Member {
+	return &Member{Options: o, resolves: map[string]*pendingResolve{}}
 }
 
 // alone reports whether no peer is live, and whether that has lasted alone_after (then
 // this vantage pages on its own evidence).
-func (f *fleetState) alone() (alone, isolated bool, since time.Duration) {
+func (f *Member) alone() (alone, isolated bool, since time.Duration) {
 	alone, since = f.Fleet.Alone()
 	return alone, alone && since >= f.AloneAfter, since
 }
 
-// holding: alone but not yet for alone_after. Most often that is this vantage's own
+// Holding: alone but not yet for alone_after. Most often that is this vantage's own
 // network, so nothing changes on its word: no incident opens or resolves, nothing is sent.
-func (f *fleetState) holding() bool {
+func (f *Member) Holding() bool {
 	alone, isolated, _ := f.alone()
 	return alone && !isolated
 }
 
 // effectiveQuorum: alone, a vantage has only its own evidence; otherwise the setting (at
 // most the live vantages: a fleet that lost some still pages), or a majority of them.
-func (f *fleetState) effectiveQuorum() int {
+func (f *Member) effectiveQuorum() int {
 	if alone, _ := f.Fleet.Alone(); alone {
 		return 1
 	}
@@ -118,23 +123,24 @@ func (f *fleetState) effectiveQuorum() int {
 	return live/2 + 1
 }
 
-// sync gossips the local verdicts and takes the fleet's: which targets fail by quorum.
-func (f *fleetState) sync(e *Engine) (hold bool) {
+// Sync gossips the local verdicts and takes the fleet's: which targets fail by quorum.
+func (f *Member) Sync(v alert.EngineView) (hold bool) {
 	local := map[string]bool{}
-	if e.impaired {
+	impaired := v.Impaired()
+	if impaired {
 		// An impaired vantage's verdicts say more about its own network than about the
 		// platform: it abstains, so that it cannot make up a quorum.
 		local[AbstainVote] = true
 	}
-	for id, s := range e.states {
-		if e.impaired || s.State != StateFiring || !e.probes(id) {
-			continue
+	for id, s := range v.Firing() {
+		if impaired {
+			break
 		}
-		if t := e.targets[id]; t != nil && !s.Last.At.IsZero() && e.now().Sub(s.Last.At) > 2*t.Interval+t.Timeout {
+		if t := v.Target(id); t != nil && !s.Last.At.IsZero() && v.Now().Sub(s.Last.At) > 2*t.Interval+t.Timeout {
 			local[StaleVote(id)] = true
 			continue
 		}
-		if s.Condition == ConditionDegraded {
+		if s.Condition == alert.ConditionDegraded {
 			local[DegradedVote(id)] = true
 		} else {
 			local[id] = true
@@ -144,9 +150,9 @@ func (f *fleetState) sync(e *Engine) (hold bool) {
 	f.generation = f.Fleet.Generation()
 	f.votes = f.Fleet.Tally()
 	f.quorum = f.effectiveQuorum()
-	f.held = f.holding()
+	f.held = f.Holding()
 	if alone, _ := f.Fleet.Alone(); !alone {
-		f.closeResolved(e)
+		f.closeResolved(v)
 	}
 	return f.held
 }
@@ -157,44 +163,35 @@ func (f *fleetState) sync(e *Engine) (hold bool) {
 // the others' incidents (a widening sent for it reopened the closed key next to the
 // fleet's new incident). What still fails opens a new incident at this reconcile, which
 // adopts the fleet's page of it or is paged anew.
-func (f *fleetState) closeResolved(e *Engine) {
-	now := e.now()
-	for _, inc := range e.incidents.Open() {
+func (f *Member) closeResolved(v alert.EngineView) {
+	now := v.Now()
+	for _, inc := range v.OpenIncidents() {
 		if !inc.Triggered {
 			continue
 		}
 		rec, ok := f.Fleet.Page(inc.Key)
 		// After the incident opened by more than the skew: a resolve of an earlier
 		// incident with the same key, made about when this one opened, is not its end.
-		if !ok || rec.Open || !rec.Confirmed || rec.By == f.member(e) || !rec.At.After(inc.Opened.Add(recordSkew)) {
+		if !ok || rec.Open || !rec.Confirmed || rec.By == f.Member(v) || !rec.At.After(inc.Opened.Add(recordSkew)) {
 			continue
 		}
-		if inc.PagedBy == f.member(e) && rec.At.Before(inc.PagedAt) {
+		if inc.PagedBy == f.Member(v) && rec.At.Before(inc.PagedAt) {
 			continue // this vantage paged it again after that resolve
 		}
-		inc.close(now, "resolved by vantage "+rec.By+" while this vantage was away")
-		e.incidents.forget(inc.Key)
-		e.saveClosed(inc)
+		v.CloseResolved(now, inc, "resolved by vantage "+rec.By+" while this vantage was away")
 	}
 }
 
-// probes reports whether this instance probes the target: a shard votes only for its
-// own (a state restored from before a reshard is not a vote).
-func (e *Engine) probes(id string) bool {
-	sh := e.cfg.Shard
-	return sh == nil || config.ShardOf(id, sh.Count) == sh.Index
-}
-
-// condition is the target's condition by quorum: "" (not failing), down or degraded.
-func (f *fleetState) condition(id string, _ *TargetState) string {
+// Condition is the target's condition by quorum: "" (not failing), down or degraded.
+func (f *Member) Condition(id string, _ *alert.TargetState) string {
 	down, degraded, stale := f.votes[id], f.votes[DegradedVote(id)], f.votes[StaleVote(id)]
 	was := f.failing[id]
 	cond := ""
 	switch {
 	case down >= f.quorum:
-		cond = ConditionDown
+		cond = alert.ConditionDown
 	case down+degraded >= f.quorum:
-		cond = ConditionDegraded
+		cond = alert.ConditionDegraded
 	case was != "" && down+degraded > 0 && down+degraded+stale >= f.quorum:
 		cond = was // stale votes keep a failure standing, never start one
 	}
@@ -210,7 +207,7 @@ func (f *fleetState) condition(id string, _ *TargetState) string {
 }
 
 // votesText says how many vantages see a target failing: "down from 2 of 3".
-func (f *fleetState) votesText(id string, live int) string {
+func (f *Member) votesText(id string, live int) string {
 	down, degraded := f.votes[id], f.votes[DegradedVote(id)]
 	switch {
 	case down > 0 && down >= degraded:
@@ -221,16 +218,16 @@ func (f *fleetState) votesText(id string, live int) string {
 	return ""
 }
 
-// moved reports whether the fleet changed since the last reconcile, or this vantage
+// Moved reports whether the fleet changed since the last reconcile, or this vantage
 // started or stopped holding.
-func (f *fleetState) moved() bool {
-	return f.Fleet.Generation() != f.generation || f.holding() != f.held
+func (f *Member) Moved() bool {
+	return f.Fleet.Generation() != f.generation || f.Holding() != f.held
 }
 
-// mayTrigger decides whether this vantage sends an incident's first trigger now. It
+// MayTrigger decides whether this vantage sends an incident's first trigger now. It
 // returns false while another vantage is expected to send; the incident is then marked
 // triggered without a send when the fleet's record shows the page is out (adopted).
-func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, adopted bool) {
+func (f *Member) MayTrigger(v alert.EngineView, now time.Time, inc *alert.Incident) (send, adopted bool) {
 	// Only an accepted page counts, as in Alertmanager's notification log: a sender whose
 	// paging service keeps failing is taken over after the wait below. The record is the
 	// fleet's last word on the key: an accepted trigger, however old, means the incident
@@ -241,7 +238,7 @@ func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, 
 		// (Cut off, a record from before the cut may be stale: the fleet may have
 		// resolved it since; paging again is harmless, the dedup key is the same.)
 		inc.PagedBy, inc.PagedAt = rec.By, rec.At
-		inc.note(now, "triggered", "paged by vantage "+rec.By)
+		v.Note(inc, now, "triggered", "paged by vantage "+rec.By)
 		return false, true
 	}
 	if alone && !isolated {
@@ -253,13 +250,13 @@ func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, 
 		return true, false
 	}
 	// (Asked at every position, so that each vantage sees who sent first.)
-	if underWay := f.takeoverUnderWay(e, inc); underWay || pos > maxTakeoverPosition {
+	if underWay := f.takeoverUnderWay(v, inc); underWay || pos > maxTakeoverPosition {
 		return false, false
 	}
 	if now.Before(inc.SendAfter.Add(time.Duration(pos) * f.TakeoverAfter)) {
 		return false, false
 	}
-	inc.note(now, "takeover", fmt.Sprintf("no vantage before this one (position %d) confirmed the page within %s; sending it", pos, time.Duration(pos)*f.TakeoverAfter))
+	v.Note(inc, now, "takeover", fmt.Sprintf("no vantage before this one (position %d) confirmed the page within %s; sending it", pos, time.Duration(pos)*f.TakeoverAfter))
 	return true, false
 }
 
@@ -267,9 +264,9 @@ func (f *fleetState) mayTrigger(e *Engine, now time.Time, inc *Incident) (send, 
 // fleet's record of this incident names someone other than the vantage seen sending it
 // first. Ranks shift as members come and go, so "the second sender" can name a
 // different vantage a minute later; without this each of them took over in turn.
-func (f *fleetState) takeoverUnderWay(e *Engine, inc *Incident) bool {
+func (f *Member) takeoverUnderWay(v alert.EngineView, inc *alert.Incident) bool {
 	rec, ok := f.Fleet.Page(inc.Key)
-	if !ok || !rec.Open || rec.At.Before(inc.Opened.Add(-recordSkew)) || rec.By == f.member(e) {
+	if !ok || !rec.Open || rec.At.Before(inc.Opened.Add(-recordSkew)) || rec.By == f.Member(v) {
 		return false
 	}
 	if inc.FirstSender == "" {
@@ -294,7 +291,7 @@ const recordSkew = time.Minute
 // fleet to resolve: paged by a vantage not on this side, or before this side was cut off
 // (then it was the fleet's page whichever side its sender ended up on, and the majority
 // may still see the outage). Only what this side paged while alone is its own to resolve.
-func (f *fleetState) waitsForFleet(now time.Time, inc *Incident) bool {
+func (f *Member) waitsForFleet(now time.Time, inc *alert.Incident) bool {
 	alone, since := f.Fleet.Alone()
 	if !alone || inc.PagedBy == "" {
 		return false
@@ -306,47 +303,47 @@ func (f *fleetState) waitsForFleet(now time.Time, inc *Incident) bool {
 // an earlier one with the same key: made after the incident opened, and after this
 // vantage's own trigger if it sent one (after a partition, an isolated vantage's later
 // trigger may lose to an older resolve in the records' order).
-func (f *fleetState) resolvedBy(e *Engine, rec FleetPage, inc *Incident) bool {
+func (f *Member) resolvedBy(v alert.EngineView, rec Page, inc *alert.Incident) bool {
 	if rec.Open || !rec.Confirmed || rec.At.Before(inc.Opened.Add(-recordSkew)) {
 		return false
 	}
-	return inc.PagedBy != f.member(e) || !rec.At.Before(inc.PagedAt)
+	return inc.PagedBy != f.Member(v) || !rec.At.Before(inc.PagedAt)
 }
 
-// firstSender reports whether this vantage sends follow-ups (widened, part of) for key.
-func (f *fleetState) firstSender(e *Engine, key string) bool {
-	if e.impaired || f.holding() {
+// FirstSender reports whether this vantage sends follow-ups (widened, part of) for key.
+func (f *Member) FirstSender(v alert.EngineView, key string) bool {
+	if v.Impaired() || f.Holding() {
 		return false // the others do not count it among the senders / nothing while held
 	}
 	return f.Fleet.Position(key) == 0
 }
 
-// resolve sends the resolve of a paged incident, or, when another vantage is first to
+// Resolve sends the resolve of a paged incident, or, when another vantage is first to
 // send it, waits for that vantage's record (sendPending).
-func (f *fleetState) resolve(e *Engine, now time.Time, inc *Incident) {
-	if rec, ok := f.Fleet.Page(inc.Key); ok && f.resolvedBy(e, rec, inc) {
-		inc.note(now, "resolved", "resolve sent by vantage "+rec.By)
+func (f *Member) Resolve(v alert.EngineView, now time.Time, inc *alert.Incident) {
+	if rec, ok := f.Fleet.Page(inc.Key); ok && f.resolvedBy(v, rec, inc) {
+		v.Note(inc, now, "resolved", "resolve sent by vantage "+rec.By)
 		return
 	}
 	// Cut off, a vantage resolves only what its side paged: the fleet's pages wait for
 	// the fleet.
 	if f.waitsForFleet(now, inc) {
-		inc.note(now, "resolved", "waiting for the fleet to resolve what it paged")
+		v.Note(inc, now, "resolved", "waiting for the fleet to resolve what it paged")
 		f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
 		return
 	}
-	if f.firstSender(e, inc.Key) {
-		e.sendRecorded(now, inc, notify.ActionResolve, "resolved")
+	if f.FirstSender(v, inc.Key) {
+		f.sendRecorded(v, now, inc)
 		return
 	}
-	inc.note(now, "resolved", "waiting for the first sender's resolve")
+	v.Note(inc, now, "resolved", "waiting for the first sender's resolve")
 	f.resolves[inc.Key] = &pendingResolve{inc: inc, since: now}
 }
 
-// sendPending drops resolves another vantage has sent, and sends those whose first
+// SendPending drops resolves another vantage has sent, and sends those whose first
 // sender stayed silent past this vantage's takeover wait.
-func (f *fleetState) sendPending(e *Engine, now time.Time) {
-	if e.impaired {
+func (f *Member) SendPending(v alert.EngineView, now time.Time) {
+	if v.Impaired() {
 		return // the others do not wait for it
 	}
 	for key, p := range f.resolves {
@@ -354,85 +351,73 @@ func (f *fleetState) sendPending(e *Engine, now time.Time) {
 		switch {
 		case f.waitsForFleet(now, p.inc):
 			continue
-		case e.incidents.Get(key) != nil:
+		case v.Incident(key) != nil:
 			delete(f.resolves, key) // failing again: the open incident owns the key
-		case ok && f.resolvedBy(e, rec, p.inc):
+		case ok && f.resolvedBy(v, rec, p.inc):
 			delete(f.resolves, key)
-		case f.firstSender(e, key) || now.Sub(p.since) >= time.Duration(f.Fleet.Position(key))*f.TakeoverAfter:
+		case f.FirstSender(v, key) || now.Sub(p.since) >= time.Duration(f.Fleet.Position(key))*f.TakeoverAfter:
 			delete(f.resolves, key)
-			e.sendRecorded(now, p.inc, notify.ActionResolve, "resolved")
+			f.sendRecorded(v, now, p.inc)
 		}
 	}
 }
 
-// sendRecorded sends and tells the other vantages, so none of them repeats it.
-func (e *Engine) sendRecorded(now time.Time, inc *Incident, action, note string) bool {
-	ok := e.send(now, inc, action, note)
-	if ok {
-		e.peers.sent(e, now, inc, action)
+// sendRecorded sends a resolve and tells the other vantages, so none of them repeats it.
+func (f *Member) sendRecorded(v alert.EngineView, now time.Time, inc *alert.Incident) {
+	if v.Send(now, inc, notify.ActionResolve, "resolved") {
+		f.Sent(v, now, inc, notify.ActionResolve)
 	}
-	return ok
 }
 
-// sent records the page in the fleet.
-func (f *fleetState) sent(e *Engine, now time.Time, inc *Incident, action string) {
+// Sent records the page in the fleet.
+func (f *Member) Sent(v alert.EngineView, now time.Time, inc *alert.Incident, action string) {
 	f.Fleet.RecordPage(inc.Key, action == notify.ActionTrigger)
 	if action == notify.ActionTrigger {
-		inc.PagedBy, inc.PagedAt = f.member(e), now
+		inc.PagedBy, inc.PagedAt = f.Member(v), now
 	}
 }
 
-func (f *fleetState) member(e *Engine) string {
-	if e.cfg.Cluster != nil {
-		return e.cfg.Cluster.Member
-	}
-	return e.cfg.Vantage
+func (f *Member) Member(v alert.EngineView) string {
+	return v.Name()
 }
 
-// note marks pages sent by a vantage that no peer can confirm.
-func (f *fleetState) note(e *Engine) string {
+// Note marks pages sent by a vantage that no peer can confirm.
+func (f *Member) Note(v alert.EngineView) string {
 	if _, isolated, since := f.alone(); isolated {
-		return fmt.Sprintf("sent by an isolated vantage (%s has not heard a majority of the fleet for %s)", f.member(e), since.Round(time.Second))
+		return fmt.Sprintf("sent by an isolated vantage (%s has not heard a majority of the fleet for %s)", f.Member(v), since.Round(time.Second))
 	}
 	return ""
 }
 
-// details is the fleet's part of a notification's evidence.
-func (f *fleetState) details(e *Engine, inc *Incident) map[string]any {
+// Details is the fleet's part of a notification's evidence.
+func (f *Member) Details(v alert.EngineView, inc *alert.Incident) map[string]any {
 	live := f.Fleet.LiveVantages()
 	seen := map[string]string{}
 	for i, id := range inc.Targets {
-		if i == maxDetailTargets {
+		if i == alert.MaxDetailTargets {
 			break
 		}
 		seen[id] = f.votesText(id, live)
 	}
 	_, isolated, _ := f.alone()
-	return map[string]any{"sender": f.member(e), "quorum": f.quorum, "live_vantages": live, "isolated": isolated, "seen_by": seen}
+	return map[string]any{"sender": f.Member(v), "quorum": f.quorum, "live_vantages": live, "isolated": isolated, "seen_by": seen}
 }
 
-// FleetStatus is the fleet as this vantage sees it; nil without a cluster.
-func (e *Engine) FleetStatus() *FleetStatus {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.peers.status(e)
-}
-
-func (f *fleetState) status(e *Engine) *FleetStatus {
+func (f *Member) Status(v alert.EngineView) *alert.FleetStatus {
 	fs := f.Fleet.Status()
 	fs.Quorum, fs.QuorumSetting = f.effectiveQuorum(), f.Quorum
 	fs.AloneAfter = f.AloneAfter.String()
 	alone, isolated, since := f.alone()
 	fs.Alone, fs.Isolated = alone, isolated
 	if alone {
-		fs.AloneSince = e.now().Add(-since).UTC()
+		fs.AloneSince = v.Now().Add(-since).UTC()
 	}
 	return &fs
 }
 
-// snapshot fills the fleet's part of a status snapshot.
-func (f *fleetState) snapshot(e *Engine, st *Status) {
-	st.Fleet = f.status(e)
+// Snapshot fills the fleet's part of a status snapshot.
+func (f *Member) Snapshot(v alert.EngineView, st *alert.Status) {
+	st.Fleet = f.Status(v)
 	live := f.Fleet.LiveVantages()
 	st.Votes = map[string]map[string]string{}
 	best := map[[2]string]int{}
