@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,17 +38,17 @@ func newFleet(c *cluster.Cluster, vantage string, clk clock.Clock) *clusterFleet
 	return &clusterFleet{c: c, vantage: vantage, clock: clk, aloneSince: clk.Now()}
 }
 
-func (f *clusterFleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
+func (f *clusterFleet) SetLocal(b fleet.Ballot)          { f.c.SetLocal(b.Keys()) }
 func (f *clusterFleet) Generation() uint64               { return f.c.Generation() }
 func (f *clusterFleet) RecordPage(key string, open bool) { f.c.RecordPage(key, open) }
 
-func (f *clusterFleet) Tally() map[string]int {
+func (f *clusterFleet) Tally() map[string]fleet.Count {
 	votes, _ := f.c.Tally()
-	return votes
+	return fleet.ParseTally(votes)
 }
 
 // abstains: the member gives no verdicts (its self-check fails).
-func (f *clusterFleet) abstains(member string) bool { return f.c.Says(member, fleet.AbstainVote) }
+func (f *clusterFleet) abstains(member string) bool { return f.c.Says(member, fleet.AbstainKey) }
 
 // live: alive (or suspect: not yet declared dead) and its verdicts have arrived.
 func live(m cluster.Member) bool {
@@ -129,10 +128,7 @@ func (f *clusterFleet) Status() alert.FleetStatus {
 		if m.Self {
 			st.Member = m.Name
 		}
-		failing := slices.DeleteFunc(slices.Clone(views[m.Name]), func(k string) bool { return k == fleet.AbstainVote || fleet.IsStaleVote(k) })
-		if failing == nil {
-			failing = []string{}
-		}
+		failing := fleet.Shown(views[m.Name])
 		st.Members = append(st.Members, alert.FleetMember{Name: m.Name, Addr: m.Addr, State: m.State, LastHeard: m.LastHeard.UTC(), Self: m.Self, Failing: failing})
 	}
 	st.Live = f.LiveVantages()

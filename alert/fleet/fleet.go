@@ -8,7 +8,6 @@ package fleet
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/picket-dev/picket/alert"
@@ -19,10 +18,10 @@ import (
 // alert/cluster to it). Every vantage computes incidents from the same shared verdicts,
 // so they agree on what to page; Position and the page records decide who sends.
 type Fleet interface {
-	// SetLocal gossips this vantage's firing targets (ids; DegradedVote(id) when only degraded).
-	SetLocal(firing map[string]bool)
-	// Tally counts, per key of SetLocal, the live vantages that say it fires.
-	Tally() map[string]int
+	// SetLocal gossips this vantage's ballot.
+	SetLocal(b Ballot)
+	// Tally counts, per target, the verdicts of the vantages that count (see Ballot).
+	Tally() map[string]Count
 	// LiveVantages counts live vantages, this one included (shards of one vantage count once).
 	LiveVantages() int
 	Alone() (bool, time.Duration)
@@ -52,25 +51,6 @@ type Options struct {
 	TakeoverAfter time.Duration
 }
 
-// DegradedVote is the key a vantage gossips for a target it sees only degraded.
-func DegradedVote(id string) string { return id + "#degraded" }
-
-// StaleVote is the key a vantage gossips for a target it last saw failing too long ago
-// to say (its state restored after a long stop, or its runs overdue): it keeps a
-// failure the fleet already sees from being resolved for want of this vote, but never
-// makes a new one (fleet seed 392: a vantage back after 17 minutes voted healed
-// targets down and paged a recovered region).
-func StaleVote(id string) string { return id + staleSuffix }
-
-const staleSuffix = "#stale"
-
-// IsStaleVote reports whether a gossiped key is a StaleVote.
-func IsStaleVote(key string) bool { return strings.HasSuffix(key, staleSuffix) }
-
-// AbstainVote is what an impaired vantage gossips instead of verdicts: it does not count
-// towards the quorum's base and does not send.
-const AbstainVote = "#abstain"
-
 // pendingResolve is a resolve this vantage is not first to send: it waits for the
 // sender's record and sends itself only when none comes.
 type pendingResolve struct {
@@ -82,7 +62,7 @@ type pendingResolve struct {
 type Member struct {
 	Options
 	generation uint64
-	votes      map[string]int
+	votes      map[string]Count
 	quorum     int
 	held       bool // alone, not yet isolated: incidents stand still
 	resolves   map[string]*pendingResolve
@@ -125,28 +105,7 @@ func (f *Member) effectiveQuorum() int {
 
 // Sync gossips the local verdicts and takes the fleet's: which targets fail by quorum.
 func (f *Member) Sync(v alert.EngineView) (hold bool) {
-	local := map[string]bool{}
-	impaired := v.Impaired()
-	if impaired {
-		// An impaired vantage's verdicts say more about its own network than about the
-		// platform: it abstains, so that it cannot make up a quorum.
-		local[AbstainVote] = true
-	}
-	for id, s := range v.Firing() {
-		if impaired {
-			break
-		}
-		if t := v.Target(id); t != nil && !s.Last.At.IsZero() && v.Now().Sub(s.Last.At) > 2*t.Interval+t.Timeout {
-			local[StaleVote(id)] = true
-			continue
-		}
-		if s.Condition == alert.ConditionDegraded {
-			local[DegradedVote(id)] = true
-		} else {
-			local[id] = true
-		}
-	}
-	f.Fleet.SetLocal(local)
+	f.Fleet.SetLocal(ballot(v))
 	f.generation = f.Fleet.Generation()
 	f.votes = f.Fleet.Tally()
 	f.quorum = f.effectiveQuorum()
@@ -155,6 +114,28 @@ func (f *Member) Sync(v alert.EngineView) (hold bool) {
 		f.closeResolved(v)
 	}
 	return f.held
+}
+
+// ballot is this vantage's verdicts on its firing targets. An impaired vantage's
+// verdicts say more about its own network than about the platform: it abstains, so that
+// it cannot make up a quorum.
+func ballot(v alert.EngineView) Ballot {
+	b := Ballot{Verdicts: map[string]Verdict{}}
+	if v.Impaired() {
+		b.Abstain = true
+		return b
+	}
+	for id, s := range v.Firing() {
+		switch t := v.Target(id); {
+		case t != nil && !s.Last.At.IsZero() && v.Now().Sub(s.Last.At) > 2*t.Interval+t.Timeout:
+			b.Verdicts[id] = Stale
+		case s.Condition == alert.ConditionDegraded:
+			b.Verdicts[id] = Degraded
+		default:
+			b.Verdicts[id] = Down
+		}
+	}
+	return b
 }
 
 // closeResolved closes the paged incidents that the fleet resolved while this vantage
@@ -184,7 +165,8 @@ func (f *Member) closeResolved(v alert.EngineView) {
 
 // Condition is the target's condition by quorum: "" (not failing), down or degraded.
 func (f *Member) Condition(id string, _ *alert.TargetState) string {
-	down, degraded, stale := f.votes[id], f.votes[DegradedVote(id)], f.votes[StaleVote(id)]
+	c := f.votes[id]
+	down, degraded, stale := c.Down, c.Degraded, c.Stale
 	was := f.failing[id]
 	cond := ""
 	switch {
@@ -208,7 +190,7 @@ func (f *Member) Condition(id string, _ *alert.TargetState) string {
 
 // votesText says how many vantages see a target failing: "down from 2 of 3".
 func (f *Member) votesText(id string, live int) string {
-	down, degraded := f.votes[id], f.votes[DegradedVote(id)]
+	down, degraded := f.votes[id].Down, f.votes[id].Degraded
 	switch {
 	case down > 0 && down >= degraded:
 		return fmt.Sprintf("down from %d of %d", down, live)
@@ -427,7 +409,7 @@ func (f *Member) Snapshot(v alert.EngineView, st *alert.Status) {
 		if tv.Votes == "" {
 			continue
 		}
-		n := f.votes[tv.Target] + f.votes[DegradedVote(tv.Target)]
+		n := f.votes[tv.Target].Down + f.votes[tv.Target].Degraded
 		cell := [2]string{tv.Product, tv.Region}
 		if n <= best[cell] {
 			continue

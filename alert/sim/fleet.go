@@ -66,7 +66,7 @@ func newNetwork(s *Sim, names []string, spec *FleetSpec) *network {
 type member struct {
 	n          *network
 	name       string
-	local      map[string]bool
+	local      fleet.Ballot
 	pages      map[string]pageRec
 	pageClock  uint64
 	aloneSince time.Duration
@@ -85,7 +85,7 @@ var (
 
 // join starts a vantage's member; it gets its side's records at once (push-pull).
 func (n *network) join(name string) *member {
-	m := &member{n: n, name: name, local: map[string]bool{}, pages: map[string]pageRec{}}
+	m := &member{n: n, name: name, pages: map[string]pageRec{}}
 	for _, peer := range n.hears(name) {
 		for _, p := range peer.pages {
 			m.apply(p)
@@ -214,29 +214,19 @@ func (m *member) updateAlone() {
 	}
 }
 
-func (m *member) SetLocal(firing map[string]bool) {
-	if !maps.Equal(m.local, firing) {
-		m.local = maps.Clone(firing)
+func (m *member) SetLocal(b fleet.Ballot) {
+	if !m.local.Equal(b) {
+		m.local = fleet.Ballot{Abstain: b.Abstain, Verdicts: maps.Clone(b.Verdicts)}
 		m.n.bump()
 	}
 }
 
-func (m *member) Tally() map[string]int {
-	votes := map[string]int{}
-	add := func(local map[string]bool) {
-		if local[fleet.AbstainVote] {
-			return
-		}
-		for k, v := range local {
-			if v {
-				votes[k]++
-			}
-		}
-	}
-	add(m.local)
+func (m *member) Tally() map[string]fleet.Count {
+	votes := map[string]fleet.Count{}
+	fleet.Add(votes, m.local)
 	for _, name := range m.n.names {
 		if p, ok := m.n.counts(m.name, name); ok && name != m.name {
-			add(p.local)
+			fleet.Add(votes, p.local)
 		}
 	}
 	return votes
@@ -249,7 +239,7 @@ func (m *member) LiveVantages() int {
 		if name == m.name {
 			p, ok = m, true
 		}
-		if ok && !p.local[fleet.AbstainVote] {
+		if ok && !p.local.Abstain {
 			live++
 		}
 	}
@@ -270,7 +260,7 @@ func (m *member) Generation() uint64 { return m.n.generation }
 func (m *member) Position(key string) int {
 	var eligible []string
 	for _, p := range m.n.hears(m.name) {
-		if !p.local[fleet.AbstainVote] {
+		if !p.local.Abstain {
 			eligible = append(eligible, p.name)
 		}
 	}

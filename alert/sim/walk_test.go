@@ -110,7 +110,7 @@ var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567,
 //     carry the engine's own sequence number.
 //   - 392: a vantage back after 17 minutes voted the states it saved before the crash;
 //     with one real down vote they made a quorum of healed targets (F3): such votes are
-//     stale now (fleet.StaleVote), keeping failures, never making them. 66 is the case
+//     stale now (fleet.Stale), keeping failures, never making them. 66 is the case
 //     that a rule of not voting at all broke (a quick restart's quorum lost).
 var knownFleetSeeds = []uint64{10, 29, 42, 45, 56, 66, 101, 145, 171, 274, 392, 406, 411}
 

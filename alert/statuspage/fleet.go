@@ -22,7 +22,7 @@ const notInCluster = "this vantage is not in a cluster (no cluster: in its confi
 var memberStates = []string{"alive", "suspect", "dead", "left"}
 
 // degradedSuffix marks a vote for "degraded" rather than "down" in a member's list.
-var degradedSuffix = fleet.DegradedVote("")
+var degradedSuffix = fleet.Key("", fleet.Degraded)
 
 // fleetView is the "Vantages" section.
 type fleetView struct {
