@@ -2,8 +2,9 @@
 // make a quorum, which vantage sends a page (rank, takeover), what a vantage cut off from
 // the fleet's majority may do (alone, isolated), and how the page records settle what
 // another vantage already sent (the outbox's hooks). The engine talks to it only through
-// alert.Peers, and it sees the engine only through alert.EngineView; the daemon adapts
-// alert/cluster (gossip only) to Fleet, the outage simulator its in-memory network.
+// alert.Peers, and it sees the engine only through alert.EngineView. GossipFleet is
+// Fleet over a gossip layer (the daemon adapts alert/cluster to Gossip); the outage
+// simulator implements Fleet with its in-memory network.
 package fleet
 
 import (
@@ -13,8 +14,8 @@ import (
 	"github.com/picket-dev/picket/alert"
 )
 
-// Fleet is the cluster of vantages as the engine needs it (the daemon adapts
-// alert/cluster to it). Every vantage computes incidents from the same shared verdicts,
+// Fleet is the cluster of vantages as the protocol needs it (GossipFleet, or the
+// simulator's network). Every vantage computes incidents from the same shared verdicts,
 // so they agree on what to page; Position and the page records decide who sends.
 type Fleet interface {
 	// SetLocal gossips this vantage's ballot.
