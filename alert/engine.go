@@ -53,9 +53,10 @@ type EngineOptions struct {
 	GroupWait *time.Duration
 	// OnTransition, if set, is told every state change (metrics, the timeline).
 	OnTransition func(Transition)
-	// Fleet, if set, makes this engine one vantage of a fleet: targets fail by quorum of
-	// the vantages' shared verdicts, and one vantage sends each page.
-	Fleet *FleetOptions
+	// Peers, if set, makes this engine one vantage of a fleet (package alert/fleet):
+	// targets fail by quorum of the vantages' shared verdicts, and one vantage sends each
+	// page. nil: Solo.
+	Peers Peers
 	// Impaired starts the engine with platform pages held (see SetImpaired).
 	Impaired bool
 }
@@ -78,7 +79,7 @@ type Engine struct {
 	mono      func() time.Duration // the clock's monotonic reading (clock.Elapsed)
 	onTrans   func(Transition)
 	impaired  bool
-	peers     peers           // solo, or this vantage's part of a fleet
+	peers     Peers           // Solo, or this vantage's part of a fleet
 	saveLog   lograte.Limiter // failed saves: one line a minute
 	sent      uint64          // notifications built, for their ids
 }
@@ -88,10 +89,13 @@ type Engine struct {
 func NewEngine(o EngineOptions) (*Engine, error) {
 	e := &Engine{
 		store: o.Store, outbox: o.Outbox, log: o.Logger, now: o.Now, onTrans: o.OnTransition,
-		states: map[string]*TargetState{}, peers: newPeers(o.Fleet),
+		states: map[string]*TargetState{}, peers: o.Peers,
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.peers == nil {
+		e.peers = Solo{}
 	}
 	e.impaired = o.Impaired // before the restored incidents are reconciled (and maybe sent)
 	if o.Clock != nil {
@@ -178,7 +182,7 @@ func (e *Engine) adoptQueued(now time.Time) {
 	if !ok {
 		return
 	}
-	member := e.peers.member(e)
+	member := e.peers.Member(e.view())
 	entries := lister.Entries()
 	for _, inc := range e.incidents.Open() {
 		switch {
@@ -313,7 +317,7 @@ func (e *Engine) moment() moment { return moment{wall: e.now(), mono: e.mono(), 
 func (e *Engine) Tick() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.peers.moved() || e.incidents.flapHoldOver(e.moment()) {
+	if e.peers.Moved() || e.incidents.flapHoldOver(e.moment()) {
 		e.reconcile(e.now()) // sends what is due too
 		return
 	}
@@ -323,7 +327,7 @@ func (e *Engine) Tick() {
 // reconcile recomputes scope and incidents from the firing states and tells notifiers.
 func (e *Engine) reconcile(now time.Time) {
 	var down, degraded []Failing
-	if hold := e.peers.sync(e); hold {
+	if hold := e.peers.Sync(e.view()); hold {
 		e.sendDue(now) // silences, pending work; nothing new while holding
 		return
 	}
@@ -368,7 +372,7 @@ func (e *Engine) noteReasons() {
 
 // condition is what alerting goes by: this vantage's state alone, or in a fleet the
 // quorum of the vantages' verdicts.
-func (e *Engine) condition(id string, s *TargetState) string { return e.peers.condition(id, s) }
+func (e *Engine) condition(id string, s *TargetState) string { return e.peers.Condition(id, s) }
 
 func (e *Engine) priorities() map[string]int {
 	p := make(map[string]int, len(e.cfg.Products))
@@ -392,11 +396,11 @@ func (e *Engine) apply(now time.Time, c Change) {
 			// Held like a first page: an impaired vantage's word that the outage grew says
 			// more about its own network. Sent on release if it still holds (sendHeldUpdates).
 			inc.HeldUpdate = true
-		case e.peers.firstSender(e, inc.Key):
+		case e.peers.FirstSender(e.view(), inc.Key):
 			e.sendWidened(now, inc)
 		}
 	case ChangeResumed:
-		if inc.Triggered && inc.ToldPartOf != "" && e.peers.firstSender(e, inc.Key) {
+		if inc.Triggered && inc.ToldPartOf != "" && e.peers.FirstSender(e.view(), inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "no longer part of "+inc.ToldPartOf+"; still failing here")
 			inc.ToldPartOf = ""
 		}
@@ -407,7 +411,7 @@ func (e *Engine) apply(now time.Time, c Change) {
 		// A paged incident is told once the wider one is paged too (sendDue).
 	case ChangeResolved:
 		if inc.Triggered {
-			e.peers.resolve(e, now, inc)
+			e.peers.Resolve(e.view(), now, inc)
 		} else {
 			inc.note(now, "released", "recovered before it was paged; not sent")
 		}
@@ -437,7 +441,7 @@ func (e *Engine) sendDue(now time.Time) {
 			continue // held, not dropped: sent when the self-check recovers
 		}
 		inc.Silenced = false
-		send, adopted := e.peers.mayTrigger(e, now, inc)
+		send, adopted := e.peers.MayTrigger(e.view(), now, inc)
 		if adopted {
 			inc.Triggered = true
 			e.incidents.notePaged(inc, e.moment())
@@ -446,7 +450,7 @@ func (e *Engine) sendDue(now time.Time) {
 		if !send {
 			continue
 		}
-		if !e.sendRecorded(now, inc, notify.ActionTrigger, e.peers.note(e)) {
+		if !e.sendRecorded(now, inc, notify.ActionTrigger, e.peers.Note(e.view())) {
 			continue // nothing could be queued: the next tick tries again
 		}
 		inc.Triggered = true
@@ -455,7 +459,7 @@ func (e *Engine) sendDue(now time.Time) {
 	}
 	e.sendHeldUpdates(now)
 	e.tellAbsorbed(now)
-	e.peers.sendPending(e, now)
+	e.peers.SendPending(e.view(), now)
 }
 
 // sendWidened tells the on-call that a paged incident grew.
@@ -470,7 +474,7 @@ func (e *Engine) sendHeldUpdates(now time.Time) {
 		return
 	}
 	for _, inc := range e.incidents.Open() {
-		if inc.HeldUpdate && inc.Triggered && inc.AbsorbedInto == "" && e.peers.firstSender(e, inc.Key) {
+		if inc.HeldUpdate && inc.Triggered && inc.AbsorbedInto == "" && e.peers.FirstSender(e.view(), inc.Key) {
 			e.sendWidened(now, inc)
 			e.saveIncident(inc)
 		}
@@ -485,10 +489,10 @@ func (e *Engine) tellAbsorbed(now time.Time) {
 			continue
 		}
 		wider := e.incidents.Get(inc.AbsorbedInto)
-		if wider == nil || !wider.Triggered || e.peers.holding() {
+		if wider == nil || !wider.Triggered || e.peers.Holding() {
 			continue // (held: told once the vantage is no longer on its own)
 		}
-		if e.peers.firstSender(e, inc.Key) {
+		if e.peers.FirstSender(e.view(), inc.Key) {
 			e.send(now, inc, notify.ActionTrigger, "now part of "+scopeLabel(wider))
 		}
 		inc.ToldPartOf = inc.AbsorbedInto
@@ -500,7 +504,7 @@ func (e *Engine) tellAbsorbed(now time.Time) {
 // It reports false only when there was something to queue and none of it could be
 // written (the store failed), so that a trigger is tried again rather than lost.
 func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
-	if action == notify.ActionTrigger && (note == "" || note == e.peers.note(e)) {
+	if action == notify.ActionTrigger && (note == "" || note == e.peers.Note(e.view())) {
 		inc.note(now, "triggered", strings.TrimSuffix("page sent to the outbox; "+note, "; "))
 	} else {
 		inc.note(now, action, note)
@@ -510,7 +514,7 @@ func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
 	}
 	e.sent++
 	n := buildNotification(e.cfg, inc, action, note, e.states, now, e.sent)
-	if d := e.peers.details(e, inc); d != nil {
+	if d := e.peers.Details(e.view(), inc); d != nil {
 		n.Details["fleet"] = d
 	}
 	deliveries := e.router.Deliveries(inc, e.cfg.Alerting.Degraded)

@@ -100,7 +100,7 @@ func (e *Engine) Snapshot() Status {
 			down = append(down, g)
 		}
 	}
-	e.peers.snapshot(e, &st)
+	e.peers.Snapshot(e.view(), &st)
 	st.Scope = Summarize(down)
 	st.Banner = banner(st.Impaired, st.Scope, len(e.cfg.Regions), degradedCells(st.Matrix, slow))
 	return st

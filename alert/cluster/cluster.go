@@ -2,7 +2,7 @@
 // per target, on hashicorp/memberlist (the gossip layer under Alertmanager, Consul and
 // Serf). Each vantage gossips which targets it sees firing; every vantage can then ask how
 // many live vantages say so (Tally), and whether it is alone. The quorum is alerting's
-// rule (package alert), not this package's.
+// rule (package alert/fleet), not this package's.
 //
 // Membership, failure detection and encryption are memberlist's. Verdicts travel two
 // ways: each change is broadcast (and relayed) as a small message through memberlist's

@@ -18,6 +18,7 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/notifiers"
 	"github.com/picket-dev/picket/config"
@@ -99,8 +100,8 @@ type daemon struct {
 	metrics *Metrics
 	outbox  *notify.Outbox
 	engine  *alert.Engine
-	cluster *cluster.Cluster // nil: a lone vantage
-	fleet   *fleet           // the engine's view of the cluster
+	cluster *cluster.Cluster   // nil: a lone vantage
+	fleet   *fleet.GossipFleet // the engine's view of the cluster
 	runner  atomic.Pointer[probe.Runner]
 	sched   *probe.Scheduler
 	history *recorder
@@ -172,7 +173,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	d.restoreImpaired()
 	engine, ob, err := alert.NewPaging(alert.PagingOptions{
 		Engine: alert.EngineOptions{
-			Config: engineConfig(cfg), Store: st, Logger: o.Logger, Clock: clk, Fleet: fleetOptions(cfg, d.fleet),
+			Config: engineConfig(cfg), Store: st, Logger: o.Logger, Clock: clk, Peers: enginePeers(cfg, d.fleet),
 			Impaired: d.impaired != nil, // held from the start: restored incidents are not sent either
 		},
 		Outbox: d.outboxOptions(cfg, st),
@@ -222,7 +223,7 @@ func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.Outbo
 			if r.OK && d.cluster != nil {
 				// Complete: every pager of the notification accepted (see Outbox.accept).
 				d.pageMu.Lock() // the same for the fleet's notices (notice)
-				confirmPage(d.cluster, r)
+				fleet.ConfirmPage(d.fleet, r)
 				d.pageMu.Unlock()
 			}
 		},
@@ -231,7 +232,7 @@ func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.Outbo
 	if d.cluster != nil {
 		// Only a fleet shares its keys with other senders: then the outbox asks before
 		// each attempt, and never coalesces a queued resolve away.
-		opts.Obsolete = func(n notify.Notification) string { return obsolete(d.cluster, n) }
+		opts.Obsolete = func(n notify.Notification) string { return fleet.ObsoletePage(d.fleet, n) }
 	}
 	return opts
 }

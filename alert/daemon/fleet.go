@@ -2,10 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"slices"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -13,151 +9,61 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
 )
 
-// fleet adapts a cluster member to what the engine needs. It counts vantages, not
-// members: the shards of one vantage ("fsn1#0", "fsn1#1") each probe part of the targets
-// and together give one verdict per target, and they can reach each other while cut off
-// from every other vantage.
-type fleet struct {
-	c       *cluster.Cluster
-	vantage string
-	clock   clock.Clock
+// clusterGossip adapts a cluster member to the fleet protocol's gossip layer
+// (fleet.Gossip): the cluster's types as the fleet's, and nothing more.
+type clusterGossip struct{ c *cluster.Cluster }
 
-	mu         sync.Mutex
-	aloneSince time.Time // zero while a member of another vantage is live
+var _ fleet.Gossip = clusterGossip{}
+
+// newFleet is the fleet protocol's view of the cluster, for vantage (its shards share
+// it); clk nil: the real clock.
+func newFleet(c *cluster.Cluster, vantage string, clk clock.Clock) *fleet.GossipFleet {
+	return fleet.NewGossipFleet(clusterGossip{c}, vantage, clk)
 }
 
-var _ alert.Fleet = (*fleet)(nil)
-
-func newFleet(c *cluster.Cluster, vantage string, clk clock.Clock) *fleet {
-	clk = clock.Or(clk)
-	return &fleet{c: c, vantage: vantage, clock: clk, aloneSince: clk.Now()}
+func (g clusterGossip) Name() string                      { return g.c.Name() }
+func (g clusterGossip) SetLocal(keys map[string]bool)     { g.c.SetLocal(keys) }
+func (g clusterGossip) Generation() uint64                { return g.c.Generation() }
+func (g clusterGossip) IsLive(member string) bool         { return g.c.IsLive(member) }
+func (g clusterGossip) Reported(member string) bool       { return g.c.Reported(member) }
+func (g clusterGossip) Says(member, key string) bool      { return g.c.Says(member, key) }
+func (g clusterGossip) Views() map[string][]string        { return g.c.Views() }
+func (g clusterGossip) RecordPage(key string, open bool)  { g.c.RecordPage(key, open) }
+func (g clusterGossip) ConfirmPage(key string, open bool) { g.c.ConfirmPage(key, open) }
+func (g clusterGossip) Rank(key string, eligible func(string) bool) int {
+	return g.c.Rank(key, eligible)
 }
 
-func (f *fleet) SetLocal(firing map[string]bool)  { f.c.SetLocal(firing) }
-func (f *fleet) Generation() uint64               { return f.c.Generation() }
-func (f *fleet) RecordPage(key string, open bool) { f.c.RecordPage(key, open) }
-
-func (f *fleet) Tally() map[string]int {
-	votes, _ := f.c.Tally()
+func (g clusterGossip) Tally() map[string]int {
+	votes, _ := g.c.Tally()
 	return votes
 }
 
-// abstains: the member gives no verdicts (its self-check fails).
-func (f *fleet) abstains(member string) bool { return f.c.Says(member, alert.AbstainVote) }
-
-// live: alive (or suspect: not yet declared dead) and its verdicts have arrived.
-func live(m cluster.Member) bool {
-	return (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) && m.Reported
+func (g clusterGossip) Page(key string) (fleet.Page, bool) {
+	p, ok := g.c.Page(key)
+	return fleet.Page{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
 }
 
-// counts: a member whose verdicts count: live, or dead for less than alone_after (its
-// last verdicts stand meanwhile: the fleet believes a loss no faster than it believes
-// being alone), and not abstaining. This one included.
-func (f *fleet) counts(m cluster.Member) bool { return (live(m) || m.Retained) && !f.abstains(m.Name) }
-
-// Position ranks this vantage among the members that may send: live, reported, not
-// abstaining.
-func (f *fleet) Position(key string) int {
-	return f.c.Rank(key, func(m string) bool { return f.c.Reported(m) && !f.abstains(m) })
+// memberStates are the cluster's member states as the fleet's.
+var memberStates = map[string]string{
+	cluster.StateAlive: fleet.StateAlive, cluster.StateSuspect: fleet.StateSuspect,
+	cluster.StateDead: fleet.StateDead, cluster.StateLeft: fleet.StateLeft,
 }
 
-func (f *fleet) IsLive(member string) bool { return f.c.IsLive(member) }
-
-// LiveVantages counts the vantages whose verdicts count.
-func (f *fleet) LiveVantages() int {
-	seen := map[string]bool{}
-	for _, m := range f.c.Members() {
-		if f.counts(m) {
-			seen[vantageOf(m.Name)] = true
-		}
+func (g clusterGossip) Members() []fleet.GossipMember {
+	ms := g.c.Members()
+	out := make([]fleet.GossipMember, len(ms))
+	for i, m := range ms {
+		out[i] = fleet.GossipMember{Name: m.Name, Addr: m.Addr, State: memberStates[m.State], LastHeard: m.LastHeard,
+			Self: m.Self, Reported: m.Reported, Retained: m.Retained}
 	}
-	return len(seen)
-}
-
-// Alone: cut off from the fleet's majority. No member of another vantage is live (shards
-// of this one do not keep it company), or the live vantages are no more than half of
-// those known (dead ones included, departed ones not): the minority side of a partition
-// must not judge for the fleet either.
-func (f *fleet) Alone() (bool, time.Duration) {
-	known, seen, others := map[string]bool{}, map[string]bool{}, false
-	for _, m := range f.c.Members() {
-		if m.State == cluster.StateLeft {
-			continue
-		}
-		v := vantageOf(m.Name)
-		known[v] = true
-		if m.Self || live(m) {
-			seen[v] = true
-			others = others || v != f.vantage
-		}
-	}
-	alone := !others || 2*len(seen) <= len(known)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch {
-	case !alone:
-		f.aloneSince = time.Time{}
-		return false, 0
-	case f.aloneSince.IsZero():
-		f.aloneSince = f.clock.Now()
-	}
-	return true, f.clock.Now().Sub(f.aloneSince)
-}
-
-func vantageOf(member string) string {
-	v, _, _ := strings.Cut(member, "#")
-	return v
-}
-
-func (f *fleet) Page(key string) (alert.FleetPage, bool) {
-	p, ok := f.c.Page(key)
-	return alert.FleetPage{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
-}
-
-func (f *fleet) Status() alert.FleetStatus {
-	views := f.c.Views()
-	var st alert.FleetStatus
-	for _, m := range f.c.Members() {
-		if m.Self {
-			st.Member = m.Name
-		}
-		failing := slices.DeleteFunc(slices.Clone(views[m.Name]), func(k string) bool { return k == alert.AbstainVote || alert.IsStaleVote(k) })
-		if failing == nil {
-			failing = []string{}
-		}
-		st.Members = append(st.Members, alert.FleetMember{Name: m.Name, Addr: m.Addr, State: m.State, LastHeard: m.LastHeard.UTC(), Self: m.Self, Failing: failing})
-	}
-	st.Live = f.LiveVantages()
-	return st
-}
-
-// pageRecords is the cluster's page records as the outbox hooks in package alert need
-// them.
-type pageRecords struct{ c *cluster.Cluster }
-
-var _ alert.PageRecords = pageRecords{}
-
-func (p pageRecords) Name() string                      { return p.c.Name() }
-func (p pageRecords) RecordPage(key string, open bool)  { p.c.RecordPage(key, open) }
-func (p pageRecords) ConfirmPage(key string, open bool) { p.c.ConfirmPage(key, open) }
-func (p pageRecords) Page(key string) (alert.FleetPage, bool) {
-	rec, ok := p.c.Page(key)
-	return alert.FleetPage{Open: rec.Open, Confirmed: rec.Confirmed, By: rec.By, At: rec.At}, ok
-}
-
-// confirmPage tells the fleet the paging service accepted a notification
-// (alert.ConfirmPage).
-func confirmPage(c *cluster.Cluster, r notify.AttemptResult) { alert.ConfirmPage(pageRecords{c}, r) }
-
-// obsolete drops a queued notification another vantage has superseded
-// (alert.ObsoletePage).
-func obsolete(c *cluster.Cluster, n notify.Notification) string {
-	return alert.ObsoletePage(pageRecords{c}, n)
+	return out
 }
 
 // startCluster joins the fleet, with the page records kept in st (so that a fleet
@@ -199,11 +105,12 @@ func engineConfig(cfg *config.Config) *config.Config {
 	return &out
 }
 
-func fleetOptions(cfg *config.Config, f *fleet) *alert.FleetOptions {
+// enginePeers is the engine's seam to the fleet; nil (Solo) without a cluster.
+func enginePeers(cfg *config.Config, f *fleet.GossipFleet) alert.Peers {
 	if f == nil {
 		return nil
 	}
-	return &alert.FleetOptions{Fleet: f, Quorum: cfg.Cluster.Quorum, AloneAfter: cfg.Cluster.AloneAfter, TakeoverAfter: cfg.Cluster.TakeoverAfter}
+	return fleet.New(fleet.Options{Fleet: f, Quorum: cfg.Cluster.Quorum, AloneAfter: cfg.Cluster.AloneAfter, TakeoverAfter: cfg.Cluster.TakeoverAfter})
 }
 
 // watchFleet makes the fleet monitor its own members: a vantage that went silent (dead,
@@ -224,87 +131,31 @@ func (d *daemon) watchFleet(ctx context.Context) {
 	}
 }
 
+// checkMembers sends the fleet's notices due now (fleet.GossipFleet.Notices).
 func (d *daemon) checkMembers() {
-	c := d.cluster
-	alone, since := d.fleet.Alone()
-	d.isolationNotice(alone && since >= d.config().Cluster.AloneAfter, since)
-	if alone {
-		return // cut off: the silence is ours, not theirs
+	for _, n := range d.fleet.Notices(d.config().Cluster.AloneAfter) {
+		d.notice(n)
 	}
-	for _, m := range c.Members() {
-		if m.Self {
-			continue
-		}
-		key := "picket/vantage/" + m.Name
-		rec, known := c.Page(key)
-		// Silent once dead for alone_after (no longer retained), as losses are believed
-		// no faster than being alone: a cut-off view loses its peers one by one, and
-		// until the last is gone it is not alone yet and would report the first.
-		silent := m.State == cluster.StateDead && !m.Retained
-		if silent == (known && rec.Open) {
-			continue
-		}
-		// The subject does not rank for its own notice: it is back, but it is the news.
-		if c.Rank(key, func(n string) bool { return n != m.Name && c.Reported(n) && !d.fleet.abstains(n) }) != 0 {
-			continue
-		}
-		summary := fmt.Sprintf("[VANTAGE %s] silent since %s: the fleet has not heard from it", m.Name, m.LastHeard.UTC().Format(time.RFC3339))
-		if !silent {
-			summary = fmt.Sprintf("[VANTAGE %s] back (%s)", m.Name, m.State)
-		}
-		d.notice(key, m.Name, silent, summary, map[string]any{"vantage": m.Name, "state": m.State, "last_heard": m.LastHeard.UTC(), "addr": m.Addr})
-	}
-}
-
-// isolationNotice says once that this vantage is cut off from the fleet's majority for
-// longer than alone_after, and pages on its own evidence; it resolves when that ends. In
-// a fleet of two it is also the only word that the other vantage is gone.
-func (d *daemon) isolationNotice(isolated bool, since time.Duration) {
-	c, vantage := d.cluster, d.fleet.vantage
-	key := "picket/isolated/" + vantage
-	rec, known := c.Page(key)
-	if isolated == (known && rec.Open) {
-		return
-	}
-	// One notice per vantage: of its shards, the first for the key sends it.
-	if c.Rank(key, func(n string) bool { return vantageOf(n) == vantage && c.Reported(n) }) != 0 {
-		return
-	}
-	summary := fmt.Sprintf("[ISOLATED %s] has not heard a majority of the fleet for %s: it pages on its own evidence", vantage, since.Round(time.Second))
-	if !isolated {
-		summary = fmt.Sprintf("[ISOLATED %s] hears the fleet again", vantage)
-	}
-	d.notice(key, vantage, isolated, summary, map[string]any{"vantage": vantage})
 }
 
 // notice queues a fleet notice (trigger or resolve) to cluster.notify and records it, so
 // that no other vantage repeats it; without notify it is only logged and recorded.
-func (d *daemon) notice(key, subject string, open bool, summary string, details map[string]any) {
+func (d *daemon) notice(fn fleet.Notice) {
 	cfg := d.config()
-	d.log.Warn("fleet: "+summary, "key", key)
+	d.log.Warn("fleet: "+fn.Summary, "key", fn.Key)
 	if len(cfg.Cluster.Notify) == 0 {
-		d.cluster.RecordPage(key, open)
+		d.cluster.RecordPage(fn.Key, fn.Open)
 		return
 	}
-	action := notify.ActionResolve
-	if open {
-		action = notify.ActionTrigger
-	}
-	now := d.clock.Now()
-	details["reported_by"] = cfg.Cluster.Member
-	n := notify.Notification{
-		ID: fmt.Sprintf("%s|%s|%d", key, action, now.UnixNano()), Action: action,
-		DedupKey: key, Scope: "vantage", Subject: subject, Summary: summary,
-		Severity: notify.SeverityWarning, Source: cfg.Vantage, Created: now.UTC(), Details: details,
-	}
+	n := fn.Notification(cfg.Vantage, cfg.Cluster.Member, d.clock.Now())
 	// Queued and recorded under pageMu: its confirmation (OnResult) waits for the record.
 	d.pageMu.Lock()
 	defer d.pageMu.Unlock()
 	if err := d.outbox.Enqueue(notify.Delivery{Notification: n, Notify: cfg.Cluster.Notify}); err != nil {
-		d.log.Error("could not queue a fleet notice; trying again in a second", "key", key, "err", err)
+		d.log.Error("could not queue a fleet notice; trying again in a second", "key", fn.Key, "err", err)
 		return
 	}
-	d.cluster.RecordPage(key, open)
+	d.cluster.RecordPage(fn.Key, fn.Open)
 }
 
 // clusterCollector reads the cluster at scrape time.

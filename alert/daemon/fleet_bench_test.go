@@ -8,6 +8,7 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/probe"
 )
@@ -50,12 +51,12 @@ func benchReconcile10k(b *testing.B, lone bool) {
 		}
 		defer members[i].Close()
 	}
-	fo := &alert.FleetOptions{
-		Fleet: newFleet(members[0], "bench", nil), Quorum: 1, AloneAfter: time.Minute, TakeoverAfter: 15 * time.Second}
+	fo := fleet.New(fleet.Options{
+		Fleet: newFleet(members[0], "bench", nil), Quorum: 1, AloneAfter: time.Minute, TakeoverAfter: 15 * time.Second})
 	if lone {
 		fo = nil
 	}
-	engine, err := alert.NewEngine(alert.EngineOptions{Config: cfg, Fleet: fo})
+	engine, err := alert.NewEngine(alert.EngineOptions{Config: cfg, Peers: fo})
 	if err != nil {
 		b.Fatal(err)
 	}

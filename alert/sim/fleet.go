@@ -8,6 +8,7 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/config"
 )
 
@@ -61,11 +62,11 @@ func newNetwork(s *Sim, names []string, spec *FleetSpec) *network {
 	return n
 }
 
-// member is one vantage's view of the fleet: alert.Fleet and alert.PageRecords.
+// member is one vantage's view of the fleet: fleet.Fleet and fleet.PageRecords.
 type member struct {
 	n          *network
 	name       string
-	local      map[string]bool
+	local      fleet.Ballot
 	pages      map[string]pageRec
 	pageClock  uint64
 	aloneSince time.Duration
@@ -78,13 +79,13 @@ type pageRec struct {
 }
 
 var (
-	_ alert.Fleet       = (*member)(nil)
-	_ alert.PageRecords = (*member)(nil)
+	_ fleet.Fleet       = (*member)(nil)
+	_ fleet.PageRecords = (*member)(nil)
 )
 
 // join starts a vantage's member; it gets its side's records at once (push-pull).
 func (n *network) join(name string) *member {
-	m := &member{n: n, name: name, local: map[string]bool{}, pages: map[string]pageRec{}}
+	m := &member{n: n, name: name, pages: map[string]pageRec{}}
 	for _, peer := range n.hears(name) {
 		for _, p := range peer.pages {
 			m.apply(p)
@@ -213,29 +214,19 @@ func (m *member) updateAlone() {
 	}
 }
 
-func (m *member) SetLocal(firing map[string]bool) {
-	if !maps.Equal(m.local, firing) {
-		m.local = maps.Clone(firing)
+func (m *member) SetLocal(b fleet.Ballot) {
+	if !m.local.Equal(b) {
+		m.local = fleet.Ballot{Abstain: b.Abstain, Verdicts: maps.Clone(b.Verdicts)}
 		m.n.bump()
 	}
 }
 
-func (m *member) Tally() map[string]int {
-	votes := map[string]int{}
-	add := func(local map[string]bool) {
-		if local[alert.AbstainVote] {
-			return
-		}
-		for k, v := range local {
-			if v {
-				votes[k]++
-			}
-		}
-	}
-	add(m.local)
+func (m *member) Tally() map[string]fleet.Count {
+	votes := map[string]fleet.Count{}
+	fleet.Add(votes, m.local)
 	for _, name := range m.n.names {
 		if p, ok := m.n.counts(m.name, name); ok && name != m.name {
-			add(p.local)
+			fleet.Add(votes, p.local)
 		}
 	}
 	return votes
@@ -248,7 +239,7 @@ func (m *member) LiveVantages() int {
 		if name == m.name {
 			p, ok = m, true
 		}
-		if ok && !p.local[alert.AbstainVote] {
+		if ok && !p.local.Abstain {
 			live++
 		}
 	}
@@ -269,16 +260,16 @@ func (m *member) Generation() uint64 { return m.n.generation }
 func (m *member) Position(key string) int {
 	var eligible []string
 	for _, p := range m.n.hears(m.name) {
-		if !p.local[alert.AbstainVote] {
+		if !p.local.Abstain {
 			eligible = append(eligible, p.name)
 		}
 	}
 	return cluster.RankAmong(key, m.name, eligible)
 }
 
-func (m *member) Page(key string) (alert.FleetPage, bool) {
+func (m *member) Page(key string) (fleet.Page, bool) {
 	p, ok := m.pages[key]
-	return alert.FleetPage{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
+	return fleet.Page{Open: p.Open, Confirmed: p.Confirmed, By: p.By, At: p.At}, ok
 }
 
 func (m *member) Name() string { return m.name }

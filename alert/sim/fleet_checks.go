@@ -1,10 +1,9 @@
 package sim
 
 import (
-	"strings"
 	"time"
 
-	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 )
 
@@ -90,9 +89,9 @@ func (c *checker) fleetView(w *view, leader *vantage) {
 		for _, inc := range v.engine.OpenIncidents() {
 			paged[inc.Key] = paged[inc.Key] || inc.Triggered
 		}
-		for k := range n.members[v.name].local {
-			if !alert.IsStaleVote(k) { // a stale vote never makes a failure (alert.StaleVote)
-				votes[strings.TrimSuffix(k, alert.DegradedVote(""))]++
+		for id, verdict := range n.members[v.name].local.Verdicts {
+			if verdict != fleet.Stale { // a stale verdict never makes a failure
+				votes[id]++
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/store"
@@ -53,14 +54,14 @@ func (v *vantage) boot() error {
 		Queue: func(ob *notify.Outbox) alert.Enqueuer { return &recordingOutbox{v: v, ob: ob} },
 	}
 	if m != nil {
-		o.Engine.Fleet = &alert.FleetOptions{Fleet: m, Quorum: v.sim.opts.Fleet.Quorum,
-			AloneAfter: v.sim.opts.Fleet.aloneAfter(), TakeoverAfter: v.sim.opts.Fleet.takeoverAfter()}
+		o.Engine.Peers = fleet.New(fleet.Options{Fleet: m, Quorum: v.sim.opts.Fleet.Quorum,
+			AloneAfter: v.sim.opts.Fleet.aloneAfter(), TakeoverAfter: v.sim.opts.Fleet.takeoverAfter()})
 		o.Outbox.OnResult = func(r notify.AttemptResult) {
 			if r.OK {
-				alert.ConfirmPage(m, r) // after the engine noted it, as the daemon does
+				fleet.ConfirmPage(m, r) // after the engine noted it, as the daemon does
 			}
 		}
-		o.Outbox.Obsolete = func(n notify.Notification) string { return alert.ObsoletePage(m, n) }
+		o.Outbox.Obsolete = func(n notify.Notification) string { return fleet.ObsoletePage(m, n) }
 	}
 	engine, ob, err := alert.NewPaging(o)
 	if err != nil {

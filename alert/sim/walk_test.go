@@ -101,7 +101,7 @@ var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567,
 //   - 29, 45, 101, 145: a silence made while a vantage was down is missing there after
 //     its start; F3 judged silences by that vantage alone (it now takes the side's).
 //   - 411: a minority vantage kept, after the heal, a "paged" incident the fleet had
-//     resolved meanwhile; it reopened the closed key (now fleetState.closeResolved).
+//     resolved meanwhile; it reopened the closed key (now fleet.Member.closeResolved).
 //   - 171: the sender crashed while chat failed; pagers alone confirm a page, so chat
 //     waits for the sender's outbox: F3 allows it while the sender is down.
 //   - 406: a trigger and its widening queued at one instant shared a notification id;
@@ -110,7 +110,7 @@ var knownSeeds = []uint64{3, 22, 29, 85, 172, 191, 198, 233, 247, 295, 381, 567,
 //     carry the engine's own sequence number.
 //   - 392: a vantage back after 17 minutes voted the states it saved before the crash;
 //     with one real down vote they made a quorum of healed targets (F3): such votes are
-//     stale now (alert.StaleVote), keeping failures, never making them. 66 is the case
+//     stale now (fleet.Stale), keeping failures, never making them. 66 is the case
 //     that a rule of not voting at all broke (a quick restart's quorum lost).
 //   - 111: after a 13-minute forward wall step every verdict looked stale, the fleet
 //     lost its quorum and resolved a region still down: a verdict's age is now read

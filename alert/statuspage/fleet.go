@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/fleet"
 )
 
 // votesTitle explains a vote text ("down from 2 of 3") wherever the page shows one.
@@ -21,7 +22,7 @@ const notInCluster = "this vantage is not in a cluster (no cluster: in its confi
 var memberStates = []string{"alive", "suspect", "dead", "left"}
 
 // degradedSuffix marks a vote for "degraded" rather than "down" in a member's list.
-var degradedSuffix = alert.DegradedVote("")
+var degradedSuffix = fleet.Key("", fleet.Degraded)
 
 // fleetView is the "Vantages" section.
 type fleetView struct {

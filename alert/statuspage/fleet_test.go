@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/statuspage"
 )
 
@@ -47,7 +48,7 @@ func (r *rig) threeVantages(generated time.Time) *alert.FleetStatus {
 		Members: []alert.FleetMember{
 			{Name: "fsn1", Addr: "10.0.0.1:7946", State: "alive", Self: true, Failing: []string{logsEU, metricsEU}},
 			{Name: "hel1", Addr: "10.0.0.2:7946", State: "alive", LastHeard: generated.Add(-12 * time.Second),
-				Failing: []string{logsEU, alert.DegradedVote(metricsEU)}},
+				Failing: []string{logsEU, fleet.Key(metricsEU, fleet.Degraded)}},
 			{Name: "ash1", Addr: "[2001:db8::3]:7946", State: "suspect", LastHeard: generated.Add(-3 * time.Minute)},
 		},
 	}

@@ -1,4 +1,4 @@
-package alert
+package fleet
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 type PageRecords interface {
 	// Name is this member's name, as page records carry it in By.
 	Name() string
-	Page(key string) (FleetPage, bool)
+	Page(key string) (Page, bool)
 	// RecordPage records this member's trigger (open) or resolve, not yet confirmed.
 	RecordPage(key string, open bool)
 	// ConfirmPage confirms this member's own unconfirmed record with the same open.
