@@ -78,12 +78,7 @@ func runPattern(t *testing.T, e *Engine, c *testClock, ob *recordingOutbox, id, 
 // Case 2: a target failing down-down-up-up paged 15 times in 5 minutes at defaults; one
 // failing every other run was never paged.
 func TestCase02FlappingTargetPagesOnceWhileItFlaps(t *testing.T) {
-	c := &testClock{t: time.Unix(1000, 0)}
-	ob := &recordingOutbox{}
-	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c, ob := memEngine(t, casesConfig(t, ""))
 	// 5 minutes at 15 s: 20 runs of DDUU.
 	triggers, resolves := runPattern(t, e, c, ob, "logs/a@eu1", "DDUU", 5, 15*time.Second)
 	if triggers > 2 || resolves > 1 {
@@ -101,12 +96,7 @@ func TestCase02FlappingTargetPagesOnceWhileItFlaps(t *testing.T) {
 }
 
 func TestCase02TargetFailingEveryOtherRunIsPaged(t *testing.T) {
-	c := &testClock{t: time.Unix(1000, 0)}
-	ob := &recordingOutbox{}
-	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c, ob := memEngine(t, casesConfig(t, ""))
 	triggers, resolves := runPattern(t, e, c, ob, "logs/a@eu1", "DU", 10, 15*time.Second)
 	if triggers != 1 || resolves != 0 {
 		t.Fatalf("DU for 5 minutes: %d triggers, %d resolves; want paged once and kept open: %v", triggers, resolves, ob.lines())
@@ -402,12 +392,7 @@ func TestCase05QueuedResolveOfAnEarlierIncidentDoesNotCloseTheCurrentOne(t *test
 // Case 6 (engine part): editing a failing journey resolved it mid-outage and
 // triggered it again.
 func TestCase06EditingAFailingJourneyKeepsItsIncident(t *testing.T) {
-	c := &testClock{t: time.Unix(1000, 0)}
-	ob := &recordingOutbox{}
-	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c, ob := memEngine(t, casesConfig(t, ""))
 	runPattern(t, e, c, ob, "logs/a@eu1", "DD", 1, 15*time.Second)
 	if n := len(ob.lines()); n != 1 {
 		t.Fatalf("want one trigger before the edit, got %v", ob.lines())

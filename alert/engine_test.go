@@ -42,6 +42,19 @@ type testClock struct{ t time.Time }
 
 func (c *testClock) now() time.Time { return c.t }
 
+// memEngine is an engine of cfg with nothing persisted, on a test clock at Unix 1000,
+// recording what it queues.
+func memEngine(t *testing.T, cfg *config.Config) (*Engine, *testClock, *recordingOutbox) {
+	t.Helper()
+	c := &testClock{t: time.Unix(1000, 0)}
+	ob := &recordingOutbox{}
+	e, err := NewEngine(EngineOptions{Config: cfg, Outbox: ob, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, c, ob
+}
+
 func engineConfig(t *testing.T, groupWait string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("e.yaml", []byte(`
@@ -62,12 +75,7 @@ routes: [{notify: [pd]}]
 }
 
 func TestGroupWaitPagesTheWiderScopeOnly(t *testing.T) {
-	c := &testClock{t: time.Unix(1000, 0)}
-	ob := &recordingOutbox{}
-	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "10s"), Outbox: ob, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c, ob := memEngine(t, engineConfig(t, "10s"))
 	// One journey of eu1 fails first, the other 3 s later: within the group wait.
 	e.Observe(resultOf("logs/a@eu1", "down"))
 	c.t = c.t.Add(3 * time.Second)
@@ -85,12 +93,7 @@ func TestGroupWaitPagesTheWiderScopeOnly(t *testing.T) {
 }
 
 func TestPagedNarrowIncidentIsToldWhenTheWiderIsPaged(t *testing.T) {
-	c := &testClock{t: time.Unix(1000, 0)}
-	ob := &recordingOutbox{}
-	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "5s"), Outbox: ob, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c, ob := memEngine(t, engineConfig(t, "5s"))
 	e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "down"), resultOf("metrics/q@eu1", "down")})
 	c.t = c.t.Add(6 * time.Second)
 	e.Tick() // region eu1 paged
@@ -209,12 +212,7 @@ routes: [{notify: [pd]}]
 // TestNoteDropGoesOnTheTimeline: what the outbox dropped unsent is on the incident's
 // timeline, with why (the outbox's OnDrop hook).
 func TestNoteDropGoesOnTheTimeline(t *testing.T) {
-	c := &testClock{t: time.Unix(1000, 0)}
-	ob := &recordingOutbox{}
-	e, err := NewEngine(EngineOptions{Config: casesConfig(t, ""), Outbox: ob, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c, ob := memEngine(t, casesConfig(t, ""))
 	runPattern(t, e, c, ob, "logs/a@eu1", "DD", 1, 15*time.Second)
 	if len(ob.sent) != 1 {
 		t.Fatalf("want the incident paged, got %v", ob.lines())
@@ -241,12 +239,7 @@ func TestNoteDropGoesOnTheTimeline(t *testing.T) {
 // coalescing the first into the second, marked that id as partly unsent, so the
 // pager's acceptance never completed the page and other vantages took it over.
 func TestNotificationsOfOneInstantHaveTheirOwnIDs(t *testing.T) {
-	c := &testClock{t: time.Unix(1000, 0)}
-	ob := &recordingOutbox{}
-	e, err := NewEngine(EngineOptions{Config: engineConfig(t, "0s"), Outbox: ob, Now: c.now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, c, ob := memEngine(t, engineConfig(t, "0s"))
 	e.Observe(resultOf("logs/a@eu1", "down"))
 	inc := e.incidents.Get("picket/target/logs/a@eu1")
 	if inc == nil || !inc.Triggered {
