@@ -77,7 +77,7 @@ func (m *Incidents) noteAccepted(key string, now moment) (closedOpening *opening
 // holdsFlap reports whether a paged incident whose targets all recovered stays open:
 // it is flapping and its hold has not passed.
 func (m *Incidents) holdsFlap(inc *Incident, now moment) bool {
-	return inc.Triggered && !inc.FlapUntil.IsZero() && inc.flapMoment().since(now) < 0
+	return inc.Triggered && !inc.FlapUntil.IsZero() && inc.flapUntil.orPersisted(inc.FlapUntil).since(now) < 0
 }
 
 // flapHoldOver reports whether some incident held open by flapping may close now.
@@ -96,10 +96,7 @@ func (m *Incidents) closedOpening(inc *Incident) *opening {
 	if !inc.Triggered {
 		return nil
 	}
-	at := inc.openAtReceiver
-	if at.isZero() || !at.wall.Equal(inc.OpenAtReceiver) {
-		at = wallMoment(inc.OpenAtReceiver)
-	}
+	at := inc.openAtReceiver.orPersisted(inc.OpenAtReceiver)
 	if at.isZero() {
 		at = inc.paged
 	}
@@ -114,12 +111,4 @@ func (m *Incidents) closedOpening(inc *Incident) *opening {
 	}
 	m.lastOpening[inc.Key] = at
 	return &opening{Key: inc.Key, At: at.wall}
-}
-
-// flapMoment is FlapUntil, with this process's reading when it was set here.
-func (inc *Incident) flapMoment() moment {
-	if inc.flapUntil.ok && inc.flapUntil.wall.Equal(inc.FlapUntil) {
-		return inc.flapUntil
-	}
-	return wallMoment(inc.FlapUntil)
 }

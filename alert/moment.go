@@ -23,6 +23,15 @@ func (m moment) since(now moment) time.Duration {
 	return now.wall.Sub(m.wall)
 }
 
+// orPersisted is m when m is this process's reading of the persisted time (the same
+// wall time), else the persisted time as a restart reads it.
+func (m moment) orPersisted(persisted time.Time) moment {
+	if m.ok && m.wall.Equal(persisted) {
+		return m
+	}
+	return wallMoment(persisted)
+}
+
 // isZero: never set.
 func (m moment) isZero() bool { return m.wall.IsZero() && !m.ok }
 

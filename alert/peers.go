@@ -114,7 +114,7 @@ var _ EngineView = engineView{}
 
 func (v engineView) Now() time.Time { return v.e.now() }
 func (v engineView) Age(s *TargetState) time.Duration {
-	return s.lastSeen().since(v.e.moment())
+	return s.seen.orPersisted(s.Last.At).since(v.e.moment())
 }
 func (v engineView) Impaired() bool { return v.e.impaired }
 func (v engineView) Name() string {

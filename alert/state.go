@@ -176,7 +176,7 @@ func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string, now m
 	case s.Failures >= t.FailureThreshold || s.windowFires(t.FailureWindow):
 		s.State = StateFiring
 		window := time.Duration(t.FailureWindow.Runs) * t.Interval
-		if !s.RecoveredAt.IsZero() && s.recoveredMoment().since(now) <= window && t.FailureWindow.Failures > 0 {
+		if !s.RecoveredAt.IsZero() && s.recovered.orPersisted(s.RecoveredAt).since(now) <= window && t.FailureWindow.Failures > 0 {
 			s.Flapping = true
 		}
 	default:
@@ -203,22 +203,4 @@ func (s *TargetState) pass(t *config.Target, r *probe.Result, now moment) {
 	}
 	s.State, s.Condition, s.Successes, s.Flapping = StateOK, "", 0, false
 	s.RecoveredAt, s.recovered = r.Started, now
-}
-
-// lastSeen is when its latest result was applied: with this process's reading if
-// this process applied it, else the persisted time of the result.
-func (s *TargetState) lastSeen() moment {
-	if s.seen.ok && s.seen.wall.Equal(s.Last.At) {
-		return s.seen
-	}
-	return wallMoment(s.Last.At)
-}
-
-// recoveredMoment is when it last recovered: with this process's reading if it
-// recovered while this process ran, else the persisted wall time.
-func (s *TargetState) recoveredMoment() moment {
-	if s.recovered.ok && s.recovered.wall.Equal(s.RecoveredAt) {
-		return s.recovered
-	}
-	return wallMoment(s.RecoveredAt)
 }
