@@ -542,6 +542,11 @@ func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
 func (e *Engine) Note(key, kind, text string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.noteOn(key, kind, text)
+}
+
+// noteOn is Note with the lock held.
+func (e *Engine) noteOn(key, kind, text string) {
 	if inc := e.incidents.Get(key); inc != nil {
 		inc.note(e.now(), kind, text)
 		e.saveIncident(inc)
@@ -572,18 +577,18 @@ func (e *Engine) NoteDelivery(r notify.AttemptResult) {
 	if r.Fallback {
 		what += " (fallback)"
 	}
-	if r.OK && r.Action == notify.ActionTrigger {
-		e.mu.Lock()
-		e.saveOpening(e.incidents.noteAccepted(r.DedupKey, e.moment()))
-		e.mu.Unlock()
-	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	switch {
 	case r.OK:
-		e.Note(r.DedupKey, "accepted", what+" accepted")
+		if r.Action == notify.ActionTrigger {
+			e.saveOpening(e.incidents.noteAccepted(r.DedupKey, e.moment()))
+		}
+		e.noteOn(r.DedupKey, "accepted", what+" accepted")
 	case r.Permanent:
-		e.Note(r.DedupKey, "rejected", fmt.Sprintf("%s rejected: %v", what, r.Err))
+		e.noteOn(r.DedupKey, "rejected", fmt.Sprintf("%s rejected: %v", what, r.Err))
 	default:
-		e.Note(r.DedupKey, "retrying", fmt.Sprintf("%s failed (attempt %d): %v", what, r.Attempt, r.Err))
+		e.noteOn(r.DedupKey, "retrying", fmt.Sprintf("%s failed (attempt %d): %v", what, r.Attempt, r.Err))
 	}
 }
 
