@@ -58,10 +58,10 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 	defer cancel()
 	_ = ob.Flush(flushCtx) // what is left is reported as queued
 	list := outcomes.List(ob.Entries())
-	secrets := notifiers.Secrets(cfg)
+	redact := scrub.New(notifiers.Secrets(cfg)...) // built once, not per outcome
 	for i := range list {
 		// Each notifier redacts its own answers; this is the last line before a terminal.
-		list[i].Reason = scrub.Redact(cfg.Secrets.Redact(list[i].Reason), secrets...)
+		list[i].Reason = redact.String(cfg.Secrets.Redact(list[i].Reason))
 	}
 	return list, nil
 }
