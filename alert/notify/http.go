@@ -255,5 +255,8 @@ func PostJSON(ctx context.Context, client *http.Client, rawURL string, body []by
 		// failure status is a failure however much of its body came.)
 		return Scrub(TransportError(fmt.Errorf("read answer to status %d: %w", resp.StatusCode, err)), secrets...)
 	}
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return nil // accepted: the answer is not quoted, so nothing to redact
+	}
 	return Scrub(Classify(resp.StatusCode, []byte(scrub.Redact(string(answer), secrets...)), resp.Header), secrets...)
 }
