@@ -46,7 +46,7 @@ func (r *Router) whyUnrouted(inc *Incident, degradedPolicy string) string {
 		f.Degraded = false
 		if len(r.cfg.RoutesFor(f, degradedPolicy)) > 0 {
 			return "alerting.degraded: " + degradedPolicy + " keeps degraded incidents from pagers, and every route " +
-				"that matches it only pages; route it to a slack or webhook notifier, or set alerting.degraded: page"
+				"that matches it only pages; route it to a chat, email or webhook notifier, or set alerting.degraded: page"
 		}
 	}
 	return "no route matches"

@@ -112,7 +112,7 @@ func (b *builder) buildNotifiers() {
 		spec := b.f.Notifiers[name]
 		at := keyAt(node, name)
 		if spec == nil {
-			b.d.errorf(at, "notifier %s: want one of pagerduty, slack, webhook", name)
+			b.d.errorf(at, "notifier %s: want one of %s", name, notifierKinds)
 			continue
 		}
 		n := &Notifier{Name: name, Timeout: pickDur(spec.Timeout, nil, DefaultNotifierTimeout)}
@@ -130,21 +130,9 @@ func (b *builder) buildNotifiers() {
 				b.checkURL(pd, "events_url", pd.EventsURL)
 			}
 		}
-		if sl := spec.Slack; sl != nil {
-			kinds++
-			n.Slack = &Slack{WebhookURL: b.secretValue(sl, "webhook_url", sl.WebhookURL), Channel: sl.Channel}
-			b.checkURL(sl, "webhook_url", n.Slack.WebhookURL.Reveal())
-		}
-		if wh := spec.Webhook; wh != nil {
-			kinds++
-			n.Webhook = &Webhook{URL: b.secretValue(wh, "url", wh.URL), Headers: map[string]Secret{}}
-			b.checkURL(wh, "url", n.Webhook.URL.Reveal())
-			for k, v := range wh.Headers {
-				n.Webhook.Headers[k] = b.secretValue(wh, "headers", v)
-			}
-		}
+		kinds += b.buildChannels(name, spec, n)
 		if kinds != 1 {
-			b.d.errorf(at, "notifier %s: want exactly one of pagerduty, slack, webhook (got %d)", name, kinds)
+			b.d.errorf(at, "notifier %s: want exactly one of %s (got %d)", name, notifierKinds, kinds)
 		}
 		n.Rate = b.notifierRate(spec, n.Kind())
 		b.cfg.Notifiers[name] = n

@@ -264,7 +264,10 @@ type Notifier struct {
 	Timeout   time.Duration // one attempt's; the outbox honours it
 	Rate      Rate          // the pace of its destination; the zero Rate is unlimited
 	PagerDuty *PagerDuty
+	Opsgenie  *Opsgenie
 	Slack     *Slack
+	Teams     *Teams
+	Email     *Email
 	Webhook   *Webhook
 }
 
@@ -273,27 +276,78 @@ func (n *Notifier) Kind() string {
 	switch {
 	case n.PagerDuty != nil:
 		return "pagerduty"
+	case n.Opsgenie != nil:
+		return "opsgenie"
 	case n.Slack != nil:
 		return "slack"
+	case n.Teams != nil:
+		return "teams"
+	case n.Email != nil:
+		return "email"
 	case n.Webhook != nil:
 		return "webhook"
 	}
 	return "none"
 }
 
+// IsPager reports whether the notifier pages a person (PagerDuty, Opsgenie) rather
+// than posting to a channel: degraded incidents are kept from pagers.
+func (n *Notifier) IsPager() bool { return IsPagerKind(n.Kind()) }
+
+// IsPagerKind reports whether notifiers of kind page a person.
+func IsPagerKind(kind string) bool { return kind == "pagerduty" || kind == "opsgenie" }
+
 type PagerDuty struct {
 	RoutingKey Secret
 	EventsURL  string // "" means PagerDuty's own
 }
 
+// Opsgenie is an Opsgenie API integration.
+type Opsgenie struct {
+	APIKey Secret
+	APIURL string // https://api.opsgenie.com, https://api.eu.opsgenie.com, or api_url
+}
+
+// Slack posts through an incoming webhook (WebhookURL) or as a bot (Token).
 type Slack struct {
 	WebhookURL Secret // the URL is the credential
+	Token      Secret // a bot token: chat.postMessage and chat.update
 	Channel    string
+	APIURL     string // the bot's Web API base, without a trailing slash
 }
+
+// Teams posts Adaptive Cards to a Teams Workflows webhook.
+type Teams struct {
+	URL Secret // the URL (its sig) is the credential
+}
+
+// Email sends through one SMTP server.
+type Email struct {
+	Host          string
+	Port          int
+	TLS           string // starttls, implicit or none
+	Username      string
+	Password      Secret
+	Auth          string // plain, login, or "" (plain if offered, else login)
+	From          string
+	To            []string
+	SubjectPrefix string
+}
+
+// Email TLS modes.
+const (
+	EmailStartTLS = "starttls"
+	EmailImplicit = "implicit"
+	EmailNoTLS    = "none"
+)
 
 type Webhook struct {
 	URL     Secret
 	Headers map[string]Secret
+	// Body, when set, renders the body instead of the JSON payload, over the
+	// notification's fields (WebhookBodyData); ContentType is its type.
+	Body        *tmpl.Template
+	ContentType string
 }
 
 // Route is a compiled route.

@@ -67,7 +67,7 @@ func (c *Config) RoutesFor(f Facets, degradedPolicy string) []Route {
 func (c *Config) withoutPagers(names []string) []string {
 	var out []string
 	for _, n := range names {
-		if nf := c.Notifiers[n]; nf != nil && nf.PagerDuty == nil {
+		if nf := c.Notifiers[n]; nf != nil && !nf.IsPager() {
 			out = append(out, n)
 		}
 	}

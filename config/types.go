@@ -215,7 +215,10 @@ type PollSpec struct {
 // NotifierSpec has exactly one kind set.
 type NotifierSpec struct {
 	PagerDuty *PagerDutySpec `yaml:"pagerduty"`
+	Opsgenie  *OpsgenieSpec  `yaml:"opsgenie"`
 	Slack     *SlackSpec     `yaml:"slack"`
+	Teams     *TeamsSpec     `yaml:"teams"`
+	Email     *EmailSpec     `yaml:"email"`
 	Webhook   *WebhookSpec   `yaml:"webhook"`
 	Timeout   *time.Duration `yaml:"timeout"`
 	Rate      string         `yaml:"rate"` // "120/m": requests per period to its destination; "unlimited"
@@ -226,14 +229,45 @@ type PagerDutySpec struct {
 	EventsURL  string `yaml:"events_url"`
 }
 
+// OpsgenieSpec is an Opsgenie API integration (Alert API v2).
+type OpsgenieSpec struct {
+	APIKey string `yaml:"api_key"` // the integration's key: a secret
+	Region string `yaml:"region"`  // us (default) or eu
+	APIURL string `yaml:"api_url"` // instead of region: another host (a proxy, a test)
+}
+
+// SlackSpec is an incoming webhook (webhook_url) or a bot (token and channel).
 type SlackSpec struct {
 	WebhookURL string `yaml:"webhook_url"`
-	Channel    string `yaml:"channel"`
+	Token      string `yaml:"token"`   // a bot token (xoxb-): chat.postMessage, threads, edits
+	Channel    string `yaml:"channel"` // the bot's channel; ignored by incoming webhooks
+	APIURL     string `yaml:"api_url"` // the bot's Web API base; default https://slack.com/api
+}
+
+// TeamsSpec is a Microsoft Teams Workflows webhook ("When a Teams webhook request is
+// received"); its URL carries the signature, so it is a secret.
+type TeamsSpec struct {
+	URL string `yaml:"url"`
+}
+
+// EmailSpec sends mail through an SMTP server.
+type EmailSpec struct {
+	Host          string   `yaml:"host"`
+	Port          int      `yaml:"port"` // default 587 (starttls), 465 (implicit), 25 (none)
+	TLS           string   `yaml:"tls"`  // starttls (default), implicit, none
+	Username      string   `yaml:"username"`
+	Password      string   `yaml:"password"` // a secret
+	Auth          string   `yaml:"auth"`     // plain, login; default: plain if offered, else login
+	From          string   `yaml:"from"`
+	To            []string `yaml:"to"`
+	SubjectPrefix string   `yaml:"subject_prefix"`
 }
 
 type WebhookSpec struct {
-	URL     string            `yaml:"url"`
-	Headers map[string]string `yaml:"headers"`
+	URL         string            `yaml:"url"`
+	Headers     map[string]string `yaml:"headers"`
+	Body        string            `yaml:"body"`         // a template of the body; default the JSON payload
+	ContentType string            `yaml:"content_type"` // of body; default application/json
 }
 
 // RouteSpec sends matching incidents to notifiers; fallback when they keep failing.

@@ -21,11 +21,25 @@ func (b *builder) warnings() []Error {
 	if lost := b.unroutedDegraded(); lost != "" {
 		out = append(out, b.d.errorAt(b.routesNode(), fmt.Sprintf("degraded incidents of %s reach no notifier "+
 			"(each is dropped as unrouted): alerting.degraded: notify keeps them from pagers, and the "+
-			"routes their outages take have no slack or webhook notifier; add one, or set "+
+			"routes their outages take have no notifier but pagers; add a chat, email or webhook one, or set "+
 			"alerting.degraded: page or ignore", lost)))
 	}
 	if w, ok := b.concurrencyWarning(); ok {
 		out = append(out, w)
+	}
+	return append(out, b.slackChannelWarnings()...)
+}
+
+// slackChannelWarnings: an incoming webhook ignores the channel it is given, so a
+// channel: beside webhook_url reads as a choice that is not kept.
+func (b *builder) slackChannelWarnings() []Error {
+	var out []Error
+	for _, name := range keysInOrder(b.d.value(b.f, "notifiers")) {
+		spec := b.f.Notifiers[name]
+		if spec == nil || spec.Slack == nil || spec.Slack.WebhookURL == "" || spec.Slack.Channel == "" {
+			continue
+		}
+		out = append(out, b.d.errorAt(b.d.at(spec.Slack, "channel"), slackWebhookChannel(name)))
 	}
 	return out
 }

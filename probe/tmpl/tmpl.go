@@ -22,11 +22,15 @@ type Template struct {
 }
 
 // Parse compiles raw; missing keys are an error at execution, as DESIGN.md asks.
-func Parse(name, raw string) (*Template, error) {
+func Parse(name, raw string) (*Template, error) { return ParseFuncs(name, raw, nil) }
+
+// ParseFuncs is Parse for a template that may also call funcs (a notifier's body
+// template has json); the bounds are the same.
+func ParseFuncs(name, raw string, funcs template.FuncMap) (*Template, error) {
 	if !strings.Contains(raw, "{{") {
 		return &Template{Raw: raw}, nil
 	}
-	t, err := template.New(name).Option("missingkey=error").Parse(raw)
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("template: %w", cleanErr(err, name))
 	}
