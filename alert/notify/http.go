@@ -231,13 +231,21 @@ func NewHTTPClient() *http.Client {
 // the credential; secrets are redacted from the answer before it is quoted. The answer
 // is read up to MaxAnswerBytes and the body always closed.
 func PostJSON(ctx context.Context, client *http.Client, rawURL string, body []byte, header http.Header, secrets []string) error {
+	_, err := PostJSONAnswer(ctx, client, rawURL, body, header, secrets)
+	return err
+}
+
+// PostJSONAnswer is PostJSON that also returns the accepted (2xx) answer, for an API
+// that says in it what it did (Slack's {"ok": false, "error": ...}). The answer is
+// not redacted: the caller reads it and must not quote it whole.
+func PostJSONAnswer(ctx context.Context, client *http.Client, rawURL string, body []byte, header http.Header, secrets []string) ([]byte, error) {
 	if u, err := url.Parse(rawURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		// The parse error quotes the URL: say what is wrong without it.
-		return Permanent(errors.New("expected an absolute http:// or https:// URL, got something else (not shown: it is the credential)"))
+		return nil, Permanent(errors.New("expected an absolute http:// or https:// URL, got something else (not shown: it is the credential)"))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
 	if err != nil {
-		return Permanent(errors.New("expected to build a POST request, could not (the URL is not shown: it is the credential)"))
+		return nil, Permanent(errors.New("expected to build a POST request, could not (the URL is not shown: it is the credential)"))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", UserAgent)
@@ -246,17 +254,17 @@ func PostJSON(ctx context.Context, client *http.Client, rawURL string, body []by
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Scrub(TransportError(err), secrets...)
+		return nil, Scrub(TransportError(err), secrets...)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswerBytes))
 	if err != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		// 2xx, but the answer broke off: nothing says the receiver kept it. (A
 		// failure status is a failure however much of its body came.)
-		return Scrub(TransportError(fmt.Errorf("read answer to status %d: %w", resp.StatusCode, err)), secrets...)
+		return nil, Scrub(TransportError(fmt.Errorf("read answer to status %d: %w", resp.StatusCode, err)), secrets...)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-		return nil // accepted: the answer is not quoted, so nothing to redact
+		return answer, nil // accepted: the answer is not quoted, so nothing to redact
 	}
-	return Scrub(Classify(resp.StatusCode, []byte(scrub.Redact(string(answer), secrets...)), resp.Header), secrets...)
+	return nil, Scrub(Classify(resp.StatusCode, []byte(scrub.Redact(string(answer), secrets...)), resp.Header), secrets...)
 }
