@@ -53,14 +53,21 @@ func New(cfg *config.Notifier, opts Options) *Notifier {
 	if n.Misconfig != nil {
 		return n
 	}
-	n.url = cfg.Webhook.URL.Reveal()
-	n.secrets = notify.URLSecrets(n.url)
-	n.header = http.Header{}
-	for name, value := range cfg.Webhook.Headers {
-		n.header.Set(name, value.Reveal())
-		n.secrets = append(n.secrets, value.Reveal())
-	}
+	n.url, n.header, n.secrets = Endpoint(cfg.Webhook)
 	return n
+}
+
+// Endpoint is where a webhook config posts: its URL, its headers, and the secrets an
+// error must not quote (the URL, the parts of it an answer might echo, header values).
+func Endpoint(cfg *config.Webhook) (rawURL string, header http.Header, secrets []string) {
+	rawURL = cfg.URL.Reveal()
+	secrets = notify.URLSecrets(rawURL)
+	header = http.Header{}
+	for name, value := range cfg.Headers {
+		header.Set(name, value.Reveal())
+		secrets = append(secrets, value.Reveal())
+	}
+	return rawURL, header, secrets
 }
 
 // Identity names the endpoint (its URL; headers are credentials, not where it goes),
@@ -79,12 +86,19 @@ func (n *Notifier) send(ctx context.Context, msg notify.Notification) error {
 	if err != nil {
 		return notify.Permanent(fmt.Errorf("webhook %s: encode notification: %w", n.Name(), err))
 	}
-	header := n.header.Clone()
-	if msg.ID != "" && header.Get("Idempotency-Key") == "" {
-		header.Set("Idempotency-Key", msg.ID)
-	}
-	if err := notify.PostJSON(ctx, n.HTTP, n.url, body, header, n.secrets); err != nil {
+	if err := notify.PostJSON(ctx, n.HTTP, n.url, body, WithIdempotencyKey(n.header, msg.ID), n.secrets); err != nil {
 		return fmt.Errorf("webhook %s: %s %s: %w", n.Name(), msg.Action, msg.DedupKey, err)
 	}
 	return nil
+}
+
+// WithIdempotencyKey is a copy of header with Idempotency-Key set to the
+// notification's ID, unless the config set one: the outbox may deliver a
+// notification twice, and a receiver that keeps the key can tell.
+func WithIdempotencyKey(header http.Header, id string) http.Header {
+	out := header.Clone()
+	if id != "" && out.Get("Idempotency-Key") == "" {
+		out.Set("Idempotency-Key", id)
+	}
+	return out
 }
