@@ -264,7 +264,10 @@ func TestURLNeverLeaks(t *testing.T) {
 	echo := apitest.Start(t, func(r apitest.Request) apitest.Answer {
 		return apitest.Answer{Status: 400, Body: "bad request to " + r.Path + "?" + r.Query}
 	})
-	slow := apitest.Start(t, func(apitest.Request) apitest.Answer { time.Sleep(300 * time.Millisecond); return apitest.Answer{Status: 202} })
+	slow := apitest.Start(t, func(apitest.Request) apitest.Answer {
+		time.Sleep(300 * time.Millisecond)
+		return apitest.Answer{Status: 202}
+	})
 	log, logs := apitest.Logger()
 	texts := map[string]string{}
 	for name, base := range map[string]string{"echo": echo.URL, "refused": "http://127.0.0.1:1"} {

@@ -211,7 +211,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	echo := apitest.Start(t, func(r apitest.Request) apitest.Answer {
 		return apitest.Answer{Status: 500, Body: "failed " + r.Path + " for " + r.Header.Get("Authorization")}
 	})
-	slow := apitest.Start(t, func(apitest.Request) apitest.Answer { time.Sleep(300 * time.Millisecond); return apitest.Answer{Status: 200} })
+	slow := apitest.Start(t, func(apitest.Request) apitest.Answer {
+		time.Sleep(300 * time.Millisecond)
+		return apitest.Answer{Status: 200}
+	})
 	log, logs := apitest.Logger()
 	texts := map[string]string{
 		"echo":    apitest.ErrText(newNotifier(t, echo.URL, "chat", Options{Logger: log}).Notify(t.Context(), trigger())),
