@@ -30,13 +30,17 @@ type Rate struct {
 }
 
 // DefaultRate is a kind's pace when the notifier sets none: PagerDuty's documented
-// 120 events per minute per integration key; Slack's one message per second per
-// webhook (60 a minute, never in a burst); 600 a minute for a webhook.
+// 120 events per minute per integration key, and as much for Opsgenie (whose limits
+// depend on the plan: set rate to yours); Slack's one message per second per webhook
+// or channel (60 a minute, never in a burst), and as much for a Teams channel;
+// Exchange Online's 30 messages a minute for mail; 600 a minute for a webhook.
 func DefaultRate(kind string) Rate {
 	switch kind {
-	case "pagerduty":
+	case "pagerduty", "opsgenie":
 		return Rate{Events: 120, Per: time.Minute}
-	case "slack":
+	case "email":
+		return Rate{Events: 30, Per: time.Minute}
+	case "slack", "teams":
 		return Rate{Events: 1, Per: time.Second}
 	case "webhook":
 		return Rate{Events: 600, Per: time.Minute}

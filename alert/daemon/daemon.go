@@ -212,7 +212,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 // the engine: the incidents' timelines, and Superseded).
 func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.OutboxOptions {
 	opts := notify.OutboxOptions{
-		Store: st, Notifiers: notifiers.Build(cfg, nil, d.o.Logger), Logger: d.o.Logger, Clock: d.clock,
+		Store: st, Notifiers: notifiers.BuildWith(cfg, notifiers.Options{Logger: d.o.Logger, Threads: st}), Logger: d.o.Logger, Clock: d.clock,
 		MaxEntries: cfg.Alerting.OutboxMaxEntries,
 		OnResult: func(r notify.AttemptResult) {
 			d.metrics.ObserveNotification(r)
@@ -375,7 +375,7 @@ func (d *daemon) reload() error {
 	d.cfgMu.Lock()
 	d.cfg = cfg
 	d.cfgMu.Unlock()
-	d.outbox.SetNotifiers(notifiers.Build(cfg, nil, d.log))
+	d.outbox.SetNotifiers(notifiers.BuildWith(cfg, notifiers.Options{Logger: d.log, Threads: d.store}))
 	d.outbox.SetMaxEntries(cfg.Alerting.OutboxMaxEntries)
 	d.engine.Reload(engineConfig(cfg))
 	d.setStatusPage(cfg)

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
 )
 
@@ -966,11 +967,11 @@ func (o *Outbox) accept(e *entry) (complete bool) {
 	return o.isPager(e.rec) || !others
 }
 
-// isPager reports whether the entry's notifier pages someone (PagerDuty) rather than
-// posting to a channel.
+// isPager reports whether the entry's notifier pages someone (PagerDuty, Opsgenie)
+// rather than posting to a channel.
 func (o *Outbox) isPager(rec outboxRecord) bool {
 	n, ok := o.notifierSet().find(rec.Notifier, rec.Identity)
-	return ok && n.Kind() == "pagerduty"
+	return ok && config.IsPagerKind(n.Kind())
 }
 
 // failedForGood records a permanent failure and tells the group's other pending

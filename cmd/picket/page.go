@@ -45,7 +45,8 @@ func pageResults(ctx context.Context, cfg *config.Config, stateDir string, resul
 	noWait := time.Duration(0)
 	eng, ob, err := alert.NewPaging(alert.PagingOptions{
 		Engine: alert.EngineOptions{Config: cfg, Store: st, Logger: log, GroupWait: &noWait},
-		Outbox: notify.OutboxOptions{Store: st, Notifiers: notifiers.Build(cfg, nil, log), Logger: log, OnResult: outcomes.Record},
+		Outbox: notify.OutboxOptions{Store: st, Notifiers: notifiers.BuildWith(cfg, notifiers.Options{Logger: log, Threads: st}), Logger: log,
+			OnResult: outcomes.Record},
 	})
 	if err != nil {
 		return nil, err
