@@ -34,8 +34,33 @@ type fakeOpsgenie struct {
 	alerts map[string]*alertState
 }
 
+// apiAlert is the create-alert body as Opsgenie documents it, written here apart from
+// the notifier's own Alert so that a misspelt field there is caught (as unknown).
+type apiAlert struct {
+	Message     string            `json:"message"`
+	Alias       string            `json:"alias"`
+	Description string            `json:"description"`
+	Responders  []map[string]any  `json:"responders"`
+	VisibleTo   []map[string]any  `json:"visibleTo"`
+	Actions     []string          `json:"actions"`
+	Tags        []string          `json:"tags"`
+	Details     map[string]string `json:"details"`
+	Entity      string            `json:"entity"`
+	Source      string            `json:"source"`
+	Priority    string            `json:"priority"`
+	User        string            `json:"user"`
+	Note        string            `json:"note"`
+}
+
+// apiClose is the close-alert body as documented.
+type apiClose struct {
+	User   string `json:"user"`
+	Source string `json:"source"`
+	Note   string `json:"note"`
+}
+
 type alertState struct {
-	alert  Alert
+	alert  apiAlert
 	count  int
 	closed bool
 	note   string
@@ -84,7 +109,7 @@ func (f *fakeOpsgenie) check(r apitest.Request) apitest.Answer {
 }
 
 func (f *fakeOpsgenie) create(r apitest.Request) apitest.Answer {
-	var a Alert
+	var a apiAlert
 	if err := r.Decode(&a); err != nil {
 		return ogError(http.StatusBadRequest, "Invalid JSON: "+err.Error(), nil)
 	}
@@ -101,7 +126,7 @@ func (f *fakeOpsgenie) create(r apitest.Request) apitest.Answer {
 	return apitest.JSON(http.StatusAccepted, map[string]any{"result": "Request will be processed", "took": 0.1, "requestId": "req-1"})
 }
 
-func alertProblems(a Alert) map[string]string {
+func alertProblems(a apiAlert) map[string]string {
 	errs := map[string]string{}
 	bounds := []struct {
 		field, value string
@@ -145,7 +170,7 @@ func (f *fakeOpsgenie) close(r apitest.Request, alias string) apitest.Answer {
 		return ogError(http.StatusUnprocessableEntity, "Request body is not processable. Please check the errors.",
 			map[string]string{"identifierType": "identifierType should be one of [id, alias, tiny]"})
 	}
-	var c Close
+	var c apiClose
 	if err := r.Decode(&c); err != nil {
 		return ogError(http.StatusBadRequest, "Invalid JSON: "+err.Error(), nil)
 	}
