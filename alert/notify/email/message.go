@@ -119,7 +119,7 @@ func status(msg notify.Notification) string {
 }
 
 func writeTargets(b *strings.Builder, v any) {
-	list := targetList(v)
+	list := notify.TargetsOf(v)
 	if len(list) == 0 {
 		return
 	}
@@ -156,22 +156,6 @@ func writeDetails(b *strings.Builder, details map[string]any) {
 	for _, k := range keys {
 		fmt.Fprintf(b, "  %s: %s\n", cut(oneLine(k), 60), cut(oneLine(text(details[k])), maxDetailRunes))
 	}
-}
-
-func targetList(v any) []map[string]any {
-	switch list := v.(type) {
-	case []map[string]any:
-		return list
-	case []any:
-		out := make([]map[string]any, 0, len(list))
-		for _, item := range list {
-			if m, ok := item.(map[string]any); ok {
-				out = append(out, m)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 func text(v any) string {

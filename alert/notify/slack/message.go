@@ -277,7 +277,7 @@ func stringMap(v any) map[string]string {
 // targetsBlock lists details["targets"]: each target with its status, since when,
 // and its last error.
 func targetsBlock(details map[string]any) *Block {
-	targets := targetsOf(details["targets"])
+	targets := notify.TargetsOf(details["targets"])
 	if len(targets) == 0 {
 		return nil
 	}
@@ -308,22 +308,6 @@ func targetLine(t map[string]any) string {
 		line += ": " + escape(cut(oneLine(e), maxErrorRunes))
 	}
 	return line
-}
-
-func targetsOf(v any) []map[string]any {
-	switch list := v.(type) {
-	case []map[string]any:
-		return list
-	case []any:
-		out := make([]map[string]any, 0, len(list))
-		for _, item := range list {
-			if m, ok := item.(map[string]any); ok {
-				out = append(out, m)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 // sinceText writes a time as "2025-01-02 03:04Z"; a value that is not a time is shown

@@ -207,7 +207,7 @@ func facts(msg notify.Notification) *Element {
 // targets lists details["targets"] (as the engine sends them, or as JSON gave them
 // back): status, target, since, last error; at most shown of them.
 func targets(details map[string]any, shown int) *Element {
-	list := targetList(details["targets"])
+	list := notify.TargetsOf(details["targets"])
 	if len(list) == 0 {
 		return nil
 	}
@@ -227,22 +227,6 @@ func targets(details map[string]any, shown int) *Element {
 		lines = append(lines, line)
 	}
 	return &Element{Type: "TextBlock", Text: strings.Join(lines, "\n"), Wrap: true, Separator: true}
-}
-
-func targetList(v any) []map[string]any {
-	switch list := v.(type) {
-	case []map[string]any:
-		return list
-	case []any:
-		out := make([]map[string]any, 0, len(list))
-		for _, item := range list {
-			if m, ok := item.(map[string]any); ok {
-				out = append(out, m)
-			}
-		}
-		return out
-	}
-	return nil
 }
 
 func footer(msg notify.Notification) *Element {
