@@ -152,7 +152,8 @@ func TestMetricsAreLintCleanAndHaveEveryPhase(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"probe_duration_seconds", "probe_http_status_code", "probe_dns_lookup_time_seconds", "probe_http_version", "probe_http_ssl", "probe_http_redirects",
-		"picket_scheduler_lag_seconds_bucket", "picket_outbox_depth", "picket_outbox_max_entries", "picket_target_state", "picket_build_info"} {
+		"picket_scheduler_lag_seconds_bucket", "picket_outbox_depth", `picket_config_reloads_total{result="failure"} 0`,
+		`picket_notifications_total{action="trigger",notifier="pd",result="permanent"} 0`, "picket_outbox_max_entries", "picket_target_state", "picket_build_info"} {
 		if !strings.Contains(m, name) {
 			t.Errorf("missing %s", name)
 		}

@@ -97,7 +97,23 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 	m.Registry.MustRegister(m.runs, m.state, m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.outboxUnpersisted, m.storeWriteErrors, m.storeResets)
+	// Counters exist at 0 before their first event: increase() and rate() in alerting
+	// rules see a series that appears at 1 as no increase, so the first failure would
+	// not alert (examples/prometheus/picket-rules.yml).
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
 	return m
+}
+
+// KnowNotifiers starts the notification counters of these notifiers at 0 (see above).
+func (m *Metrics) KnowNotifiers(cfg *config.Config) {
+	for name := range cfg.Notifiers {
+		for _, action := range []string{notify.ActionTrigger, notify.ActionResolve} {
+			for _, result := range []string{"ok", "retry", "permanent"} {
+				m.notifies.WithLabelValues(name, action, result)
+			}
+		}
+	}
 }
 
 // targetSeries caches one target's children.
