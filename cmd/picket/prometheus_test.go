@@ -29,7 +29,7 @@ import (
 // prometheus on PATH these tests skip, unless PICKET_REQUIRE_PROMETHEUS=1 (as in CI).
 
 const (
-	promExamples = "../../examples/prometheus"
+	promExamples  = "../../examples/prometheus"
 	dashboardFile = "../../examples/grafana/picket.json"
 )
 
