@@ -82,4 +82,4 @@ lint:
 	$(GO) mod tidy -diff
 
 clean:
-	rm -rf bin picket-state
+	rm -rf bin picket-state examples/picket-state

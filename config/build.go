@@ -50,7 +50,9 @@ func (b *builder) build() {
 			len(cfg.Vantage), vantageKeyPrefix, n, MaxDedupKeyChars)
 	}
 	b.buildListen()
-	cfg.StateDir = orDefault(f.StateDir, DefaultStateDir)
+	// Relative to the config file, like secret files: the same config finds the same
+	// state whatever directory the daemon was started from.
+	cfg.StateDir = b.path(orDefault(f.StateDir, DefaultStateDir))
 	cfg.Concurrency = f.Concurrency
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
