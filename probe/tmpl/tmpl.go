@@ -26,7 +26,7 @@ func Parse(name, raw string) (*Template, error) {
 	if !strings.Contains(raw, "{{") {
 		return &Template{Raw: raw}, nil
 	}
-	t, err := template.New(name).Option("missingkey=error").Parse(raw)
+	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("template: %w", cleanErr(err, name))
 	}
