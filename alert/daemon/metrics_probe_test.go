@@ -3,13 +3,11 @@ package daemon
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/testkit"
 	"github.com/picket-dev/picket/probe"
@@ -20,19 +18,9 @@ import (
 // probe_http_ssl, probe_tls_version_info, probe_dns_*_rrs, probe_grpc_status_code) come
 // out of a real daemon probing the simulated platform over HTTPS, DNS and gRPC.
 func TestBlackboxSeriesOfEveryKind(t *testing.T) {
-	plat, err := probetest.Start(probetest.Options{Regions: []string{"eu1"}, DNSAddr: "127.0.0.1:0",
+	f := newFixtureOn(t, probetest.Options{Regions: []string{"eu1"}, DNSAddr: "127.0.0.1:0",
 		TLSAddrs: map[string]string{"eu1": ""}, GRPCAddrs: map[string]string{"eu1": ""}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plat.Close() })
-	pd, err := pdtest.New(pdtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pd.Close() })
-	f := &fixture{t: t, plat: plat, pd: pd, dir: t.TempDir(), addr: make(chan string, 1)}
-	f.path = filepath.Join(f.dir, "picket.yaml")
+	plat, pd := f.plat, f.pd
 	cfg := fmt.Sprintf(`vantage: bb
 listen: 127.0.0.1:0
 state_dir: state
