@@ -21,7 +21,7 @@ test:
 demo: build
 	./bin/picket demo
 
-# Static binaries for every platform in PLATFORMS, named picket-VERSION-OS-ARCH, and
+# Binaries (CGO off: static on linux) for every platform in PLATFORMS, picket-VERSION-OS-ARCH, and
 # their SHA256SUMS, in DIST. `make release VERSION=v0.2.0` for a tagged one; CI builds
 # one platform (PLATFORMS=linux/amd64) and checks the sums.
 PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
