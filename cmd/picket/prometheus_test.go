@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -79,9 +81,10 @@ func TestPromtoolAcceptsTheExamples(t *testing.T) {
 
 // promEnv is a real Prometheus scraping two vantages of a fleet with the example config.
 type promEnv struct {
-	base    string // Prometheus's HTTP API
-	targets []string
-	icmp    bool // the config has an icmp journey (it needs raw sockets or ping_group_range)
+	base     string   // Prometheus's HTTP API
+	vantages []string // their listen addresses
+	targets  []string
+	icmp     bool // the config has an icmp journey (it needs raw sockets or ping_group_range)
 }
 
 // TestDashboardsGetDataFromARealPrometheus starts two `picket run` vantages (a fleet)
@@ -91,8 +94,9 @@ type promEnv struct {
 // mixin make returns data, those dashboards get one row per target (not one mixing
 // them), and Picket's rules load and evaluate without error.
 func TestDashboardsGetDataFromARealPrometheus(t *testing.T) {
-	prom, _ := requireProm(t)
+	prom, promtool := requireProm(t)
 	pe := startPromEnv(t, prom)
+	pe.checkMetricsLint(t, promtool)
 	queries := dashboardQueries(t)
 	queries = append(queries, blackboxDashboardQueries(pe.icmp)...)
 	testkit.WaitFor(t, 90*time.Second, "every dashboard query to return data", func() bool {
@@ -129,7 +133,7 @@ func startPromEnv(t *testing.T, prom string) *promEnv {
 	plat, pd, dir := e.plat, e.pd, e.dir
 	ports := distinctPorts(t, 5)
 	binds, listens := ports[:2], ports[2:4]
-	pe := &promEnv{base: "http://" + ports[4]}
+	pe := &promEnv{base: "http://" + ports[4], vantages: listens}
 	privileged, icmp := icmpMode()
 	pe.icmp = icmp
 	for i, name := range []string{"prom-a", "prom-b"} {
@@ -348,6 +352,29 @@ func (pe *promEnv) labelValues(t *testing.T, label, match string) []string {
 	var vals []string
 	pe.promGet(t, "/api/v1/label/"+label+"/values", url.Values{"match[]": {match}}, &vals)
 	return vals
+}
+
+// checkMetricsLint: a vantage's /metrics passes `promtool check metrics` (names, types,
+// units, as Prometheus's own linter sees them).
+func (pe *promEnv) checkMetricsLint(t *testing.T, promtool string) {
+	t.Helper()
+	var body []byte
+	testkit.WaitFor(t, 15*time.Second, "probe series in /metrics", func() bool {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + pe.vantages[0] + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		return err == nil && bytes.Contains(body, []byte("probe_tls_version_info{")) && bytes.Contains(body, []byte("probe_grpc_status_code{"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
+	cmd.Stdin = bytes.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
 }
 
 // checkRowPerTarget: blackbox dashboards list `instance` values as their rows; each must
