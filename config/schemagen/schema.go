@@ -49,7 +49,7 @@ var extras = map[string]map[string]any{
 	"StepSpec.expect":        {"description": "What must hold of the answer."},
 	"StepSpec.extract":       {"description": "Values taken out of the answer into .vars for later steps."},
 	"NotifierSpec.pagerduty": {"description": "PagerDuty Events API v2."},
-	"NotifierSpec.slack":     {"description": "A Slack incoming webhook."},
+	"NotifierSpec.slack":     {"description": "Slack."},
 	"NotifierSpec.webhook":   {"description": "Picket's JSON payload posted to a URL."},
 }
 
