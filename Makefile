@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo bench bench-scale soak lint resilience clean
+.PHONY: build test demo bench bench-scale soak lint resilience release image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/picket ./cmd/picket
@@ -20,6 +20,26 @@ test:
 
 demo: build
 	./bin/picket demo
+
+# Binaries (CGO off: static on linux) for every platform in PLATFORMS, picket-VERSION-OS-ARCH, and
+# their SHA256SUMS, in DIST. `make release VERSION=v0.2.0` for a tagged one; CI builds
+# one platform (PLATFORMS=linux/amd64) and checks the sums.
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST      ?= dist
+release:
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	@set -e; for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; out=$(DIST)/picket-$(VERSION)-$$os-$$arch; \
+		echo "build $$out"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/picket; \
+	done
+	cd $(DIST) && if command -v sha256sum >/dev/null; then sha256sum picket-* > SHA256SUMS; else shasum -a 256 picket-* > SHA256SUMS; fi
+	cat $(DIST)/SHA256SUMS
+
+# The container image, tagged with the version (never latest): IMAGE:VERSION.
+IMAGE ?= picket
+image:
+	docker build -f examples/deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) .
 
 # Figures, not pass/fail: Go benchmarks (bench/out/gobench.txt), the scheduler at 10,000
 # targets for SCALE_DURATION, time to page over TTP_TRIALS trials, then one summary table
@@ -82,4 +102,4 @@ lint:
 	$(GO) mod tidy -diff
 
 clean:
-	rm -rf bin picket-state
+	rm -rf bin dist picket-state examples/picket-state

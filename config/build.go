@@ -10,7 +10,7 @@ import (
 	"sort"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // builder turns a decoded File into a Config, reporting problems through d.
@@ -50,7 +50,9 @@ func (b *builder) build() {
 			len(cfg.Vantage), vantageKeyPrefix, n, MaxDedupKeyChars)
 	}
 	b.buildListen()
-	cfg.StateDir = orDefault(f.StateDir, DefaultStateDir)
+	// Relative to the config file, like secret files: the same config finds the same
+	// state whatever directory the daemon was started from.
+	cfg.StateDir = b.path(orDefault(f.StateDir, DefaultStateDir))
 	cfg.Concurrency = f.Concurrency
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency

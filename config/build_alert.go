@@ -5,7 +5,7 @@ import (
 	"net/url"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/picket-dev/picket/probe/tmpl"
 )

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/picket-dev/picket/probe/expect"
 	"github.com/picket-dev/picket/probe/tmpl"

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,9 +41,12 @@ type Secrets struct {
 }
 
 func newSecrets(values map[string]string) *Secrets {
-	vals := make([]string, 0, len(values))
+	vals := make([]string, 0, 3*len(values))
 	for _, v := range values {
-		vals = append(vals, v)
+		// Also as a template's base64 writes it ({{base64 .secret.x}}, Basic auth): an
+		// answer that echoes the header must not show it. Unpadded, so a padded form
+		// and a URL-safe one are caught too.
+		vals = append(vals, v, base64.RawStdEncoding.EncodeToString([]byte(v)), base64.RawURLEncoding.EncodeToString([]byte(v)))
 	}
 	return &Secrets{values: values, redactor: scrub.New(vals...)}
 }

@@ -219,6 +219,7 @@ func observeDNS(ex *Exchange, r *dns.Msg) {
 		info.TTLs = append(info.TTLs, rr.Header().Ttl)
 	}
 	ex.Obs.DNS = info
+	ex.Wire.DNSAnswers, ex.Wire.DNSAuthority, ex.Wire.DNSAdditional = len(r.Answer), len(r.Ns), len(r.Extra)
 	ex.Obs.Body = []byte(strings.Join(info.Answers, "\n"))
 	ex.Info["rcode"] = info.Rcode
 	ex.Info["answers"] = scrub.Excerpt([]byte(strings.Join(info.Answers, ", ")), dnsInfoAnswersLen)

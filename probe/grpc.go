@@ -69,6 +69,7 @@ func (p *GRPCProber) Probe(ctx context.Context, step *config.Step, data tmpl.Dat
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: g.Service})
 	end := time.Now()
 	tr.fill(ex, end)
+	ex.Wire.GRPCCode = int(status.Code(err)) // 0 for nil; Unknown for an error that is not a status
 
 	name, err := grpcHealthStatus(resp, err)
 	if err != nil {

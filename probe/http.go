@@ -90,6 +90,7 @@ type Exchange struct {
 	Err    error // the exchange did not complete (refused, timeout, bad TLS, body too large)
 	Cert   time.Time
 	Info   map[string]string // facts for the step's result (non-HTTP kinds)
+	Wire   Wire              // protocol facts for the blackbox-compatible series
 	buf    *bytes.Buffer
 	pool   *sync.Pool
 }
@@ -120,7 +121,7 @@ func (p *HTTPProber) Probe(ctx context.Context, step *config.Step, data tmpl.Dat
 		ex.Err = err
 		return ex
 	}
-	client := &http.Client{Transport: p.transport(h.TLS, sni), CheckRedirect: redirectPolicy(h)}
+	client := &http.Client{Transport: p.transport(h.TLS, sni), CheckRedirect: redirectPolicy(h, &ex.Wire.Redirects)}
 	start := time.Now()
 	tr.start = start
 	resp, err := client.Do(req)
@@ -143,9 +144,12 @@ func (p *HTTPProber) Probe(ctx context.Context, step *config.Step, data tmpl.Dat
 		Latency: end.Sub(start),
 		Now:     end,
 	}
+	ex.Wire.HTTPVersion = float64(resp.ProtoMajor) + float64(resp.ProtoMinor)/10
 	if resp.TLS != nil {
 		ex.Obs.Certs = resp.TLS.PeerCertificates
 		ex.Cert = earliestExpiry(resp.TLS.PeerCertificates)
+		ex.Wire.HTTPSSL = true
+		ex.Wire.TLSVersion = tlsVersionName(resp.TLS.Version)
 	}
 	switch {
 	case n > h.MaxBodyBytes:
@@ -194,7 +198,8 @@ func (p *HTTPProber) newRequest(ctx context.Context, h *config.HTTPRequest, data
 // errRedirect marks our own refusals to follow, so the message stays ours.
 var errRedirect = errors.New("redirect")
 
-func redirectPolicy(h *config.HTTPRequest) func(*http.Request, []*http.Request) error {
+// redirectPolicy follows h's redirect rules and counts the redirects followed in *followed.
+func redirectPolicy(h *config.HTTPRequest, followed *int) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		if !h.FollowRedirects {
 			return http.ErrUseLastResponse
@@ -211,6 +216,7 @@ func redirectPolicy(h *config.HTTPRequest) func(*http.Request, []*http.Request) 
 		if req.URL.Hostname() != via[0].URL.Hostname() {
 			dropSecretHeaders(req, h)
 		}
+		*followed = len(via)
 		return nil
 	}
 }

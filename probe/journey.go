@@ -166,6 +166,10 @@ func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Ste
 	sr.CertExpiry = ex.Cert
 	sr.BodyBytes = int64(len(ex.Obs.Body))
 	sr.Info = redactInfo(ex.Info, t.Redact)
+	sr.Wire = ex.Wire
+	if ex.Obs.TLS != nil { // the kinds that did their own handshake (tls, tcp, dns over TLS, grpc)
+		sr.Wire.TLSVersion = ex.Obs.TLS.Version
+	}
 	sr.CertWarning = certWarning(step, &ex.Obs)
 	if ex.Err != nil {
 		return ex.Err

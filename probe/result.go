@@ -50,6 +50,24 @@ type StepResult struct {
 	// Info holds facts of non-HTTP steps for output: rcode and answers, TLS version and
 	// cipher, gRPC health status, packet loss and round trips.
 	Info map[string]string
+	// Wire is what the step saw of the protocol, for the series blackbox_exporter has.
+	Wire Wire
+}
+
+// Wire is what one attempt of a step saw of the protocol: the facts blackbox_exporter
+// exports as probe_http_version, probe_http_ssl, probe_http_redirects,
+// probe_tls_version_info, probe_dns_*_rrs and probe_grpc_status_code. A value, so that
+// keeping it costs a probe no allocation; zero values are "not seen".
+type Wire struct {
+	HTTPVersion float64 // of the final answer: 1, 1.1, 2; 0 without an answer
+	HTTPSSL     bool    // the final answer came over TLS
+	Redirects   int     // redirects followed to the final answer
+	TLSVersion  string  // "1.2", "1.3"; empty without a completed handshake
+	// The record counts of a dns step's answer (all 0 without an answer).
+	DNSAnswers, DNSAuthority, DNSAdditional int
+	// GRPCCode is the gRPC status code of a grpc step's health call (0 OK; 14
+	// Unavailable when no connection; 4 DeadlineExceeded), as grpc-go's codes number them.
+	GRPCCode int
 }
 
 // Result is one run of a target.

@@ -204,6 +204,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	})
 	d.sched.SetTargets(cfg.Targets)
 	d.metrics.Registry.MustRegister(newSchedulerCollector(d.sched))
+	d.metrics.KnowNotifiers(cfg)
 	d.metrics.lastReload.SetToCurrentTime()
 	return d, nil
 }
@@ -376,6 +377,7 @@ func (d *daemon) reload() error {
 	d.cfg = cfg
 	d.cfgMu.Unlock()
 	d.outbox.SetNotifiers(notifiers.BuildWith(cfg, notifiers.Options{Logger: d.log, Threads: d.store}))
+	d.metrics.KnowNotifiers(cfg)
 	d.outbox.SetMaxEntries(cfg.Alerting.OutboxMaxEntries)
 	d.engine.Reload(engineConfig(cfg))
 	d.setStatusPage(cfg)

@@ -33,9 +33,11 @@ type fixture struct {
 	addr chan string
 }
 
-func newFixture(t *testing.T, extra string) *fixture {
+// newFixtureOn starts the simulated platform with opts and a local Events API
+// receiver; the config is the caller's to write at f.path.
+func newFixtureOn(t *testing.T, opts probetest.Options) *fixture {
 	t.Helper()
-	plat, err := probetest.Start(probetest.Options{Regions: []string{"eu1", "us1"}})
+	plat, err := probetest.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,14 @@ func newFixture(t *testing.T, extra string) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pd.Close() })
-	f := &fixture{t: t, plat: plat, pd: pd, dir: t.TempDir(), addr: make(chan string, 1)}
+	dir := t.TempDir()
+	return &fixture{t: t, plat: plat, pd: pd, dir: dir, path: filepath.Join(dir, "picket.yaml"), addr: make(chan string, 1)}
+}
+
+func newFixture(t *testing.T, extra string) *fixture {
+	t.Helper()
+	f := newFixtureOn(t, probetest.Options{Regions: []string{"eu1", "us1"}})
+	plat, pd := f.plat, f.pd
 	cfg := fmt.Sprintf(`vantage: daemon-test
 listen: 127.0.0.1:0
 state_dir: %s
@@ -65,7 +74,6 @@ notifiers:
 routes:
   - notify: [pd]
 %s`, filepath.Join(f.dir, "state"), plat.URL("eu1"), plat.URL("us1"), pd.BaseURL(), pd.BaseURL(), extra)
-	f.path = filepath.Join(f.dir, "picket.yaml")
 	if err := os.WriteFile(f.path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +159,9 @@ func TestMetricsAreLintCleanAndHaveEveryPhase(t *testing.T) {
 			t.Errorf("no %s phase", phase)
 		}
 	}
-	for _, name := range []string{"probe_duration_seconds", "probe_http_status_code", "probe_dns_lookup_time_seconds",
-		"picket_scheduler_lag_seconds_bucket", "picket_outbox_depth", "picket_outbox_max_entries", "picket_target_state", "picket_build_info"} {
+	for _, name := range []string{"probe_duration_seconds", "probe_http_status_code", "probe_dns_lookup_time_seconds", "probe_http_version", "probe_http_ssl", "probe_http_redirects",
+		"picket_scheduler_lag_seconds_bucket", "picket_outbox_depth", `picket_config_reloads_total{result="failure"} 0`,
+		`picket_notifications_total{action="trigger",notifier="pd",result="permanent"} 0`, "picket_outbox_max_entries", "picket_target_state", "picket_build_info"} {
 		if !strings.Contains(m, name) {
 			t.Errorf("missing %s", name)
 		}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -22,26 +21,19 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	success      *prometheus.GaugeVec
-	duration     *prometheus.GaugeVec
-	httpDuration *prometheus.GaugeVec
-	httpStatus   *prometheus.GaugeVec
-	certExpiry   *prometheus.GaugeVec
-	grpcHealth   *prometheus.GaugeVec
-	icmpRTT      *prometheus.GaugeVec
-	dnsLookup    *prometheus.GaugeVec
-	runs         *prometheus.CounterVec
-	state        *prometheus.GaugeVec
-	incidents    *prometheus.GaugeVec
-	notifies     *prometheus.CounterVec
-	outboxDepth  prometheus.Gauge
-	outboxMax    prometheus.Gauge
-	dropped      *prometheus.CounterVec
-	lag          prometheus.Histogram
-	skipped      prometheus.Counter
-	impaired     prometheus.Gauge
-	reloads      *prometheus.CounterVec
-	lastReload   prometheus.Gauge
+	probes      *probeSeries
+	runs        *prometheus.CounterVec
+	state       *prometheus.GaugeVec
+	incidents   *prometheus.GaugeVec
+	notifies    *prometheus.CounterVec
+	outboxDepth prometheus.Gauge
+	outboxMax   prometheus.Gauge
+	dropped     *prometheus.CounterVec
+	lag         prometheus.Histogram
+	skipped     prometheus.Counter
+	impaired    prometheus.Gauge
+	reloads     *prometheus.CounterVec
+	lastReload  prometheus.Gauge
 
 	// The state store's trouble (state.go): pages go out regardless, these say so.
 	outboxUnpersisted prometheus.Gauge
@@ -57,29 +49,11 @@ var targetLabels = []string{"product", "journey", "region", "vantage"}
 
 // NewMetrics registers every series on a fresh registry.
 func NewMetrics(vantage, version, commit string) *Metrics {
-	stepLabels := append(append([]string{}, targetLabels...), "step")
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		vantage:  vantage,
 		cache:    map[string]*targetSeries{},
-		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_success", Help: "Whether the last run of the journey succeeded (degraded counts as success)."}, targetLabels),
-		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_duration_seconds", Help: "How long the last run of the journey took."}, targetLabels),
-		httpDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_http_duration_seconds", Help: "Duration of the last HTTP request of a step by phase (resolve, connect, tls, processing, transfer)."},
-			append(append([]string{}, stepLabels...), "phase")),
-		httpStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_http_status_code", Help: "HTTP status code of the last answer of a step (0: no answer)."}, stepLabels),
-		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_ssl_earliest_cert_expiry", Help: "Unix time of the earliest certificate expiry in the peer chain of a step."}, stepLabels),
-		grpcHealth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_grpc_healthcheck_response", Help: "1 for the serving status the last gRPC health check of a step returned."},
-			append(append([]string{}, stepLabels...), "serving_status")),
-		icmpRTT: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_icmp_rtt_seconds", Help: "Average round trip of the last ping of a step."}, stepLabels),
-		dnsLookup: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_dns_lookup_time_seconds", Help: "Time spent resolving names in the last run of the journey."}, targetLabels),
+		probes:   newProbeSeries(),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "picket_probe_runs_total", Help: "Journey runs by outcome."}, append(append([]string{}, targetLabels...), "status")),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -119,17 +93,36 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "picket_build_info", Help: "Build information."},
 		[]string{"version", "commit", "goversion"})
 	info.WithLabelValues(version, commit, runtime.Version()).Set(1)
-	m.Registry.MustRegister(m.success, m.duration, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT, m.dnsLookup, m.runs,
-		m.state, m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
+	m.Registry.MustRegister(m.probes.collectors()...)
+	m.Registry.MustRegister(m.runs, m.state, m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.outboxUnpersisted, m.storeWriteErrors, m.storeResets)
+	// Counters exist at 0 before their first event: increase() and rate() in alerting
+	// rules see a series that appears at 1 as no increase, so the first failure would
+	// not alert (examples/prometheus/picket-rules.yml).
+	m.reloads.WithLabelValues("success")
+	m.reloads.WithLabelValues("failure")
 	return m
+}
+
+// KnowNotifiers starts the notification counters of these notifiers at 0 (see above).
+func (m *Metrics) KnowNotifiers(cfg *config.Config) {
+	for name := range cfg.Notifiers {
+		for _, action := range []string{notify.ActionTrigger, notify.ActionResolve} {
+			for _, result := range []string{"ok", "retry", "permanent"} {
+				m.notifies.WithLabelValues(name, action, result)
+			}
+		}
+	}
 }
 
 // targetSeries caches one target's children.
 type targetSeries struct {
 	success, duration, dns, state prometheus.Gauge
 	runs                          map[probe.Status]prometheus.Counter
+
+	mu         sync.Mutex
+	tlsVersion map[string]string // by step: the version its probe_tls_version_info says
 }
 
 func (m *Metrics) series(t *config.Target) *targetSeries {
@@ -140,8 +133,8 @@ func (m *Metrics) series(t *config.Target) *targetSeries {
 	}
 	l := []string{t.Product, t.Journey, t.Region, m.vantage}
 	s := &targetSeries{
-		success: m.success.WithLabelValues(l...), duration: m.duration.WithLabelValues(l...),
-		dns: m.dnsLookup.WithLabelValues(l...), state: m.state.WithLabelValues(l...),
+		success: m.probes.success.WithLabelValues(l...), duration: m.probes.duration.WithLabelValues(l...),
+		dns: m.probes.dnsLookup.WithLabelValues(l...), state: m.state.WithLabelValues(l...),
 		runs: map[probe.Status]prometheus.Counter{},
 	}
 	for _, st := range []probe.Status{probe.StatusUp, probe.StatusDegraded, probe.StatusDown} {
@@ -154,55 +147,16 @@ func (m *Metrics) series(t *config.Target) *targetSeries {
 // ObserveResult records one run.
 func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) {
 	s := m.series(t)
-	if r.Up() {
-		s.success.Set(1)
-	} else {
-		s.success.Set(0)
-	}
+	s.success.Set(boolValue(r.Up()))
 	s.duration.Set(r.Duration.Seconds())
 	if c := s.runs[r.Status]; c != nil {
 		c.Inc()
 	}
 	var dns time.Duration
 	for _, st := range r.Steps {
-		l := []string{t.Product, t.Journey, t.Region, m.vantage, st.Name}
-		if !st.CertExpiry.IsZero() {
-			m.certExpiry.WithLabelValues(l...).Set(float64(st.CertExpiry.Unix()))
-		}
-		switch st.Kind {
-		case "http":
-			dns += st.Phases.DNS
-			m.observeHTTP(l, st)
-		case "dns":
-			dns += st.Duration // a dns step is a lookup, as blackbox's dns prober counts it
-		case "grpc":
-			dns += st.Phases.DNS
-			for _, status := range []string{"SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNKNOWN"} {
-				v := 0.0
-				if st.Info["grpc_status"] == status {
-					v = 1
-				}
-				m.grpcHealth.WithLabelValues(append(l, status)...).Set(v)
-			}
-		case "icmp":
-			if ms, err := strconv.ParseFloat(st.Info["rtt_avg_ms"], 64); err == nil {
-				m.icmpRTT.WithLabelValues(l...).Set(ms / 1000)
-			}
-		default:
-			dns += st.Phases.DNS
-		}
+		dns += m.probes.observeStep([]string{t.Product, t.Journey, t.Region, m.vantage, st.Name}, st, s)
 	}
 	s.dns.Set(dns.Seconds())
-}
-
-func (m *Metrics) observeHTTP(l []string, st probe.StepResult) {
-	m.httpStatus.WithLabelValues(l...).Set(float64(st.HTTPStatus))
-	for _, ph := range []struct {
-		name string
-		d    time.Duration
-	}{{"resolve", st.Phases.DNS}, {"connect", st.Phases.Connect}, {"tls", st.Phases.TLS}, {"processing", st.Phases.Processing}, {"transfer", st.Phases.Transfer}} {
-		m.httpDuration.WithLabelValues(append(l, ph.name)...).Set(ph.d.Seconds())
-	}
 }
 
 // ObserveState records a target's alert state.
@@ -256,7 +210,7 @@ func (m *Metrics) Forget(keep map[string]bool) {
 		delete(m.cache, id)
 		product, journey, region := splitID(id)
 		l := prometheus.Labels{"product": product, "journey": journey, "region": region, "vantage": m.vantage}
-		for _, v := range []*prometheus.GaugeVec{m.success, m.duration, m.dnsLookup, m.state, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT} {
+		for _, v := range append(m.probes.all(), m.state) {
 			v.DeletePartialMatch(l)
 		}
 		m.runs.DeletePartialMatch(l)

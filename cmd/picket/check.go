@@ -50,6 +50,10 @@ the result (cert_warnings in JSON): alone, it is no reason to exit 1.`,
 	fl.StringVar(&f.stateDir, "state", "", "with --page: keep alert state here (thresholds and open incidents, as the daemon does)")
 	addLogFlags(cmd, &f.log, "warn") // a one-shot run prints its report; only trouble belongs on stderr
 	addShardFlag(cmd, &f.shard)
+	_ = cmd.RegisterFlagCompletionFunc("product", completeNames(func(n config.Names) []string { return n.Products }))
+	_ = cmd.RegisterFlagCompletionFunc("region", completeNames(func(n config.Names) []string { return n.Regions }))
+	_ = cmd.RegisterFlagCompletionFunc("journey", completeNames(func(n config.Names) []string { return n.Journeys }))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

@@ -45,7 +45,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	plat, err := probetest.Start(probetest.Options{Regions: testRegions, APIKey: testAPIKey, IngestDelay: 50 * time.Millisecond})
+	return newEnvWith(t, probetest.Options{Regions: testRegions, APIKey: testAPIKey, IngestDelay: 50 * time.Millisecond})
+}
+
+// newEnvWith starts the simulated platform with opts, the local Events API receiver and
+// a folder with the api_key and pd_key secret files.
+func newEnvWith(t *testing.T, opts probetest.Options) *env {
+	t.Helper()
+	plat, err := probetest.Start(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

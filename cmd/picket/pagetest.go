@@ -9,6 +9,7 @@ import (
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/notifiers"
+	"github.com/picket-dev/picket/config"
 )
 
 func newPageCmd() *cobra.Command {
@@ -53,6 +54,7 @@ verify a routing key or webhook before an outage does. Exit 0 when both were acc
 	addConfigFlag(test, &path)
 	test.Flags().StringVar(&name, "notifier", "", "notifier name from the config")
 	_ = test.MarkFlagRequired("notifier")
+	_ = test.RegisterFlagCompletionFunc("notifier", completeNames(func(n config.Names) []string { return n.Notifiers }))
 	cmd.AddCommand(test)
 	return cmd
 }

@@ -18,6 +18,9 @@ the outage is.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newCheckCmd(), newValidateCmd(), newVersionCmd(), newRunCmd(), newDemoCmd(), newPageCmd(), newIncidentsCmd())
+	root.Version = version // --version, printed as `picket version` prints it
+	root.SetVersionTemplate(versionLine() + "\n")
+	root.AddCommand(newCheckCmd(), newValidateCmd(), newVersionCmd(), newRunCmd(), newDemoCmd(), newPageCmd(), newIncidentsCmd(),
+		newSchemaCmd())
 	return root
 }

@@ -30,7 +30,7 @@ func ParseFuncs(name, raw string, funcs template.FuncMap) (*Template, error) {
 	if !strings.Contains(raw, "{{") {
 		return &Template{Raw: raw}, nil
 	}
-	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(raw)
+	t, err := template.New(name).Option("missingkey=error").Funcs(signing).Funcs(funcs).Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("template: %w", cleanErr(err, name))
 	}
