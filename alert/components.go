@@ -283,3 +283,23 @@ func (cells Cells) IncidentCells(inc Incident) map[Cell]ComponentState {
 func (i Incident) Public() bool {
 	return i.Condition == ConditionDown || i.Condition == ConditionDegraded
 }
+
+// SortRegions orders region names as the config lists them, without repeats.
+func (n Names) SortRegions(rs []string) []string { return n.sortedRegions(rs) }
+
+// Rollup is a product's state from its regions' (a component group's): major outage
+// only when every region is out, partial outage when some region is partly or wholly
+// out, else the worst of the rest.
+func Rollup(states []ComponentState) ComponentState {
+	major, worst := 0, ComponentOperational
+	for _, s := range states {
+		if s == ComponentMajor {
+			major++
+		}
+		worst = Worse(worst, s)
+	}
+	if worst == ComponentMajor && major < len(states) {
+		return ComponentPartial
+	}
+	return worst
+}

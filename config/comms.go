@@ -61,3 +61,16 @@ func (p *Public) Product(name string) PublicProduct {
 	}
 	return PublicProduct{Name: name, Title: name}
 }
+
+// SecretValues are the values of every secret, for a redactor of what leaves the
+// process (the public page scrubs its answers with them, though none should be there).
+func (c *Config) SecretValues() []string {
+	if c.Secrets == nil {
+		return nil
+	}
+	out := make([]string, 0, len(c.Secrets.values))
+	for _, v := range c.Secrets.values {
+		out = append(out, v)
+	}
+	return out
+}

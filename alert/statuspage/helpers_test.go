@@ -59,6 +59,7 @@ type platform struct {
 	vantage  string
 	regions  [][2]string // name, title
 	products []product
+	extra    string // more top-level YAML (public:, comms:)
 }
 
 // yaml writes the config: thresholds of 1 and no group wait, so one round of results
@@ -90,6 +91,7 @@ regions:
 			fmt.Fprintf(&b, "      - name: %s\n        steps:\n          - http: {url: \"{{.region.api}}/%s\"}\n", j, j)
 		}
 	}
+	b.WriteString(p.extra)
 	return b.String()
 }
 
