@@ -172,6 +172,9 @@ func (s engineSource) AddSilence(x alert.Silence) (alert.Silence, error) {
 }
 func (s engineSource) DeleteSilence(id string) error { return s.engine.DeleteSilence(id) }
 func (s engineSource) Outbox() []notify.EntryInfo    { return s.outbox.Entries() }
+func (s engineSource) PostUpdate(key string, u alert.Update) (alert.Incident, alert.Update, error) {
+	return s.engine.PostUpdate(key, u)
+}
 
 // round gives every target one result at the rig's time: down where down says so,
 // else up; the results go to the engine (as one round) and to the history.

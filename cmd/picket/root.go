@@ -18,6 +18,6 @@ the outage is.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newCheckCmd(), newValidateCmd(), newVersionCmd(), newRunCmd(), newDemoCmd(), newPageCmd(), newIncidentsCmd())
+	root.AddCommand(newCheckCmd(), newValidateCmd(), newVersionCmd(), newRunCmd(), newDemoCmd(), newPageCmd(), newIncidentsCmd(), newUpdateCmd())
 	return root
 }
