@@ -303,3 +303,23 @@ func Rollup(states []ComponentState) ComponentState {
 	}
 	return worst
 }
+
+// Rank orders states: operational 0 … major outage 3.
+func Rank(s ComponentState) int { return componentRank[s] }
+
+// PublicStates judges every cell of the snapshot from its open public incidents: what
+// the public page shows and the status sync sends.
+func (st Status) PublicStates() map[Cell]ComponentState {
+	return CellsOf(st.Targets).States(st.PublicIncidents())
+}
+
+// PublicIncidents are the open incidents customers hear of.
+func (st Status) PublicIncidents() []Incident {
+	var out []Incident
+	for _, inc := range st.Incidents {
+		if inc.Public() {
+			out = append(out, inc)
+		}
+	}
+	return out
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/notifiers"
 	"github.com/picket-dev/picket/alert/statuspage"
+	"github.com/picket-dev/picket/alert/statussync"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/internal/store"
@@ -304,6 +305,11 @@ func (d *daemon) run(ctx context.Context) error {
 	goRun("fleet", d.watchFleet)
 	if pub != nil {
 		goRun("public status page", func(ctx context.Context) { d.servePublic(ctx, pub) })
+	}
+	if cfg.Public != nil && cfg.Public.Sync != nil {
+		syncer := statussync.New(statussync.Options{Sync: cfg.Public.Sync, Clock: d.clock, Logger: d.log,
+			States: func() map[alert.Cell]alert.ComponentState { return d.engine.Snapshot().PublicStates() }})
+		goRun("status sync", syncer.Run) // public.sync changes take effect at the next start
 	}
 	serveErr := make(chan error, 1)
 	go func() {

@@ -84,12 +84,7 @@ func publicID(parts ...string) string {
 // cards: one per real incident, with the narrower ones it absorbed inside it.
 func (h *PublicHandler) buildModel(st alert.Status, closed []alert.Incident, uptime map[alert.Cell]cellUptime) publicModel {
 	cells := alert.CellsOf(st.Targets)
-	var open []alert.Incident
-	for _, inc := range st.Incidents {
-		if inc.Public() {
-			open = append(open, inc)
-		}
-	}
+	open := st.PublicIncidents()
 	states := cells.States(open)
 	m := publicModel{Generated: st.Generated, Overall: alert.Overall(states), Description: h.names.Describe(alert.Affected(states))}
 	pos := 0
