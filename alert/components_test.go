@@ -93,6 +93,8 @@ products:
 		{"up, with its lag", probe.Result{Status: probe.StatusUp, Steps: []probe.StepResult{step("write", true, 202), read}}, "", read.PollWait},
 		{"slow", probe.Result{Status: probe.StatusDegraded, Steps: []probe.StepResult{step("write", true, 202), read}}, SymptomSlow, read.PollWait},
 		{"no answer", probe.Result{Status: probe.StatusDown, Steps: []probe.StepResult{step("write", false, 0)}}, SymptomNotLoading, 0},
+		{"a DNS query unanswered", probe.Result{Status: probe.StatusDown, Steps: []probe.StepResult{{Name: "write", Kind: "dns", Status: probe.StatusDown, Info: map[string]string{"server": "x"}}}}, SymptomNotLoading, 0},
+		{"a DNS answer of the wrong kind", probe.Result{Status: probe.StatusDown, Steps: []probe.StepResult{{Name: "write", Kind: "dns", Status: probe.StatusDown, Info: map[string]string{"rcode": "NXDOMAIN"}}}}, SymptomErrors, 0},
 		{"a 503", probe.Result{Status: probe.StatusDown, Steps: []probe.StepResult{step("write", false, 503)}}, SymptomErrors, 0},
 		{"written, never readable", probe.Result{Status: probe.StatusDown, Steps: []probe.StepResult{step("write", true, 202), step("read", false, 404)}}, SymptomUnreadable, 2 * time.Second},
 	}

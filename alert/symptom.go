@@ -38,8 +38,28 @@ func symptomOf(t *config.Target, r *probe.Result) (symptom string, freshness tim
 	if i > 0 && i < len(t.Steps) && t.Steps[i].Poll != nil {
 		return SymptomUnreadable, t.Steps[i].Poll.Within
 	}
-	if failed.HTTPStatus == 0 && failed.Kind == "http" || failed.Kind != "http" && len(failed.Info) == 0 {
+	if !answered(failed) {
 		return SymptomNotLoading, 0
 	}
 	return SymptomErrors, 0
+}
+
+// answerFacts are the facts a step of another kind than http records only once the
+// other side answered (a DNS rcode, a TLS handshake, a gRPC status, a TCP line).
+var answerFacts = []string{"rcode", "tls_version", "grpc_status", "lines"}
+
+// answered: the failed step got an answer (a wrong one), rather than none at all.
+func answered(s probe.StepResult) bool {
+	if s.Kind == "http" || s.HTTPStatus != 0 {
+		return s.HTTPStatus != 0
+	}
+	if s.Kind == "icmp" {
+		return s.Info["received"] != "" && s.Info["received"] != "0"
+	}
+	for _, k := range answerFacts {
+		if s.Info[k] != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -187,8 +187,10 @@ func (h *PublicHandler) card(cells alert.Cells, card []alert.Incident, now time.
 	var human []alert.Update
 	for i, inc := range card {
 		human = append(human, inc.Updates...)
-		if i > 0 {
-			pi.BeganAs = append(pi.BeganAs, h.names.Describe(cells.IncidentCells(inc))+", from "+inc.Opened.UTC().Format(timeLayout))
+		// What was paged before the wider incident explained it; one grouped away before
+		// its page (group_wait) was never news.
+		if began := h.names.Describe(cells.IncidentCells(inc)) + ", from " + inc.Opened.UTC().Format(timeLayout); i > 0 && inc.Triggered && !slices.Contains(pi.BeganAs, began) {
+			pi.BeganAs = append(pi.BeganAs, began)
 		}
 	}
 	slices.SortStableFunc(human, func(a, b alert.Update) int { return a.At.Compare(b.At) })
