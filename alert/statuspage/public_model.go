@@ -134,8 +134,10 @@ func publicOnly(incs []alert.Incident) []alert.Incident {
 }
 
 // group makes the cards: an incident absorbed into another one it overlapped in time
-// goes inside that one's card; every other incident is a card of its own. Cards are
-// newest first.
+// goes inside that one's card, and so do narrow (one-journey) incidents of the same
+// product and region that overlapped in time (two journeys of one product failing in
+// one region are one incident to its customers); every other incident is a card of
+// its own. Cards are newest first.
 func group(incs []alert.Incident) [][]alert.Incident {
 	slices.SortStableFunc(incs, func(a, b alert.Incident) int {
 		if w := alert.Width(b.Scope) - alert.Width(a.Scope); w != 0 {
@@ -145,7 +147,7 @@ func group(incs []alert.Incident) [][]alert.Incident {
 	})
 	var cards [][]alert.Incident
 	for _, inc := range incs {
-		i := slices.IndexFunc(cards, func(card []alert.Incident) bool { return absorbs(card[0], inc) })
+		i := slices.IndexFunc(cards, func(card []alert.Incident) bool { return absorbs(card[0], inc) || sameCell(card[0], inc) })
 		if i >= 0 {
 			cards[i] = append(cards[i], inc)
 			continue
@@ -158,11 +160,38 @@ func group(incs []alert.Incident) [][]alert.Incident {
 
 // absorbs: inc was absorbed into wide while both were open.
 func absorbs(wide, inc alert.Incident) bool {
-	if inc.AbsorbedInto != wide.Key || wide.Key == inc.Key {
-		return false
+	return inc.AbsorbedInto == wide.Key && wide.Key != inc.Key && overlap(wide, inc)
+}
+
+// sameCell: two one-journey incidents of one product in one region, of one condition,
+// open at the same time.
+func sameCell(a, b alert.Incident) bool {
+	return a.Scope == alert.ScopeTarget && b.Scope == alert.ScopeTarget && a.Condition == b.Condition &&
+		len(a.Products) == 1 && len(a.Regions) == 1 && slices.Equal(a.Products, b.Products) && slices.Equal(a.Regions, b.Regions) && overlap(a, b)
+}
+
+// overlap: a and b were open at some moment together.
+func overlap(a, b alert.Incident) bool {
+	return (a.Resolved.IsZero() || !a.Resolved.Before(b.Opened)) && (b.Resolved.IsZero() || !b.Resolved.Before(a.Opened))
+}
+
+// resolvedAt: a card is resolved when every incident in it is, at the last one's time.
+func resolvedAt(card []alert.Incident) time.Time {
+	var at time.Time
+	for _, inc := range card {
+		if inc.Open() {
+			return time.Time{}
+		}
+		at = latestTime(at, inc.Resolved)
 	}
-	wideEnd, incEnd := wide.Resolved, inc.Resolved
-	return (wideEnd.IsZero() || !wideEnd.Before(inc.Opened)) && (incEnd.IsZero() || !incEnd.Before(wide.Opened))
+	return at
+}
+
+func latestTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func started(card []alert.Incident) time.Time {
@@ -178,11 +207,11 @@ func started(card []alert.Incident) time.Time {
 // card is one real incident as customers read it.
 func (h *PublicHandler) card(cells alert.Cells, card []alert.Incident, now time.Time) publicIncident {
 	top := card[0]
-	affected := cells.IncidentCells(top)
+	affected := alert.Affected(cells.States(card))
 	pi := publicIncident{
 		ID: publicID(top.Key, top.Opened.UTC().Format(time.RFC3339Nano)), Cells: affected,
 		Title: h.names.Describe(affected), Impact: impactOf(alert.Overall(affected)),
-		Started: started(card), Resolved: top.Resolved,
+		Started: started(card), Resolved: resolvedAt(card),
 	}
 	var human []alert.Update
 	for i, inc := range card {

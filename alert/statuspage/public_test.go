@@ -197,3 +197,26 @@ func TestInternalPageShowsUpdates(t *testing.T) {
 		t.Errorf("status JSON lacks the updates: %s", excerpt(st.body, `"updates"`))
 	}
 }
+
+// TestPublicOneCardPerCell: two journeys of one product failing in one region are two
+// target incidents to the engine and one incident to customers.
+func TestPublicOneCardPerCell(t *testing.T) {
+	r, _, srv := publicRig(t, testStart)
+	r.round(nil)
+	r.clock.Advance(time.Minute)
+	r.round(failing("ap1", "web"))
+	if n := len(r.engine.Snapshot().Incidents); n != 2 {
+		t.Fatalf("%d open incidents, want the two target incidents of web in ap1", n)
+	}
+	r.clock.Advance(time.Minute)
+	page := get(t, srv, "/")
+	if strings.Count(page.body, `<article class="incident`) != 1 || !strings.Contains(page.body, "Investigating</span> Major outage: Web App in Asia Pacific 1</h3>") {
+		t.Errorf("want one card for web in ap1:\n%s", excerpt(page.body, `<article`))
+	}
+	r.round(nil)
+	r.clock.Advance(time.Minute)
+	page = get(t, srv, "/")
+	if strings.Count(page.body, `<article class="incident`) != 1 || !strings.Contains(page.body, "Resolved</span> Major outage: Web App in Asia Pacific 1</h3>") {
+		t.Errorf("want one resolved card for web in ap1:\n%s", excerpt(page.body, `<article`))
+	}
+}
