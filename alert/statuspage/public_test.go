@@ -1,9 +1,12 @@
 package statuspage_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/statuspage"
+	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/scrub"
 )
 
@@ -219,4 +223,52 @@ func TestPublicOneCardPerCell(t *testing.T) {
 	if strings.Count(page.body, `<article class="incident`) != 1 || !strings.Contains(page.body, "Resolved</span> Major outage: Web App in Asia Pacific 1</h3>") {
 		t.Errorf("want one resolved card for web in ap1:\n%s", excerpt(page.body, `<article`))
 	}
+}
+
+// FuzzUpdateRequest: whatever body a client posts as an update, the API answers 201,
+// 400 or 404 (never a 5xx, never a panic), and an accepted update is listed back with
+// its status and its text as posted (trimmed).
+func FuzzUpdateRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"status":"identified","text":"Failing over.","author":"ana"}`, `{"status":"resolved","text":"  back  "}`,
+		`{"status":"fixed","text":"x"}`, `{"status":"monitoring","text":""}`, `{"status":"monitoring","text":"x","extra":1}`,
+		`{"status":"investigating","text":"x"} {}`, `[]`, `null`, `{"text":1}`, "{\"status\":\"identified\",\"text\":\"\\u0000<script>\"}",
+	} {
+		f.Add([]byte(seed), "picket~region~eu1")
+	}
+	f.Add([]byte(`{"status":"identified","text":"x"}`), "picket~region~nowhere")
+	r := newRig(f, smallPlatform, testStart)
+	r.regionalFault()
+	srv := httptest.NewServer(statuspage.New(r.source(), statuspage.Options{Token: config.NewSecret(testToken), Now: r.clock.Now}))
+	defer srv.Close()
+	f.Fuzz(func(t *testing.T, body []byte, key string) {
+		if key == "" {
+			return // not a path segment
+		}
+		key = url.PathEscape(key)
+		hdr := map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/json"}
+		a := do(t, srv, "POST", "/api/v1/incidents/"+key+"/updates", bytes.NewReader(body), hdr)
+		switch a.status {
+		case 400, 404, 413:
+			return
+		case 201:
+		default:
+			t.Fatalf("POST %q: %d %s", body, a.status, a.body)
+		}
+		var made struct {
+			Update alert.Update `json:"update"`
+		}
+		if err := json.Unmarshal([]byte(a.body), &made); err != nil {
+			t.Fatalf("answer %s: %v", a.body, err)
+		}
+		var sent struct{ Status, Text string }
+		_ = json.Unmarshal(body, &sent)
+		if made.Update.Status != sent.Status || made.Update.Text != strings.TrimSpace(sent.Text) {
+			t.Fatalf("posted %q, made %+v", body, made.Update)
+		}
+		list := do(t, srv, "GET", "/api/v1/incidents/"+key+"/updates", nil, nil)
+		if list.status != 200 || !strings.Contains(list.body, fmt.Sprintf(`"id":%d,`, made.Update.ID)) {
+			t.Fatalf("updates of %s: %d %s", key, list.status, list.body)
+		}
+	})
 }
