@@ -156,7 +156,7 @@ func (e *Engine) sendReminder(now time.Time, inc *Incident, every time.Duration)
 	e.sent++
 	n := buildNotification(e.cfg, inc, notify.ActionTrigger, "reminder: still open after "+humanAgo(now.Sub(inc.Opened)), e.states, now, e.sent)
 	n.ID = fmt.Sprintf("%s%sremind|%d.%d", inc.Key, commsMark, now.UnixNano(), e.sent)
-	return e.enqueueComms(now, inc, n, uniqueNames(to), fmt.Sprintf("reminder (every %s) sent to", every))
+	return e.enqueueComms(now, inc, n, uniqueNames(to), fmt.Sprintf("reminder (every %s) sent to", humanAgo(every)))
 }
 
 // commsResolved tells comms.notify that an incident it was told an update is due for
@@ -172,15 +172,17 @@ func (e *Engine) commsResolved(now time.Time, inc *Incident) {
 	e.enqueueComms(now, inc, n, c.Notify, "resolved sent to")
 }
 
-// humanAgo: "45s", "14m", "3h12m" (rounded down).
+// humanAgo: "45s", "14m", "2h", "3h12m" (rounded down).
 func humanAgo(d time.Duration) string {
 	switch {
 	case d < time.Minute:
 		return d.Truncate(time.Second).String()
 	case d < time.Hour:
 		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d%time.Hour < time.Minute:
+		return fmt.Sprintf("%dh", int(d/time.Hour))
 	}
-	return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
+	return fmt.Sprintf("%dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 }
 
 func uniqueNames(names []string) []string {

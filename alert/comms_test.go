@@ -295,8 +295,12 @@ func TestCommsCadence(t *testing.T) {
 	if !ok || len(inc.Updates) != 1 || inc.Updates[0].Author != "comms lead" || len(r.hooks()) != 2 {
 		t.Fatalf("after restart: updates %+v, %d comms messages", inc.Updates, len(r.hooks()))
 	}
-	if md := inc.Markdown(); !strings.Contains(md, "| identified | Storage in two regions is down; we are failing over. | comms lead |") {
-		t.Errorf("export lacks the update:\n%s", md)
+	md := inc.Markdown()
+	for _, want := range []string{"| identified | Storage in two regions is down; we are failing over. | comms lead |",
+		"| comms | update due sent to comms |", "| accepted | comms message via comms accepted |", "| comms | reminder (every 1h) sent to team |"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("export lacks %q:\n%s", want, md)
+		}
 	}
 	r.round(nil)
 	last := r.hooks()[len(r.hooks())-1]

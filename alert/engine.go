@@ -579,6 +579,9 @@ func (e *Engine) Superseded(n notify.Notification) string {
 // OnResult hook): accepted, rejected, or retrying with the reason.
 func (e *Engine) NoteDelivery(r notify.AttemptResult) {
 	what := r.Action + " via " + r.Notifier
+	if IsComms(r.NotificationID) {
+		what = "comms message via " + r.Notifier // an update due, an update, a reminder: not a page
+	}
 	if r.Fallback {
 		what += " (fallback)"
 	}
@@ -586,7 +589,7 @@ func (e *Engine) NoteDelivery(r notify.AttemptResult) {
 	defer e.mu.Unlock()
 	switch {
 	case r.OK:
-		if r.Action == notify.ActionTrigger {
+		if r.Action == notify.ActionTrigger && !IsComms(r.NotificationID) {
 			e.saveOpening(e.incidents.noteAccepted(r.DedupKey, e.moment()))
 		}
 		e.noteOn(r.DedupKey, "accepted", what+" accepted")
