@@ -44,6 +44,7 @@ const (
 	publicUptimeEvery  = time.Minute
 	publicHistoryLimit = 50 // resolved incidents read for the history and the feed
 	publicRefresh      = 60 // seconds: the page reloads itself, without a script
+	maxRendered        = 64 // answers kept per model
 )
 
 // PublicHandler serves the public status page: HTML that needs no script, an Atom
@@ -64,6 +65,8 @@ type PublicHandler struct {
 	mu       sync.Mutex
 	model    publicModel
 	modelAt  time.Time
+	rendered map[string][]byte // answers made from model, by kind and base URL
+	gen      int               // model's generation: a rendering of an older one is not kept
 	uptime   map[alert.Cell]cellUptime
 	uptimeAt time.Time
 }
@@ -126,11 +129,17 @@ func (h *PublicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // current returns the model, rebuilt when it is older than cacheFor.
 func (h *PublicHandler) current() publicModel {
+	m, _ := h.currentGen()
+	return m
+}
+
+// currentGen is current with the model's generation.
+func (h *PublicHandler) currentGen() (publicModel, int) {
 	now := h.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.modelAt.IsZero() && now.Sub(h.modelAt) < h.cacheFor && !now.Before(h.modelAt) {
-		return h.model
+		return h.model, h.gen
 	}
 	st := h.src.Snapshot()
 	if h.uptime == nil || now.Sub(h.uptimeAt) >= publicUptimeEvery || now.Before(h.uptimeAt) {
@@ -146,7 +155,32 @@ func (h *PublicHandler) current() publicModel {
 		h.log.Warn("public status page: read closed incidents", "err", err)
 	}
 	h.model, h.modelAt = h.buildModel(st, closed, h.uptime), now
-	return h.model
+	h.rendered, h.gen = map[string][]byte{}, h.gen+1
+	return h.model, h.gen
+}
+
+// answer is what render made of the current model for this kind and base URL; made
+// once per model (rendering the page costs ten times more than serving it).
+func (h *PublicHandler) answer(kind, base string, render func(publicModel) ([]byte, error)) ([]byte, error) {
+	m, gen := h.currentGen()
+	key := kind + " " + base
+	h.mu.Lock()
+	body, ok := h.rendered[key]
+	h.mu.Unlock()
+	if ok {
+		return body, nil
+	}
+	body, err := render(m)
+	if err != nil {
+		return nil, err
+	}
+	body = h.scrub.Bytes(body)
+	h.mu.Lock()
+	if gen == h.gen && len(h.rendered) < maxRendered { // bounded: the Host header is the client's
+		h.rendered[key] = body
+	}
+	h.mu.Unlock()
+	return body, nil
 }
 
 // baseURL is public.url, else the scheme and host the request came by.
@@ -191,14 +225,18 @@ func stateSymbol(s alert.ComponentState) string {
 }
 
 func (h *PublicHandler) servePage(w http.ResponseWriter, r *http.Request) {
-	view := publicView{Title: h.public.Title, LogoURL: h.public.LogoURL, Base: h.baseURL(r), Refresh: publicRefresh, M: h.current()}
-	var buf bytes.Buffer
-	if err := h.page.Execute(&buf, view); err != nil {
+	base := h.baseURL(r)
+	body, err := h.answer("page", base, func(m publicModel) ([]byte, error) {
+		var buf bytes.Buffer
+		err := h.page.Execute(&buf, publicView{Title: h.public.Title, LogoURL: h.public.LogoURL, Base: base, Refresh: publicRefresh, M: m})
+		return buf.Bytes(), err
+	})
+	if err != nil {
 		h.log.Error("public status page: render", "err", err)
 		http.Error(w, "render the status page failed", http.StatusInternalServerError)
 		return
 	}
-	writeHTML(w, h.scrub, http.StatusOK, &buf)
+	writeHTML(w, nil, http.StatusOK, bytes.NewBuffer(body))
 }
 
 func (h *PublicHandler) serveCSS(w http.ResponseWriter, r *http.Request) { serveFile(w, r, h.css) }

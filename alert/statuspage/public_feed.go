@@ -50,7 +50,18 @@ type atomText struct {
 }
 
 func (h *PublicHandler) serveFeed(w http.ResponseWriter, r *http.Request) {
-	m, base := h.current(), h.baseURL(r)
+	base := h.baseURL(r)
+	body, err := h.answer("feed", base, func(m publicModel) ([]byte, error) { return h.feed(m, base) })
+	if err != nil {
+		http.Error(w, "encode the feed failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/atom+xml; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(body)
+}
+
+func (h *PublicHandler) feed(m publicModel, base string) ([]byte, error) {
 	feed := atomFeed{
 		ID: "tag:picket," + m.Generated.UTC().Format("2006") + ":" + publicID("page", h.public.Title), Title: h.public.Title + " — incident history",
 		Updated: m.Generated.UTC().Format(time.RFC3339), Author: atomPerson{Name: h.public.Title},
@@ -65,13 +76,7 @@ func (h *PublicHandler) serveFeed(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	body, err := xml.MarshalIndent(feed, "", "  ")
-	if err != nil {
-		http.Error(w, "encode the feed failed", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/atom+xml; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(h.scrub.Bytes(append([]byte(xml.Header), body...)))
+	return append([]byte(xml.Header), body...), err
 }
 
 // entryTitle: "Resolved: Major outage: Logs in Europe 1" (the latest status first).

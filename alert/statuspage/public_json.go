@@ -1,6 +1,7 @@
 package statuspage
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -118,8 +119,16 @@ type spDoc struct {
 
 func (h *PublicHandler) serveJSON(shape func(spDoc) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		base := h.baseURL(r)
+		body, err := h.answer(r.URL.Path, base, func(m publicModel) ([]byte, error) { return json.Marshal(shape(h.document(m, base))) })
+		if err != nil {
+			writeError(w, h.scrub, http.StatusInternalServerError, "encode answer: "+err.Error())
+			return
+		}
 		w.Header().Set("Access-Control-Allow-Origin", "*") // public data; widgets live on other sites
-		writeJSON(w, h.scrub, http.StatusOK, shape(h.document(h.current(), h.baseURL(r))))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(append(body, '\n'))
 	}
 }
 

@@ -272,3 +272,46 @@ func FuzzUpdateRequest(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPublicPage renders the public page of the README screenshot (4 regions, 4
+// products, 18 targets, 90 days of history): "cold" rebuilds it every time (a new
+// snapshot and 36 history reads), "cached" is what the requests within CacheFor cost.
+func BenchmarkPublicPage(b *testing.B) {
+	now := time.Now().UTC()
+	r := newRig(b, publicPlatform, now)
+	r.realisticHistory(now)
+	h := statuspage.NewPublic(r.source(), statuspage.PublicOptions{Public: r.cfg.Public, Names: alert.NamesOf(r.cfg), Now: r.clock.Now})
+	for _, mode := range []string{"cold", "cached"} {
+		b.Run(mode, func(b *testing.B) {
+			for b.Loop() {
+				if mode == "cold" {
+					r.clock.Advance(time.Minute)
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+				if rec.Code != 200 {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
+	}
+}
+
+// TestPublicCachesForAFewSeconds: within CacheFor (5s) every request gets the page
+// already built, even when the engine changed; after it, the new state.
+func TestPublicCachesForAFewSeconds(t *testing.T) {
+	r, _, srv := publicRig(t, testStart)
+	r.round(nil)
+	if p := get(t, srv, "/"); !strings.Contains(p.body, "All systems operational") {
+		t.Fatalf("healthy page:\n%s", excerpt(p.body, "overall"))
+	}
+	r.clock.Advance(4 * time.Second)
+	r.round(failing("eu1"))
+	if p, js := get(t, srv, "/"), get(t, srv, "/api/v2/status.json"); !strings.Contains(p.body, "All systems operational") || !strings.Contains(js.body, `"indicator":"none"`) {
+		t.Errorf("4s later the cached page and JSON changed: %s", js.body)
+	}
+	r.clock.Advance(2 * time.Second)
+	if p, js := get(t, srv, "/"), get(t, srv, "/api/v2/status.json"); !strings.Contains(p.body, "Major outage") || !strings.Contains(js.body, `"indicator":"critical"`) {
+		t.Errorf("6s later the page and JSON still show the old state: %s", js.body)
+	}
+}
