@@ -315,3 +315,17 @@ func TestPublicCachesForAFewSeconds(t *testing.T) {
 		t.Errorf("6s later the page and JSON still show the old state: %s", js.body)
 	}
 }
+
+// TestPublicLogo: logo_url is shown, and the page may load images from its origin and
+// from nowhere else.
+func TestPublicLogo(t *testing.T) {
+	r := newRig(t, publicPlatform, testStart)
+	pub := *r.cfg.Public
+	pub.LogoURL = "https://cdn.acme.test/brand/logo.svg"
+	srv := serve(t, statuspage.NewPublic(r.source(), statuspage.PublicOptions{Public: &pub, Names: alert.NamesOf(r.cfg), Now: r.clock.Now}))
+	page := get(t, srv, "/")
+	if !strings.Contains(page.body, `<img class="logo" src="https://cdn.acme.test/brand/logo.svg"`) ||
+		!strings.Contains(page.header.Get("Content-Security-Policy"), "img-src 'self' https://cdn.acme.test;") {
+		t.Errorf("logo: CSP %q, page %s", page.header.Get("Content-Security-Policy"), excerpt(page.body, "<header"))
+	}
+}
