@@ -83,7 +83,8 @@ FUZZ_TARGETS := FuzzParse:./config FuzzParse:./probe/tmpl FuzzCompile:./probe/ex
 	FuzzDecodeState:./alert/cluster FuzzDecodeBye:./alert/cluster FuzzStoredPage:./alert/cluster \
 	FuzzRetryAfter:./alert/notify FuzzOutboxLoad:./alert/notify FuzzEngineRestore:./alert \
 	FuzzHistory:./internal/store FuzzParseShard:./config FuzzGossipKey:./config \
-	FuzzStatusQuery:./alert/statuspage FuzzExcerpt:./internal/scrub
+	FuzzStatusQuery:./alert/statuspage FuzzExcerpt:./internal/scrub \
+	FuzzUpdateRequest:./alert/statuspage
 # The outage simulator over SIM_SEEDS single-vantage and SIM_FLEET_SEEDS fleet walks
 # (make test runs 300 and 20).
 SIM_SEEDS       ?= 3000

@@ -319,9 +319,10 @@ func (e *Engine) Tick() {
 	defer e.mu.Unlock()
 	if e.peers.Moved() || e.incidents.flapHoldOver(e.moment()) {
 		e.reconcile(e.now()) // sends what is due too
-		return
+	} else {
+		e.sendDue(e.now())
 	}
-	e.sendDue(e.now())
+	e.sendComms(e.now())
 }
 
 // reconcile recomputes scope and incidents from the firing states and tells notifiers.
@@ -415,6 +416,7 @@ func (e *Engine) apply(now time.Time, c Change) {
 		} else {
 			inc.note(now, "released", "recovered before it was paged; not sent")
 		}
+		e.commsResolved(now, inc)
 		e.saveClosed(inc)
 		e.saveOpening(e.incidents.closedOpening(inc))
 		return
@@ -504,6 +506,9 @@ func (e *Engine) tellAbsorbed(now time.Time) {
 // It reports false only when there was something to queue and none of it could be
 // written (the store failed), so that a trigger is tried again rather than lost.
 func (e *Engine) send(now time.Time, inc *Incident, action, note string) bool {
+	if action == notify.ActionTrigger {
+		inc.ToldAt = now // a reminder waits comms.renotify from here
+	}
 	if action == notify.ActionTrigger && (note == "" || note == e.peers.Note(e.view())) {
 		inc.note(now, "triggered", strings.TrimSuffix("page sent to the outbox; "+note, "; "))
 	} else {
@@ -574,6 +579,9 @@ func (e *Engine) Superseded(n notify.Notification) string {
 // OnResult hook): accepted, rejected, or retrying with the reason.
 func (e *Engine) NoteDelivery(r notify.AttemptResult) {
 	what := r.Action + " via " + r.Notifier
+	if IsComms(r.NotificationID) {
+		what = "comms message via " + r.Notifier // an update due, an update, a reminder: not a page
+	}
 	if r.Fallback {
 		what += " (fallback)"
 	}
@@ -581,7 +589,7 @@ func (e *Engine) NoteDelivery(r notify.AttemptResult) {
 	defer e.mu.Unlock()
 	switch {
 	case r.OK:
-		if r.Action == notify.ActionTrigger {
+		if r.Action == notify.ActionTrigger && !IsComms(r.NotificationID) {
 			e.saveOpening(e.incidents.noteAccepted(r.DedupKey, e.moment()))
 		}
 		e.noteOn(r.DedupKey, "accepted", what+" accepted")

@@ -41,6 +41,12 @@ func (i Incident) Markdown() string {
 			}
 		}
 	}
+	if len(i.Updates) > 0 {
+		b.WriteString("\n## Updates\n\n| time (UTC) | status | update | by |\n| --- | --- | --- | --- |\n")
+		for _, u := range i.Updates {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", u.At.UTC().Format("2006-01-02 15:04:05"), u.Status, mdCell(u.Text), mdCell(u.Author))
+		}
+	}
 	b.WriteString("\n## Timeline\n\n| time (UTC) | event | detail |\n| --- | --- | --- |\n")
 	for _, e := range i.Timeline {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", e.At.UTC().Format("2006-01-02 15:04:05"), e.Kind, mdCell(e.Text))

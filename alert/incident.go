@@ -49,6 +49,12 @@ type Incident struct {
 	// FlapUntil: its key was paged less than a flap window before it; once its targets
 	// recover it stays open, covering nothing, until then (flaphold.go).
 	FlapUntil time.Time `json:"flap_until,omitzero"`
+	// Updates are the humans' words for customers, oldest first (updates.go).
+	Updates []Update `json:"updates,omitempty"`
+	// ToldAt is when its notifiers were last told (a trigger, a widening, a reminder);
+	// CommsDueAt when the comms channel was last told an update is due (comms.go).
+	ToldAt     time.Time `json:"told_at,omitzero"`
+	CommsDueAt time.Time `json:"comms_due_at,omitzero"`
 	// The same times with this process's monotonic reading, when set by this process.
 	openAtReceiver, flapUntil, paged moment
 }

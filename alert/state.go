@@ -31,6 +31,10 @@ type LastResult struct {
 	At         time.Time     `json:"at"`
 	Duration   time.Duration `json:"duration"`
 	Tries      int           `json:"tries"`
+	// Symptom is what a customer met, in plain words (symptom.go); Freshness the
+	// measured freshness lag of a polled read-back. For the drafted customer update.
+	Symptom   string        `json:"symptom,omitempty"`
+	Freshness time.Duration `json:"freshness,omitempty"`
 }
 
 // TargetState is the alert state of one target; it is persisted, so that a restart
@@ -136,6 +140,7 @@ func (s *TargetState) applyAt(t *config.Target, r *probe.Result, degradedPolicy 
 	}
 	s.Runs++
 	s.Last = LastResult{Status: string(r.Status), Error: r.Error, FailedStep: r.FailedStep, At: r.Started, Duration: r.Duration, Tries: r.Tries}
+	s.Last.Symptom, s.Last.Freshness = symptomOf(t, r)
 	cond := condition(r, degradedPolicy)
 	s.record(cond != "")
 	if cond != "" {

@@ -84,10 +84,7 @@ func (e *Engine) Snapshot() Status {
 	}
 	var down, slow []Group
 	for _, inc := range e.incidents.Open() {
-		c := *inc
-		c.Targets = slices.Clone(inc.Targets)
-		c.Timeline = slices.Clone(inc.Timeline)
-		st.Incidents = append(st.Incidents, c)
+		st.Incidents = append(st.Incidents, copyIncident(inc))
 		if inc.AbsorbedInto != "" {
 			continue
 		}
@@ -188,9 +185,7 @@ func (e *Engine) Incident(key string) (Incident, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if inc := e.incidents.Get(key); inc != nil {
-		c := *inc
-		c.Timeline = slices.Clone(inc.Timeline)
-		return c, true
+		return copyIncident(inc), true
 	}
 	return Incident{}, false
 }

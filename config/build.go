@@ -65,6 +65,8 @@ func (b *builder) build() {
 	b.buildRegions()
 	b.buildProducts()
 	b.buildAlerting()
+	b.buildPublic()
+	b.buildComms()
 	b.buildCluster()
 	b.cfg.AllTargets = b.cfg.Targets
 	b.applyShard()

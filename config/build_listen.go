@@ -15,10 +15,6 @@ func (b *builder) buildListen() {
 	if f.Listen != "" {
 		b.checkListenAddr("listen", f.Listen)
 	}
-	cfg.PublicListen = f.PublicListen
-	if f.PublicListen != "" && b.checkListenAddr("public_listen", f.PublicListen) && sameListenAddr(cfg.Listen, f.PublicListen) {
-		b.d.errorf(b.d.at(f, "public_listen"), "public_listen %q is the listen address: the public status page needs its own address (the admin one stays on listen)", f.PublicListen)
-	}
 	node := b.d.at(f, "allowed_hosts")
 	for i, h := range f.AllowedHosts {
 		if err := checkHostName(h); err != nil {

@@ -57,8 +57,11 @@ type Config struct {
 	// them and still exits 0; the daemon logs them at start and reload).
 	Warnings []Error
 
-	// PublicListen is the address of the read-only status page; "": none.
+	// PublicListen is the address of the public status page (public.listen, or the
+	// deprecated public_listen); "": none.
 	PublicListen string
+	Public       *Public // nil: no public page
+	Comms        *Comms  // nil: no communications cadence
 	// AllowedHosts are the extra names of the listen address, as NormalHost.
 	AllowedHosts []string
 }

@@ -28,7 +28,10 @@ type File struct {
 	Shard       *ShardSpec               `yaml:"shard"`
 	Cluster     *ClusterSpec             `yaml:"cluster"`
 
-	// PublicListen serves only the read-only status page; empty: no such listener.
+	Public *PublicSpec `yaml:"public"`
+	Comms  *CommsSpec  `yaml:"comms"`
+
+	// PublicListen is the old name of public.listen (deprecated; validate warns).
 	PublicListen string `yaml:"public_listen"`
 	// AllowedHosts are DNS names the listen address may be reached by, besides
 	// localhost and IP literals (a DNS-rebinding defence: other Host headers are refused).

@@ -24,6 +24,11 @@ func (b *builder) warnings() []Error {
 			"routes their outages take have no notifier but pagers; add a chat, email or webhook one, or set "+
 			"alerting.degraded: page or ignore", lost)))
 	}
+	if b.f.PublicListen != "" {
+		out = append(out, b.d.errorAt(keyAt(b.d.maps[b.f], "public_listen"), "public_listen is deprecated: write public: {listen: "+
+			strconv.Quote(b.f.PublicListen)+"}; it serves the public status page (customers' components, no operator detail), "+
+			"while the operators' page and API stay on listen"))
+	}
 	if w, ok := b.concurrencyWarning(); ok {
 		out = append(out, w)
 	}

@@ -216,29 +216,47 @@ func TestAllowedHosts(t *testing.T) {
 	})
 }
 
-// TestPublicListenerServesOnlyThePage: public_listen serves the status page and the
-// read-only JSON it shows, under any Host; nothing that writes or that only operators need.
+// TestPublicListenerServesOnlyThePage: public.listen serves the customers' page, its
+// feed, badge and Statuspage-shaped JSON under any Host; none of the operators' page or
+// API (not even read-only), and nothing that writes.
 func TestPublicListenerServesOnlyThePage(t *testing.T) {
 	pub := freeLoopbackAddr(t)
-	a := startAdmin(t, "api: {token: "+adminToken+"}\npublic_listen: "+pub+"\n")
+	a := startAdmin(t, "api: {token: "+adminToken+"}\npublic: {listen: "+pub+", title: Acme status}\n")
 	base := "http://" + pub
 	a.run(base, []adminCase{
-		{"page", req{method: "GET", path: "/", host: "status.example.com"}, 200, "<html"},
-		{"script", req{method: "GET", path: "/static/app.js", host: "status.example.com"}, 200, "api/v1/status"},
-		{"status JSON", req{method: "GET", path: "/api/v1/status"}, 200, `"targets"`},
-		{"incidents JSON", req{method: "GET", path: "/api/v1/incidents"}, 200, `"open"`},
+		{"page", req{method: "GET", path: "/", host: "status.example.com"}, 200, "Acme status"},
+		{"style", req{method: "GET", path: "/static/public.css"}, 200, "Picket's public status page"},
+		{"summary JSON", req{method: "GET", path: "/api/v2/summary.json", host: "status.example.com"}, 200, `"url":"http://status.example.com"`},
+		{"feed", req{method: "GET", path: "/history.atom"}, 200, "<feed"},
+		{"badge", req{method: "GET", path: "/badge.svg"}, 200, "<svg"},
+		{"operators' status JSON", req{method: "GET", path: "/api/v1/status"}, 404, ""},
+		{"operators' incidents JSON", req{method: "GET", path: "/api/v1/incidents"}, 404, ""},
+		{"operators' script", req{method: "GET", path: "/static/app.js"}, 404, ""},
 		{"reload", req{method: "POST", path: "/-/reload", header: jsonWrite(adminToken)}, 404, ""},
-		{"silence", req{method: "POST", path: "/api/v1/silences", body: `{}`, header: jsonWrite(adminToken)}, 404, ""},
-		{"silence delete", req{method: "DELETE", path: "/api/v1/silences/x", header: jsonWrite(adminToken)}, 404, ""},
+		{"update", req{method: "POST", path: "/api/v1/incidents/picket~global/updates", body: `{}`, header: jsonWrite(adminToken)}, 404, ""},
 		{"silences list", req{method: "GET", path: "/api/v1/silences"}, 404, ""},
 		{"outbox", req{method: "GET", path: "/api/v1/outbox"}, 404, ""},
 		{"metrics", req{method: "GET", path: "/metrics"}, 404, ""},
-		{"status POST", req{method: "POST", path: "/api/v1/status", header: jsonWrite(adminToken)}, 405, ""},
+		{"summary POST", req{method: "POST", path: "/api/v2/summary.json", header: jsonWrite(adminToken)}, 404, ""},
 	})
 	// The admin listener is unchanged beside it.
 	a.run(a.base, []adminCase{
 		{"admin metrics", req{method: "GET", path: "/metrics"}, 200, "picket_build_info"},
 		{"admin reload", req{method: "POST", path: "/-/reload", header: jsonWrite(adminToken)}, 200, "reloaded"},
+	})
+}
+
+// TestUpdateAPINeedsTheToken: POST /api/v1/incidents/{key}/updates is a write like the
+// others (token, JSON, same site); with them, an unknown incident is a 404 and a bad
+// status a 400.
+func TestUpdateAPINeedsTheToken(t *testing.T) {
+	a := startAdmin(t, "api: {token: "+adminToken+"}\n")
+	path := "/api/v1/incidents/picket~region~eu1/updates"
+	a.run(a.base, []adminCase{
+		{"no token", req{method: "POST", path: path, body: `{"status":"identified","text":"x"}`, header: []string{"Content-Type", "application/json"}}, 401, ""},
+		{"form post", req{method: "POST", path: path, body: `status=identified`, header: append(bearerHeader(adminToken), "Content-Type", "application/x-www-form-urlencoded")}, 415, ""},
+		{"unknown incident", req{method: "POST", path: path, body: `{"status":"identified","text":"x"}`, header: jsonWrite(adminToken)}, 404, "no open or closed incident"},
+		{"list of unknown", req{method: "GET", path: path}, 404, ""},
 	})
 }
 
@@ -250,10 +268,10 @@ func TestPublicListenTakenIsAStartError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	f := newFixture(t, "public_listen: "+taken.Addr().String()+"\n")
+	f := newFixture(t, "public_listen: "+taken.Addr().String()+"\n") // the deprecated name works the same
 	err = Run(context.Background(), Options{ConfigPath: f.path})
-	if err == nil || !strings.Contains(err.Error(), "public_listen on "+taken.Addr().String()) {
-		t.Errorf("Run: %v, want a public_listen error", err)
+	if err == nil || !strings.Contains(err.Error(), "public.listen on "+taken.Addr().String()) {
+		t.Errorf("Run: %v, want a public.listen error", err)
 	}
 }
 

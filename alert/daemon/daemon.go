@@ -21,6 +21,8 @@ import (
 	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/notifiers"
+	"github.com/picket-dev/picket/alert/statuspage"
+	"github.com/picket-dev/picket/alert/statussync"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
 	"github.com/picket-dev/picket/internal/store"
@@ -108,7 +110,9 @@ type daemon struct {
 	started time.Time
 	reloads chan chan error
 	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
-	skipLog rateLimit                    // skipped runs are counted always, logged rarely
+	// publicPage is the customers' page of public.listen; swapped on reload.
+	publicPage atomic.Pointer[statuspage.PublicHandler]
+	skipLog    rateLimit // skipped runs are counted always, logged rarely
 	// pageMu orders a fleet notice's record after its queueing, before its confirmation.
 	pageMu sync.Mutex
 	// A reload wakes the heartbeat and the self-check: they read the new config at once.
@@ -221,7 +225,7 @@ func (d *daemon) outboxOptions(cfg *config.Config, st *store.Store) notify.Outbo
 			// under its lock, which NoteDelivery takes, so the record is there before it
 			// is confirmed here. (A quick acceptance came first, and the record made after
 			// it replaced the confirmation: the others took over and paged again.)
-			if r.OK && d.cluster != nil {
+			if r.OK && d.cluster != nil && !alert.IsComms(r.NotificationID) { // a chat message confirms no page
 				// Complete: every pager of the notification accepted (see Outbox.accept).
 				d.pageMu.Lock() // the same for the fleet's notices (notice)
 				fleet.ConfirmPage(d.fleet, r)
@@ -303,6 +307,11 @@ func (d *daemon) run(ctx context.Context) error {
 	if pub != nil {
 		goRun("public status page", func(ctx context.Context) { d.servePublic(ctx, pub) })
 	}
+	if cfg.Public != nil && cfg.Public.Sync != nil {
+		syncer := statussync.New(statussync.Options{Sync: cfg.Public.Sync, Clock: d.clock, Logger: d.log,
+			States: func() map[alert.Cell]alert.ComponentState { return d.engine.Snapshot().PublicStates() }})
+		goRun("status sync", syncer.Run) // public.sync changes take effect at the next start
+	}
 	serveErr := make(chan error, 1)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -370,7 +379,7 @@ func (d *daemon) reload() error {
 	}
 	old := d.config()
 	if cfg.Listen != old.Listen || cfg.PublicListen != old.PublicListen || cfg.StateDir != old.StateDir || !sameCluster(cfg.Cluster, old.Cluster) {
-		d.log.Warn("listen, public_listen, state_dir and cluster changes take effect at the next start", "listen", old.Listen, "state_dir", old.StateDir)
+		d.log.Warn("listen, public.listen, state_dir and cluster changes take effect at the next start", "listen", old.Listen, "state_dir", old.StateDir)
 		cfg.Cluster = old.Cluster
 	}
 	d.cfgMu.Lock()

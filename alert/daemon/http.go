@@ -15,6 +15,7 @@ import (
 	"github.com/picket-dev/picket/alert/statuspage"
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/httpguard"
+	"github.com/picket-dev/picket/internal/scrub"
 	"github.com/picket-dev/picket/internal/store"
 )
 
@@ -67,34 +68,25 @@ func (d *daemon) adminPolicy(listen string) httpguard.Policy {
 	}
 }
 
-// publicPaths are all that public_listen serves: the status page, its static files and
-// the read-only JSON the page loads or links to. Not silences, the outbox, the cluster
-// or metrics (operators' business), and no write. To publish more, add a path here.
-var publicPaths = []string{
-	"/{$}", "/static/{file}",
-	"/api/v1/status", "/api/v1/incidents", "/api/v1/incidents/{key}/timeline", "/api/v1/history/{target}",
-}
-
-// publicRoutes is the public listener's handler: GET (and HEAD) of publicPaths, 404
-// for any other path. It needs no Host check: what it serves is public anyway.
+// publicRoutes is the public listener's handler: the customers' status page
+// (statuspage.PublicHandler), whichever the last (re)load built. It serves only the
+// public page, its feed, badge and JSON; none of the operators' page or API, so the
+// admin listen can stay private. It needs no Host check: all of it is public.
 func (d *daemon) publicRoutes() http.Handler {
-	mux := http.NewServeMux()
-	page := d.statusPage()
-	for _, p := range publicPaths {
-		mux.Handle("GET "+p, page)
-	}
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.publicPage.Load().ServeHTTP(w, r)
+	})
 }
 
-// listenPublic binds public_listen, if set, at start, so that a taken port is a start
-// error like one of listen; nil without public_listen.
+// listenPublic binds public.listen (or the deprecated public_listen), if set, at
+// start, so that a taken port is a start error like one of listen; nil without one.
 func listenPublic(addr string) (net.Listener, error) {
 	if addr == "" {
 		return nil, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("public_listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("public.listen on %s: %w", addr, err)
 	}
 	return ln, nil
 }
@@ -123,6 +115,12 @@ func (d *daemon) servePublic(ctx context.Context, ln net.Listener) {
 func (d *daemon) setStatusPage(cfg *config.Config) {
 	var h http.Handler = statuspage.New(source{d}, statuspage.Options{Token: cfg.APIToken, Logger: d.log})
 	d.page.Store(&h)
+	if cfg.Public != nil { // a reload that drops public: keeps the page until the next start
+		d.publicPage.Store(statuspage.NewPublic(source{d}, statuspage.PublicOptions{
+			Public: cfg.Public, Names: alert.NamesOf(cfg), Logger: d.log, Now: d.clock.Now,
+			Redactor: scrub.NewWithForms(cfg.SecretValues()...),
+		}))
+	}
 }
 
 // source adapts the daemon's parts to what the status page reads.
@@ -140,3 +138,6 @@ func (s source) Silences() []alert.Silence                         { return s.d.
 func (s source) AddSilence(x alert.Silence) (alert.Silence, error) { return s.d.engine.AddSilence(x) }
 func (s source) DeleteSilence(id string) error                     { return s.d.engine.DeleteSilence(id) }
 func (s source) Outbox() []notify.EntryInfo                        { return s.d.outbox.Entries() }
+func (s source) PostUpdate(key string, u alert.Update) (alert.Incident, alert.Update, error) {
+	return s.d.engine.PostUpdate(key, u)
+}

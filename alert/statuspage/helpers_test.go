@@ -59,6 +59,7 @@ type platform struct {
 	vantage  string
 	regions  [][2]string // name, title
 	products []product
+	extra    string // more top-level YAML (public:, comms:)
 }
 
 // yaml writes the config: thresholds of 1 and no group wait, so one round of results
@@ -90,6 +91,7 @@ regions:
 			fmt.Fprintf(&b, "      - name: %s\n        steps:\n          - http: {url: \"{{.region.api}}/%s\"}\n", j, j)
 		}
 	}
+	b.WriteString(p.extra)
 	return b.String()
 }
 
@@ -170,6 +172,9 @@ func (s engineSource) AddSilence(x alert.Silence) (alert.Silence, error) {
 }
 func (s engineSource) DeleteSilence(id string) error { return s.engine.DeleteSilence(id) }
 func (s engineSource) Outbox() []notify.EntryInfo    { return s.outbox.Entries() }
+func (s engineSource) PostUpdate(key string, u alert.Update) (alert.Incident, alert.Update, error) {
+	return s.engine.PostUpdate(key, u)
+}
 
 // round gives every target one result at the rig's time: down where down says so,
 // else up; the results go to the engine (as one round) and to the history.

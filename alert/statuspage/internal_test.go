@@ -111,7 +111,7 @@ func FuzzSilenceRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/silences", strings.NewReader(string(body)))
 		var sr silenceRequest
-		if status, err := decodeStrict(httptest.NewRecorder(), req, &sr); err != nil {
+		if status, err := decodeStrict(httptest.NewRecorder(), req, "silence", &sr); err != nil {
 			if status < 400 || status > 499 {
 				t.Fatalf("refused with status %d: want a 4xx", status)
 			}

@@ -90,6 +90,7 @@ type incidentView struct {
 	// HeldUntil: every target recovered, and it stays open as flapping until then.
 	HeldUntil time.Time
 	Timeline  []alert.Event
+	Updates   []alert.Update // the humans' updates for customers, oldest first
 }
 
 var pageFuncs = template.FuncMap{
@@ -276,7 +277,7 @@ func incidentOf(inc alert.Incident, now time.Time) incidentView {
 		Key: inc.Key, Path: keyToPath(inc.Key), Label: scopeLabel(inc.Scope, inc.Subject),
 		Scope: inc.Scope, Condition: inc.Condition, Opened: inc.Opened, Resolved: inc.Resolved,
 		IsResolved: !inc.Resolved.IsZero(), Age: humanDuration(end.Sub(inc.Opened)),
-		Targets: inc.Targets, AbsorbedInto: inc.AbsorbedInto, Silenced: inc.Silenced, Timeline: inc.Timeline,
+		Targets: inc.Targets, AbsorbedInto: inc.AbsorbedInto, Silenced: inc.Silenced, Timeline: inc.Timeline, Updates: inc.Updates,
 	}
 	if inc.Open() && len(inc.Targets) == 0 && !inc.FlapUntil.IsZero() {
 		v.HeldUntil, v.Targets = inc.FlapUntil, inc.PeakTargets // what it covered, recovered now

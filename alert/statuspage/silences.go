@@ -91,7 +91,7 @@ func (h *Handler) writer(next http.HandlerFunc) http.HandlerFunc {
 
 func (h *Handler) apiCreateSilence(w http.ResponseWriter, r *http.Request) {
 	var req silenceRequest
-	if status, err := decodeStrict(w, r, &req); err != nil {
+	if status, err := decodeStrict(w, r, "silence", &req); err != nil {
 		writeError(w, h.scrub, status, err.Error())
 		return
 	}
@@ -128,7 +128,7 @@ func (h *Handler) apiDeleteSilence(w http.ResponseWriter, r *http.Request) {
 // decodeStrict reads one JSON object of at most maxBodyBytes with no unknown fields
 // and nothing after it; the status says which rule was broken. The Content-Type is
 // checked before, by the daemon's httpguard (a POST must say application/json).
-func decodeStrict(w http.ResponseWriter, r *http.Request, v any) (int, error) {
+func decodeStrict(w http.ResponseWriter, r *http.Request, what string, v any) (int, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
@@ -140,7 +140,7 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, v any) (int, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return http.StatusBadRequest, fmt.Errorf("body: expected a JSON silence: %w", err)
+		return http.StatusBadRequest, fmt.Errorf("body: expected a JSON %s: %w", what, err)
 	}
 	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
 		return http.StatusBadRequest, errors.New("body: expected one JSON object, got more after it")

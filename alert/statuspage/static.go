@@ -11,7 +11,7 @@ import (
 
 // assets are compiled in: the page must work when the internet (and any CDN) is half down.
 //
-//go:embed templates/page.html static/app.js static/style.css
+//go:embed templates/page.html templates/public.html static/app.js static/style.css static/public.css
 var assets embed.FS
 
 type staticFile struct {
@@ -50,6 +50,11 @@ func (h *Handler) serveStatic(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	serveFile(w, r, f)
+}
+
+// serveFile answers an embedded file, or 304 when the client has it.
+func serveFile(w http.ResponseWriter, r *http.Request, f staticFile) {
 	w.Header().Set("Content-Type", f.contentType)
 	w.Header().Set("ETag", f.etag)
 	w.Header().Set("Cache-Control", "no-cache") // revalidate: a new binary may bring new files

@@ -29,6 +29,7 @@ type Source interface {
 	AddSilence(s alert.Silence) (alert.Silence, error)
 	DeleteSilence(id string) error
 	Outbox() []notify.EntryInfo
+	PostUpdate(key string, u alert.Update) (alert.Incident, alert.Update, error)
 }
 
 // Options configure New.
@@ -87,6 +88,9 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("/api/v1/status", only(map[string]http.HandlerFunc{http.MethodGet: h.apiStatus}))
 	mux.HandleFunc("/api/v1/incidents", only(map[string]http.HandlerFunc{http.MethodGet: h.apiIncidents}))
 	mux.HandleFunc("/api/v1/incidents/{key}/timeline", only(map[string]http.HandlerFunc{http.MethodGet: h.apiTimeline}))
+	mux.HandleFunc("/api/v1/incidents/{key}/updates", only(map[string]http.HandlerFunc{
+		http.MethodGet: h.apiUpdates, http.MethodPost: h.writer(h.apiPostUpdate),
+	}))
 	mux.HandleFunc("/api/v1/history/{target}", only(map[string]http.HandlerFunc{http.MethodGet: h.apiHistory}))
 	mux.HandleFunc("/api/v1/silences", only(map[string]http.HandlerFunc{
 		http.MethodGet: h.apiSilences, http.MethodPost: h.writer(h.apiCreateSilence),

@@ -117,7 +117,10 @@ func dailyBar(buckets []store.Bucket) barView {
 	for _, day := range days {
 		c := perDay[day]
 		sum = sum.add(c)
-		tip := day.Format("2006-01-02") + ": " + c.percentWords() + " (" + c.describe() + ")"
+		tip := day.Format("2006-01-02") + ": no data"
+		if c.total() > 0 {
+			tip = day.Format("2006-01-02") + ": " + c.percentWords() + " (" + c.describe() + ")"
+		}
 		bar.Segments = append(bar.Segments, segmentView{Status: c.status(), Tooltip: tip})
 	}
 	bar.Percent = sum.percent()

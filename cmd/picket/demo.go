@@ -40,6 +40,7 @@ const (
 	demoReceiver = "127.0.0.1:18090"
 	demoChat     = "127.0.0.1:18091"
 	demoDNS      = "127.0.0.1:18053"
+	demoPublic   = "127.0.0.1:9116" // examples/demo.yaml's public.listen
 )
 
 func newDemoCmd() *cobra.Command {
@@ -118,7 +119,8 @@ Picket demo: the daemon probes a simulated platform (4 regions x 4 products) on 
 over HTTP, HTTPS (demo CA in examples/sim), DNS (sim.test on %[4]s), a raw TCP intake
 and gRPC health. examples/protocols.yaml has one step of every kind against it.
 
-  status page    http://%[1]s/
+  status page    http://%[1]s/          (operators')
+  public page    http://%[6]s/          (customers': also /history.atom, /badge.svg, /api/v2/summary.json)
   metrics        http://%[1]s/metrics
   API            http://%[1]s/api/v1/status
   pages received http://%[2]s/events
@@ -132,13 +134,18 @@ Make data never readable (the write-then-read journey fails):
   curl -s -X POST http://%[3]s/faults -d '{"region":"us1","product":"logs","kind":"stale"}'
 Make logs slow in ap1 (degraded: a chat message, never a page):
   curl -s -X POST http://%[3]s/faults -d '{"region":"ap1","product":"logs","kind":"slow","delay":"1200ms"}'
+A global outage (two regions at once: one page, "Major outage" on the public page, an
+"update due" with a drafted text in the comms chat after 2 minutes):
+  curl -s -X POST http://%[3]s/faults -d '{"region":"eu1","kind":"down"}'; curl -s -X POST http://%[3]s/faults -d '{"region":"us1","kind":"down"}'
+Post the customer update (stored with the incident, on both pages, in the feed and the export):
+  bin/picket update post picket/global -c examples/demo.yaml --status identified --text "A storage failure in two regions; we are failing over."
 Heal everything:
   curl -s -X DELETE http://%[3]s/faults
 
 Pages (PAGE) and chat messages (CHAT) appear below as the local PagerDuty receiver and
 the chat stand-in accept them. Ctrl-C stops the demo.
 
-`, addr, demoReceiver, demoControl, demoDNS, demoChat)
+`, addr, demoReceiver, demoControl, demoDNS, demoChat, demoPublic)
 }
 
 // printArrivals shows each page the PagerDuty receiver accepts and each message the

@@ -21,6 +21,6 @@ the outage is.`,
 	root.Version = version // --version, printed as `picket version` prints it
 	root.SetVersionTemplate(versionLine() + "\n")
 	root.AddCommand(newCheckCmd(), newValidateCmd(), newVersionCmd(), newRunCmd(), newDemoCmd(), newPageCmd(), newIncidentsCmd(),
-		newSchemaCmd())
+		newUpdateCmd(), newSchemaCmd())
 	return root
 }

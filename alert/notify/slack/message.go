@@ -58,7 +58,7 @@ func BuildMessage(msg notify.Notification, channel string) Message {
 	if msg.Action == notify.ActionResolve {
 		title := "✅ Resolved: " + summary
 		return Message{Text: escape(cut(title, maxFallback)), Channel: channel, Blocks: compact(
-			header(title), facts(msg), footer(msg),
+			header(title), facts(msg), textBlock(msg.Details), footer(msg),
 		)}
 	}
 	title := severityEmoji(msg.Severity) + " " + summary
@@ -67,7 +67,7 @@ func BuildMessage(msg notify.Notification, channel string) Message {
 		fallback += " (" + msg.Severity + ")"
 	}
 	return Message{Text: escape(cut(fallback, maxFallback)), Channel: channel, Blocks: compact(
-		header(title), facts(msg), matrixBlock(msg.Details), targetsBlock(msg.Details), footer(msg),
+		header(title), facts(msg), textBlock(msg.Details), matrixBlock(msg.Details), targetsBlock(msg.Details), footer(msg),
 	)}
 }
 
@@ -124,6 +124,16 @@ func facts(msg notify.Notification) *Block {
 		return nil
 	}
 	return &Block{Type: "section", Fields: fields}
+}
+
+// textBlock shows details["text"], a message's words beyond its summary (a human
+// update, a drafted one), escaped and cut to a section.
+func textBlock(details map[string]any) *Block {
+	text, _ := details["text"].(string)
+	if strings.TrimSpace(text) == "" {
+		return nil
+	}
+	return &Block{Type: "section", Text: ptr(mrkdwn(cut(escape(text), maxSectionRunes)))}
 }
 
 // footer is a context line: the links, and the dedup key to search the timeline by.

@@ -441,3 +441,17 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestTextDetailIsASection: details["text"] (a human or drafted update) is shown in
+// a section of its own, escaped, so a comms channel reads the draft without opening
+// anything.
+func TestTextDetailIsASection(t *testing.T) {
+	m := BuildMessage(notify.Notification{Action: notify.ActionTrigger, Summary: "[UPDATE DUE] [GLOBAL]",
+		Details: map[string]any{"text": "Drafted update:\nLogs <b>down</b> in Europe 1"}}, "")
+	for _, b := range m.Blocks {
+		if b.Type == "section" && b.Text != nil && b.Text.Text == "Drafted update:\nLogs &lt;b&gt;down&lt;/b&gt; in Europe 1" {
+			return
+		}
+	}
+	t.Errorf("no section with the text: %+v", m.Blocks)
+}

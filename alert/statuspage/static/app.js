@@ -216,6 +216,18 @@
     facts.appendChild(el("a", { href: "api/v1/incidents/" + encodeURIComponent(inc.key.split("/").join("~")) + "/timeline" }, "timeline JSON"));
     art.appendChild(facts);
     art.appendChild(el("p", { "class": "targets" }, "Targets: " + (inc.targets || []).join(", ")));
+    if ((inc.updates || []).length > 0) {
+      var ups = el("ol", { "class": "updates" });
+      inc.updates.forEach(function (u) {
+        var li = el("li");
+        li.appendChild(el("span", { "class": "kind" }, u.status));
+        li.appendChild(document.createTextNode(" "));
+        li.appendChild(el("time", { datetime: isoSeconds(u.at) }, utc(u.at)));
+        li.appendChild(document.createTextNode((u.author ? " \u00b7 " + u.author : "") + ": " + u.text));
+        ups.appendChild(li);
+      });
+      art.appendChild(ups);
+    }
     var timeline = inc.timeline || [];
     var details = el("details", { open: "" });
     details.appendChild(el("summary", {}, "Timeline (" + timeline.length + " events)"));
