@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/ecdsa"
@@ -394,6 +395,7 @@ func TestHostileTargetsFailFastWithAReason(t *testing.T) {
 		{
 			name: "gzip bomb", timeout: 3 * time.Second,
 			start: func(t *testing.T) (string, string) {
+				gzipBombBytes() // compressed before the clock starts, not while the target answers
 				return startServer(t, http.HandlerFunc(gzipBomb)).URL, "max_body_bytes: 1000"
 			},
 			want: []string{"body larger than 1000 bytes"},
@@ -515,16 +517,24 @@ func endlessBody(w http.ResponseWriter, r *http.Request) {
 }
 
 // gzipBomb answers 64 MiB of zeros that take 64 KiB on the wire.
-func gzipBomb(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Encoding", "gzip")
-	zw := gzip.NewWriter(w)
-	defer zw.Close()
+// gzipBombBytes is 64 MiB of zeros, gzipped (about 64 KiB), made once. Compressing it
+// in the handler made the target slow to send its first bytes on a loaded machine under
+// the race detector (more than the 3 s timeout), so the test saw a timeout and not the
+// bound it checks.
+var gzipBombBytes = sync.OnceValue(func() []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
 	zeros := make([]byte, 1<<20)
 	for range 64 {
-		if _, err := zw.Write(zeros); err != nil {
-			return
-		}
+		zw.Write(zeros) //nolint:errcheck // a bytes.Buffer does not fail
 	}
+	zw.Close() //nolint:errcheck
+	return buf.Bytes()
+})
+
+func gzipBomb(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Write(gzipBombBytes()) //nolint:errcheck // the client stops reading early on purpose
 }
 
 // dripHeaders sends a status line, then one header line every 50 ms, never ending the
