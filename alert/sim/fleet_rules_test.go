@@ -11,7 +11,7 @@ import (
 )
 
 // The fleet's rules, each as the scripted scenario of the daemon test of the same name
-// (alert/daemon, real memberlist on loopback), asserting the same outcome on the
+// (internal/daemon, real memberlist on loopback), asserting the same outcome on the
 // simulated receivers and engines. A vantage's own broken path to a region (the daemon
 // tests' per-member URLs) is FailFrom; a cut-off vantage is Partition.
 

@@ -1,4 +1,4 @@
-// Package timetopage measures how fast Picket pages: the real daemon (alert/daemon.Run,
+// Package timetopage measures how fast Picket pages: the real daemon (internal/daemon.Run,
 // in this process), the simulated platform (probe/probetest) and a local PagerDuty
 // Events API v2 receiver (alert/notify/pdtest), all on loopback.
 //

@@ -43,7 +43,7 @@ func QuickShape() Shape {
 // figures can be read against them:
 const (
 	// engineTick is how often the daemon lets the engine send pages whose group wait is
-	// over (alert/daemon/daemon.go, tick): a held page goes out at the first tick after
+	// over (internal/daemon/daemon.go, tick): a held page goes out at the first tick after
 	// group_wait, unless another target changes state first.
 	engineTick = 100 * time.Millisecond
 	// jitterFraction is the scheduler's default spread of each run (probe/scheduler.go):

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert"
-	"github.com/picket-dev/picket/alert/daemon"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/bench"
 	"github.com/picket-dev/picket/probe/probetest"

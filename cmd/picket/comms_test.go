@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-dev/picket/alert/daemon"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/alert/notify/chattest"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/internal/clock"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/picket-dev/picket/alert/daemon"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/config"
 )
 

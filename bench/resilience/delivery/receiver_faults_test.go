@@ -13,7 +13,7 @@ import (
 
 	"github.com/picket-dev/picket/internal/testkit"
 
-	"github.com/picket-dev/picket/alert/daemon"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/probe/probetest"
