@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/alert"
-	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/bench"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 

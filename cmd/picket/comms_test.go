@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/alert/notify/chattest"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/internal/testkit"
 	"github.com/picket-dev/picket/probe/probetest"
 )

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/alert/notify/chattest"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/daemon"
 )
 
 func newRunCmd() *cobra.Command {

@@ -13,9 +13,9 @@ import (
 
 	"github.com/picket-dev/picket/internal/testkit"
 
-	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
+	"github.com/picket-dev/picket/internal/daemon"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
