@@ -36,9 +36,6 @@ func (g clusterGossip) Says(member, key string) bool      { return g.c.Says(memb
 func (g clusterGossip) Views() map[string][]string        { return g.c.Views() }
 func (g clusterGossip) RecordPage(key string, open bool)  { g.c.RecordPage(key, open) }
 func (g clusterGossip) ConfirmPage(key string, open bool) { g.c.ConfirmPage(key, open) }
-func (g clusterGossip) Rank(key string, eligible func(string) bool) int {
-	return g.c.Rank(key, eligible)
-}
 
 func (g clusterGossip) Tally() map[string]int {
 	votes, _ := g.c.Tally()
