@@ -116,16 +116,7 @@ func (d *daemon) watchFleet(ctx context.Context) {
 	if d.cluster == nil {
 		return
 	}
-	t := clock.NewTicker(d.clock, time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-			d.checkMembers()
-		}
-	}
+	clock.Every(ctx, d.clock, time.Second, nil, d.checkMembers)
 }
 
 // checkMembers sends the fleet's notices due now (fleet.GossipFleet.Notices).
