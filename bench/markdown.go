@@ -14,16 +14,16 @@ func Table(reports []*Report) string {
 	for _, r := range reports {
 		fmt.Fprintf(&b, "| %d | %.0f (%.0f) | %s | %s | %s | %s | %d | %d | %.2f | %.0f | %.0f MiB | %.0f MiB | %d | %.2f | %.2f (%.0f%%) | %s | %s | %.0fs @ %gs, c=%d, %d hosts | %s → %s |\n",
 			r.Targets, r.ProbesPerS, r.ExpectedPerS,
-			fmtMS(r.Lag.P50), fmtMS(r.Lag.P90), fmtMS(r.Lag.P99), fmtMS(r.Lag.Max),
+			FormatMS(r.Lag.P50), FormatMS(r.Lag.P90), FormatMS(r.Lag.P99), FormatMS(r.Lag.Max),
 			r.Skipped, r.Failures, r.CPUCores, r.CPUPerProbeUS, r.PeakRSS, r.MaxHeap, r.MaxGoroutines,
-			r.ServerCPUCores, r.Runtime.MachineCoresBusy, 100*r.Runtime.CPUPressure, fmtMS(r.Runtime.SchedLatency.P99), fmtMS(r.ProbeDuration.P99),
+			r.ServerCPUCores, r.Runtime.MachineCoresBusy, 100*r.Runtime.CPUPressure, FormatMS(r.Runtime.SchedLatency.P99), FormatMS(r.ProbeDuration.P99),
 			r.DurationS, r.IntervalS, r.Concurrency, r.Hosts, r.LoadAvgStart, r.LoadAvgEnd)
 	}
 	return b.String()
 }
 
 // fmtMS prints milliseconds with the precision that matters at their size.
-func fmtMS(v float64) string {
+func FormatMS(v float64) string {
 	switch {
 	case v >= 100:
 		return fmt.Sprintf("%.0f ms", v)

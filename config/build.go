@@ -95,15 +95,21 @@ func orDefault(s, def string) string {
 
 func (b *builder) checkDefaults() {
 	df := &b.f.Defaults
-	b.positiveDuration(df, "interval", df.Interval)
-	b.positiveDuration(df, "timeout", df.Timeout)
-	b.atLeast(df, "failure_threshold", df.FailureThreshold, 1)
-	b.atLeast(df, "success_threshold", df.SuccessThreshold, 1)
-	b.atLeast(df, "retries", df.Retries, 0)
+	b.checkRun(&df.RunSpec)
 	b.atLeast(df, "max_redirects", df.MaxRedirects, 0)
 	if df.MaxBodyBytes != nil && *df.MaxBodyBytes < 1 {
 		b.d.errorf(b.d.at(df, "max_body_bytes"), "max_body_bytes must be at least 1, got %d", *df.MaxBodyBytes)
 	}
+}
+
+// checkRun checks, where they are written, the run settings of a journey or of the
+// defaults.
+func (b *builder) checkRun(r *RunSpec) {
+	b.positiveDuration(r, "interval", r.Interval)
+	b.positiveDuration(r, "timeout", r.Timeout)
+	b.atLeast(r, "failure_threshold", r.FailureThreshold, 1)
+	b.atLeast(r, "success_threshold", r.SuccessThreshold, 1)
+	b.atLeast(r, "retries", r.Retries, 0)
 }
 
 func (b *builder) positiveDuration(owner any, key string, v *time.Duration) {
@@ -321,11 +327,7 @@ func (b *builder) journeySettings(j *JourneySpec) settings {
 		s.maxBody = *df.MaxBodyBytes
 	}
 	s.window = b.window(j, df, s.failures)
-	b.positiveDuration(j, "interval", j.Interval)
-	b.positiveDuration(j, "timeout", j.Timeout)
-	b.atLeast(j, "failure_threshold", j.FailureThreshold, 1)
-	b.atLeast(j, "success_threshold", j.SuccessThreshold, 1)
-	b.atLeast(j, "retries", j.Retries, 0)
+	b.checkRun(&j.RunSpec)
 	if s.interval > 0 && s.timeout > s.interval {
 		b.d.errorf(b.d.at(j, "name"), "journey %q: timeout %v is longer than its interval %v; runs would overlap", j.Name, s.timeout, s.interval)
 	}

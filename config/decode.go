@@ -261,7 +261,7 @@ func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value) {
 }
 
 type fieldInfo struct {
-	index int
+	index []int // for reflect.Value.FieldByIndex: a field of an inline struct is two deep
 	name  string
 }
 
@@ -274,6 +274,12 @@ func yamlFields(t reflect.Type) map[string]fieldInfo {
 	fields := map[string]fieldInfo{}
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
+		if isInline(sf) { // its keys are the parent's
+			for tag, f := range yamlFields(sf.Type) {
+				fields[tag] = fieldInfo{index: append([]int{i}, f.index...), name: tag}
+			}
+			continue
+		}
 		tag := strings.Split(sf.Tag.Get("yaml"), ",")[0]
 		if tag == "-" || !sf.IsExported() {
 			continue
@@ -281,7 +287,7 @@ func yamlFields(t reflect.Type) map[string]fieldInfo {
 		if tag == "" {
 			tag = strings.ToLower(sf.Name)
 		}
-		fields[tag] = fieldInfo{index: i, name: tag}
+		fields[tag] = fieldInfo{index: []int{i}, name: tag}
 	}
 	fieldCache.Store(t, fields)
 	return fields
@@ -295,9 +301,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 		d.errorf(n, "want a mapping, got %s", kindName(n))
 		return
 	}
-	if v.CanAddr() {
-		d.maps[v.Addr().Interface()] = n
-	}
+	d.noteMapping(n, v)
 	fields := yamlFields(v.Type())
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -312,7 +316,27 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {
 			d.errorf(k, "unknown key %q (known here: %s)", k.Value, knownKeys(fields))
 			continue
 		}
-		d.decode(val, v.Field(f.index))
+		d.decode(val, v.FieldByIndex(f.index))
+	}
+}
+
+// isInline reports whether sf is an embedded struct tagged `yaml:",inline"`.
+func isInline(sf reflect.StructField) bool {
+	_, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+	return sf.Anonymous && opts == "inline" && sf.Type.Kind() == reflect.Struct
+}
+
+// noteMapping records n as the mapping of the struct v, and of each struct inline in
+// it: errors about an inline struct's keys point into the same mapping.
+func (d *decoder) noteMapping(n *yaml.Node, v reflect.Value) {
+	if !v.CanAddr() {
+		return
+	}
+	d.maps[v.Addr().Interface()] = n
+	for i := 0; i < v.NumField(); i++ {
+		if isInline(v.Type().Field(i)) {
+			d.noteMapping(n, v.Field(i))
+		}
 	}
 }
 

@@ -64,6 +64,14 @@ type ShardSpec struct {
 
 // Defaults apply to every journey that does not say otherwise.
 type Defaults struct {
+	RunSpec      `yaml:",inline"`
+	MaxBodyBytes *int64 `yaml:"max_body_bytes"`
+	MaxRedirects *int   `yaml:"max_redirects"`
+}
+
+// RunSpec is how often a journey runs, for how long, and how its runs are judged: said
+// by the journey, else by defaults (the same keys in both places).
+type RunSpec struct {
 	Interval         *time.Duration `yaml:"interval"`
 	Timeout          *time.Duration `yaml:"timeout"`
 	FailureThreshold *int           `yaml:"failure_threshold"`
@@ -71,8 +79,6 @@ type Defaults struct {
 	FailureWindow    *WindowSpec    `yaml:"failure_window"`
 	Retries          *int           `yaml:"retries"`
 	DegradedAfter    *time.Duration `yaml:"degraded_after"`
-	MaxBodyBytes     *int64         `yaml:"max_body_bytes"`
-	MaxRedirects     *int           `yaml:"max_redirects"`
 }
 
 // WindowSpec is "failures of the last runs": a target also fires when at least
@@ -106,17 +112,11 @@ type ProductSpec struct {
 
 // JourneySpec is ordered steps; each field left out takes its value from defaults.
 type JourneySpec struct {
-	Name             string            `yaml:"name"`
-	Interval         *time.Duration    `yaml:"interval"`
-	Timeout          *time.Duration    `yaml:"timeout"`
-	FailureThreshold *int              `yaml:"failure_threshold"`
-	SuccessThreshold *int              `yaml:"success_threshold"`
-	FailureWindow    *WindowSpec       `yaml:"failure_window"`
-	Retries          *int              `yaml:"retries"`
-	DegradedAfter    *time.Duration    `yaml:"degraded_after"`
-	Regions          []string          `yaml:"regions"`
-	Vars             map[string]string `yaml:"vars"`
-	Steps            []*StepSpec       `yaml:"steps"`
+	Name    string `yaml:"name"`
+	RunSpec `yaml:",inline"`
+	Regions []string          `yaml:"regions"`
+	Vars    map[string]string `yaml:"vars"`
+	Steps   []*StepSpec       `yaml:"steps"`
 }
 
 // StepSpec is one request and what must hold of its answer.

@@ -1,8 +1,9 @@
 // Package cluster lets the vantages of a fleet see each other and share their verdicts
 // per target, on hashicorp/memberlist (the gossip layer under Alertmanager, Consul and
 // Serf). Each vantage gossips which targets it sees firing; every vantage can then ask how
-// many live vantages say so (Tally), and whether it is alone. The quorum is alerting's
-// rule (package alert/fleet), not this package's.
+// many live vantages say so (Tally), and who is live. The rules (quorum, being alone,
+// who sends) are the fleet's (package alert/fleet), not this package's: this one is
+// gossip only.
 //
 // Membership, failure detection and encryption are memberlist's. Verdicts travel two
 // ways: each change is broadcast (and relayed) as a small message through memberlist's
@@ -10,7 +11,8 @@
 // a backstop for lost broadcasts and for members that join late.
 //
 // Page records (see Page) travel the same two ways, so that the vantage that sends a
-// page for a dedup key (Position 0) knows what another vantage already sent.
+// page for a dedup key (the first in the fleet's rank) knows what another vantage already
+// sent.
 package cluster
 
 import (
@@ -97,18 +99,17 @@ type Cluster struct {
 	gen     atomic.Uint64 // see Generation
 	traffic counters      // see Stats
 
-	mu         sync.Mutex
-	seq        uint64             // our version counter
-	local      *record            // our verdicts
-	records    map[string]*record // other members' verdicts, by member name
-	members    map[string]*memberInfo
-	aloneSince time.Time             // zero while some peer is live
-	pages      map[string]pageRecord // by dedup key, of every member, dead ones too
-	pageClock  uint64                // the highest page version seen
-	pageLimit  int                   // at most this many pages (0: maxPages)
-	pageStore  PageStore             // nil: pages are not saved
-	unsaved    map[string]bool       // page keys changed since the last write (pagestore.go)
-	saveWake   chan struct{}         // wakes the writer; holds at most one wake
+	mu        sync.Mutex
+	seq       uint64             // our version counter
+	local     *record            // our verdicts
+	records   map[string]*record // other members' verdicts, by member name
+	members   map[string]*memberInfo
+	pages     map[string]pageRecord // by dedup key, of every member, dead ones too
+	pageClock uint64                // the highest page version seen
+	pageLimit int                   // at most this many pages (0: maxPages)
+	pageStore PageStore             // nil: pages are not saved
+	unsaved   map[string]bool       // page keys changed since the last write (pagestore.go)
+	saveWake  chan struct{}         // wakes the writer; holds at most one wake
 
 	stop      chan struct{}
 	done      sync.WaitGroup
@@ -137,23 +138,22 @@ func Start(o Options) (*Cluster, error) {
 	now := time.Now()
 	seq := uint64(now.UnixMicro()) // a restarted member outranks its previous process
 	c := &Cluster{
-		name:       o.Name,
-		logger:     logger,
-		peers:      append([]string(nil), o.Peers...),
-		probe:      conf.ProbeInterval,
-		leaveMax:   durationOr(o.LeaveTimeout, 2*time.Second),
-		retain:     o.Retain,
-		seq:        seq,
-		local:      newRecord(seq),
-		records:    make(map[string]*record),
-		members:    make(map[string]*memberInfo),
-		aloneSince: now,
-		pages:      make(map[string]pageRecord),
-		pageLimit:  maxPages,
-		pageStore:  o.Store,
-		unsaved:    make(map[string]bool),
-		saveWake:   make(chan struct{}, 1),
-		stop:       make(chan struct{}),
+		name:      o.Name,
+		logger:    logger,
+		peers:     append([]string(nil), o.Peers...),
+		probe:     conf.ProbeInterval,
+		leaveMax:  durationOr(o.LeaveTimeout, 2*time.Second),
+		retain:    o.Retain,
+		seq:       seq,
+		local:     newRecord(seq),
+		records:   make(map[string]*record),
+		members:   make(map[string]*memberInfo),
+		pages:     make(map[string]pageRecord),
+		pageLimit: maxPages,
+		pageStore: o.Store,
+		unsaved:   make(map[string]bool),
+		saveWake:  make(chan struct{}, 1),
+		stop:      make(chan struct{}),
 	}
 	if c.pageStore != nil {
 		// Before memberlist starts: no peer's state may arrive while they load.
@@ -378,16 +378,6 @@ func (c *Cluster) setLocal(failing map[string]bool) []delta {
 	return deltas
 }
 
-// Alone reports whether no peer is live, and since how long.
-func (c *Cluster) Alone() (bool, time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.aloneSince.IsZero() {
-		return false, 0
-	}
-	return true, time.Since(c.aloneSince)
-}
-
 // Members lists every member this one has known, itself first, then the others by name.
 // A member alive for memberlist that has not
 // answered a probe for three probe rounds is reported suspect.
@@ -457,7 +447,6 @@ func (c *Cluster) memberAlive(name, addr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.members[name] = &memberInfo{addr: addr, state: StateAlive, lastHeard: time.Now()}
-	c.aloneSince = time.Time{}
 	c.gen.Add(1)
 }
 
@@ -509,10 +498,6 @@ func (c *Cluster) goneLocked(name, state string) {
 	retain := ok && m.state == StateDead && c.retain > 0
 	if _, has := c.records[name]; has && !retain {
 		delete(c.records, name)
-		changed = true
-	}
-	if c.livePeersLocked() == 0 && c.aloneSince.IsZero() {
-		c.aloneSince = time.Now()
 		changed = true
 	}
 	if changed {
@@ -619,8 +604,8 @@ func countFiring(votes map[string]int, r *record) {
 	}
 }
 
-// Generation is a counter that moves whenever something that Tally, Alone,
-// Position, Views or Page answer may have changed: a verdict (ours or a peer's), a
+// Generation is a counter that moves whenever something that Tally, Members,
+// IsLive, Views or Page answer may have changed: a verdict (ours or a peer's), a
 // membership change (join, death, leave) or a page record (ours or a peer's). Polling it
 // is cheap; equal values mean nothing changed in between.
 func (c *Cluster) Generation() uint64 { return c.gen.Load() }
@@ -634,39 +619,6 @@ func (c *Cluster) IsLive(member string) bool {
 	defer c.mu.Unlock()
 	m, ok := c.members[member]
 	return ok && isLive(m.state)
-}
-
-// Position is this member's rank for sending what is due for the dedup key: 0 means it
-// is the sender. The live members (this one included) are ordered by the FNV-1a 64 hash
-// of key + "\x00" + name, ascending, ties by name, so that members that see the same
-// live members agree on the order, and different keys spread over different senders.
-func (c *Cluster) Position(key string) int { return c.Rank(key, nil) }
-
-// Rank is Position among the live members that eligible accepts (nil: all); this member
-// is ranked whether eligible or not. It lets a caller leave out members that must not
-// send: one that abstains, or the subject of a notice about itself.
-// eligible is called without the cluster's lock held, so it may ask the cluster.
-func (c *Cluster) Rank(key string, eligible func(member string) bool) int {
-	c.mu.Lock()
-	live := make([]string, 0, len(c.members))
-	for name, m := range c.members {
-		if isLive(m.state) {
-			live = append(live, name)
-		}
-	}
-	c.mu.Unlock()
-	mine := rendezvousHash(key, c.name)
-	pos := 0
-	for _, name := range live {
-		if eligible != nil && !eligible(name) {
-			continue
-		}
-		h := rendezvousHash(key, name)
-		if h < mine || (h == mine && name < c.name) {
-			pos++
-		}
-	}
-	return pos
 }
 
 // Reported reports whether the member's verdicts have arrived in full (this one's have).
@@ -688,20 +640,6 @@ func (c *Cluster) Says(member, key string) bool {
 	}
 	r := c.records[member]
 	return r != nil && r.firing(key)
-}
-
-// rendezvousHash is FNV-1a 64 of key + "\x00" + member, without building the string.
-func rendezvousHash(key, member string) uint64 {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
-	for i := range len(key) {
-		h = (h ^ uint64(key[i])) * prime
-	}
-	h *= prime // xor with the 0 separator changes nothing
-	for i := range len(member) {
-		h = (h ^ uint64(member[i])) * prime
-	}
-	return h
 }
 
 // Views returns, per live member (this one included) by name, the sorted targets it says

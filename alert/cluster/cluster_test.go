@@ -149,8 +149,8 @@ func TestEncryptedClusterRejectsWrongSecret(t *testing.T) {
 			x.SetLocal(map[string]bool{"web/login@eu1": true})
 			// Several probe, push-pull and reconnect rounds.
 			time.Sleep(time.Second)
-			if alone, _ := x.Alone(); !alone {
-				t.Errorf("%s: expected to be alone, sees %v", name, livePeers(x))
+			if peers := livePeers(x); len(peers) != 0 {
+				t.Errorf("%s: expected to see no live peer, sees %v", name, peers)
 			}
 			for _, m := range []*Cluster{a, b} {
 				if peers := livePeers(m); len(peers) != 1 {
@@ -164,15 +164,10 @@ func TestEncryptedClusterRejectsWrongSecret(t *testing.T) {
 	}
 }
 
-func TestAloneAndNoLongerAlone(t *testing.T) {
+func TestLivePeersComeAndGo(t *testing.T) {
 	a := start(t, "a", nil)
-	alone, first := a.Alone()
-	if !alone {
-		t.Fatalf("a single member: expected alone")
-	}
-	time.Sleep(50 * time.Millisecond)
-	if _, later := a.Alone(); later < first+50*time.Millisecond {
-		t.Fatalf("expected the alone duration to grow by 50ms from %s, got %s", first, later)
+	if peers := livePeers(a); len(peers) != 0 {
+		t.Fatalf("a single member: expected no live peer, got %v", peers)
 	}
 	if v := views("x", a)[0]; v != [2]int{0, 1} {
 		t.Fatalf("alone: expected (0, 1), got %v", v)
@@ -183,14 +178,11 @@ func TestAloneAndNoLongerAlone(t *testing.T) {
 	}
 
 	b := start(t, "b", nil, a)
-	testkit.WaitFor(t, 5*time.Second, "a not alone once b joined", func() bool { alone, _ := a.Alone(); return !alone })
+	testkit.WaitFor(t, 5*time.Second, "a to see b live once b joined", func() bool { return a.IsLive("b") })
 	if err := b.Close(); err != nil {
 		t.Fatalf("close b: %v", err)
 	}
-	testkit.WaitFor(t, 5*time.Second, "a alone again once b left", func() bool { alone, _ := a.Alone(); return alone })
-	if _, d := a.Alone(); d > time.Second {
-		t.Fatalf("expected the alone time to restart when b left, got %s", d)
-	}
+	testkit.WaitFor(t, 5*time.Second, "a to see no live peer once b left", func() bool { return len(livePeers(a)) == 0 })
 }
 
 func TestStartRejectsBadOptions(t *testing.T) {

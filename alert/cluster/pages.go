@@ -1,7 +1,7 @@
 package cluster
 
 // Page records tell the fleet what was sent to the paging service per dedup key, so that
-// a vantage that becomes the sender (Position 0) after another one does not page again
+// a vantage that becomes the sender (first in rank) after another one does not page again
 // for an incident that was already paged, nor miss a resolve.
 //
 // Each key's record is last-writer-wins by a Lamport version, ties broken by the writer's

@@ -51,6 +51,25 @@ type Options struct {
 	TakeoverAfter time.Duration
 }
 
+// Two slacks of time, for two different comparisons with another vantage's page record
+// (its At, on that vantage's clock):
+const (
+	// openingSpread: how much earlier than this vantage's incident opened another vantage
+	// may have opened (and paged) the same incident. Each vantage opens it at its own
+	// probe round, failure threshold and group wait, so openings of one outage lie up
+	// to an interval or two apart; the clocks' difference is small beside that. A
+	// record older than this is of an earlier incident with the same key.
+	openingSpread = time.Minute
+	// clockSlack: how far apart two vantages' clocks may be. It compares two instants,
+	// not two observations: a resolve another vantage had accepted more than this after
+	// this vantage made a trigger came after the trigger (so the trigger is obsolete).
+	// With the opening spread here, a trigger made up to a minute before the fleet's
+	// resolve would still go out and reopen the resolved incident; with the clock slack
+	// there, another vantage's page of this very incident would pass for an earlier
+	// incident's. So they stay two.
+	clockSlack = 500 * time.Millisecond
+)
+
 // pendingResolve is a resolve this vantage is not first to send: it waits for the
 // sender's record and sends itself only when none comes.
 type pendingResolve struct {
@@ -151,9 +170,9 @@ func (f *Member) closeResolved(v alert.EngineView) {
 			continue
 		}
 		rec, ok := f.Fleet.Page(inc.Key)
-		// After the incident opened by more than the skew: a resolve of an earlier
+		// After the incident opened by more than the spread: a resolve of an earlier
 		// incident with the same key, made about when this one opened, is not its end.
-		if !ok || rec.Open || !rec.Confirmed || rec.By == f.Member(v) || !rec.At.After(inc.Opened.Add(recordSkew)) {
+		if !ok || rec.Open || !rec.Confirmed || rec.By == f.Member(v) || !rec.At.After(inc.Opened.Add(openingSpread)) {
 			continue
 		}
 		if inc.PagedBy == f.Member(v) && rec.At.Before(inc.PagedAt) {

@@ -28,9 +28,6 @@ type Gossip interface {
 	Reported(member string) bool
 	// Says reports whether the member (this one included) gossips key.
 	Says(member, key string) bool
-	// Rank is this member's rank for key among the live members that eligible accepts
-	// (this one is ranked whether eligible or not); 0 is first. eligible may call back.
-	Rank(key string, eligible func(member string) bool) int
 	// Views is each member's gossiped keys, by member name.
 	Views() map[string][]string
 	Page(key string) (Page, bool)
@@ -109,7 +106,18 @@ func (f *GossipFleet) counts(m GossipMember) bool {
 // Position ranks this vantage among the members that may send: live, reported, not
 // abstaining.
 func (f *GossipFleet) Position(key string) int {
-	return f.g.Rank(key, func(m string) bool { return f.g.Reported(m) && !f.abstains(m) })
+	return f.rank(key, func(m string) bool { return f.g.Reported(m) && !f.abstains(m) })
+}
+
+// rank is this member's Rank for key among the live members that eligible accepts.
+func (f *GossipFleet) rank(key string, eligible func(member string) bool) int {
+	var others []string
+	for _, m := range f.g.Members() {
+		if !m.Self && f.g.IsLive(m.Name) && eligible(m.Name) {
+			others = append(others, m.Name)
+		}
+	}
+	return Rank(key, f.g.Name(), others)
 }
 
 // LiveVantages counts the vantages whose verdicts count.
@@ -123,12 +131,10 @@ func (f *GossipFleet) LiveVantages() int {
 	return len(seen)
 }
 
-// Alone: cut off from the fleet's majority. No member of another vantage is live (shards
-// of this one do not keep it company), or the live vantages are no more than half of
-// those known (dead ones included, departed ones not): the minority side of a partition
-// must not judge for the fleet either.
+// Alone: cut off from the fleet's majority (CutOff), counting vantages: shards of this
+// one do not keep it company; the known ones are the dead too, not the departed.
 func (f *GossipFleet) Alone() (bool, time.Duration) {
-	known, seen, others := map[string]bool{}, map[string]bool{}, false
+	known, seen := map[string]bool{f.vantage: true}, map[string]bool{f.vantage: true}
 	for _, m := range f.g.Members() {
 		if m.State == StateLeft {
 			continue
@@ -137,10 +143,9 @@ func (f *GossipFleet) Alone() (bool, time.Duration) {
 		known[v] = true
 		if m.Self || live(m) {
 			seen[v] = true
-			others = others || v != f.vantage
 		}
 	}
-	alone := !others || 2*len(seen) <= len(known)
+	alone := CutOff(len(seen), len(known))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {

@@ -29,15 +29,6 @@ func (g *fakeGossip) RecordPage(key string, open bool) {
 	g.pages[key] = Page{Open: open, By: g.name}
 }
 func (g *fakeGossip) ConfirmPage(string, bool) {}
-func (g *fakeGossip) Rank(key string, eligible func(string) bool) int {
-	pos := 0
-	for _, m := range g.members {
-		if m.Name < g.name && (eligible == nil || eligible(m.Name)) {
-			pos++
-		}
-	}
-	return pos
-}
 
 func alive(name string, self bool) GossipMember {
 	return GossipMember{Name: name, State: StateAlive, Self: self, Reported: true}
@@ -47,8 +38,12 @@ func alive(name string, self bool) GossipMember {
 // no quorum; alone, the isolation notice comes once alone_after has passed, once.
 func TestGossipFleetCountsVantages(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	g := &fakeGossip{name: "a#0", keys: map[string]map[string]bool{}, pages: map[string]Page{},
-		members: []GossipMember{alive("a#0", true), alive("a#1", false)}}
+	self, other := "a#0", "a#1" // the shard that ranks first for the isolation notice sends it
+	if Rank("picket/isolated/a", self, []string{other}) != 0 {
+		self, other = other, self
+	}
+	g := &fakeGossip{name: self, keys: map[string]map[string]bool{}, pages: map[string]Page{},
+		members: []GossipMember{alive(self, true), alive(other, false)}}
 	f := NewGossipFleet(g, "a", clk)
 	if alone, _ := f.Alone(); !alone || f.LiveVantages() != 1 {
 		t.Fatalf("two shards of one vantage: alone %v, live %d; want alone, 1", alone, f.LiveVantages())

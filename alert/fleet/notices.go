@@ -43,7 +43,7 @@ func (f *GossipFleet) Notices(aloneAfter time.Duration) []Notice {
 			continue
 		}
 		// The subject does not rank for its own notice: it is back, but it is the news.
-		if f.g.Rank(key, func(n string) bool { return n != m.Name && f.g.Reported(n) && !f.abstains(n) }) != 0 {
+		if f.rank(key, func(n string) bool { return n != m.Name && f.g.Reported(n) && !f.abstains(n) }) != 0 {
 			continue
 		}
 		summary := fmt.Sprintf("[VANTAGE %s] silent since %s: the fleet has not heard from it", m.Name, m.LastHeard.UTC().Format(time.RFC3339))
@@ -66,7 +66,7 @@ func (f *GossipFleet) isolationNotice(isolated bool, since time.Duration) (Notic
 		return Notice{}, false
 	}
 	// One notice per vantage: of its shards, the first for the key sends it.
-	if f.g.Rank(key, func(n string) bool { return vantageOf(n) == f.vantage && f.g.Reported(n) }) != 0 {
+	if f.rank(key, func(n string) bool { return vantageOf(n) == f.vantage && f.g.Reported(n) }) != 0 {
 		return Notice{}, false
 	}
 	summary := fmt.Sprintf("[ISOLATED %s] has not heard a majority of the fleet for %s: it pages on its own evidence", f.vantage, since.Round(time.Second))

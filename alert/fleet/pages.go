@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
 )
@@ -41,10 +40,6 @@ func ConfirmPage(p PageRecords, r notify.AttemptResult) {
 	}
 }
 
-// obsoleteSkew is the slack for another vantage's clock: a fresh trigger is not dropped
-// against a resolve made at about the same time.
-const obsoleteSkew = 500 * time.Millisecond
-
 // ObsoletePage says why a queued notification was superseded by another vantage, or ""
 // (the outbox's Obsolete hook). A trigger is superseded by an accepted trigger of
 // another vantage (the incident is open already) or by anything it had accepted after
@@ -58,7 +53,7 @@ func ObsoletePage(p PageRecords, n notify.Notification) string {
 	if !ok || rec.By == p.Name() || !rec.Confirmed {
 		return ""
 	}
-	later := rec.At.After(n.Created.Add(obsoleteSkew))
+	later := rec.At.After(n.Created.Add(clockSlack)) // a fresh trigger is not dropped against a resolve of about the same time
 	switch {
 	case n.Action == notify.ActionTrigger && rec.Open:
 		return fmt.Sprintf("vantage %s's trigger was accepted: the incident is open", rec.By)

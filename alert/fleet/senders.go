@@ -50,7 +50,7 @@ func (f *Member) MayTrigger(v alert.EngineView, now time.Time, inc *alert.Incide
 // different vantage a minute later; without this each of them took over in turn.
 func (f *Member) takeoverUnderWay(v alert.EngineView, inc *alert.Incident) bool {
 	rec, ok := f.Fleet.Page(inc.Key)
-	if !ok || !rec.Open || rec.At.Before(inc.Opened.Add(-recordSkew)) || rec.By == f.Member(v) {
+	if !ok || !rec.Open || rec.At.Before(inc.Opened.Add(-openingSpread)) || rec.By == f.Member(v) {
 		return false
 	}
 	if inc.FirstSender == "" {
@@ -65,11 +65,6 @@ func (f *Member) takeoverUnderWay(v alert.EngineView, inc *alert.Incident) bool 
 // everyone (429s, timeouts), each further takeover only repeats the page (chat got it
 // from every vantage). Both keep retrying, and the route's fallback still applies.
 const maxTakeoverPosition = 1
-
-// recordSkew is how much earlier than this vantage's incident another vantage may have
-// recorded the same incident's page: vantages see a failure up to an interval apart, and
-// their clocks differ a little.
-const recordSkew = time.Minute
 
 // waitsForFleet: cut off from the majority, an incident the fleet paged is left for the
 // fleet to resolve: paged by a vantage not on this side, or before this side was cut off
@@ -88,7 +83,7 @@ func (f *Member) waitsForFleet(now time.Time, inc *alert.Incident) bool {
 // vantage's own trigger if it sent one (after a partition, an isolated vantage's later
 // trigger may lose to an older resolve in the records' order).
 func (f *Member) resolvedBy(v alert.EngineView, rec Page, inc *alert.Incident) bool {
-	if rec.Open || !rec.Confirmed || rec.At.Before(inc.Opened.Add(-recordSkew)) {
+	if rec.Open || !rec.Confirmed || rec.At.Before(inc.Opened.Add(-openingSpread)) {
 		return false
 	}
 	return inc.PagedBy != f.Member(v) || !rec.At.Before(inc.PagedAt)

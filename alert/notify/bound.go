@@ -6,7 +6,7 @@ import (
 )
 
 // The outbox is bounded: a receiver down for long while the platform flaps must not
-// grow it without end (every entry is a stored record, and all of it would be sent
+// grow it without end (every entry is stored, and all of it would be sent
 // once the receiver is back). Coalescing keeps it at about one entry per key and
 // notifier; the bound is for what is left, many keys at once. At 80 % it says so once
 // (again after it fell below 70 %); past the limit it sheds the least important
@@ -18,28 +18,31 @@ const (
 	clearPercent    = 70
 )
 
-// enforceLimit notices a nearly full outbox and sheds what is over the limit.
+// enforceLimit notices a nearly full outbox and sheds what is over the limit, writing
+// the deliveries it changed in one transaction.
 func (o *Outbox) enforceLimit() {
-	o.recordMu.Lock() // before mu, as remove: a sibling rewrite must not bring a shed entry back
 	o.mu.Lock()
 	depth, limit := len(o.entries), o.maxEntries
 	notice := o.noticeDepth(depth)
 	var shed []*entry
 	if over := depth - limit; over > 0 {
 		shed = o.leastImportant(over)
+		c := &change{}
 		for _, e := range shed {
-			if e.rec.Notification.Action == ActionResolve {
+			if e.notification().Action == ActionResolve {
 				o.hear(e, false) // the key may stay open there
 			}
 			o.dropUnsent(e)
+			c.touch(e.d)
+		}
+		if len(shed) > 0 {
+			o.save(c, "dropped")
 		}
 	}
 	left := len(o.entries)
 	stuck := left > limit && !o.overLimit
 	o.overLimit = left > limit
 	o.mu.Unlock()
-	o.deleteStored(shed)
-	o.recordMu.Unlock()
 	if notice {
 		o.log.Warn("outbox: 80 % full: the receivers are not keeping up; at the limit the least important entries are dropped",
 			"entries", depth, "max_entries", limit)
@@ -110,7 +113,7 @@ func (o *Outbox) leastImportant(n int) []*entry {
 func countScopes(es []*entry) map[string]int {
 	out := map[string]int{}
 	for _, e := range es {
-		out[e.rec.Notification.Scope]++
+		out[e.notification().Scope]++
 	}
 	return out
 }

@@ -21,6 +21,12 @@ type Channel struct {
 	Misconfig  error // set when the config was not this channel's kind
 }
 
+// ChannelOptions are what the caller injects into a channel (each channel's Options).
+type ChannelOptions struct {
+	HTTPClient *http.Client // nil: NewHTTPClient (no redirects, bounded answers)
+	Logger     *slog.Logger // nil: discard
+}
+
 // ChannelSpec is what NewChannel needs of a notifier's config and options.
 type ChannelSpec struct {
 	Kind       string // the channel's own kind
@@ -29,8 +35,7 @@ type ChannelSpec struct {
 	Matches    bool   // the config holds this channel's section
 	Timeout    time.Duration
 	Rate       Rate
-	HTTPClient *http.Client // nil: NewHTTPClient (no redirects, bounded answers)
-	Logger     *slog.Logger // nil: discard
+	ChannelOptions
 }
 
 // NewChannel fills in the defaults and, for a config of another kind, Misconfig.

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -45,146 +46,75 @@ func (o *Outbox) loadOpen() error {
 	return nil
 }
 
-// markOpen records that the fallback triggers among recs (stored under keys) were
-// handed to their notifiers. It runs under enqueueMu with the persist that stored
-// them, so a resolve enqueued next sees it; a crash between the two is mended by
-// load, which marks every queued fallback trigger again. Held: enqueueMu.
-func (o *Outbox) markOpen(recs []outboxRecord, keys []string) {
-	for i, rec := range recs[:len(keys)] {
-		if !rec.IsFallback || rec.Notification.Action != ActionTrigger {
+// openMarks are the open records that c's fallback triggers make, once numbered: one
+// per key and notifier, unless one of a trigger as late is there already. A crash can no
+// longer come between a fallback trigger and its record (one transaction), but a file
+// of the old layout may hold such a trigger: load marks every queued one again.
+// Held: mu.
+func (o *Outbox) openMarks(c *change) map[string]any {
+	out := map[string]any{}
+	for _, e := range c.marks {
+		n := e.notification()
+		k := openKey(n.DedupKey, e.part.Notifier)
+		if old, ok := o.open[k]; ok && keySeq(old.Trigger) >= keySeq(e.key) {
 			continue
 		}
-		k := openKey(rec.Notification.DedupKey, rec.Notifier)
-		if old, ok := o.open[k]; ok && keySeq(old.Trigger) >= keySeq(keys[i]) {
+		if prev, ok := out[k].(openRecord); ok && keySeq(prev.Trigger) >= keySeq(e.key) {
 			continue
 		}
-		open := openRecord{DedupKey: rec.Notification.DedupKey, Notifier: rec.Notifier, Identity: rec.Identity,
-			Trigger: keys[i]}
-		o.open[k] = open // kept in memory even if the write fails: this run still tells it
-		if err := o.store.Put(FallbackOpenBucket, k, open); err != nil {
-			o.log.Error("outbox: recording an open fallback failed; after a restart it may not be told the resolve",
-				"notifier", rec.Notifier, "dedup_key", open.DedupKey, "err", err)
-		}
+		out[k] = openRecord{DedupKey: n.DedupKey, Notifier: e.part.Notifier, Identity: e.part.Identity, Trigger: e.key}
 	}
+	return out
 }
 
-// tellOpenFallbacks adds, to the records of a resolve, the notifiers that were handed
-// the key's trigger as a fallback: a primary among them closes its record when it
-// delivers; any other gets a fallback entry of its own, which queues in its lane
-// after the trigger. Held: enqueueMu.
-func (o *Outbox) tellOpenFallbacks(recs []outboxRecord) []outboxRecord {
-	n := recs[0].Notification
+// tellOpenFallbacks adds, to the parts of a resolve, the notifiers that were handed the
+// key's trigger as a fallback: a primary among them closes its record when it
+// delivers; any other gets a fallback part of its own, which queues in its lane after
+// the trigger. Held: mu.
+func (o *Outbox) tellOpenFallbacks(d *delivery) {
+	dedup := d.rec.Notification.DedupKey
 	keys := make([]string, 0, len(o.open))
 	for k, open := range o.open {
-		if open.DedupKey == n.DedupKey {
+		if open.DedupKey == dedup {
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
-	set := o.notifierSet()
-	primaries := len(recs)
-	var told []string
 	for _, k := range keys {
-		name, id := set.label(o.open[k].Notifier, o.open[k].Identity)
-		i := slices.IndexFunc(recs, func(r outboxRecord) bool { return r.Notifier == name })
+		name, id := o.set.label(o.open[k].Notifier, o.open[k].Identity)
+		i := slices.IndexFunc(d.parts, func(e *entry) bool { return e.part.Notifier == name })
 		if i < 0 {
-			recs = append(recs, outboxRecord{Notifier: name, Identity: id, Notification: n, IsFallback: true,
-				Enqueued: o.now()})
-			i = len(recs) - 1
-			told = append(told, name)
+			o.newPart(d, name, id, true)
+			i = len(d.parts) - 1
+			d.rec.Told = append(d.rec.Told, name)
 		}
-		recs[i].Closes = append(recs[i].Closes, k)
+		d.parts[i].part.Closes = append(d.parts[i].part.Closes, k)
 	}
-	for i := range recs[:primaries] {
-		recs[i].Told = told
-	}
-	return recs
 }
 
-// fallbackRecords are g's notification for each of its fallback notifiers not yet
-// told it (by the name each has now) and, for a trigger, the key's resolve queued
-// after it. Held: enqueueMu.
-func (o *Outbox) fallbackRecords(g *group) []outboxRecord {
-	set := o.notifierSet()
-	recs := make([]outboxRecord, 0, 2*len(g.fallback))
-	o.mu.Lock()
-	for _, name := range g.fallback {
-		label, id := set.label(name, g.fallbackIDs[name])
-		if !g.told[name] && !g.told[label] {
-			recs = append(recs, outboxRecord{Notifier: label, Identity: id, Notification: g.notification,
-				Group: g.id, IsFallback: true, Enqueued: o.now()})
-		}
-	}
-	o.mu.Unlock()
-	if g.notification.Action == ActionTrigger {
-		recs = append(recs, o.resolveAfter(g, recs)...)
-	}
-	return recs
-}
-
-// resolveAfter handles a resolve of g's key that was enqueued while g's trigger still
-// waited to fall back: it could not see the open record markOpen is about to write,
-// so it is queued here to the fallback notifiers, behind their trigger, and its own
-// fallback will not tell them again. Held: enqueueMu.
-func (o *Outbox) resolveAfter(g *group, triggers []outboxRecord) []outboxRecord {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var first *entry
-	for _, e := range o.entries {
-		n := e.rec.Notification
-		if e.rec.IsFallback || n.Action != ActionResolve || n.DedupKey != g.notification.DedupKey ||
-			keySeq(e.key) <= keySeq(g.id) || (first != nil && e.key > first.key) {
-			continue
-		}
-		first = e
-	}
-	if first == nil {
-		return nil
-	}
-	recs := make([]outboxRecord, 0, len(triggers))
-	for _, t := range triggers {
-		recs = append(recs, outboxRecord{Notifier: t.Notifier, Identity: t.Identity, Notification: first.rec.Notification,
-			Group: first.rec.Group, IsFallback: true, Closes: []string{openKey(g.notification.DedupKey, t.Notifier)},
-			Enqueued: o.now()})
-		if rg := o.groups[first.rec.Group]; rg != nil {
-			rg.told[t.Notifier] = true // in memory: after a restart it may be told twice, harmlessly
-		}
-	}
-	return recs
-}
-
-// closeOpen deletes the open records that e, a resolve delivered or refused for good,
-// was the answer to; a record a later fallback trigger wrote again stays.
-func (o *Outbox) closeOpen(e *entry) {
-	if len(e.rec.Closes) == 0 {
-		return
-	}
-	o.enqueueMu.Lock()
-	defer o.enqueueMu.Unlock()
-	for _, k := range e.rec.Closes {
+// closeOpen has c delete the open records that e, a resolve delivered or refused for
+// good, was the answer to; a record a later fallback trigger wrote again stays.
+// Held: mu.
+func (o *Outbox) closeOpen(e *entry, c *change) {
+	for _, k := range e.part.Closes {
 		open, ok := o.open[k]
 		if !ok || keySeq(open.Trigger) > keySeq(e.key) {
 			continue
 		}
 		delete(o.open, k)
-		if err := o.store.Delete(FallbackOpenBucket, k); err != nil {
-			o.log.Error("outbox: clearing an open fallback failed; its next resolve is sent to it once more",
-				"notifier", open.Notifier, "dedup_key", open.DedupKey, "err", err)
-		}
+		c.setOpen(k, nil)
 	}
 }
 
-// markQueuedOpen marks every queued fallback trigger open, for a crash between its
-// persist and its markOpen. At load, before anything runs.
-func (o *Outbox) markQueuedOpen() {
-	keys := make([]string, 0, len(o.entries))
-	for k := range o.entries {
-		keys = append(keys, k)
+// markQueuedOpen has c mark every queued fallback trigger open, in number order. At
+// load, before anything runs.
+func (o *Outbox) markQueuedOpen(c *change) {
+	for _, l := range o.lanes {
+		for _, e := range l.queue {
+			if e.part.Fallback && e.notification().Action == ActionTrigger {
+				c.marks = append(c.marks, e)
+			}
+		}
 	}
-	slices.Sort(keys)
-	o.enqueueMu.Lock()
-	defer o.enqueueMu.Unlock()
-	for _, k := range keys {
-		o.markOpen([]outboxRecord{o.entries[k].rec}, []string{k})
-	}
+	slices.SortFunc(c.marks, func(a, b *entry) int { return cmp.Compare(a.key, b.key) })
 }

@@ -87,7 +87,7 @@ func (r rank) protected() bool { return r.class == classFirst && r.scope <= 1 }
 
 // rankOf is e's rank, knowing what is queued ahead of it in l. Held: mu.
 func (o *Outbox) rankOf(l *lane, e *entry) rank {
-	n := e.rec.Notification
+	n := e.notification()
 	r := rank{class: classResolve, scope: scopeRank(n.Scope), priority: priorityRank(n.Priority), key: e.key}
 	if n.Action == ActionTrigger {
 		r.class = classFirst
@@ -101,22 +101,22 @@ func (o *Outbox) rankOf(l *lane, e *entry) rank {
 // stateBefore is the key's state at the receiver when e arrives: what was last heard
 // accepted, then each entry queued ahead of e. Held: mu.
 func (o *Outbox) stateBefore(l *lane, e *entry) keyState {
-	st := o.heardState(e.rec)
+	st := o.heardState(e)
 	for _, x := range l.queue {
 		if x == e {
 			break
 		}
 		st = stateClosed
-		if x.rec.Notification.Action == ActionTrigger {
+		if x.notification().Action == ActionTrigger {
 			st = stateOpen
 		}
 	}
 	return st
 }
 
-// heardState is what the receiver last accepted for rec's key. Held: mu.
-func (o *Outbox) heardState(rec outboxRecord) keyState {
-	open, ok := o.heard[heardKey{destOf(rec), rec.Notification.DedupKey}]
+// heardState is what the receiver last accepted for e's key. Held: mu.
+func (o *Outbox) heardState(e *entry) keyState {
+	open, ok := o.heard[heardKey{destOf(e), e.notification().DedupKey}]
 	switch {
 	case !ok:
 		return stateUnknown
@@ -130,10 +130,10 @@ func (o *Outbox) heardState(rec outboxRecord) keyState {
 // resolve), or, with known false, that the key's state there is no longer known.
 // Held: mu.
 func (o *Outbox) hear(e *entry, known bool) {
-	k := heardKey{destOf(e.rec), e.rec.Notification.DedupKey}
+	k := heardKey{destOf(e), e.notification().DedupKey}
 	if !known {
 		delete(o.heard, k)
 		return
 	}
-	o.heard[k] = e.rec.Notification.Action == ActionTrigger
+	o.heard[k] = e.notification().Action == ActionTrigger
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
 )
 
@@ -35,12 +34,13 @@ const (
 )
 
 // OutboxStore is what the outbox needs of persistence; internal/store's *Store has it.
-// Put must be durable when it returns; ForEach must walk keys in bytewise order.
+// ForEach must walk keys in bytewise order. Commit is the one write: one durable
+// transaction that takes n sequence numbers of bucket (each above after) and applies
+// what fill makes of the first, per bucket and key a value to store as JSON or nil to
+// delete the key; nothing is written if it fails.
 type OutboxStore interface {
-	Put(bucket, key string, v any) error
-	Delete(bucket, key string) error
 	ForEach(bucket string, fn func(key string, raw []byte) error) error
-	NextSeq(bucket string) (uint64, error)
+	Commit(bucket string, n int, after uint64, fill func(first uint64) (map[string]map[string]any, error)) (uint64, error)
 }
 
 // Delivery is one notification for the notifiers of a route.
@@ -155,106 +155,16 @@ type EntryInfo struct {
 	Unpersisted bool `json:"unpersisted,omitempty"`
 }
 
-// outboxRecord is one entry as stored: everything needed to send it, and to decide
-// its group's fallback, after a restart.
-type outboxRecord struct {
-	Notifier string `json:"notifier"` // who sends it: the name at enqueue, or the one a rename gave it
-	// Identity is the notifier's (see Identifier): a restart that finds the name gone
-	// gives the entry to the notifier with the same identity.
-	Identity string `json:"identity,omitempty"`
-	// Member is the name at enqueue once a rename changed Notifier: the group knows
-	// the entry by it.
-	Member       string       `json:"member,omitempty"`
-	Notification Notification `json:"notification"`
-	Group        string       `json:"group"` // the key of the delivery's first entry
-	Primaries    []string     `json:"primaries,omitempty"`
-	Fallback     []string     `json:"fallback,omitempty"`
-	// FallbackIdentity is each fallback notifier's identity at enqueue, so a fallback
-	// renamed meanwhile is still found.
-	FallbackIdentity map[string]string `json:"fallback_identity,omitempty"`
-	FallbackAfter    time.Duration     `json:"fallback_after,omitempty"`
-	IsFallback       bool              `json:"is_fallback,omitempty"`
-	// Closes, on a resolve, names the FallbackOpenBucket records this entry answers:
-	// once it is delivered or refused for good, they are deleted.
-	Closes []string `json:"closes,omitempty"`
-	// Told, on a resolve's primaries, names the notifiers that got the resolve as an
-	// open fallback: the resolve's own fallback need not tell them again.
-	Told []string `json:"told,omitempty"`
-	// Written onto the entries still pending when a sibling fails permanently or the
-	// fallback has been enqueued, so a restart neither forgets nor repeats them.
-	FailedPeers []string  `json:"failed_peers,omitempty"`
-	Settled     bool      `json:"settled,omitempty"`
-	Enqueued    time.Time `json:"enqueued"`
-}
-
-// entry is a record in memory with its delivery state (guarded by Outbox.mu).
-type entry struct {
-	key      string
-	rec      outboxRecord
-	attempts int
-	lastErr  string
-	next     time.Time     // not before; zero: now
-	wait     time.Duration // the backoff that set next
-	sending  bool
-	sendAs   string // the name counted in inFlightBy while sending: a rename may relabel e meanwhile
-	accepted bool   // delivered, about to leave
-	// unpersisted: the store refused it (see unpersisted.go); sent all the same.
-	unpersisted bool
-	// maybeSent: an attempt may have reached the receiver (it timed out, or the entry
-	// was loaded after a restart), so a trigger may be open there. Coalescing then
-	// keeps the resolve.
-	maybeSent bool
-	pacedAt   time.Time // the slot of its destination's pace this send took
-}
-
-// lane is the FIFO of one (notifier, dedup key): only its head is ever sent, so a
-// resolve never overtakes its trigger.
-type lane struct {
-	queue        []*entry
-	failingSince time.Time // first failure since the lane last delivered; zero if none
-}
-
-type laneKey struct{ notifier, dedupKey string }
-
-func laneOf(rec outboxRecord) laneKey {
-	return laneKey{notifier: rec.Notifier, dedupKey: rec.Notification.DedupKey}
-}
-
-// group is one Delivery's primaries, tracked to decide its fallback.
-type group struct {
-	id            string
-	notification  Notification
-	primaries     []string
-	fallback      []string
-	fallbackIDs   map[string]string // identities of fallback, by name
-	fallbackAfter time.Duration
-	pending       map[string]*entry // primary entries still in the outbox
-	failed        map[string]bool   // primaries that failed permanently
-	fallbackSent  bool
-	told          map[string]bool // fallback notifiers already handed this notification
-	fallingBack   bool            // a sendFallback is writing
-}
-
-// succeeded reports whether some primary delivered: it is neither pending nor failed.
-func (g *group) succeeded() bool {
-	for _, p := range g.primaries {
-		if g.pending[p] == nil && !g.failed[p] {
-			return true
-		}
-	}
-	return false
-}
-
 // Outbox delivers notifications durably: each is stored before it is sent and
 // deleted only once the receiver accepted it (or refused it for good), so a crash or
 // a receiver outage delays a page but never loses it. After a crash between the
 // receiver's acceptance and the delete, the entry is sent again at the next start:
 // delivery is at least once, at most twice per crash; dedup keys make the repeat
-// harmless.
+// harmless. A Delivery is one record, and each change of it one transaction (see
+// record.go). One lock, mu, guards everything; it is held across the store's writes,
+// so memory and store change in the same order, and never across a send or a hook.
 type Outbox struct {
 	store          OutboxStore
-	notifMu        sync.RWMutex // guards set: a reload swaps it while sends run
-	set            notifierSet
 	log            *slog.Logger
 	now            func() time.Time
 	clock          clock.Clock
@@ -266,29 +176,21 @@ type Outbox struct {
 	obsolete       func(Notification) string
 	shared         bool // other senders share the keys (Obsolete is set)
 	onDrop         func(Dropped)
-	maxEntries     int
-
-	// enqueueMu makes sequence order and queue order the same; it is never held
-	// while sending.
-	enqueueMu sync.Mutex
-	// recordMu serialises rewrites and deletes of stored entries, so a rewrite can
-	// never bring back an entry that was just deleted.
-	recordMu sync.Mutex
-	// open mirrors FallbackOpenBucket, by its keys. Guarded by enqueueMu, so that a
-	// resolve is enqueued either before a fallback trigger is marked or after.
-	open map[string]openRecord
 
 	mu         sync.Mutex
-	entries    map[string]*entry
+	set        notifierSet // a reload swaps it while sends run
+	maxEntries int
+	deliveries map[*delivery]struct{} // not done yet
+	entries    map[*entry]struct{}    // the pending parts
 	lanes      map[laneKey]*lane
-	groups     map[string]*group
 	inFlight   int
 	inFlightBy map[string]int
 	changed    chan struct{} // closed and replaced on every change, to wake loops
-
-	// Entries the store refuses are delivered from memory and written later (see
-	// unpersisted.go). lastSeq is the highest entry number in use (guarded by
-	// enqueueMu); later schedules the writes.
+	// open mirrors FallbackOpenBucket, by its keys.
+	open map[string]openRecord
+	// lastSeq is the highest number in use: the store's sequence lags it by the numbers
+	// made up while the store refused writes (see unpersisted.go); later schedules the
+	// retry of those writes.
 	lastSeq uint64
 	later   persistLater
 	pacers  map[string]*pacer
@@ -314,9 +216,9 @@ func NewOutbox(opts OutboxOptions) (*Outbox, error) {
 	if n := len(o.entries); n > 0 {
 		o.log.Info("outbox: replaying entries left pending", "pending", n)
 	}
-	o.enqueueMu.Lock()
+	o.mu.Lock()
 	o.relabel() // names that changed while the daemon was down
-	o.enqueueMu.Unlock()
+	o.mu.Unlock()
 	return o, nil
 }
 
@@ -336,10 +238,10 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 		shared:         opts.Obsolete != nil,
 		onDrop:         opts.OnDrop,
 		maxEntries:     cmp.Or(opts.MaxEntries, DefaultMaxEntries),
-		entries:        map[string]*entry{},
+		deliveries:     map[*delivery]struct{}{},
+		entries:        map[*entry]struct{}{},
 		open:           map[string]openRecord{},
 		lanes:          map[laneKey]*lane{},
-		groups:         map[string]*group{},
 		inFlightBy:     map[string]int{},
 		changed:        make(chan struct{}),
 		later:          persistLater{kick: make(chan struct{}, 1)},
@@ -380,85 +282,12 @@ func newOutbox(opts OutboxOptions) (*Outbox, error) {
 	return o, nil
 }
 
-// load reads the stored entries in key (= enqueue) order. An unreadable entry is
-// logged and left in the store for a human; it must not stop the others.
-func (o *Outbox) load() error {
-	if err := o.loadOpen(); err != nil {
-		return err
-	}
-	err := o.store.ForEach(OutboxBucket, func(key string, raw []byte) error {
-		var rec outboxRecord
-		if err := json.Unmarshal(raw, &rec); err != nil || rec.Notifier == "" {
-			o.log.Error("outbox: skipping an unreadable entry; it stays in the store",
-				"key", key, "err", cmp.Or(err, errors.New("no notifier")))
-			return nil
-		}
-		o.add(key, rec)
-		o.noteSeq(key)
-		o.entries[key].maybeSent = true // a crash may have come mid-send
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("outbox: load pending entries: %w", err)
-	}
-	for _, g := range o.groups {
-		o.forgetIfDone(g)
-	}
-	o.markQueuedOpen()
-	return nil
-}
-
-// add puts an entry in its lane and, for a primary, its group. Held: mu (or not yet
-// shared).
-func (o *Outbox) add(key string, rec outboxRecord) *entry {
-	e := &entry{key: key, rec: rec}
-	o.entries[key] = e
-	o.live[rec.Notification.ID]++
-	lk := laneOf(rec)
-	l := o.lanes[lk]
-	if l == nil {
-		l = &lane{}
-		o.lanes[lk] = l
-	}
-	l.queue = append(l.queue, e)
-	if rec.IsFallback {
-		return e
-	}
-	g := o.groups[rec.Group]
-	if g == nil {
-		g = &group{
-			id:            rec.Group,
-			notification:  rec.Notification,
-			primaries:     rec.Primaries,
-			fallback:      rec.Fallback,
-			fallbackIDs:   rec.FallbackIdentity,
-			fallbackAfter: cmp.Or(rec.FallbackAfter, DefaultFallbackAfter),
-			pending:       map[string]*entry{},
-			failed:        map[string]bool{},
-			told:          map[string]bool{},
-		}
-		if len(g.primaries) == 0 { // a damaged record: it is its own only primary
-			g.primaries = []string{memberOf(rec)}
-		}
-		o.groups[rec.Group] = g
-	}
-	g.pending[memberOf(rec)] = e
-	for _, p := range rec.FailedPeers {
-		g.failed[p] = true
-	}
-	for _, n := range rec.Told {
-		g.told[n] = true
-	}
-	g.fallbackSent = g.fallbackSent || rec.Settled
-	return e
-}
-
-// Enqueue stores one entry per notifier of d.Notify and wakes the senders. It returns
-// once the entries are durable, or, where the store refused them (a full disk), held
-// in memory: they are delivered all the same, marked unpersisted and written by a
-// background retry (see unpersisted.go). So a store failure is no error here: a
-// caller retrying would only queue the page twice. A resolve also goes, as a fallback
-// entry, to every notifier that was handed the key's trigger as a fallback (see
+// Enqueue stores d as one record, one part per notifier of d.Notify, and wakes the
+// senders. It returns once the record is durable, or, where the store refused it (a
+// full disk), held in memory: it is delivered all the same, marked unpersisted and
+// written by a background retry (see unpersisted.go). So a store failure is no error
+// here: a caller retrying would only queue the page twice. A resolve also goes, as a
+// fallback part, to every notifier that was handed the key's trigger as a fallback (see
 // FallbackOpenBucket).
 func (o *Outbox) Enqueue(d Delivery) error {
 	names := uniqueNames(d.Notify)
@@ -469,152 +298,28 @@ func (o *Outbox) Enqueue(d Delivery) error {
 	if err != nil {
 		return err
 	}
-	fallback := uniqueNames(d.Fallback)
-	o.enqueueMu.Lock() // before reading the notifiers: a reload relabels under it
-	defer o.enqueueMu.Unlock()
-	set := o.notifierSet()
-	fallbackIDs := map[string]string{}
-	for _, name := range fallback {
-		if id := set.identity[name]; id != "" {
-			fallbackIDs[name] = id
-		}
-	}
-	recs := make([]outboxRecord, len(names))
-	for i, name := range names {
-		recs[i] = outboxRecord{
-			Notifier:         name,
-			Identity:         set.identity[name],
-			Notification:     n,
-			Primaries:        names,
-			Fallback:         fallback,
-			FallbackIdentity: fallbackIDs,
-			FallbackAfter:    d.FallbackAfter,
-			Enqueued:         o.now(),
-		}
-	}
-	if n.Action == ActionResolve {
-		recs = o.tellOpenFallbacks(recs)
-	}
-	o.persist(recs)
-	return nil
-}
-
-// persist numbers and stores recs and queues them; the first key names the group. A rec
-// the store refuses is queued all the same, unpersisted: a page must leave even when
-// the disk is full (measured before: no page until space was freed). The retry in
-// unpersisted.go writes it once the store works; a crash before that loses it. It
-// returns the keys of recs in order; it cannot fail, since every rec is queued.
-// Held: enqueueMu.
-func (o *Outbox) persist(recs []outboxRecord) (keys []string) {
-	refused := make([]bool, len(recs))
-	var storeErr error
-	if ap, ok := o.store.(appender); ok && len(recs) > 0 {
-		if keys, storeErr = o.appendAll(ap, recs); storeErr == nil {
-			o.queue(recs, keys, refused)
-			return keys
-		}
-		for i := range refused {
-			refused[i] = true
-		}
-	}
-	for i := range recs {
-		key, err := o.storeRecord(&recs[i], recs, storeErr != nil)
-		if err != nil && storeErr == nil {
-			storeErr = err
-		}
-		keys, refused[i] = append(keys, key), refused[i] || err != nil
-	}
-	o.queue(recs, keys, refused)
-	if storeErr != nil {
-		o.refused(storeErr)
-	}
-	return keys
-}
-
-// queue adds the numbered recs to the lanes; refused ones are kept for the retry of
-// unpersisted.go. Held: enqueueMu.
-func (o *Outbox) queue(recs []outboxRecord, keys []string, refused []bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for i, rec := range recs {
-		o.add(keys[i], rec).unpersisted = refused[i]
-	}
-	o.signal()
-}
-
-// appender is a store that numbers and stores several records in one transaction
-// (internal/store's *Store): a delivery to N notifiers costs one fsync, not 2N.
-type appender interface {
-	Append(bucket string, n int, after uint64, fill func(first uint64) (map[string]any, error)) (uint64, error)
-}
-
-// appendAll numbers and stores recs in one transaction, the first key naming the
-// group; on failure recs are left as they were (the caller numbers them in memory).
-// Held: enqueueMu.
-func (o *Outbox) appendAll(ap appender, recs []outboxRecord) ([]string, error) {
-	keysOf := func(first uint64) []string {
-		keys := make([]string, len(recs))
-		for i := range recs {
-			keys[i] = entryKey(first+uint64(i), recs[i].Notifier)
-		}
-		return keys
-	}
-	first, err := ap.Append(OutboxBucket, len(recs), o.lastSeq, func(first uint64) (map[string]any, error) {
-		keys := keysOf(first)
-		puts := make(map[string]any, len(recs))
-		for i, rec := range recs {
-			if rec.Group == "" {
-				rec.Group = keys[0]
+	dv := &delivery{rec: deliveryRecord{Notification: n, Fallback: uniqueNames(d.Fallback), FallbackAfter: d.FallbackAfter}}
+	for _, name := range dv.rec.Fallback {
+		if id := o.set.identity[name]; id != "" {
+			if dv.rec.FallbackIdentity == nil {
+				dv.rec.FallbackIdentity = map[string]string{}
 			}
-			puts[keys[i]] = rec
-		}
-		return puts, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("outbox: enqueue %s: store %d entries: %w", recs[0].Notification.ID, len(recs), err)
-	}
-	keys := keysOf(first)
-	for i := range recs {
-		if recs[i].Group == "" {
-			recs[i].Group = keys[0]
+			dv.rec.FallbackIdentity[name] = id
 		}
 	}
-	o.lastSeq = max(o.lastSeq, first+uint64(len(recs))-1)
-	return keys, nil
-}
-
-// storeRecord numbers rec, sets the group of all recs from the first, and stores it.
-// When the store fails, or failed already for an earlier rec of the same call (a full
-// disk refuses them all, and each try costs an fsync's wait), rec is numbered in memory
-// and the error returned.
-func (o *Outbox) storeRecord(rec *outboxRecord, all []outboxRecord, storeFailed bool) (string, error) {
-	seq, err := o.nextSeq(storeFailed)
-	key := entryKey(seq, rec.Notifier)
-	if rec.Group == "" {
-		for i := range all {
-			all[i].Group = key
-		}
+	for _, name := range names {
+		o.newPart(dv, name, o.set.identity[name], false)
 	}
-	if err != nil {
-		return key, fmt.Errorf("outbox: enqueue %s for %s: number the entry: %w", rec.Notification.ID, rec.Notifier, err)
+	if n.Action == ActionResolve {
+		o.tellOpenFallbacks(dv)
 	}
-	if err := o.store.Put(OutboxBucket, key, *rec); err != nil {
-		return key, fmt.Errorf("outbox: enqueue %s for %s: store the entry: %w", rec.Notification.ID, rec.Notifier, err)
-	}
-	return key, nil
+	c := &change{}
+	c.add(dv, dv.parts...)
+	o.save(c, "new")
+	return nil
 }
-
-// seqDigits is the width of an entry key's sequence number, zero-padded so that byte
-// order is enqueue order.
-const seqDigits = 20
-
-// entryKey names an outbox entry: its sequence number, then its notifier at enqueue.
-func entryKey(seq uint64, notifier string) string {
-	return fmt.Sprintf("%0*d-%s", seqDigits, seq, notifier)
-}
-
-// keySeq is the sequence part of an entry key, comparable as a string.
-func keySeq(key string) string { return key[:min(len(key), seqDigits)] }
 
 // cloneNotification deep-copies n through JSON: the caller may reuse its Details
 // map, and a sent notification is the same before and after a restart.
@@ -672,19 +377,20 @@ func (o *Outbox) Entries() []EntryInfo {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	out := make([]EntryInfo, 0, len(o.entries))
-	for _, e := range o.entries {
+	for e := range o.entries {
+		n := e.notification()
 		out = append(out, EntryInfo{
 			ID:             e.key,
-			NotificationID: e.rec.Notification.ID,
-			Notifier:       e.rec.Notifier,
-			DedupKey:       e.rec.Notification.DedupKey,
-			Action:         e.rec.Notification.Action,
-			Opened:         e.rec.Notification.Opened,
-			Fallback:       e.rec.IsFallback,
-			Enqueued:       e.rec.Enqueued,
+			NotificationID: n.ID,
+			Notifier:       e.part.Notifier,
+			DedupKey:       n.DedupKey,
+			Action:         n.Action,
+			Opened:         n.Opened,
+			Fallback:       e.part.Fallback,
+			Enqueued:       e.part.Enqueued,
 			Attempts:       e.attempts,
 			LastError:      e.lastErr,
-			NextAttempt:    latest(e.next, e.rec.Enqueued), // never tried: due since enqueued
+			NextAttempt:    latest(e.next, e.part.Enqueued), // never tried: due since enqueued
 			Sending:        e.sending,
 			Unpersisted:    e.unpersisted,
 		})
@@ -713,9 +419,7 @@ func (o *Outbox) deliver(ctx context.Context, untilEmpty bool) error {
 			return err
 		}
 		now := o.tidy()
-		for _, g := range o.dueFallbacks(now) {
-			o.sendFallback(g, nil)
-		}
+		o.fallBackDue(now)
 		jobs, wake, changed, idle := o.takeDue(now)
 		if untilEmpty && idle {
 			return nil
@@ -749,9 +453,7 @@ func (o *Outbox) Step(ctx context.Context) (next time.Time) {
 	}
 	for {
 		now := o.tidy()
-		for _, g := range o.dueFallbacks(now) {
-			o.sendFallback(g, nil)
-		}
+		o.fallBackDue(now)
 		jobs, wake, _, _ := o.takeDue(now)
 		if len(jobs) == 0 {
 			return wake
@@ -762,102 +464,12 @@ func (o *Outbox) Step(ctx context.Context) (next time.Time) {
 	}
 }
 
-// job is one send, with what it needs copied out from under mu.
-type job struct {
-	e            *entry
-	notifier     string
-	identity     string
-	notification Notification
-	attempt      int
-	fallback     bool
-}
-
 // tidy coalesces the lanes and keeps the outbox within its bound, before a turn
 // picks what to send; it returns the turn's now.
 func (o *Outbox) tidy() time.Time {
 	o.coalesce()
 	o.enforceLimit()
 	return o.now()
-}
-
-// takeDue marks due lane heads as sending, most important first, within the parallel
-// bounds and each destination's pace. It also returns when to look again (zero: only
-// on a change), the channel that closes on the next change, and whether nothing at
-// all is left to do.
-func (o *Outbox) takeDue(now time.Time) (jobs []job, wake time.Time, changed <-chan struct{}, idle bool) {
-	set := o.notifierSet()
-	o.mu.Lock()
-	var held []heldBack
-	due, wake := o.dueHeads(now)
-	for _, e := range due {
-		name := e.rec.Notifier
-		if o.inFlight >= maxInFlight || o.inFlightBy[name] >= maxInFlightPerNotifier {
-			continue // woken again when a send ends
-		}
-		at, ok, first := o.pace(set, e, now)
-		if !ok {
-			wake = earliest(wake, at)
-			if first {
-				held = append(held, heldBack{notifier: name, until: at})
-			}
-			continue
-		}
-		e.sending, e.sendAs = true, name
-		o.inFlight++
-		o.inFlightBy[name]++
-		jobs = append(jobs, job{e: e, notifier: name, identity: e.rec.Identity, notification: e.rec.Notification,
-			attempt: e.attempts + 1, fallback: e.rec.IsFallback})
-	}
-	for _, g := range o.groups {
-		if at, ok := o.fallbackDue(g); ok {
-			wake = earliest(wake, at)
-		}
-	}
-	o.prunePacers(now)
-	changed, idle = o.changed, len(o.entries) == 0 && len(o.groups) == 0
-	o.mu.Unlock()
-	o.logHeld(held)
-	return jobs, wake, changed, idle
-}
-
-// dueHeads lists the lane heads due at now in sending order, and when the next one
-// not yet due is. Held: mu.
-func (o *Outbox) dueHeads(now time.Time) (due []*entry, wake time.Time) {
-	type ranked struct {
-		e *entry
-		r rank
-	}
-	var heads []ranked
-	for _, l := range o.lanes {
-		head := l.queue[0]
-		o.clampRetry(now, head, l)
-		switch {
-		case head.sending:
-		case head.next.After(now):
-			wake = earliest(wake, head.next)
-		default:
-			heads = append(heads, ranked{head, o.rankOf(l, head)})
-		}
-	}
-	slices.SortFunc(heads, func(a, b ranked) int { return sendOrder(a.r, b.r) })
-	due = make([]*entry, len(heads))
-	for i, h := range heads {
-		due[i] = h.e
-	}
-	return due, wake
-}
-
-// clampRetry keeps a retry no further away than the wait that was chosen for it, and a
-// lane's failing-since not in the future: both are wall times, and after a wall-clock
-// step back they would otherwise hold a page (and its fallback) for the length of the
-// step. Held: mu.
-func (o *Outbox) clampRetry(now time.Time, e *entry, l *lane) {
-	if limit := now.Add(e.wait); e.next.After(limit) {
-		e.next = limit
-	}
-	if l.failingSince.After(now) {
-		l.failingSince = now
-	}
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -867,333 +479,9 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// attempt sends one entry and records the outcome.
-func (o *Outbox) attempt(ctx context.Context, j job) {
-	if o.obsolete != nil {
-		if why := o.obsolete(j.notification); why != "" {
-			o.log.Info("outbox: dropping a superseded notification unsent", "notifier", j.notifier,
-				"dedup_key", j.notification.DedupKey, "action", j.notification.Action, "why", why)
-			o.mu.Lock()
-			o.unpace(j.e) // nothing was sent: the slot is free again
-			o.mu.Unlock()
-			o.remove(j.e, false)
-			return
-		}
-	}
-	begin := time.Now()
-	err := o.send(ctx, j)
-	took := time.Since(begin)
-	if err != nil && ctx.Err() != nil {
-		// Stopping: the failure is ours, not the receiver's. The entry stays.
-		o.log.Debug("outbox: send interrupted by shutdown", "notifier", j.notifier,
-			"dedup_key", j.notification.DedupKey, "err", err)
-		o.release(j.e)
-		return
-	}
-	r := AttemptResult{Notifier: j.notifier, NotificationID: j.notification.ID, DedupKey: j.notification.DedupKey,
-		Action: j.notification.Action, Created: j.notification.Created, OK: err == nil, Permanent: IsPermanent(err), Err: err,
-		Attempt: j.attempt, Fallback: j.fallback, Duration: took}
-	switch {
-	case err == nil:
-		o.delivered(j, r)
-	case r.Permanent:
-		o.failedForGood(j, r)
-	default:
-		o.failedForNow(j, r)
-	}
-}
-
-// send calls the notifier with its deadline: the timeout the notifier states (its
-// config's), else AttemptTimeout. A notifier unknown by name and by identity and a
-// panic are errors like any other (permanent and retryable).
-func (o *Outbox) send(ctx context.Context, j job) (err error) {
-	n, ok := o.notifierSet().find(j.notifier, j.identity)
-	if !ok {
-		return Permanent(fmt.Errorf("expected a notifier named %q in the config, or one of the same kind and destination, got none",
-			j.notifier))
-	}
-	ctx, cancel := context.WithTimeout(ctx, cmp.Or(limitsOf(n).Timeout, o.attemptTimeout))
-	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("notifier %s panicked: %v", j.notifier, p)
-		}
-	}()
-	return n.Notify(ctx, j.notification)
-}
-
-// delivered, failedForGood and failedForNow record the outcome (log, OnResult) before
-// acting on it, so OnResult of one attempt always comes before the next attempt.
-func (o *Outbox) delivered(j job, r AttemptResult) {
-	o.log.Info("outbox: notification delivered", "notifier", j.notifier, "dedup_key", r.DedupKey,
-		"action", r.Action, "notification", r.NotificationID, "attempt", r.Attempt, "fallback", r.Fallback)
-	r.Complete = o.accept(j.e)
-	o.mu.Lock()
-	o.hear(j.e, true)
-	o.mu.Unlock()
-	o.report(r)
-	o.closeOpen(j.e)
-	o.remove(j.e, true)
-}
-
-// accept marks the entry accepted and reports whether that makes every entry of its
-// notification (all routes, primaries and fallbacks) accepted or gone: nothing of it is
-// left to deliver. An entry dropped unsent (made moot by a later entry of its lane, or
-// shed) is not gone in this sense: its notification is never complete, and a fleet
-// waits for the later one's acceptance instead. Marking and checking under one lock
-// means that of two acceptances at once, the later one sees both.
-//
-// Pagers decide: once every pager delivery of the notification accepted, a chat or
-// webhook still failing does not keep it incomplete (a fleet would otherwise take over
-// and page PagerDuty again from every vantage); a chat acceptance never completes it
-// while a pager still fails. A notification without pagers completes when all accepted.
-func (o *Outbox) accept(e *entry) (complete bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	e.accepted = true
-	if o.unsentPart[e.rec.Notification.ID] {
-		return false
-	}
-	others := false
-	for _, x := range o.entries {
-		if x.rec.Notification.ID != e.rec.Notification.ID || x.accepted {
-			continue
-		}
-		if o.isPager(x.rec) {
-			return false
-		}
-		others = true
-	}
-	return o.isPager(e.rec) || !others
-}
-
-// isPager reports whether the entry's notifier pages someone (PagerDuty, Opsgenie)
-// rather than posting to a channel.
-func (o *Outbox) isPager(rec outboxRecord) bool {
-	n, ok := o.notifierSet().find(rec.Notifier, rec.Identity)
-	return ok && config.IsPagerKind(n.Kind())
-}
-
-// failedForGood records a permanent failure and tells the group's other pending
-// entries (so a restart still knows). If that makes the fallback due, the fallback is
-// stored first: the entry leaves the store only once what replaces it is in.
-func (o *Outbox) failedForGood(j job, r AttemptResult) {
-	o.log.Error("outbox: notification refused for good; dropping it", "notifier", j.notifier,
-		"dedup_key", r.DedupKey, "action", r.Action, "notification", r.NotificationID,
-		"attempt", r.Attempt, "fallback", r.Fallback, "err", r.Err)
-	o.report(r)
-	if j.notification.Action == ActionResolve {
-		o.mu.Lock()
-		o.hear(j.e, false) // refused: the key may still be open there
-		o.mu.Unlock()
-	}
-	if !j.fallback {
-		o.mu.Lock()
-		g := o.groups[j.e.rec.Group]
-		g.failed[memberOf(j.e.rec)] = true
-		fallBack := o.claimFallback(g, o.now())
-		o.mu.Unlock()
-		if fallBack {
-			o.sendFallback(g, j.e)
-		} else {
-			o.rewriteSiblings(g, j.e)
-		}
-	}
-	// A refused resolve will not be accepted later either: the fallback is done with.
-	o.closeOpen(j.e)
-	o.remove(j.e, false)
-}
-
-// failedForNow schedules the next try; the entry keeps its place at its lane's head.
-func (o *Outbox) failedForNow(j job, r AttemptResult) {
-	wait := o.backoff(r.Attempt, r.Err)
-	o.log.Warn("outbox: notification not delivered; will retry", "notifier", j.notifier,
-		"dedup_key", r.DedupKey, "action", r.Action, "notification", r.NotificationID,
-		"attempt", r.Attempt, "retry_in", wait, "fallback", r.Fallback, "err", r.Err)
-	o.report(r)
-	o.mu.Lock()
-	e := j.e
-	e.attempts = r.Attempt
-	e.lastErr = r.Err.Error()
-	e.next, e.wait = o.now().Add(wait), wait
-	e.maybeSent = e.maybeSent || !unsent(r.Err)
-	if ra := RetryAfter(r.Err); ra > 0 {
-		o.holdDestination(e, ra) // every lane of that destination would hear the same
-	}
-	if l := o.lanes[laneOf(e.rec)]; l.failingSince.IsZero() {
-		l.failingSince = o.now()
-	}
-	o.endSend(e)
-	o.mu.Unlock()
-}
-
-func (o *Outbox) report(r AttemptResult) {
-	if o.onResult != nil {
-		o.onResult(r)
-	}
-}
-
-// release puts an interrupted entry back as it was.
-func (o *Outbox) release(e *entry) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	e.maybeSent = true // cut off mid-send: it may have arrived
-	o.endSend(e)
-}
-
-// endSend ends e's send and wakes the loops. Held: mu.
-func (o *Outbox) endSend(e *entry) {
-	e.sending = false
-	o.inFlight--
-	o.inFlightBy[e.sendAs]--
-	o.signal()
-}
-
-// remove deletes a sent entry from the store and from memory. If the delete fails
-// the entry is still dropped from memory (it was handled) and comes back once more
-// at the next start.
-func (o *Outbox) remove(e *entry, delivered bool) {
-	o.recordMu.Lock()
-	defer o.recordMu.Unlock()
-	if o.isUnpersisted(e) {
-		// Never written: nothing to delete (and on a failing store, no false alarm).
-	} else if err := o.store.Delete(OutboxBucket, e.key); err != nil {
-		o.log.Error("outbox: deleting a handled entry failed; it will be sent again after a restart",
-			"key", e.key, "err", err)
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.detach(e, delivered)
-	o.endSend(e)
-}
-
-// forgetIfDone drops a group that can no longer fall back. Held: mu.
-func (o *Outbox) forgetIfDone(g *group) {
-	if len(g.pending) == 0 && (g.fallbackSent || g.succeeded()) {
-		delete(o.groups, g.id)
-	}
-}
-
-// fallbackDue says when g should fall back: every primary failed for good or has
-// been failing (in its lane) for fallbackAfter. ok is false when that cannot happen
-// without some other change first. Held: mu.
-func (o *Outbox) fallbackDue(g *group) (at time.Time, ok bool) {
-	if g.fallbackSent || g.fallingBack || g.succeeded() {
-		return time.Time{}, false
-	}
-	for _, p := range g.primaries {
-		if g.failed[p] {
-			continue
-		}
-		l := o.lanes[laneOf(g.pending[p].rec)]
-		if l == nil || l.failingSince.IsZero() {
-			return time.Time{}, false // not tried yet, or delivering again
-		}
-		at = latest(at, l.failingSince.Add(g.fallbackAfter))
-	}
-	return at, true
-}
-
 func latest(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
 	}
 	return a
-}
-
-// claimFallback reports whether g's fallback is due and, if so, marks it as being
-// sent, so that only one goroutine sends it. Held: mu.
-func (o *Outbox) claimFallback(g *group, now time.Time) bool {
-	if at, ok := o.fallbackDue(g); ok && !at.After(now) {
-		g.fallingBack = true
-		return true
-	}
-	return false
-}
-
-// dueFallbacks returns the groups whose fallback is due, marked as falling back.
-func (o *Outbox) dueFallbacks(now time.Time) []*group {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	var out []*group
-	for _, g := range o.groups {
-		if o.claimFallback(g, now) {
-			out = append(out, g)
-		}
-	}
-	slices.SortFunc(out, func(a, b *group) int { return cmp.Compare(a.id, b.id) })
-	return out
-}
-
-// sendFallback enqueues g's notification to each fallback notifier, then marks the
-// primaries still pending (but except, about to be deleted) as settled so a restart
-// does not fall back again.
-func (o *Outbox) sendFallback(g *group, except *entry) {
-	o.log.Warn("outbox: every notifier failed; falling back", "dedup_key", g.notification.DedupKey,
-		"action", g.notification.Action, "notification", g.notification.ID,
-		"notify", g.primaries, "fallback", g.fallback)
-	if len(g.fallback) == 0 {
-		o.log.Error("outbox: no fallback configured; the notification may never arrive",
-			"dedup_key", g.notification.DedupKey, "notification", g.notification.ID)
-	}
-	o.enqueueMu.Lock()
-	recs := o.fallbackRecords(g)
-	keys := o.persist(recs)
-	o.markOpen(recs, keys) // with the persist: a resolve enqueued next must see it
-	o.enqueueMu.Unlock()
-
-	o.mu.Lock()
-	g.fallingBack = false
-	g.fallbackSent = true
-	o.forgetIfDone(g)
-	o.mu.Unlock()
-	o.rewriteSiblings(g, except)
-}
-
-// rewriteSiblings stores g's fallback state onto its pending primaries other than
-// except. Under recordMu, so an entry deleted meanwhile is not written back.
-func (o *Outbox) rewriteSiblings(g *group, except *entry) {
-	o.recordMu.Lock()
-	defer o.recordMu.Unlock()
-	o.mu.Lock()
-	failed := make([]string, 0, len(g.failed))
-	for p := range g.failed {
-		failed = append(failed, p)
-	}
-	slices.Sort(failed)
-	type write struct {
-		key string
-		rec outboxRecord
-	}
-	var writes []write
-	for _, e := range g.pending {
-		if e == except || (slices.Equal(e.rec.FailedPeers, failed) && e.rec.Settled == g.fallbackSent) {
-			continue
-		}
-		e.rec.FailedPeers, e.rec.Settled = failed, g.fallbackSent
-		writes = append(writes, write{key: e.key, rec: e.rec})
-	}
-	o.mu.Unlock()
-	for _, w := range writes {
-		if err := o.store.Put(OutboxBucket, w.key, w.rec); err != nil {
-			o.log.Error("outbox: recording fallback state failed; after a restart the fallback may be repeated or missed",
-				"key", w.key, "err", err)
-		}
-	}
-}
-
-// backoff is the wait before try attempt+1: MinBackoff doubled per failure up to
-// MaxBackoff, ±20% jitter so that many entries do not retry in step, or the
-// receiver's Retry-After (capped at MaxRetryAfter) when that is longer.
-func (o *Outbox) backoff(attempt int, err error) time.Duration {
-	d := o.minBackoff
-	for i := 1; i < attempt && d < o.maxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, o.maxBackoff)
-	d = time.Duration(float64(d) * (1 - backoffJitter + 2*backoffJitter*o.jitter()))
-	if wait := min(RetryAfter(err), MaxRetryAfter); wait > d {
-		return wait
-	}
-	return d
 }

@@ -24,15 +24,6 @@ func newMemStore() *memStore {
 	return &memStore{buckets: map[string]map[string][]byte{}, seqs: map[string]uint64{}}
 }
 
-func (m *memStore) Put(bucket, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	m.putRaw(bucket, key, raw)
-	return nil
-}
-
 func (m *memStore) putRaw(bucket, key string, raw []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -40,13 +31,6 @@ func (m *memStore) putRaw(bucket, key string, raw []byte) {
 		m.buckets[bucket] = map[string][]byte{}
 	}
 	m.buckets[bucket][key] = raw
-}
-
-func (m *memStore) Delete(bucket, key string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.buckets[bucket], key)
-	return nil
 }
 
 func (m *memStore) ForEach(bucket string, fn func(key string, raw []byte) error) error {
@@ -61,19 +45,54 @@ func (m *memStore) ForEach(bucket string, fn func(key string, raw []byte) error)
 	return nil
 }
 
-func (m *memStore) NextSeq(bucket string) (uint64, error) {
+// Commit is all or nothing, as the real store's transaction.
+func (m *memStore) Commit(bucket string, n int, after uint64, fill func(uint64) (map[string]map[string]any, error)) (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.seqs[bucket]++
-	return m.seqs[bucket], nil
+	seq := max(m.seqs[bucket], after)
+	first := uint64(0)
+	if n > 0 {
+		first = seq + 1
+	}
+	writes, err := fill(first)
+	if err != nil {
+		return 0, err
+	}
+	raws := map[string]map[string][]byte{}
+	for b, records := range writes {
+		raws[b] = map[string][]byte{}
+		for k, v := range records {
+			if v == nil {
+				continue
+			}
+			if raws[b][k], err = json.Marshal(v); err != nil {
+				return 0, err
+			}
+		}
+	}
+	m.seqs[bucket] = seq + uint64(n)
+	for b, records := range writes {
+		if m.buckets[b] == nil {
+			m.buckets[b] = map[string][]byte{}
+		}
+		for k, v := range records {
+			if v == nil {
+				delete(m.buckets[b], k)
+			} else {
+				m.buckets[b][k] = raws[b][k]
+			}
+		}
+	}
+	return first, nil
 }
 
 // fuzzOutboxKey is the stored dedup key of the seeds.
 const fuzzOutboxKey = "picket/region/eu1"
 
 // outboxSeeds are real records: what an outbox stores for a trigger to pd and chat with
-// hook as fallback (chat refused it for good, so the fallback went out and its record is
-// open), and the resolve queued behind it.
+// hook as fallback (chat refused it for good, pd kept failing, so the fallback went out
+// and its record is open), and the resolve queued behind it: two deliveries, under the
+// keys the old layout's first and third records had.
 func outboxSeeds(f *testing.F) (entries map[string][]byte, open map[string][]byte) {
 	st := newMemStore()
 	clk := clock.NewFake(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
@@ -85,44 +104,45 @@ func outboxSeeds(f *testing.F) (entries map[string][]byte, open map[string][]byt
 	if err != nil {
 		f.Fatal(err)
 	}
-	n := Notification{ID: "picket/region/eu1|trigger|1", Action: ActionTrigger, DedupKey: fuzzOutboxKey, Scope: "region",
-		Subject: "eu1", Summary: "[REGION eu1] 2 products down", Severity: SeverityCritical, Source: "fsn1-vps",
-		Created: clk.Now(), Opened: clk.Now(), Details: map[string]any{"targets": []string{"logs/search@eu1", "metrics/query@eu1"}}}
+	n := legacyNotification(ActionTrigger, clk.Now())
 	if err := o.Enqueue(Delivery{Notification: n, Notify: []string{"pd", "chat"}, Fallback: []string{"hook"}, FallbackAfter: time.Minute}); err != nil {
 		f.Fatal(err)
 	}
-	o.Step(context.Background()) // chat refuses: its entry goes, pd's records it
+	o.Step(context.Background()) // chat refuses: its part is recorded so
 	clk.Advance(2 * time.Minute)
 	o.Step(context.Background()) // pd has kept failing: the fallback is queued to hook
-	n.ID, n.Action = "picket/region/eu1|resolve|2", ActionResolve
-	if err := o.Enqueue(Delivery{Notification: n, Notify: []string{"pd"}}); err != nil {
+	if err := o.Enqueue(Delivery{Notification: legacyNotification(ActionResolve, n.Created), Notify: []string{"pd"}}); err != nil {
 		f.Fatal(err)
 	}
 	entries, open = st.buckets[OutboxBucket], st.buckets[FallbackOpenBucket]
-	if len(entries) < 3 || len(open) != 1 {
-		f.Fatalf("seed outbox holds %d entries and %d open fallbacks, want at least 3 and 1", len(entries), len(open))
+	if got := slices.Sorted(maps.Keys(entries)); !slices.Equal(got, []string{legacyKeys[0], legacyKeys[2]}) || len(open) != 1 {
+		f.Fatalf("seed outbox holds %q and %d open fallbacks, want the records %s and %s, and 1", got, len(open),
+			legacyKeys[0], legacyKeys[2])
 	}
 	return entries, open
 }
 
-// FuzzOutboxLoad: an outbox restarts on whatever its store holds. A damaged record is
-// skipped (and kept for a human); it neither panics, nor fails the start, nor stops the
-// other records: with notifiers that answer, every readable entry is delivered, refused
-// or falls back, and leaves the store.
+// FuzzOutboxLoad: an outbox restarts on whatever its store holds, in either layout. A
+// damaged record is skipped (and kept for a human); it neither panics, nor fails the
+// start, nor stops the other records: with notifiers that answer, every readable record
+// is delivered, refused or falls back, and leaves the store.
 func FuzzOutboxLoad(f *testing.F) {
 	entries, open := outboxSeeds(f)
-	keys := slices.Sorted(maps.Keys(entries))
+	old, oldOpen := legacyFile(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC))
+	keys := legacyKeys[:]
 	openKeyOf := slices.Collect(maps.Keys(open))[0]
-	real := func(i int) []byte { return entries[keys[min(i, len(keys)-1)]] }
-	f.Add(real(0), real(1), real(2), real(3), open[openKeyOf])
-	f.Add(real(0), []byte(`{"notifier":"pd","group":"nowhere","primaries":["pd","ghost"]}`), real(2), real(3), []byte(`null`))
-	f.Add([]byte(`{"notifier":"ghost","is_fallback":true}`), real(1), []byte(`not json`), []byte(`{}`), []byte(`{"notifier":"hook"}`))
-	f.Add(real(1), real(1), real(1), real(1), []byte(nil))
+	f.Add(entries[keys[0]], []byte(nil), entries[keys[2]], []byte(nil), open[openKeyOf])
+	f.Add([]byte(old[keys[0]]), []byte(old[keys[1]]), []byte(old[keys[2]]), []byte(old[keys[3]]), []byte(oldOpen[openKeyOf]))
+	f.Add(entries[keys[0]], []byte(old[keys[1]]), []byte(old[keys[2]]), []byte(old[keys[3]]), []byte(nil))
+	f.Add([]byte(old[keys[0]]), []byte(`{"notifier":"pd","group":"nowhere","primaries":["pd","ghost"]}`), entries[keys[2]], []byte(nil), []byte(`null`))
+	f.Add([]byte(`{"notifier":"ghost","is_fallback":true}`), entries[keys[0]], []byte(`not json`), []byte(`{}`), []byte(`{"notifier":"hook"}`))
+	f.Add(entries[keys[0]], entries[keys[0]], entries[keys[0]], entries[keys[0]], []byte(nil))
 	f.Add([]byte(`{"notifier":"pd","notification":{"action":"trigger"},"fallback":["hook"],"fallback_after":-1}`), []byte(nil), []byte(nil), []byte(nil), []byte(nil))
+	f.Add([]byte(`{"parts":[{"notifier":"pd","outcome":"refused"}],"notification":{"action":"trigger"},"fallback":["hook"]}`), []byte(`{"parts":[{"notifier":"pd","outcome":"done"}]}`), []byte(`{"parts":[{"notifier":"pd","outcome":"lost"}]}`), []byte(`{"parts":[]}`), []byte(nil))
 	f.Fuzz(func(t *testing.T, rec1, rec2, rec3, rec4, openRec []byte) {
 		st := newMemStore()
 		for i, raw := range [][]byte{rec1, rec2, rec3, rec4} {
-			if len(raw) > 0 && i < len(keys) { // empty: no such record
+			if len(raw) > 0 { // empty: no such record
 				st.putRaw(OutboxBucket, keys[i], raw)
 			}
 		}
@@ -141,8 +161,8 @@ func FuzzOutboxLoad(f *testing.F) {
 		_ = o.Entries()
 		drain(t, o, clk)
 		for key, raw := range st.buckets[OutboxBucket] {
-			if readable(raw) {
-				t.Errorf("entry %s %s was readable but is still stored after the outbox drained", key, raw)
+			if readable(key, raw) {
+				t.Errorf("record %s %s was readable but is still stored after the outbox drained", key, raw)
 			}
 		}
 	})
@@ -165,8 +185,9 @@ func drain(t *testing.T, o *Outbox, clk *clock.Fake) {
 	t.Fatalf("%d entries still pending after 50 turns: %+v", o.Pending(), o.Entries())
 }
 
-// readable is load's test of a record.
-func readable(raw []byte) bool {
-	var rec outboxRecord
-	return json.Unmarshal(raw, &rec) == nil && rec.Notifier != ""
+// readable is load's test of a record, in either layout.
+func readable(key string, raw []byte) bool {
+	_, ok := readDelivery(key, raw)
+	_, old := readLegacy(raw)
+	return ok || old
 }

@@ -1062,53 +1062,39 @@ func TestKilledAfterAcceptIsDeliveredAtMostTwice(t *testing.T) {
 }
 
 // faultyStore is the real store with disk errors switched on per key: the outbox's
-// answer to a failing disk cannot be provoked otherwise.
+// answer to a failing disk cannot be provoked otherwise. A commit is all or nothing, as
+// the real store's transaction: one refused write fails it.
 type faultyStore struct {
 	*store.Store
-	failPut      func(key string) bool
-	failDelete   bool
-	beforeDelete func(key string) // sees the store as it is just before a delete
+	failPut    func(key string) bool                  // refuses storing an outbox record under key
+	failDelete bool                                   // refuses every commit that deletes an outbox record
+	seeCommit  func(writes map[string]map[string]any) // sees each commit's writes before they land
 }
 
 var errDisk = errors.New("disk full")
 
-func (f *faultyStore) Put(bucket, key string, v any) error {
-	if f.failPut != nil && f.failPut(key) {
-		return errDisk
-	}
-	return f.Store.Put(bucket, key, v)
-}
-
-// Append is all or nothing, as the real store's transaction: one refused key fails it.
-func (f *faultyStore) Append(bucket string, n int, after uint64, fill func(uint64) (map[string]any, error)) (uint64, error) {
-	return f.Store.Append(bucket, n, after, func(first uint64) (map[string]any, error) {
-		puts, err := fill(first)
-		for key := range puts {
-			if f.failPut != nil && f.failPut(key) {
+func (f *faultyStore) Commit(bucket string, n int, after uint64, fill func(uint64) (map[string]map[string]any, error)) (uint64, error) {
+	return f.Store.Commit(bucket, n, after, func(first uint64) (map[string]map[string]any, error) {
+		writes, err := fill(first)
+		if f.seeCommit != nil {
+			f.seeCommit(writes)
+		}
+		for key, v := range writes[OutboxBucket] {
+			if v == nil && f.failDelete || v != nil && f.failPut != nil && f.failPut(key) {
 				return nil, errDisk
 			}
 		}
-		return puts, err
+		return writes, err
 	})
 }
 
-func (f *faultyStore) Delete(bucket, key string) error {
-	if f.beforeDelete != nil {
-		f.beforeDelete(key)
-	}
-	if f.failDelete {
-		return errDisk
-	}
-	return f.Store.Delete(bucket, key)
-}
-
 func TestStoreErrors(t *testing.T) {
-	t.Run("a delivery the store refuses in part: its entries are delivered from memory, so no fallback", func(t *testing.T) {
+	t.Run("a delivery the store refuses: its entries are delivered from memory, so no fallback", func(t *testing.T) {
 		s := openStore(t, t.TempDir())
 		pd := &fakeNotifier{name: "pd", respond: alwaysFail(Permanent(errors.New("400")))}
 		chat := &fakeNotifier{name: "chat"}
 		hook := &fakeNotifier{name: "hook"}
-		fs := &faultyStore{Store: s, failPut: func(key string) bool { return strings.HasSuffix(key, "-chat") }}
+		fs := &faultyStore{Store: s, failPut: func(key string) bool { return strings.HasSuffix(key, "-pd") }}
 		h := newHarness(t, s, func(o *OutboxOptions) { o.Store = fs }, pd, chat, hook)
 		err := h.outbox.Enqueue(Delivery{Notification: notification(ActionTrigger, "k"), Notify: []string{"pd", "chat"},
 			Fallback: []string{"hook"}, FallbackAfter: time.Hour})
@@ -1141,29 +1127,25 @@ func TestStoreErrors(t *testing.T) {
 	})
 }
 
-// TestFallbackIsStoredBeforeThePrimaryLeaves: when the last primary fails for good,
-// its entry is deleted only after the fallback entry is in the store, so no crash
-// point loses the notification.
-func TestFallbackIsStoredBeforeThePrimaryLeaves(t *testing.T) {
+// TestFallbackIsStoredWithThePrimarysRefusal: when the last primary fails for good,
+// the transaction that records the refusal also holds the fallback, so no crash point
+// loses the notification.
+func TestFallbackIsStoredWithThePrimarysRefusal(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	pd := &fakeNotifier{name: "pd", respond: alwaysFail(Permanent(errors.New("400")))}
 	hook := &fakeNotifier{name: "hook"}
 	var mu sync.Mutex
-	var seen []string // at each delete of pd's entry: is hook's stored?
-	fs := &faultyStore{Store: s, beforeDelete: func(key string) {
-		if !strings.HasSuffix(key, "-pd") {
-			return
+	var seen []string // at each commit recording pd's refusal: does it hold hook's part?
+	fs := &faultyStore{Store: s, seeCommit: func(writes map[string]map[string]any) {
+		for _, v := range writes[OutboxBucket] {
+			rec, ok := v.(deliveryRecord)
+			if !ok || !slices.ContainsFunc(rec.Parts, func(p partRecord) bool { return p.Notifier == "pd" && p.Outcome == partRefused }) {
+				continue
+			}
+			mu.Lock()
+			seen = append(seen, fmt.Sprint(slices.ContainsFunc(rec.Parts, func(p partRecord) bool { return p.Notifier == "hook" })))
+			mu.Unlock()
 		}
-		// Stored, or already delivered (the fallback may be sent and gone before the
-		// primary's delete runs): either way it existed before the primary left.
-		hookStored := hook.acceptedList() == "trigger:k"
-		_ = s.ForEach(OutboxBucket, func(k string, _ []byte) error {
-			hookStored = hookStored || strings.HasSuffix(k, "-hook")
-			return nil
-		})
-		mu.Lock()
-		seen = append(seen, fmt.Sprint(hookStored))
-		mu.Unlock()
 	}}
 	h := newHarness(t, s, func(o *OutboxOptions) { o.Store = fs }, pd, hook)
 	h.enqueue(Delivery{Notification: notification(ActionTrigger, "k"), Notify: []string{"pd"}, Fallback: []string{"hook"}})
@@ -1173,7 +1155,7 @@ func TestFallbackIsStoredBeforeThePrimaryLeaves(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if strings.Join(seen, " ") != "true" {
-		t.Errorf("hook's entry stored at pd's delete: %v, want [true]", seen)
+		t.Errorf("commits recording pd's refusal held hook's part: %v, want [true] (one commit, with the fallback)", seen)
 	}
 }
 
@@ -1223,3 +1205,43 @@ func (f *flakyNotifier) Notify(context.Context, Notification) error {
 	return nil
 }
 func (f *flakyNotifier) calls() int { f.mu.Lock(); defer f.mu.Unlock(); return f.n }
+
+// TestEachChangeOfADeliveryIsOneTransaction: a delivery to two notifiers with a fallback
+// is one record, and each change of it one commit (before: an entry per notifier, the
+// fallback state rewritten onto each sibling, the fallback and its open record in
+// writes of their own).
+func TestEachChangeOfADeliveryIsOneTransaction(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	var mu sync.Mutex
+	var commits []string // per commit: the buckets it writes, and how many outbox records
+	fs := &faultyStore{Store: s, seeCommit: func(writes map[string]map[string]any) {
+		mu.Lock()
+		defer mu.Unlock()
+		commits = append(commits, fmt.Sprintf("outbox:%d open:%d", len(writes[OutboxBucket]), len(writes[FallbackOpenBucket])))
+	}}
+	check := func(what, want string) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if got := strings.Join(commits, " | "); got != want {
+			t.Errorf("%s: commits %q, want %q", what, got, want)
+		}
+		commits = nil
+	}
+	pd := &fakeNotifier{name: "pd", respond: alwaysFail(errDown)}
+	chat := &fakeNotifier{name: "chat", respond: alwaysFail(Permanent(errors.New("400")))}
+	hook := &fakeNotifier{name: "hook"}
+	st := newStepper(t, s, pd, chat, hook)
+	st.outbox.store = fs
+	st.enqueue(Delivery{Notification: notification(ActionTrigger, "k"), Notify: []string{"pd", "chat"},
+		Fallback: []string{"hook"}, FallbackAfter: time.Minute})
+	check("enqueue", "outbox:1 open:0")
+	st.outbox.Step(t.Context()) // chat refuses for good, pd fails for now
+	check("chat's refusal", "outbox:1 open:0")
+	st.clock.Advance(2 * time.Minute)
+	st.outbox.Step(t.Context()) // pd again: the fallback, with its open record; hook accepts
+	check("the fallback, then hook's acceptance", "outbox:1 open:1 | outbox:1 open:0")
+	if keys := st.stored(); len(keys) != 1 || !strings.HasSuffix(keys[0], "-pd") {
+		t.Errorf("stored %v, want the one record of the delivery", keys)
+	}
+}

@@ -35,13 +35,13 @@ type heldBack struct {
 	until    time.Time
 }
 
-// destOf names rec's destination: its notifier's identity, so that two names for
-// one routing key (or a renamed notifier) share a pace; else its notifier's name.
-func destOf(rec outboxRecord) string {
-	if rec.Identity != "" {
-		return "id:" + rec.Identity
+// destOf names e's destination: its notifier's identity, so that two names for one
+// routing key (or a renamed notifier) share a pace; else its notifier's name.
+func destOf(e *entry) string {
+	if e.part.Identity != "" {
+		return "id:" + e.part.Identity
 	}
-	return "name:" + rec.Notifier
+	return "name:" + e.part.Notifier
 }
 
 // ready reports whether a request may go at now under rate, or else when one may.
@@ -115,14 +115,15 @@ func (p *pacer) idle(now time.Time) bool {
 	return len(p.sent) == 0 || !p.sent[len(p.sent)-1].After(now.Add(-p.per))
 }
 
-// pace takes a slot of e's destination at now, or says when one frees up and whether
-// the destination has just begun to hold entries back. Held: mu.
-func (o *Outbox) pace(set notifierSet, e *entry, now time.Time) (at time.Time, ok, first bool) {
+// pace takes a slot of e's destination at now for a send by n (nil: none), or says when
+// one frees up and whether the destination has just begun to hold entries back.
+// Held: mu.
+func (o *Outbox) pace(n Notifier, e *entry, now time.Time) (at time.Time, ok, first bool) {
 	var rate Rate
-	if n, ok := set.find(e.rec.Notifier, e.rec.Identity); ok {
+	if n != nil {
 		rate = limitsOf(n).Rate
 	}
-	dest := destOf(e.rec)
+	dest := destOf(e)
 	p := o.pacers[dest]
 	if p == nil {
 		p = &pacer{}
@@ -148,14 +149,14 @@ func (o *Outbox) logHeld(held []heldBack) {
 
 // unpace gives back the slot e took for a send that did not happen. Held: mu.
 func (o *Outbox) unpace(e *entry) {
-	if p := o.pacers[destOf(e.rec)]; p != nil {
+	if p := o.pacers[destOf(e)]; p != nil {
 		p.refund(e.pacedAt)
 	}
 }
 
 // holdDestination keeps e's whole destination back for a Retry-After. Held: mu.
 func (o *Outbox) holdDestination(e *entry, wait time.Duration) {
-	dest := destOf(e.rec)
+	dest := destOf(e)
 	p := o.pacers[dest]
 	if p == nil {
 		p = &pacer{}

@@ -7,7 +7,7 @@ import (
 )
 
 // notifierSet is the notifiers of one config, indexed. It is never changed once
-// built (a reload builds another), so a reader may keep it past notifMu.
+// built (a reload builds another), so a reader may keep it past mu.
 type notifierSet struct {
 	byName     map[string]Notifier
 	identity   map[string]string   // name → identity; absent when it cannot say
@@ -68,26 +68,14 @@ func (s notifierSet) label(name, id string) (string, string) {
 	return name, id
 }
 
-func (o *Outbox) notifierSet() notifierSet {
-	o.notifMu.RLock()
-	defer o.notifMu.RUnlock()
-	return o.set
-}
-
-// memberOf is the name under which rec counts in its group: the name it was enqueued
-// for, which a relabel does not change (the group's primaries and failed peers name
-// it so, in memory and in every sibling's record).
-func memberOf(rec outboxRecord) string { return cmp.Or(rec.Member, rec.Notifier) }
-
 // SetNotifiers replaces the notifiers (a config reload). A pending entry keeps its
 // notifier while that name exists. When the name is gone, the entry moves to the
 // notifier with the same identity (a rename: same kind and destination), in memory
 // and in the store, keeping its order; with none, the old instance goes on sending
 // it. An entry nobody can deliver fails permanently, as at start.
 func (o *Outbox) SetNotifiers(notifiers map[string]Notifier) {
-	o.enqueueMu.Lock() // no entry is made while names change
-	defer o.enqueueMu.Unlock()
-	o.notifMu.Lock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	retired := make(map[string]Notifier, len(o.set.retired)+len(o.set.byName))
 	for _, m := range []map[string]Notifier{o.set.retired, o.set.byName} {
 		for name, n := range m {
@@ -95,36 +83,20 @@ func (o *Outbox) SetNotifiers(notifiers map[string]Notifier) {
 		}
 	}
 	o.set = newNotifierSet(notifiers, retired)
-	o.notifMu.Unlock()
 	o.relabel()
 }
 
-// storeWrite is one record to store again.
-type storeWrite struct {
-	key string
-	rec outboxRecord
-}
-
 // relabel moves the entries whose notifier name is gone to the notifier with their
-// identity and stores them so, drops the retired notifiers nothing names any more,
-// and says what it did. Under recordMu, so an entry deleted meanwhile is not written
-// back. Held: enqueueMu.
+// identity and writes their deliveries so (one transaction), drops the retired
+// notifiers nothing names any more, and says what it did. Held: mu.
 func (o *Outbox) relabel() {
-	set := o.notifierSet()
-	o.recordMu.Lock()
-	defer o.recordMu.Unlock()
-	o.mu.Lock()
-	writes, moves := o.relabelEntries(set)
-	orphans := o.orphans(set)
-	o.pruneRetired(set)
+	c, moves := o.relabelEntries()
+	orphans := o.orphans()
+	o.pruneRetired()
 	o.signal()
-	o.mu.Unlock()
-	o.logRelabel(set, moves, orphans)
-	for _, w := range writes {
-		if err := o.store.Put(OutboxBucket, w.key, w.rec); err != nil {
-			o.log.Error("outbox: storing a relabelled entry failed; after a restart it is matched again by its destination",
-				"key", w.key, "err", err)
-		}
+	o.logRelabel(moves, orphans)
+	if len(c.ds) > 0 {
+		o.save(c, "relabelled")
 	}
 }
 
@@ -134,45 +106,44 @@ type rename struct{ from, to string }
 // relabelEntries moves, oldest first so that lanes stay FIFO, each entry whose name
 // is gone to the name with its identity, and refreshes the stored identity of the
 // others (records from before identities, or a destination changed under the same
-// name). It returns the records to store. Held: mu.
-func (o *Outbox) relabelEntries(set notifierSet) ([]storeWrite, map[rename]int) {
-	keys := make([]string, 0, len(o.entries))
-	for k := range o.entries {
-		keys = append(keys, k)
+// name). It returns the change that writes their deliveries. Held: mu.
+func (o *Outbox) relabelEntries() (*change, map[rename]int) {
+	es := make([]*entry, 0, len(o.entries))
+	for e := range o.entries {
+		es = append(es, e)
 	}
-	slices.Sort(keys)
-	var writes []storeWrite
+	slices.SortFunc(es, func(a, b *entry) int { return cmp.Compare(a.key, b.key) })
+	c := &change{}
 	moves := map[rename]int{}
 	blocked := map[laneKey]bool{} // a lane whose head could not move: the rest waits too
-	for _, k := range keys {
-		e := o.entries[k]
-		name, id := e.rec.Notifier, e.rec.Identity
-		if _, ok := set.byName[name]; ok {
-			if now := set.identity[name]; now != "" && now != id {
-				e.rec.Identity = now
-				writes = append(writes, storeWrite{key: k, rec: e.rec})
+	for _, e := range es {
+		name, id := e.part.Notifier, e.part.Identity
+		if _, ok := o.set.byName[name]; ok {
+			if now := o.set.identity[name]; now != "" && now != id {
+				e.part.Identity = now
+				c.touch(e.d)
 			}
 			continue
 		}
-		to, ok := set.byIdentity[id]
-		if id == "" || !ok || blocked[laneOf(e.rec)] {
+		to, ok := o.set.byIdentity[id]
+		if id == "" || !ok || blocked[laneOf(e)] {
 			continue
 		}
 		if !o.move(e, to) {
-			blocked[laneOf(e.rec)] = true
+			blocked[laneOf(e)] = true
 			continue
 		}
 		moves[rename{from: name, to: to}]++
-		writes = append(writes, storeWrite{key: k, rec: e.rec})
+		c.touch(e.d)
 	}
-	return writes, moves
+	return c, moves
 }
 
 // move puts e in the lane of notifier to, in key order, and labels it so. Only a
 // lane's head is ever sent: an entry being sent must land at the head, and a head
 // being sent keeps its place; if that cannot be, e stays. Held: mu.
 func (o *Outbox) move(e *entry, to string) bool {
-	from := laneOf(e.rec)
+	from := laneOf(e)
 	dst := laneKey{notifier: to, dedupKey: from.dedupKey}
 	nl := o.lanes[dst]
 	if nl == nil {
@@ -192,8 +163,7 @@ func (o *Outbox) move(e *entry, to string) bool {
 	}
 	nl.queue = slices.Insert(nl.queue, at, e)
 	o.lanes[dst] = nl
-	e.rec.Member = memberOf(e.rec)
-	e.rec.Notifier = to
+	e.part.Notifier = to
 	return true
 }
 
@@ -216,14 +186,14 @@ func (l *lane) slot(e *entry) (int, bool) {
 
 // orphans counts, by name, the entries whose notifier is not in the config by name
 // nor by identity: the retired instance sends them, or nobody can. Held: mu.
-func (o *Outbox) orphans(set notifierSet) map[string]int {
+func (o *Outbox) orphans() map[string]int {
 	out := map[string]int{}
-	for _, e := range o.entries {
-		name, id := e.rec.Notifier, e.rec.Identity
-		if _, ok := set.byName[name]; ok {
+	for e := range o.entries {
+		name, id := e.part.Notifier, e.part.Identity
+		if _, ok := o.set.byName[name]; ok {
 			continue
 		}
-		if _, ok := set.byIdentity[id]; ok && id != "" {
+		if _, ok := o.set.byIdentity[id]; ok && id != "" {
 			continue
 		}
 		out[name]++
@@ -232,28 +202,26 @@ func (o *Outbox) orphans(set notifierSet) map[string]int {
 }
 
 // pruneRetired forgets the retired notifiers that no entry and no open fallback
-// names any more. Held: enqueueMu, mu.
-func (o *Outbox) pruneRetired(set notifierSet) {
+// names any more. Held: mu.
+func (o *Outbox) pruneRetired() {
 	used := map[string]bool{}
-	for _, e := range o.entries {
-		used[e.rec.Notifier] = true
+	for e := range o.entries {
+		used[e.part.Notifier] = true
 	}
 	for _, open := range o.open {
 		used[open.Notifier] = true
 	}
 	keep := map[string]Notifier{}
-	for name, n := range set.retired {
+	for name, n := range o.set.retired {
 		if used[name] {
 			keep[name] = n
 		}
 	}
-	o.notifMu.Lock()
 	o.set.retired = keep // a new map: readers of the old set keep theirs
-	o.notifMu.Unlock()
 }
 
 // logRelabel says what relabel did, naming notifiers only: an identity is not logged.
-func (o *Outbox) logRelabel(set notifierSet, moves map[rename]int, orphans map[string]int) {
+func (o *Outbox) logRelabel(moves map[rename]int, orphans map[string]int) {
 	renames := slices.SortedFunc(maps.Keys(moves), func(a, b rename) int {
 		return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to, b.to))
 	})
@@ -262,7 +230,7 @@ func (o *Outbox) logRelabel(set notifierSet, moves map[rename]int, orphans map[s
 			"from", r.from, "to", r.to, "entries", moves[r])
 	}
 	for _, name := range slices.Sorted(maps.Keys(orphans)) {
-		if _, ok := set.retired[name]; ok {
+		if _, ok := o.set.retired[name]; ok {
 			o.log.Warn("outbox: a notifier left the config; its queued entries are still sent with its last settings",
 				"notifier", name, "entries", orphans[name])
 			continue

@@ -201,11 +201,10 @@ func (n *network) counts(name, peer string) (*member, bool) {
 	return p, ok && n.s.elapsed-at < n.spec.aloneAfter()
 }
 
-// updateAlone is the daemon's rule: alone when no other vantage is heard, or the
-// vantages heard (this one included) are no more than half of those known.
+// updateAlone applies the fleet's rule (fleet.CutOff) to the vantages heard, this one
+// included, and notes when this member became alone.
 func (m *member) updateAlone() {
-	heard := len(m.n.hears(m.name)) + 1
-	alone := heard == 1 || 2*heard <= len(m.n.names)
+	alone := fleet.CutOff(len(m.n.hears(m.name))+1, len(m.n.names))
 	switch {
 	case !alone:
 		m.alone = false
@@ -264,7 +263,7 @@ func (m *member) Position(key string) int {
 			eligible = append(eligible, p.name)
 		}
 	}
-	return cluster.RankAmong(key, m.name, eligible)
+	return fleet.Rank(key, m.name, eligible)
 }
 
 func (m *member) Page(key string) (fleet.Page, bool) {

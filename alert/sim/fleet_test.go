@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picket-dev/picket/alert/cluster"
+	"github.com/picket-dev/picket/alert/fleet"
 	"github.com/picket-dev/picket/alert/notify"
 )
 
@@ -29,7 +29,7 @@ func triggerSources(r *Receiver, key string) []string {
 // firstSender is the vantage that ranks first for key among names.
 func firstSender(key string, names []string) string {
 	for _, n := range names {
-		if cluster.RankAmong(key, n, names) == 0 {
+		if fleet.Rank(key, n, names) == 0 {
 			return n
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/picket-dev/picket/bench"
 	"github.com/picket-dev/picket/bench/timetopage"
 )
 
@@ -83,7 +84,7 @@ func scaleRow(sc ScaleFigures) Row {
 		Area: "scale",
 		What: fmt.Sprintf("%s targets every %gs for %gs, concurrency %d", thousands(sc.Targets), sc.IntervalS, sc.DurationS, sc.Concurrency),
 		Figure: fmt.Sprintf("%.0f probes/s (expected %.0f) · lag p50 %s, p99 %s · %.2f CPU cores · peak RSS %.0f MiB · %d goroutines max · %d skipped, %d failed",
-			sc.ProbesPerS, sc.ExpectedPerS, msText(sc.LagP50MS), msText(sc.LagP99MS), sc.CPUCores, sc.PeakRSSMB, sc.MaxGoroutines, sc.Skipped, sc.Failures),
+			sc.ProbesPerS, sc.ExpectedPerS, bench.FormatMS(sc.LagP50MS), bench.FormatMS(sc.LagP99MS), sc.CPUCores, sc.PeakRSSMB, sc.MaxGoroutines, sc.Skipped, sc.Failures),
 		Reference: fmt.Sprintf("%s; load avg %s", filepath.Base(sc.File), sc.LoadAvg),
 	}
 }
@@ -130,17 +131,6 @@ func duration(s float64) string {
 }
 
 func secs(ms float64) string { return fmt.Sprintf("%.2f s", ms/1000) }
-
-// msText prints milliseconds with the precision that matters at their size.
-func msText(v float64) string {
-	switch {
-	case v >= 100:
-		return fmt.Sprintf("%.0f ms", v)
-	case v >= 1:
-		return fmt.Sprintf("%.1f ms", v)
-	}
-	return fmt.Sprintf("%.2f ms", v)
-}
 
 func thousands(n int) string {
 	s := fmt.Sprint(n)

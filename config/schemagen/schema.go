@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,9 +114,26 @@ func (g *generator) of(t reflect.Type) map[string]any {
 // object is a struct's schema: its keys and nothing else.
 func (g *generator) object(t reflect.Type) map[string]any {
 	props := map[string]any{}
+	g.addFields(t, props)
+	s := map[string]any{"type": []string{"object", "null"}, "additionalProperties": false, "properties": props}
+	if d := g.docs[t.Name()]; d != "" {
+		s["description"] = d
+	}
+	return s
+}
+
+// addFields puts the keys of struct t into props; a field tagged `yaml:",inline"`
+// (RunSpec in Defaults and JourneySpec) adds its own keys at the same level, as the
+// decoder reads them.
+func (g *generator) addFields(t reflect.Type, props map[string]any) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		key := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		tag := strings.Split(f.Tag.Get("yaml"), ",")
+		key := tag[0]
+		if slices.Contains(tag[1:], "inline") && f.Type.Kind() == reflect.Struct {
+			g.addFields(f.Type, props)
+			continue
+		}
 		if key == "-" || !f.IsExported() {
 			continue
 		}
@@ -141,9 +159,4 @@ func (g *generator) object(t reflect.Type) map[string]any {
 		}
 		props[key] = p
 	}
-	s := map[string]any{"type": []string{"object", "null"}, "additionalProperties": false, "properties": props}
-	if d := g.docs[t.Name()]; d != "" {
-		s["description"] = d
-	}
-	return s
 }

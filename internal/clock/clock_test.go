@@ -1,6 +1,7 @@
 package clock
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -165,5 +166,61 @@ func TestElapsedOfTheRealClockIsMonotonic(t *testing.T) {
 	b := mono()
 	if a < 0 || b < a {
 		t.Errorf("readings %s then %s; want non-negative and non-decreasing", a, b)
+	}
+}
+
+// TestEveryRunsOnItsPeriodAndWhenKicked: in virtual time, Every calls fn once a period
+// (each wait starting when fn returned), at once when kicked, and returns when ctx ends.
+func TestEveryRunsOnItsPeriodAndWhenKicked(t *testing.T) {
+	f := NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	calls, kick := make(chan time.Time, 10), make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Every(ctx, f, time.Minute, kick, func() { calls <- f.Now() })
+	}()
+	call := func(what string) time.Time {
+		t.Helper()
+		select {
+		case at := <-calls:
+			return at
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no call %s", what)
+		}
+		return time.Time{}
+	}
+	waitArmed := func() {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if _, ok := f.NextTimer(); ok {
+				return
+			}
+		}
+		t.Fatal("Every did not arm its timer within 5s")
+	}
+	waitArmed()
+	f.Advance(59 * time.Second)
+	select {
+	case at := <-calls:
+		t.Fatalf("called at %s, before its period", at)
+	case <-time.After(20 * time.Millisecond):
+	}
+	f.Advance(time.Second)
+	first := call("after a period")
+	kick <- struct{}{}
+	if at := call("when kicked"); !at.Equal(first) {
+		t.Errorf("kicked call at %s, want at once (%s)", at, first)
+	}
+	waitArmed()
+	f.Advance(time.Minute)
+	if at := call("a period after the kicked one"); at.Sub(first) != time.Minute {
+		t.Errorf("next call %s after the first, want a minute", at.Sub(first))
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Every still running 5s after ctx ended")
 	}
 }

@@ -1,6 +1,7 @@
 package clock
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -81,5 +82,23 @@ func (t *Ticker) run(c Clock, d time.Duration, next time.Time, tm Timer) {
 			}
 			tm.Reset(next.Sub(now))
 		}
+	}
+}
+
+// Every calls fn every d on c until ctx ends, and also at once whenever kick receives
+// (nil: never); each wait of d starts when fn returns. It is the loop of the daemon's
+// periodic looks (the store's watch, the fleet's members).
+func Every(ctx context.Context, c Clock, d time.Duration, kick <-chan struct{}, fn func()) {
+	t := Or(c).NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		case <-kick:
+		}
+		fn()
+		t.Reset(d)
 	}
 }

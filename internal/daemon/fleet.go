@@ -36,9 +36,6 @@ func (g clusterGossip) Says(member, key string) bool      { return g.c.Says(memb
 func (g clusterGossip) Views() map[string][]string        { return g.c.Views() }
 func (g clusterGossip) RecordPage(key string, open bool)  { g.c.RecordPage(key, open) }
 func (g clusterGossip) ConfirmPage(key string, open bool) { g.c.ConfirmPage(key, open) }
-func (g clusterGossip) Rank(key string, eligible func(string) bool) int {
-	return g.c.Rank(key, eligible)
-}
 
 func (g clusterGossip) Tally() map[string]int {
 	votes, _ := g.c.Tally()
@@ -119,16 +116,7 @@ func (d *daemon) watchFleet(ctx context.Context) {
 	if d.cluster == nil {
 		return
 	}
-	t := clock.NewTicker(d.clock, time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-			d.checkMembers()
-		}
-	}
+	clock.Every(ctx, d.clock, time.Second, nil, d.checkMembers)
 }
 
 // checkMembers sends the fleet's notices due now (fleet.GossipFleet.Notices).

@@ -288,50 +288,74 @@ func (s *Store) NextSeq(bucket string) (seq uint64, err error) {
 	return seq, err
 }
 
-// Append numbers n records of bucket and stores them in one transaction (one fsync for
-// all): it takes the bucket's next n sequence numbers, each above after (numbers the
-// caller already handed out from memory while the store failed), and stores what fill
-// makes of the first one, keyed as fill says. It returns the first number; nothing is
-// stored when fill or the store fails.
-func (s *Store) Append(bucket string, n int, after uint64, fill func(first uint64) (map[string]any, error)) (first uint64, err error) {
-	err = s.update(fmt.Sprintf("append %d records to %s", n, bucket), func(tx *Tx) error {
-		b, err := tx.createBucket(bucket)
+// Commit runs one durable transaction (one fsync): it takes the next n sequence numbers
+// of bucket, each above after (numbers the caller handed out from memory while the store
+// failed; the sequence catches up with them in one jump), and applies what fill makes of
+// the first: per bucket and key, a value to store as JSON, or nil to delete the key. It
+// returns the first number (0 when n is 0); nothing is written when fill or the store
+// fails.
+func (s *Store) Commit(bucket string, n int, after uint64, fill func(first uint64) (map[string]map[string]any, error)) (first uint64, err error) {
+	err = s.update(fmt.Sprintf("commit of %d numbered records to %s", n, bucket), func(tx *Tx) error {
+		if first, err = tx.takeSeqs(bucket, n, after); err != nil {
+			return err
+		}
+		writes, err := fill(first)
 		if err != nil {
 			return err
 		}
-		if b.Sequence() < after { // catch up with what memory numbered, in one jump
-			if err := b.SetSequence(after); err != nil {
-				return fmt.Errorf("store: next sequence of %s: %w", bucket, err)
-			}
-		}
-		for i := range n {
-			seq, err := tx.NextSeq(bucket)
-			if err != nil {
-				return err
-			}
-			if i == 0 {
-				first = seq
-			}
-		}
-		puts, err := fill(first)
-		if err != nil {
-			return err
-		}
-		for key, v := range puts {
-			raw, err := encode(bucket, key, v)
-			if err != nil {
-				return err
-			}
-			if err := tx.putRaw(bucket, key, raw); err != nil {
-				return err
-			}
-		}
-		return nil
+		return tx.apply(writes)
 	})
 	if err != nil {
 		return 0, err
 	}
 	return first, nil
+}
+
+// takeSeqs takes the next n sequence numbers of bucket above after, and returns the
+// first (0 when n is 0).
+func (t *Tx) takeSeqs(bucket string, n int, after uint64) (first uint64, err error) {
+	b, err := t.createBucket(bucket)
+	if err != nil {
+		return 0, err
+	}
+	if b.Sequence() < after {
+		if err := b.SetSequence(after); err != nil {
+			return 0, fmt.Errorf("store: next sequence of %s: %w", bucket, err)
+		}
+	}
+	for i := range n {
+		seq, err := t.NextSeq(bucket)
+		if err != nil {
+			return 0, err
+		}
+		if i == 0 {
+			first = seq
+		}
+	}
+	return first, nil
+}
+
+// apply stores every non-nil value of writes under its bucket and key, and deletes the
+// keys whose value is nil.
+func (t *Tx) apply(writes map[string]map[string]any) error {
+	for bucket, records := range writes {
+		for key, v := range records {
+			if v == nil {
+				if err := t.Delete(bucket, key); err != nil {
+					return err
+				}
+				continue
+			}
+			raw, err := encode(bucket, key, v)
+			if err != nil {
+				return err
+			}
+			if err := t.putRaw(bucket, key, raw); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Update runs fn in one writing transaction: every write of fn is committed (and

@@ -467,37 +467,47 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 	}
 }
 
-// TestAppendNumbersAndStoresInOneTransaction: n records get the next n numbers, above
-// what memory numbered, and land together; a failing fill stores nothing and uses no
-// number.
-func TestAppendNumbersAndStoresInOneTransaction(t *testing.T) {
+// TestCommitNumbersAndWritesInOneTransaction: n records get the next n numbers, above
+// what memory numbered, and land together with the other writes (in any bucket, deletes
+// too); a failing fill writes nothing and uses no number; n 0 numbers nothing.
+func TestCommitNumbersAndWritesInOneTransaction(t *testing.T) {
 	s, err := Open(t.TempDir(), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	fill := func(n int) func(uint64) (map[string]any, error) {
-		return func(first uint64) (map[string]any, error) {
+	fill := func(n int, more map[string]any) func(uint64) (map[string]map[string]any, error) {
+		return func(first uint64) (map[string]map[string]any, error) {
 			out := map[string]any{}
 			for i := range n {
 				out[fmt.Sprintf("%03d", first+uint64(i))] = i
 			}
-			return out, nil
+			return map[string]map[string]any{"b": out, "other": more}, nil
 		}
 	}
-	if first, err := s.Append("b", 3, 0, fill(3)); err != nil || first != 1 {
-		t.Fatalf("first append: %d, %v; want 1", first, err)
+	if first, err := s.Commit("b", 3, 0, fill(3, map[string]any{"x": 1, "y": 2})); err != nil || first != 1 {
+		t.Fatalf("first commit: %d, %v; want 1", first, err)
 	}
-	if _, err := s.Append("b", 2, 0, func(uint64) (map[string]any, error) { return nil, errors.New("no") }); err == nil {
+	failing := func(uint64) (map[string]map[string]any, error) { return nil, errors.New("no") }
+	if _, err := s.Commit("b", 2, 0, failing); err == nil {
 		t.Fatal("a failing fill: want its error")
 	}
-	if first, err := s.Append("b", 2, 10, fill(2)); err != nil || first != 11 {
-		t.Fatalf("append after 10 numbered in memory: %d, %v; want 11", first, err)
+	if first, err := s.Commit("b", 2, 10, fill(2, map[string]any{"x": nil})); err != nil || first != 11 {
+		t.Fatalf("commit after 10 numbered in memory: %d, %v; want 11", first, err)
 	}
-	var keys []string
-	_ = s.ForEach("b", func(k string, _ []byte) error { keys = append(keys, k); return nil })
-	if got := strings.Join(keys, ","); got != "001,002,003,011,012" {
+	if first, err := s.Commit("b", 0, 0, fill(0, map[string]any{"z": 3})); err != nil || first != 0 {
+		t.Fatalf("commit of nothing numbered: %d, %v; want 0", first, err)
+	}
+	keysOf := func(bucket string) string {
+		var keys []string
+		_ = s.ForEach(bucket, func(k string, _ []byte) error { keys = append(keys, k); return nil })
+		return strings.Join(keys, ",")
+	}
+	if got := keysOf("b"); got != "001,002,003,011,012" {
 		t.Errorf("stored %s; want 001,002,003,011,012", got)
+	}
+	if got := keysOf("other"); got != "y,z" {
+		t.Errorf("other holds %s; want y,z (x deleted by the second commit)", got)
 	}
 	if seq, err := s.NextSeq("b"); err != nil || seq != 13 {
 		t.Errorf("next sequence %d, %v; want 13", seq, err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/picket-dev/picket/internal/clock"
 )
 
 // WatchEvery is how often Watch compares the path with the open file.
@@ -32,18 +34,7 @@ func (s *Store) Watch(ctx context.Context) {
 	if s.readOnly {
 		return
 	}
-	t := s.clock.NewTimer(WatchEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C():
-		case <-s.kick:
-		}
-		s.look()
-		t.Reset(WatchEvery)
-	}
+	clock.Every(ctx, s.clock, WatchEvery, s.kick, s.look)
 }
 
 // look is one turn of Watch.

@@ -3,6 +3,7 @@ package probetest
 import (
 	"context"
 	"errors"
+	"github.com/picket-dev/picket/internal/loopback"
 	"io"
 	"net"
 	"net/http"
@@ -179,19 +180,7 @@ func hang(r *http.Request) {
 
 // pause waits d and reports whether it did; false means the request ended first
 // (client gone or platform closing).
-func pause(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
+func pause(ctx context.Context, d time.Duration) bool { return loopback.Pause(ctx, d, nil) }
 
 // dropConnection closes the connection without a byte of answer, as a dead load
 // balancer would on a connection that was already open.

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -45,11 +44,8 @@ const (
 // MaxBodyBytes bounds a post; a longer one is answered 413.
 const MaxBodyBytes = 1 << 20
 
-// Options configure a Receiver.
-type Options struct {
-	Addr   string       // listen address, loopback only; "" means 127.0.0.1:0
-	Logger *slog.Logger // nil: discard
-}
+// Options configure a Receiver: its loopback address and logger.
+type Options = loopback.Options
 
 // Message is one accepted post.
 type Message struct {
@@ -65,13 +61,8 @@ type Message struct {
 
 // Receiver is a running stand-in. Its methods are safe for concurrent use.
 type Receiver struct {
-	log      *slog.Logger
-	ln       net.Listener
-	srv      *http.Server
-	served   chan struct{} // closed when Serve has returned
-	closing  chan struct{} // closed by Close: ends WaitFor calls
-	closeErr error
-	once     sync.Once
+	log *slog.Logger
+	srv *loopback.Server // its Closing ends WaitFor calls
 
 	mu       sync.Mutex
 	messages []Message
@@ -80,36 +71,22 @@ type Receiver struct {
 
 // New starts listening at once and serves until Close.
 func New(opts Options) (*Receiver, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ln, err := loopback.Listen("chattest", opts.Addr)
+	srv, err := loopback.NewServer("chattest", opts)
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{log: log, ln: ln, served: make(chan struct{}), closing: make(chan struct{}), changed: make(chan struct{})}
+	r := &Receiver{log: srv.Log, srv: srv, changed: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathSlack, r.handleSlack)
 	mux.HandleFunc("POST "+PathHook, r.handleHook)
 	mux.HandleFunc("GET "+PathChat, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, r.Messages()) })
-	r.srv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	go func() {
-		defer close(r.served)
-		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("chattest: serve failed", "err", err)
-		}
-	}()
-	log.Info("chattest: chat stand-in listening", "slack", r.SlackURL(), "webhook", r.HookURL())
+	srv.Start(mux)
+	r.log.Info("chattest: chat stand-in listening", "slack", r.SlackURL(), "webhook", r.HookURL())
 	return r, nil
 }
 
 // BaseURL is http://host:port.
-func (r *Receiver) BaseURL() string { return "http://" + r.ln.Addr().String() }
+func (r *Receiver) BaseURL() string { return "http://" + r.srv.Addr() }
 
 // SlackURL is where a Slack notifier's webhook_url should point.
 func (r *Receiver) SlackURL() string { return r.BaseURL() + PathSlack }
@@ -118,19 +95,7 @@ func (r *Receiver) SlackURL() string { return r.BaseURL() + PathSlack }
 func (r *Receiver) HookURL() string { return r.BaseURL() + PathHook }
 
 // Close stops the server and ends WaitFor calls. It is safe to call twice.
-func (r *Receiver) Close() error {
-	r.once.Do(func() {
-		close(r.closing)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := r.srv.Shutdown(ctx); err != nil {
-			r.closeErr = fmt.Errorf("chattest: shutdown: %w", err)
-			_ = r.srv.Close()
-		}
-		<-r.served
-	})
-	return r.closeErr
-}
+func (r *Receiver) Close() error { return r.srv.Close() }
 
 // Messages returns a copy of the accepted messages, in order of arrival.
 func (r *Receiver) Messages() []Message {
@@ -159,7 +124,7 @@ func (r *Receiver) WaitFor(ctx context.Context, cond func([]Message) bool) error
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return cloneMessages(r.messages), r.changed
-	}, r.closing, ErrClosed, cond)
+	}, r.srv.Closing(), ErrClosed, cond)
 }
 
 func (r *Receiver) keep(m Message) {

@@ -204,13 +204,17 @@ func (r *rig) labels() (entries, stored []string) {
 		entries = append(entries, e.Notifier)
 	}
 	err := r.store.ForEach(notify.OutboxBucket, func(_ string, raw []byte) error {
-		var rec struct {
-			Notifier string `json:"notifier"`
+		var rec struct { // one record per delivery, a part per notifier
+			Parts []struct {
+				Notifier string `json:"notifier"`
+			} `json:"parts"`
 		}
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return err
 		}
-		stored = append(stored, rec.Notifier)
+		for _, p := range rec.Parts {
+			stored = append(stored, p.Notifier)
+		}
 		return nil
 	})
 	if err != nil {

@@ -17,8 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -42,11 +40,8 @@ const (
 	defaultEndpoint = "https://events.pagerduty.com"
 )
 
-// Options are what the caller injects.
-type Options struct {
-	HTTPClient *http.Client // nil: notify.NewHTTPClient()
-	Logger     *slog.Logger // nil: discard
-}
+// Options are what the caller injects: an HTTP client and a logger.
+type Options = notify.ChannelOptions
 
 // Notifier sends to one PagerDuty service (one routing key). Safe for concurrent use.
 type Notifier struct {
@@ -59,7 +54,7 @@ type Notifier struct {
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
 	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.PagerDuty != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
 	if n.Misconfig != nil {
 		return n
 	}

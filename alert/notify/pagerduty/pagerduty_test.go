@@ -330,7 +330,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 	r.SetFault(pdtest.Fault{Delay: 5 * time.Second})
 	t.Run("config timeout", func(t *testing.T) {
 		n := newNotifier(t, r.BaseURL(), testKey, nil)
-		n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, HTTPClient: n.HTTP, Logger: n.Log})
+		n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, ChannelOptions: notify.ChannelOptions{HTTPClient: n.HTTP, Logger: n.Log}})
 		checkTimedOut(t, func() error { return n.Notify(t.Context(), trigger()) })
 	})
 	t.Run("caller deadline", func(t *testing.T) {
@@ -466,7 +466,7 @@ func TestRoutingKeyNeverLeaks(t *testing.T) {
 			r.SetFault(f)
 			defer r.ClearFault()
 			n := newNotifier(t, r.BaseURL(), marker, log)
-			n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 100 * time.Millisecond, HTTPClient: n.HTTP, Logger: n.Log})
+			n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 100 * time.Millisecond, ChannelOptions: notify.ChannelOptions{HTTPClient: n.HTTP, Logger: n.Log}})
 			return n.Notify(t.Context(), trigger())
 		}
 	}

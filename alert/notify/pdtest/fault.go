@@ -3,6 +3,7 @@ package pdtest
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/picket-dev/picket/internal/loopback"
 	"math"
 	"net/http"
 	"strconv"
@@ -145,7 +146,7 @@ func (r *Receiver) takeFault() (Fault, bool) {
 // answered (or dropped); false means "carry on normally", which is what a
 // pure Delay does once it has slept.
 func (r *Receiver) serveFault(w http.ResponseWriter, req *http.Request, f Fault) bool {
-	if !r.sleep(req, f.Delay) {
+	if !loopback.Pause(req.Context(), f.Delay, r.srv.Closing()) {
 		// The client gave up, or the receiver is closing: then cut the
 		// connection as a dying server would. Returning without a word would
 		// make net/http send an empty 200.
@@ -171,24 +172,6 @@ func (r *Receiver) serveFault(w http.ResponseWriter, req *http.Request, f Fault)
 	writeJSON(w, status, faultBody(status))
 	r.log.Info("pdtest: answered with injected fault", "status", status, "path", req.URL.Path)
 	return true
-}
-
-// sleep waits d unless the request or the receiver ends first; it reports
-// whether the full delay passed.
-func (r *Receiver) sleep(req *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-req.Context().Done():
-		return false
-	case <-r.closing:
-		return false
-	}
 }
 
 // dropConnection closes the TCP connection without a response, as a load

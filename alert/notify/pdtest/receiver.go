@@ -18,32 +18,20 @@ package pdtest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
-	"time"
 
 	"github.com/picket-dev/picket/internal/loopback"
 )
 
-// Options configure a Receiver.
-type Options struct {
-	Addr   string       // listen address, loopback only; "" means 127.0.0.1:0
-	Logger *slog.Logger // nil: discard
-}
+// Options configure a Receiver: its loopback address and logger.
+type Options = loopback.Options
 
 // Receiver is a running Events API v2 receiver. Its methods are safe for
 // concurrent use.
 type Receiver struct {
-	log      *slog.Logger
-	ln       net.Listener
-	srv      *http.Server
-	served   chan struct{} // closed when Serve has returned
-	closing  chan struct{} // closed by Close: ends delays and waits
-	closeErr error
-	once     sync.Once
+	log *slog.Logger
+	srv *loopback.Server // its Closing ends delays and waits
 
 	mu        sync.Mutex
 	events    []Event
@@ -58,46 +46,20 @@ type Receiver struct {
 // through the routing key of the trigger that opened the alert.
 type alertKey struct{ routingKey, dedupKey string }
 
-const shutdownGrace = 5 * time.Second
-
 // New starts listening at once and serves until Close.
 func New(opts Options) (*Receiver, error) {
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ln, err := loopback.Listen("pdtest", opts.Addr)
+	srv, err := loopback.NewServer("pdtest", opts)
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{
-		log:     log,
-		ln:      ln,
-		served:  make(chan struct{}),
-		closing: make(chan struct{}),
-		open:    map[alertKey]Event{},
-		changed: make(chan struct{}),
-	}
-
-	r.srv = &http.Server{
-		Handler:           r.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	go r.serve()
-	log.Info("pdtest: PagerDuty Events API v2 receiver listening", "url", r.URL())
+	r := &Receiver{log: srv.Log, srv: srv, open: map[alertKey]Event{}, changed: make(chan struct{})}
+	srv.Start(r.routes())
+	r.log.Info("pdtest: PagerDuty Events API v2 receiver listening", "url", r.URL())
 	return r, nil
 }
 
-func (r *Receiver) serve() {
-	defer close(r.served)
-	if err := r.srv.Serve(r.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		r.log.Error("pdtest: serve failed", "err", err)
-	}
-}
-
 // ServeAddr is the host:port listened on, for a child process to reach.
-func (r *Receiver) ServeAddr() string { return r.ln.Addr().String() }
+func (r *Receiver) ServeAddr() string { return r.srv.Addr() }
 
 // BaseURL is http://host:port, the endpoint go-pagerduty expects.
 func (r *Receiver) BaseURL() string { return "http://" + r.ServeAddr() }
@@ -107,19 +69,7 @@ func (r *Receiver) URL() string { return r.BaseURL() + pathEnqueueV2 }
 
 // Close stops the server, cancels pending delays and WaitFor calls, and returns
 // when every goroutine of the receiver has ended. It is safe to call twice.
-func (r *Receiver) Close() error {
-	r.once.Do(func() {
-		close(r.closing)
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		defer cancel()
-		if err := r.srv.Shutdown(ctx); err != nil {
-			r.closeErr = fmt.Errorf("pdtest: shutdown within %s: %w", shutdownGrace, err)
-			_ = r.srv.Close()
-		}
-		<-r.served
-	})
-	return r.closeErr
-}
+func (r *Receiver) Close() error { return r.srv.Close() }
 
 // record stores one accepted event and updates the open alerts.
 func (r *Receiver) record(ev Event) {
@@ -220,5 +170,5 @@ func (r *Receiver) WaitFor(ctx context.Context, cond func(events []Event) bool) 
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return cloneEvents(r.events), r.changed
-	}, r.closing, ErrClosed, cond)
+	}, r.srv.Closing(), ErrClosed, cond)
 }

@@ -7,8 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
@@ -17,11 +15,8 @@ import (
 // Kind is what Kind returns.
 const Kind = "slack"
 
-// Options are what the caller injects.
-type Options struct {
-	HTTPClient *http.Client // nil: notify.NewHTTPClient()
-	Logger     *slog.Logger // nil: discard
-}
+// Options are what the caller injects: an HTTP client and a logger.
+type Options = notify.ChannelOptions
 
 // Notifier posts to one incoming webhook. Safe for concurrent use.
 type Notifier struct {
@@ -35,7 +30,7 @@ type Notifier struct {
 // whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
 	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Slack != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
 	if n.Misconfig != nil {
 		return n
 	}

@@ -289,7 +289,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 		}
 	})
 	n := newNotifier(t, slack.URL+hookPath, nil)
-	n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, HTTPClient: n.HTTP, Logger: n.Log})
+	n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, ChannelOptions: notify.ChannelOptions{HTTPClient: n.HTTP, Logger: n.Log}})
 	started := time.Now()
 	err := n.Notify(t.Context(), trigger())
 	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "timed out") {
@@ -356,7 +356,7 @@ func TestWebhookURLNeverLeaks(t *testing.T) {
 	}
 	for name, url := range urls {
 		n := newNotifier(t, url, log)
-		n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 100 * time.Millisecond, HTTPClient: n.HTTP, Logger: n.Log})
+		n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 100 * time.Millisecond, ChannelOptions: notify.ChannelOptions{HTTPClient: n.HTTP, Logger: n.Log}})
 		err := n.Notify(t.Context(), trigger())
 		if err == nil {
 			t.Fatalf("%s: no error", name)

@@ -11,8 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"strings"
 	"unicode/utf8"
 
@@ -35,10 +33,7 @@ const (
 )
 
 // Options are what the caller injects.
-type Options struct {
-	HTTPClient *http.Client // nil: notify.NewHTTPClient()
-	Logger     *slog.Logger // nil: discard
-}
+type Options = notify.ChannelOptions
 
 // Notifier posts to one workflow. Safe for concurrent use.
 type Notifier struct {
@@ -51,7 +46,7 @@ type Notifier struct {
 // whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
 	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Teams != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
 	if n.Misconfig != nil {
 		return n
 	}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -25,10 +24,7 @@ import (
 const Kind = webhook.Kind
 
 // Options are what the caller injects.
-type Options struct {
-	HTTPClient *http.Client // nil: notify.NewHTTPClient()
-	Logger     *slog.Logger // nil: discard
-}
+type Options = notify.ChannelOptions
 
 // Notifier posts rendered bodies to one endpoint. Safe for concurrent use.
 type Notifier struct {
@@ -44,7 +40,7 @@ type Notifier struct {
 func New(cfg *config.Notifier, opts Options) *Notifier {
 	matches := cfg.Webhook != nil && cfg.Webhook.Body != nil
 	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: matches,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
 	if n.Misconfig != nil {
 		return n
 	}

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/picket-dev/picket/alert/notify"
@@ -25,11 +24,8 @@ const Kind = "webhook"
 // goes away.
 const Version = "1"
 
-// Options are what the caller injects.
-type Options struct {
-	HTTPClient *http.Client // nil: notify.NewHTTPClient()
-	Logger     *slog.Logger // nil: discard
-}
+// Options are what the caller injects: an HTTP client and a logger.
+type Options = notify.ChannelOptions
 
 // Payload is the body posted.
 type Payload struct {
@@ -49,7 +45,7 @@ type Notifier struct {
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
 	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Webhook != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
+		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
 	if n.Misconfig != nil {
 		return n
 	}

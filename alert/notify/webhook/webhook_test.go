@@ -193,7 +193,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 		}
 	})
 	n := newNotifier(t, ep.URL, nil, nil)
-	n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, HTTPClient: n.HTTP, Logger: n.Log})
+	n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, ChannelOptions: notify.ChannelOptions{HTTPClient: n.HTTP, Logger: n.Log}})
 	started := time.Now()
 	err := n.Notify(t.Context(), trigger())
 	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "timed out") {

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -269,11 +270,24 @@ func (c *daemonChild) stop() error {
 	}
 }
 
-// pendingPage is an outbox entry as the store holds it (the fields this test reads).
+// pendingPage is a pending part of an outbox delivery (the fields this test reads).
 type pendingPage struct {
-	Notifier     string              `json:"notifier"`
+	Seq          uint64
+	Notifier     string
+	Notification notify.Notification
+	IsFallback   bool
+}
+
+// storedDelivery is an outbox record as the store holds it: one per delivery, a part
+// per notifier (the fields this test reads).
+type storedDelivery struct {
 	Notification notify.Notification `json:"notification"`
-	IsFallback   bool                `json:"is_fallback"`
+	Parts        []struct {
+		Seq      uint64 `json:"seq"`
+		Notifier string `json:"notifier"`
+		Fallback bool   `json:"fallback"`
+		Outcome  string `json:"outcome"` // "" while pending
+	} `json:"parts"`
 }
 
 // checkStateFile opens the dead daemon's bbolt file, runs bbolt's consistency check
@@ -298,14 +312,19 @@ func checkStateFile(path string) ([]pendingPage, error) {
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			var p pendingPage
-			if err := json.Unmarshal(v, &p); err != nil {
+			var d storedDelivery
+			if err := json.Unmarshal(v, &d); err != nil {
 				return fmt.Errorf("outbox entry %s: expected JSON: %w", k, err)
 			}
-			pending = append(pending, p)
+			for _, p := range d.Parts {
+				if p.Outcome == "" {
+					pending = append(pending, pendingPage{Seq: p.Seq, Notifier: p.Notifier, Notification: d.Notification, IsFallback: p.Fallback})
+				}
+			}
 			return nil
 		})
 	})
+	slices.SortStableFunc(pending, func(a, b pendingPage) int { return cmp.Compare(a.Seq, b.Seq) })
 	return pending, err
 }
 
