@@ -103,7 +103,7 @@ func (p *BrowserProber) Probe(ctx context.Context, step *config.Step, data tmpl.
 		ex.Err = err
 		return ex
 	}
-	r := openRun(ctx, pool, proc, step, p.shots)
+	r := openRun(ctx, pool, proc, step, data, p.shots)
 	ex.release = r.close
 	ex.failed = func() (string, error) { return r.screenshot(data) }
 	err = r.start()
@@ -136,23 +136,25 @@ type browserRun struct {
 	spec  *config.Step
 	shots *screenshots
 
-	tab, run, acts                  context.Context
+	tab, run, acts                   context.Context
 	cancelTab, cancelRun, cancelActs context.CancelFunc
-	stopParent                      func() bool
-	stopWatch                       chan struct{}
-	watched                         sync.WaitGroup
+	stopParent                       func() bool
+	stopWatch                        chan struct{}
+	watched                          sync.WaitGroup
 
 	events  *pageEvents
 	doc     *network.Response // the last document loaded
 	memErr  atomic.Pointer[error]
-	timeout bool // an action ran out of time: the browser may be hung
-	hung    bool // and it did not answer
+	redact  func(string) string // the config's secrets out of what the page said
+	timeout bool                // an action ran out of time: the browser may be hung
+	hung    bool                // and it did not answer
 	secrets []string
 }
 
-func openRun(ctx context.Context, pool *browserPool, proc *browserProc, step *config.Step, shots *screenshots) *browserRun {
-	r := &browserRun{pool: pool, proc: proc, step: step.Browser, spec: step, shots: shots, events: newPageEvents(),
+func openRun(ctx context.Context, pool *browserPool, proc *browserProc, step *config.Step, data tmpl.Data, shots *screenshots) *browserRun {
+	r := &browserRun{pool: pool, proc: proc, step: step.Browser, spec: step, shots: shots, redact: secretRedactor(data),
 		stopWatch: make(chan struct{})}
+	r.events = newPageEvents(r.redact)
 	r.tab, r.cancelTab = chromedp.NewContext(proc.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(r.events.observe))
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -340,6 +342,18 @@ func evidence(b *expect.BrowserInfo) string {
 	return strings.Join(parts, "; ")
 }
 
+// secretRedactor redacts the config's secrets (as the run's template data holds them),
+// in every form a page could write them.
+func secretRedactor(data tmpl.Data) func(string) string {
+	values := make([]string, 0, 4)
+	if secrets, ok := data["secret"].(map[string]string); ok {
+		for _, v := range secrets {
+			values = append(values, v)
+		}
+	}
+	return scrub.NewWithForms(values...).String
+}
+
 // jsString quotes s as a JavaScript string literal (JSON's are).
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
@@ -390,7 +404,7 @@ func (r *browserRun) pageFacts(ex *Exchange, b *expect.BrowserInfo) {
 	b.LCP, b.CLS, b.Navigated = msDur(f.LCP), f.CLS, f.Nav != nil
 	ex.Phases = f.phases()
 	info := ex.Info
-	info["url"], info["title"] = scrub.Excerpt([]byte(f.URL), 200), scrub.Excerpt([]byte(f.Title), 120)
+	info["url"], info["title"] = scrub.Excerpt([]byte(r.redact(f.URL)), 200), scrub.Excerpt([]byte(r.redact(f.Title)), 120)
 	info["lcp_ms"], info["cls"] = strconv.FormatInt(b.LCP.Milliseconds(), 10), strconv.FormatFloat(f.CLS, 'f', 4, 64)
 	if f.Nav != nil {
 		b.Load = msDur(f.Nav.Load)
@@ -468,6 +482,7 @@ func (r *browserRun) expect(ctx context.Context, a config.BrowserAction, data tm
 			}
 		}
 		if !sleepUntil(ctx, time.Now().Add(expectEvery)) {
+			last.Value = r.redact(last.Value)
 			return r.explain(ctx.Err(), ctx, expectFailure(a, want, last, timeout))
 		}
 	}

@@ -27,6 +27,9 @@ const (
 // pageEvents collects what the page did, from the tab's event stream (chromedp calls
 // observe on the tab's read loop, in order: it must be quick and run no command).
 type pageEvents struct {
+	// redact takes the config's secrets out of a message before it is cut to an
+	// excerpt: cut first, half a secret would no longer match.
+	redact   func(string) string
 	mu       sync.Mutex
 	reqs     map[network.RequestID]*pageRequest
 	requests int
@@ -45,7 +48,9 @@ type pageRequest struct {
 	failed      bool    // counted already (a status >= 400)
 }
 
-func newPageEvents() *pageEvents { return &pageEvents{reqs: map[network.RequestID]*pageRequest{}} }
+func newPageEvents(redact func(string) string) *pageEvents {
+	return &pageEvents{redact: redact, reqs: map[network.RequestID]*pageRequest{}}
+}
 
 func (e *pageEvents) observe(ev any) {
 	e.mu.Lock()
@@ -121,14 +126,14 @@ func (e *pageEvents) logEntry(en *cdplog.Entry) {
 func (e *pageEvents) fail(msg string) {
 	e.nFailed++
 	if len(e.failed) < pageShownMessages {
-		e.failed = append(e.failed, scrub.Excerpt([]byte(msg), pageMessageLen))
+		e.failed = append(e.failed, scrub.Excerpt([]byte(e.redact(msg)), pageMessageLen))
 	}
 }
 
 func (e *pageEvents) consoleError(msg string) {
 	e.nConsole++
 	if len(e.console) < pageShownMessages {
-		e.console = append(e.console, scrub.Excerpt([]byte(msg), pageMessageLen))
+		e.console = append(e.console, scrub.Excerpt([]byte(e.redact(msg)), pageMessageLen))
 	}
 }
 
@@ -139,7 +144,7 @@ func (e *pageEvents) fill(b *expect.BrowserInfo) {
 	b.Requests, b.Bytes = e.requests, e.bytes
 	b.Console, b.NConsole = append([]string(nil), e.console...), e.nConsole
 	b.Failed, b.NFailed = append([]string(nil), e.failed...), e.nFailed
-	b.Slowest = e.slowest
+	b.Slowest = e.redact(e.slowest)
 }
 
 // isFavicon: the browser asks for /favicon.ico by itself; a customer never sees it fail.

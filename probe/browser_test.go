@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -385,5 +387,98 @@ func TestBrowserHungIsKilledWithinTheDeadline(t *testing.T) {
 	}
 	if pids := browserPIDs(t); len(pids) != 1 || pids[0] == pid {
 		t.Errorf("browsers after the hang %v, want one that is not %d", pids, pid)
+	}
+}
+
+// echoPage shows, logs and sends whatever is typed into its field: a page that leaks
+// what it is given, so that every output of a run can be searched for the secret.
+const echoPage = `<!doctype html><html><head><title>Echo</title></head><body>
+<input id="field"><button id="go">Go</button><p id="out">nothing yet</p>
+<script>
+document.getElementById("go").onclick = () => {
+  const v = document.getElementById("field").value;
+  console.error("you typed " + v);
+  fetch("/nope/" + encodeURIComponent(v));
+  document.getElementById("out").textContent = "you typed " + v;
+};
+</script></body></html>`
+
+func TestBrowserSecretsNeverShown(t *testing.T) {
+	requireBrowser(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, echoPage)
+	})
+	srv := startServer(t, mux)
+	journey := `
+		- name: echo
+		  timeout: 15s
+		  steps:
+		    - name: type
+		      browser:
+		        actions:
+		          - navigate: "{{.region.api}}/"
+		          - type: {selector: "#field", text: "{{.secret.web_password}}"}
+		          - click: "#go"
+		          - expect: {selector: "#out", text: "something else", timeout: 1s}
+	`
+	tg := targetsFor(t, srv.URL, browserTop(t, ""), journey)[0]
+	runner, shots := browserRunner(t)
+	res := runner.Run(context.Background(), tg)
+	if res.Status != StatusDown || !strings.Contains(res.Error, `it reads "you typed [redacted]"`) ||
+		!strings.Contains(res.Error, "console error(s): console.error: you typed [redacted]") {
+		t.Fatalf("want the page's echo of the secret redacted in the reason, got %s: %s", res.Status, res.Error)
+	}
+	assertNoSecret(t, res, shots)
+	checkScreenshot(t, shots, res.Screenshot())
+}
+
+// growPage keeps allocating memory until the browser is stopped.
+const growPage = `<!doctype html><html><head><title>Grow</title></head><body><h1>growing</h1>
+<script>
+const keep = [];
+(function grow() { const a = new Uint8Array(32 << 20); a.fill(1); keep.push(a); if (keep.length < 60) { setTimeout(grow, 50); } })();
+</script></body></html>`
+
+func TestBrowserOverMemoryIsKilled(t *testing.T) {
+	requireBrowser(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/grow", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, growPage)
+	})
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "<!doctype html><title>ok</title><h1 id=ok>ok</h1>")
+	})
+	srv := startServer(t, mux)
+	journeys := `
+		- name: grow
+		  timeout: 15s
+		  steps:
+		    - browser:
+		        actions:
+		          - navigate: "{{.region.api}}/grow"
+		          - wait_visible: {selector: "#never", timeout: 10s}
+		- name: small
+		  timeout: 15s
+		  steps:
+		    - browser:
+		        actions:
+		          - navigate: "{{.region.api}}/"
+		          - wait_visible: "#ok"
+	`
+	ts := targetsFor(t, srv.URL, browserTop(t, ", max_memory_mb: 900"), journeys)
+	runner, _ := browserRunner(t)
+	res := runner.Run(context.Background(), ts[0])
+	if res.Status != StatusDown || !regexp.MustCompile(`the browser used \d+ MiB, over browser.max_memory_mb 900; killed and replaced`).MatchString(res.Error) {
+		t.Fatalf("a page that grows without end: %s in %s: %s", res.Status, res.Duration, res.Error)
+	}
+	if res.Duration > 10*time.Second {
+		t.Errorf("the memory watch took %s to stop it", res.Duration)
+	}
+	if res := runner.Run(context.Background(), ts[1]); res.Status != StatusUp {
+		t.Fatalf("after the kill: %s", res.Error)
 	}
 }
