@@ -38,7 +38,7 @@ var errPoolClosed = errors.New("the browser pool is closed (a reload or shutdown
 type browserPool struct {
 	set      config.BrowserSettings
 	free     chan *browserProc
-	retiring sync.WaitGroup // browsers being killed in the background
+	retiring sync.WaitGroup // tabs being closed and browsers being killed in the background
 
 	mu     sync.Mutex
 	closed bool
@@ -85,6 +85,15 @@ func (p *browserPool) release(proc *browserProc, keep bool) {
 		proc = nil
 	}
 	p.free <- proc
+}
+
+// recycle closes a run's tab (and disposes of its incognito context) in the background,
+// then gives the browser back: the run need not wait for the browser to tidy up.
+func (p *browserPool) recycle(proc *browserProc, closeTab func()) {
+	p.retiring.Go(func() {
+		closeTab()
+		p.release(proc, proc.alive())
+	})
 }
 
 // retire kills a browser that must not run again in the background, so that the run

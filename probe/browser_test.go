@@ -185,7 +185,7 @@ var faultJourney = withLogin(`
 	  steps:
 	    - name: login
 	      browser:
-	        action_timeout: 3s
+	        action_timeout: 5s
 	        actions:
 	          LOGIN
 	          - wait_visible: "#welcome, #error"
@@ -203,7 +203,7 @@ func TestBrowserFaultsFailWithReasonAndScreenshot(t *testing.T) {
 		want  string // a regexp the reason must match
 	}{
 		{probetest.Fault{Kind: probetest.FaultJSError}, `^step login: 1 console error: Uncaught TypeError: Cannot read properties of undefined \(reading 'render'\)$`},
-		{probetest.Fault{Kind: probetest.FaultBlankPage}, "^step login: action 5 \\(wait_visible `#welcome, #error`\\): no element matches within 3s$"},
+		{probetest.Fault{Kind: probetest.FaultBlankPage}, "^step login: action 5 \\(wait_visible `#welcome, #error`\\): no element matches within 5s$"},
 		{probetest.Fault{Kind: probetest.FaultSlowAsset, Delay: 2500 * time.Millisecond},
 			`^step login: LCP 2\.\d+s over 2s; slowest request: GET http://127\.0\.0\.1:\d+/app/app\.css 2\.\d+s$`},
 		{probetest.Fault{Kind: probetest.FaultBlockedAPI},
@@ -376,7 +376,9 @@ func TestBrowserHungIsKilledWithinTheDeadline(t *testing.T) {
 	}
 	res := <-done
 	plat.ClearFaults()
-	if res.Status != StatusDown || !strings.Contains(res.Error, "timeout:") || res.Duration > 6*time.Second+100*time.Millisecond {
+	// Within the deadline, give or take a loaded machine's scheduling: before the hung
+	// browser was retired in the background it took the deadline + 2.4 s.
+	if res.Status != StatusDown || !strings.Contains(res.Error, "timeout:") || res.Duration > 6*time.Second+time.Second {
 		t.Fatalf("hung browser: %s in %s: %s", res.Status, res.Duration, res.Error)
 	}
 	if testing.Verbose() {
