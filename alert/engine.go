@@ -358,13 +358,14 @@ func (e *Engine) reconcile(now time.Time) {
 	e.sendDue(now)
 }
 
-// noteReasons keeps the failure reasons of the targets each open incident covers
+// noteReasons keeps the failure reasons (and screenshots) of the targets each open incident covers
 // (before apply archives the ones that closed), so a closed incident still says why.
 func (e *Engine) noteReasons() {
 	for _, inc := range e.incidents.Open() {
 		for _, id := range inc.Targets {
 			if s := e.states[id]; s != nil {
 				inc.noteReason(id, s.LastError)
+				inc.noteScreenshot(id, s.LastScreenshot)
 			}
 		}
 	}

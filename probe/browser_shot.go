@@ -85,7 +85,7 @@ func (s *screenshots) prune(keep int) {
 }
 
 // screenshot keeps a PNG of the page as the failure left it, with every field a secret
-// was typed into blanked first, and returns its file name.
+// was typed into blanked first, and returns its path.
 func (r *browserRun) screenshot(data tmpl.Data) (string, error) {
 	switch {
 	case r.shots == nil || r.pool.set.KeepScreenshots == 0:
@@ -107,7 +107,7 @@ func (r *browserRun) screenshot(data tmpl.Data) (string, error) {
 	if err := r.shots.save(name, png, r.pool.set.KeepScreenshots); err != nil {
 		return "", fmt.Errorf("no screenshot: %w", err)
 	}
-	return name, nil
+	return filepath.Join(r.shots.dir, name), nil
 }
 
 // capture takes the viewport as PNG; over max_screenshot_bytes, once more at half

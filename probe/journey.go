@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -190,10 +191,10 @@ func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Ste
 	sr.CertWarning = certWarning(step, &ex.Obs)
 	err := verdict(step, ex, data, vars, t.Redact)
 	if err != nil && ex.failed != nil {
-		name, shotErr := ex.failed()
+		path, shotErr := ex.failed()
 		switch {
-		case name != "":
-			sr.Screenshot, sr.Info["screenshot"] = name, name
+		case path != "":
+			sr.Screenshot, sr.Info["screenshot"] = filepath.Base(path), path
 		case shotErr != nil:
 			sr.Info["screenshot_error"] = t.Redact(shotErr.Error())
 		}

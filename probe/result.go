@@ -48,7 +48,7 @@ type StepResult struct {
 	CertWarning *CertWarning
 	BodyBytes   int64
 	// Screenshot is the file name of the PNG a failed browser step left in the
-	// screenshot folder ("" for none).
+	// screenshot folder ("" for none); Info["screenshot"] has its path.
 	Screenshot string
 	// Info holds facts of non-HTTP steps for output: rcode and answers, TLS version and
 	// cipher, gRPC health status, packet loss and round trips.

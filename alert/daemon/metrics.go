@@ -30,6 +30,7 @@ type Metrics struct {
 	grpcHealth   *prometheus.GaugeVec
 	icmpRTT      *prometheus.GaugeVec
 	dnsLookup    *prometheus.GaugeVec
+	browser      []browserGauge
 	runs         *prometheus.CounterVec
 	state        *prometheus.GaugeVec
 	incidents    *prometheus.GaugeVec
@@ -123,7 +124,41 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 		m.state, m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.outboxUnpersisted, m.storeWriteErrors, m.storeResets)
+	m.browser = newBrowserGauges(stepLabels)
+	for _, g := range m.browser {
+		m.Registry.MustRegister(g.vec)
+	}
 	return m
+}
+
+// browserGauge is one fact of a browser step's page, from its info.
+type browserGauge struct {
+	info  string  // key in the step's info
+	scale float64 // to the metric's unit
+	vec   *prometheus.GaugeVec
+}
+
+func newBrowserGauges(stepLabels []string) []browserGauge {
+	gauge := func(info string, scale float64, name, help string) browserGauge {
+		return browserGauge{info, scale, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, stepLabels)}
+	}
+	return []browserGauge{
+		gauge("lcp_ms", 1e-3, "probe_browser_lcp_seconds", "Largest contentful paint of the page a browser step ended on (0: nothing painted)."),
+		gauge("cls", 1, "probe_browser_cls", "Cumulative layout shift of the page a browser step ended on."),
+		gauge("load_ms", 1e-3, "probe_browser_load_seconds", "Navigation start to the load event's end, of the page a browser step ended on."),
+		gauge("console_errors", 1, "probe_browser_console_errors", "Console errors and uncaught exceptions in the last run of a browser step."),
+		gauge("failed_requests", 1, "probe_browser_failed_requests", "Requests with status >= 400, blocked or failed in the last run of a browser step."),
+		gauge("bytes", 1, "probe_browser_transfer_bytes", "Bytes the last run of a browser step received over the network."),
+		gauge("browser_memory_mb", 1<<20, "probe_browser_memory_bytes", "Memory of the browser (all its processes) after the last run of a browser step."),
+	}
+}
+
+func (m *Metrics) observeBrowser(l []string, st probe.StepResult) {
+	for _, g := range m.browser {
+		if v, err := strconv.ParseFloat(st.Info[g.info], 64); err == nil {
+			g.vec.WithLabelValues(l...).Set(v * g.scale)
+		}
+	}
 }
 
 // targetSeries caches one target's children.
@@ -184,6 +219,10 @@ func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) {
 				}
 				m.grpcHealth.WithLabelValues(append(l, status)...).Set(v)
 			}
+		case "browser":
+			dns += st.Phases.DNS
+			m.observeHTTP(l, st) // the phases and status of the document it ended on
+			m.observeBrowser(l, st)
 		case "icmp":
 			if ms, err := strconv.ParseFloat(st.Info["rtt_avg_ms"], 64); err == nil {
 				m.icmpRTT.WithLabelValues(l...).Set(ms / 1000)
@@ -258,6 +297,9 @@ func (m *Metrics) Forget(keep map[string]bool) {
 		l := prometheus.Labels{"product": product, "journey": journey, "region": region, "vantage": m.vantage}
 		for _, v := range []*prometheus.GaugeVec{m.success, m.duration, m.dnsLookup, m.state, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT} {
 			v.DeletePartialMatch(l)
+		}
+		for _, g := range m.browser {
+			g.vec.DeletePartialMatch(l)
 		}
 		m.runs.DeletePartialMatch(l)
 	}
