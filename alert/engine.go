@@ -294,6 +294,9 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 	before := *s
 	tr, changed = s.applyAt(t, &r, e.cfg.Alerting.Degraded, e.moment())
 	certMoved, certChanged := s.applyCert(&r)
+	if s.LastScreenshot != before.LastScreenshot && s.LastScreenshot != "" {
+		e.incidents.noteScreenshot(r.Target, s.LastScreenshot)
+	}
 	// Saved on change only, and on every run while the failure window holds a failure
 	// (a restart must judge the window and flapping as the run before it would have).
 	if s.State != before.State || s.Condition != before.Condition || s.Failures != before.Failures ||

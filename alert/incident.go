@@ -100,6 +100,17 @@ func (i *Incident) noteScreenshot(target, name string) {
 	i.Screenshots[target] = name
 }
 
+// noteScreenshot puts a covered target's new failure screenshot on every open incident
+// that covers it at once (reasons wait for the next reconcile; a screenshot's file may
+// be pruned meanwhile, so the incident keeps the newest).
+func (m *Incidents) noteScreenshot(target, name string) {
+	for _, inc := range m.Open() {
+		if slices.Contains(inc.Targets, target) {
+			inc.noteScreenshot(target, name)
+		}
+	}
+}
+
 // Open reports whether the incident is still open.
 func (i *Incident) Open() bool { return i.Resolved.IsZero() }
 
