@@ -79,9 +79,13 @@ func (b *builder) buildBrowserSettings() {
 	}
 	s.MaxMemory = int64(mem) << 20
 	s.KeepScreenshots = pickInt(x.KeepScreenshots, nil, s.KeepScreenshots)
-	b.atLeast(x, "keep_screenshots", x.KeepScreenshots, 0)
+	if s.KeepScreenshots < 0 {
+		b.d.errorf(b.d.at(x, "keep_screenshots"), "browser.keep_screenshots must be 0 (keep none) or more, got %d", s.KeepScreenshots)
+	}
 	s.MaxScreenshotBytes = pickInt(x.MaxScreenshotBytes, nil, s.MaxScreenshotBytes)
-	b.atLeast(x, "max_screenshot_bytes", x.MaxScreenshotBytes, 10_000)
+	if s.MaxScreenshotBytes < 10_000 {
+		b.d.errorf(b.d.at(x, "max_screenshot_bytes"), "browser.max_screenshot_bytes must be at least 10000 (a blank page is about 5 kB), got %d", s.MaxScreenshotBytes)
+	}
 }
 
 // resolveBrowser finds the executable once a browser step is known to need it, and
