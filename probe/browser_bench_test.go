@@ -1,8 +1,13 @@
 package probe
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -24,8 +29,9 @@ func BenchmarkBrowserJourney(b *testing.B) {
 	if res := runner.Run(ctx, tg); res.Status != StatusUp { // starts the browser
 		b.Fatalf("warm-up run: %s", res.Error)
 	}
-	b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-first-run")
+	first := time.Since(start)
 	var mem []int64
+	cpu0, self0 := runnerBrowserCPU(runner), selfCPU()
 	b.ResetTimer()
 	for b.Loop() {
 		res := runner.Run(ctx, tg)
@@ -37,27 +43,89 @@ func BenchmarkBrowserJourney(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
+	n := float64(len(mem))
+	b.ReportMetric(float64(first.Milliseconds()), "first-run-ms")
+	b.ReportMetric(float64(runnerBrowserCPU(runner)-cpu0)/float64(time.Millisecond)/n, "browser-cpu-ms/op")
+	b.ReportMetric(float64(selfCPU()-self0)/float64(time.Millisecond)/n, "picket-cpu-ms/op")
 	var sum int64
 	for _, m := range mem {
 		sum += m
 	}
-	if len(mem) > 0 {
-		b.ReportMetric(float64(sum/int64(len(mem)))/(1<<20), "browser-MiB")
-		b.ReportMetric(float64(slices.Max(mem))/(1<<20), "browser-max-MiB")
+	b.ReportMetric(float64(sum)/n/(1<<20), "browser-MiB")
+	b.ReportMetric(float64(slices.Max(mem))/(1<<20), "browser-max-MiB")
+}
+
+// forEachIdleBrowser calls f with each idle browser of the runner (all, between runs).
+func forEachIdleBrowser(r *Runner, f func(*browserProc)) {
+	r.Browser.mu.Lock()
+	defer r.Browser.mu.Unlock()
+	for _, pool := range r.Browser.pools {
+		for range pool.set.Pool {
+			proc := <-pool.free
+			f(proc)
+			pool.free <- proc
+		}
 	}
 }
 
 // runnerBrowserMemory is the memory of the runner's idle browsers, summed.
 func runnerBrowserMemory(r *Runner) int64 {
-	r.Browser.mu.Lock()
-	defer r.Browser.mu.Unlock()
 	var total int64
-	for _, pool := range r.Browser.pools {
-		for range pool.set.Pool {
-			proc := <-pool.free
-			total += proc.memory()
-			pool.free <- proc
+	forEachIdleBrowser(r, func(p *browserProc) { total += p.memory() })
+	return total
+}
+
+// runnerBrowserCPU is the CPU time the runner's browsers used so far: every process of
+// each browser, with the children they reaped (a run's renderers end with its tab).
+func runnerBrowserCPU(r *Runner) time.Duration {
+	var total time.Duration
+	forEachIdleBrowser(r, func(p *browserProc) {
+		if p == nil {
+			return
+		}
+		for _, pid := range treePIDs(p.pid) {
+			total += processCPU(pid)
+		}
+	})
+	return total
+}
+
+// treePIDs lists pid and its descendants.
+func treePIDs(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	for _, e := range entries {
+		if id, err := strconv.Atoi(e.Name()); err == nil {
+			if ppid, _, ok := readStat(id); ok {
+				children[ppid] = append(children[ppid], id)
+			}
 		}
 	}
-	return total
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// processCPU is utime+stime+cutime+cstime of a process (clock ticks of 10 ms).
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's CPU time, user and system.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
