@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"net/url"
 	"os"
 	"os/exec"
@@ -229,4 +230,43 @@ func (b *builder) actionTimeout(owner any, t *time.Duration) time.Duration {
 	}
 	b.positiveDuration(owner, "timeout", t)
 	return *t
+}
+
+// BrowserRunCost is about what one browser step takes on a healthy page (measured by
+// probe's BenchmarkBrowserJourney: 1.1 to 1.4 s on a loaded 2-core machine).
+const BrowserRunCost = 1500 * time.Millisecond
+
+// BrowserRunsInFlight is how many browser steps run at once on average when each takes
+// BrowserRunCost: the sum over targets of their browser steps' time over the interval.
+func BrowserRunsInFlight(targets []*Target) float64 {
+	sum := 0.0
+	for _, t := range targets {
+		n := 0
+		for _, st := range t.Steps {
+			if st.Browser != nil {
+				n++
+			}
+		}
+		if n > 0 && t.Interval > 0 {
+			sum += float64(time.Duration(n)*BrowserRunCost) / float64(t.Interval)
+		}
+	}
+	return sum
+}
+
+// browserPoolWarning: a pool smaller than the browser runs in flight makes runs wait for
+// a browser, and the wait counts against their deadline: failures of Picket's own.
+func (b *builder) browserPoolWarning() (Error, bool) {
+	need, have := BrowserRunsInFlight(b.cfg.Targets), b.cfg.Browser.Pool
+	if need <= float64(have) {
+		return Error{}, false
+	}
+	at, setting := keyAt(b.d.maps[b.f], "products"), fmt.Sprintf("browser.pool %d (the default)", have)
+	if x := b.f.Browser; x != nil && x.Pool != nil {
+		at, setting = b.d.at(x, "pool"), fmt.Sprintf("browser.pool %d", have)
+	}
+	return b.d.errorAt(at, fmt.Sprintf("%s is below the %.1f browser steps running at once at about %s each "+
+		"(more where pages are slow): runs would wait for a browser, and the wait counts against their deadline; "+
+		"set browser.pool: %d or more (and give each browser about 0.5 GiB), or lengthen the intervals",
+		setting, need, BrowserRunCost, int(math.Ceil(need)))), true
 }

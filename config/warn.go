@@ -27,6 +27,9 @@ func (b *builder) warnings() []Error {
 	if w, ok := b.concurrencyWarning(); ok {
 		out = append(out, w)
 	}
+	if w, ok := b.browserPoolWarning(); ok {
+		out = append(out, w)
+	}
 	return out
 }
 
