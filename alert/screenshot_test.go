@@ -10,20 +10,11 @@ import (
 
 func screenshotConfig(t *testing.T, statusURL string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("e.yaml", []byte(`
-vantage: v
-defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
-alerting: {group_wait: 1s, status_url: "`+statusURL+`"}
+	return engineConfigOf(t, `{group_wait: 1s, status_url: "`+statusURL+`"}`, `
 regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}}
 products:
   - {name: web, priority: 1, journeys: [{name: login, steps: [{http: {url: "{{.region.api}}/"}}]}]}
-notifiers: {pd: {webhook: {url: "http://127.0.0.1:1/hook"}}}
-routes: [{notify: [pd]}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
+`)
 }
 
 // browserFailure is a run whose browser step failed and left a screenshot.

@@ -116,7 +116,9 @@ func (p *BrowserProber) Probe(ctx context.Context, step *config.Step, data tmpl.
 	if r.timeout {
 		// A browser that ran an action out of time may be hung: one that does not
 		// answer now is not asked for facts or a screenshot, only retired.
-		r.hung = !r.proc.responsive()
+		if r.hung = !r.proc.responsive(); r.hung {
+			err = fmt.Errorf("%w; the browser did not answer within %s (hung): killed and replaced", err, browserPingLimit)
+		}
 	}
 	r.facts(ex, step)
 	if err == nil {
