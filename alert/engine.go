@@ -294,6 +294,9 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 	before := *s
 	tr, changed = s.applyAt(t, &r, e.cfg.Alerting.Degraded, e.moment())
 	certMoved, certChanged := s.applyCert(&r)
+	if s.LastScreenshot != before.LastScreenshot && s.LastScreenshot != "" {
+		e.incidents.noteScreenshot(r.Target, s.LastScreenshot)
+	}
 	// Saved on change only, and on every run while the failure window holds a failure
 	// (a restart must judge the window and flapping as the run before it would have).
 	if s.State != before.State || s.Condition != before.Condition || s.Failures != before.Failures ||
@@ -359,13 +362,14 @@ func (e *Engine) reconcile(now time.Time) {
 	e.sendDue(now)
 }
 
-// noteReasons keeps the failure reasons of the targets each open incident covers
+// noteReasons keeps the failure reasons (and screenshots) of the targets each open incident covers
 // (before apply archives the ones that closed), so a closed incident still says why.
 func (e *Engine) noteReasons() {
 	for _, inc := range e.incidents.Open() {
 		for _, id := range inc.Targets {
 			if s := e.states[id]; s != nil {
 				inc.noteReason(id, s.LastError)
+				inc.noteScreenshot(id, s.LastScreenshot)
 			}
 		}
 	}

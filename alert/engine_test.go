@@ -57,14 +57,22 @@ func memEngine(t *testing.T, cfg *config.Config) (*Engine, *testClock, *recordin
 
 func engineConfig(t *testing.T, groupWait string) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse("e.yaml", []byte(`
-vantage: v
-defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
-alerting: {group_wait: `+groupWait+`}
+	return engineConfigOf(t, "{group_wait: "+groupWait+"}", `
 regions: {eu1: {vars: {api: "http://127.0.0.1:1"}}, us1: {vars: {api: "http://127.0.0.1:1"}}}
 products:
   - {name: logs, priority: 1, journeys: [{name: a, steps: [{http: {url: "{{.region.api}}/"}}]}]}
   - {name: metrics, priority: 1, journeys: [{name: q, steps: [{http: {url: "{{.region.api}}/"}}]}]}
+`)
+}
+
+// engineConfigOf is a config with thresholds of 1 and one webhook for every incident,
+// with alerting as given and the regions and products of platform.
+func engineConfigOf(t *testing.T, alerting, platform string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("e.yaml", []byte(`
+vantage: v
+defaults: {interval: 10s, timeout: 5s, failure_threshold: 1, success_threshold: 1}
+alerting: `+alerting+platform+`
 notifiers: {pd: {webhook: {url: "http://127.0.0.1:1/hook"}}}
 routes: [{notify: [pd]}]
 `))

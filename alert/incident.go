@@ -44,6 +44,9 @@ type Incident struct {
 	PeakProducts []string `json:"peak_products,omitempty"`
 	// Reasons holds each covered target's last failure reason (at most maxReasons).
 	Reasons map[string]string `json:"reasons,omitempty"`
+	// Screenshots holds, per covered target, the file name of its last failure's
+	// screenshot (browser steps; at most maxReasons).
+	Screenshots map[string]string `json:"screenshots,omitempty"`
 	// OpenAtReceiver is when a receiver first accepted its trigger (flaphold.go).
 	OpenAtReceiver time.Time `json:"open_at_receiver,omitzero"`
 	// FlapUntil: its key was paged less than a flap window before it; once its targets
@@ -90,6 +93,28 @@ func (i *Incident) noteReason(target, reason string) {
 		i.Reasons = map[string]string{}
 	}
 	i.Reasons[target] = reason
+}
+
+// noteScreenshot keeps a target's latest failure screenshot, up to maxReasons targets.
+func (i *Incident) noteScreenshot(target, name string) {
+	if name == "" || (i.Screenshots[target] == "" && len(i.Screenshots) >= maxReasons) {
+		return
+	}
+	if i.Screenshots == nil {
+		i.Screenshots = map[string]string{}
+	}
+	i.Screenshots[target] = name
+}
+
+// noteScreenshot puts a covered target's new failure screenshot on every open incident
+// that covers it at once (reasons wait for the next reconcile; a screenshot's file may
+// be pruned meanwhile, so the incident keeps the newest).
+func (m *Incidents) noteScreenshot(target, name string) {
+	for _, inc := range m.Open() {
+		if slices.Contains(inc.Targets, target) {
+			inc.noteScreenshot(target, name)
+		}
+	}
 }
 
 // Open reports whether the incident is still open.

@@ -52,8 +52,11 @@ type TargetState struct {
 	FailingFrom time.Time  `json:"failing_from,omitempty"`
 	Last        LastResult `json:"last"`
 	LastError   string     `json:"last_error,omitempty"` // the last failure's reason, kept after recovery
-	Runs        int        `json:"runs"`
-	Fingerprint string     `json:"fingerprint"`
+	// LastScreenshot is the last failure's screenshot (a browser step's PNG in the
+	// state folder's screenshots/), kept after recovery; "" when it left none.
+	LastScreenshot string `json:"last_screenshot,omitempty"`
+	Runs           int    `json:"runs"`
+	Fingerprint    string `json:"fingerprint"`
 	// Recent holds the last runs' outcomes, newest in bit 0 (1: failed), for the
 	// failure window and flap detection; RecentLen counts the bits in use.
 	Recent    uint64 `json:"recent,omitempty"`
@@ -167,6 +170,7 @@ func (s *TargetState) applyAt(t *config.Target, r *probe.Result, degradedPolicy 
 // is flapping.
 func (s *TargetState) fail(t *config.Target, r *probe.Result, cond string, now moment) {
 	s.LastError = r.Error
+	s.LastScreenshot = r.Screenshot()
 	s.Successes = 0
 	s.Failures++
 	if s.Failures == 1 {

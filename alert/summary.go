@@ -2,6 +2,7 @@ package alert
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -106,8 +107,37 @@ func buildNotification(cfg *config.Config, inc *Incident, action, note string, s
 			{Href: base + "/", Text: "Status matrix"},
 			{Href: base + "/api/v1/incidents/" + urlKey(inc.Key) + "/timeline", Text: "Incident timeline"},
 		}
+		addScreenshots(&n, base, inc, states)
 	}
 	return n
+}
+
+// maxScreenshotLinks bounds the screenshots a page links to: the first failing targets'.
+const maxScreenshotLinks = 3
+
+// addScreenshots links the failure screenshots of the incident's first targets (served
+// by the status page), and shows them as images where the receiver takes images:
+// PagerDuty shows only images served over HTTPS.
+func addScreenshots(n *notify.Notification, base string, inc *Incident, states map[string]*TargetState) {
+	for _, id := range inc.Targets {
+		if len(n.Images) == maxScreenshotLinks {
+			break
+		}
+		s := states[id]
+		if s == nil || s.LastScreenshot == "" || s.Last.Status == "up" {
+			continue
+		}
+		href := ScreenshotURL(base, s.LastScreenshot)
+		n.Links = append(n.Links, notify.Link{Href: href, Text: "Screenshot: " + id})
+		if strings.HasPrefix(base, "https://") {
+			n.Images = append(n.Images, notify.Image{Src: href, Href: href, Alt: "Screenshot of " + id + " when it failed"})
+		}
+	}
+}
+
+// ScreenshotURL is where the status page at base serves a screenshot.
+func ScreenshotURL(base, name string) string {
+	return strings.TrimRight(base, "/") + "/screenshots/" + url.PathEscape(name)
 }
 
 // urlKey makes a dedup key safe in a path segment.
@@ -126,10 +156,16 @@ func details(cfg *config.Config, inc *Incident, states map[string]*TargetState) 
 		if s == nil {
 			continue
 		}
-		targets = append(targets, map[string]any{
+		t := map[string]any{
 			"target": id, "status": s.Last.Status, "error": s.LastError, "since": s.FailingFrom.UTC().Format(time.RFC3339),
 			"failed_step": s.Last.FailedStep, "duration_ms": s.Last.Duration.Milliseconds(), "tries": s.Last.Tries,
-		})
+		}
+		if s.LastScreenshot != "" && cfg.Alerting.StatusURL != "" {
+			t["screenshot"] = ScreenshotURL(cfg.Alerting.StatusURL, s.LastScreenshot)
+		} else if s.LastScreenshot != "" {
+			t["screenshot"] = s.LastScreenshot
+		}
+		targets = append(targets, t)
 	}
 	d := map[string]any{
 		"scope":         inc.Scope,

@@ -23,6 +23,9 @@ type builder struct {
 	dir     string // the config file's folder: relative file paths are relative to it
 	// stepTemplates are the templates of the step being built, with their positions.
 	stepTemplates []placedTemplate
+	// browserResolved: the browser executable was looked for (once, at the first
+	// browser step).
+	browserResolved bool
 }
 
 // path resolves a file name written in the config.
@@ -63,6 +66,7 @@ func (b *builder) build() {
 	b.checkDefaults()
 	b.buildSecrets()
 	b.buildRegions()
+	b.buildBrowserSettings()
 	b.buildProducts()
 	b.buildAlerting()
 	b.buildPublic()

@@ -91,8 +91,12 @@ func (b *builder) buildStep(spec *StepSpec, name string, s settings) *Step {
 		kinds++
 		st.ICMP = b.buildICMP(spec.ICMP)
 	}
+	if spec.Browser != nil {
+		kinds++
+		st.Browser = b.buildBrowser(spec.Browser)
+	}
 	if kinds != 1 {
-		b.d.errorf(b.d.at(spec, ""), "step %q needs exactly one of: http, tcp, dns, tls, grpc, icmp (got %d)", name, kinds)
+		b.d.errorf(b.d.at(spec, ""), "step %q needs exactly one of: http, tcp, dns, tls, grpc, icmp, browser (got %d)", name, kinds)
 	}
 	checks, ferrs := expect.Compile(spec.Expect)
 	for _, fe := range ferrs {
@@ -103,9 +107,15 @@ func (b *builder) buildStep(spec *StepSpec, name string, s settings) *Step {
 		b.d.errorf(n, "expect.%s: %v", fe.Field, fe.Err)
 	}
 	st.Checks = checks
+	if checks.HasBrowserChecks() && spec.Browser == nil {
+		b.d.errorf(b.d.at(&spec.Expect, ""), "expect: max_lcp, max_cls, max_load, max_bytes, no_console_errors and no_failed_requests are for browser steps")
+	}
 	st.ExpectsStatus = len(spec.Expect.Status) > 0
 	st.Extract = b.buildExtract(spec)
 	if p := spec.Poll; p != nil {
+		if spec.Browser != nil {
+			b.d.errorf(b.d.at(p, ""), "poll is not for browser steps: their expect actions wait (timeout: per action)")
+		}
 		if p.Every <= 0 {
 			b.d.errorf(b.d.at(p, "every"), "poll.every must be more than 0")
 		}
@@ -232,20 +242,24 @@ func (b *builder) buildExtract(spec *StepSpec) []Extractor {
 		e := spec.Extract[name]
 		at := keyAt(node, name)
 		if e == nil {
-			b.d.errorf(at, "extract %s: want one of json, header, regex", name)
+			b.d.errorf(at, "extract %s: want one of json, header, regex, selector", name)
 			continue
 		}
 		sources := 0
-		for _, s := range []string{e.JSON, e.Header, e.Regex} {
+		for _, s := range []string{e.JSON, e.Header, e.Regex, e.Selector} {
 			if s != "" {
 				sources++
 			}
 		}
 		if sources != 1 {
-			b.d.errorf(at, "extract %s: want exactly one of json, header, regex", name)
+			b.d.errorf(at, "extract %s: want exactly one of json, header, regex, selector", name)
 			continue
 		}
-		x := Extractor{Name: name, JSON: strings.TrimPrefix(e.JSON, "$."), Header: e.Header}
+		if e.Selector != "" && spec.Browser == nil {
+			b.d.errorf(b.d.at(e, "selector"), "extract %s: selector is for browser steps (the text of an element of the page)", name)
+			continue
+		}
+		x := Extractor{Name: name, JSON: strings.TrimPrefix(e.JSON, "$."), Header: e.Header, Selector: e.Selector}
 		if e.Regex != "" {
 			re, err := regexp.Compile(e.Regex)
 			if err != nil {

@@ -53,6 +53,8 @@ type Config struct {
 	// Targets: a fleet's engine judges all of them from the vantages' shared verdicts.
 	AllTargets []*Target
 	Cluster    *Cluster // nil: a lone vantage
+	// Browser sets up the browsers of browser steps (shared by every such step).
+	Browser *BrowserSettings
 	// Warnings are problems that do not stop a load, as FILE:LINE:COL (validate prints
 	// them and still exits 0; the daemon logs them at start and reload).
 	Warnings []Error
@@ -160,6 +162,7 @@ type Step struct {
 	TLS     *TLSCheck
 	GRPC    *GRPCCheck
 	ICMP    *ICMPCheck
+	Browser *BrowserStep
 	Checks  *expect.Checks
 	// ExpectsStatus is false when expect: says nothing of the status; the prober then
 	// wants 2xx or 3xx.
@@ -183,6 +186,8 @@ func (s *Step) Kind() string {
 		return "grpc"
 	case s.ICMP != nil:
 		return "icmp"
+	case s.Browser != nil:
+		return "browser"
 	}
 	return "none"
 }
@@ -259,6 +264,8 @@ type Extractor struct {
 	JSON   string
 	Header string
 	Regex  *regexp.Regexp
+	// Selector: the text of the first element it finds (browser steps only).
+	Selector string
 }
 
 // Notifier is a compiled notifier: exactly one of the kinds is set.

@@ -387,3 +387,80 @@ products: [{name: web, journeys: [{name: home, steps: [{http: {url: "{{.region.a
 		t.Fatal("loading a config with a FIFO secret file did not return within 10 s")
 	}
 }
+
+// TestNoBrowserFoundSaysSo: with no Chromium on PATH and no browser.path, validate names
+// the first browser step and says what to install; a config without browser steps does
+// not care.
+func TestNoBrowserFoundSaysSo(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	src := `regions: {eu1: {vars: {web: "http://127.0.0.1:1"}}}
+products:
+  - name: web
+    journeys:
+      - {name: home, steps: [{http: {url: "{{.region.web}}/"}}]}
+      - name: login
+        steps:
+          - browser: {actions: [{navigate: "{{.region.web}}/app/login"}]}
+`
+	_, err := Parse("b.yaml", []byte(src))
+	want := "b.yaml:8:22: no Chromium found for the browser steps (looked for chromium, chromium-browser, google-chrome-stable, google-chrome, chrome, headless-shell on PATH); install it (Debian: apt-get install chromium, as .ci/install-chromium does) or set browser.path"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	httpOnly := src[:strings.Index(src, "      - name: login")]
+	if _, err := Parse("h.yaml", []byte(httpOnly)); err != nil {
+		t.Errorf("a config without browser steps needs no browser: %v", err)
+	}
+}
+
+// TestBrowserStepCompiles: actions in order, defaults, the shorthand selector, secrets
+// marked, and one settings value shared by every browser step.
+func TestBrowserStepCompiles(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "chromium")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PICKET_TEST_PW", "a-long-password")
+	src := `secrets: {pw: {env: PICKET_TEST_PW}}
+browser: {path: ` + exe + `, pool: 3}
+regions: {eu1: {vars: {web: "http://127.0.0.1:1"}}, us1: {vars: {web: "http://127.0.0.1:2"}}}
+products:
+  - name: web
+    journeys:
+      - name: login
+        steps:
+          - name: ui
+            browser:
+              viewport: {width: 1024, height: 768}
+              actions:
+                - navigate: "{{.region.web}}/app/login"
+                - type: {selector: "#password", text: "{{.secret.pw}}"}
+                - click: {selector: "#login", timeout: 9s}
+                - wait_visible: "#welcome"
+                - expect: {selector: "#welcome", text: Welcome}
+            expect: {max_lcp: 2s, no_console_errors: true}
+            extract: {token: {selector: "#token"}}
+          - http: {url: "{{.region.web}}/api", headers: {Authorization: "Bearer {{.vars.token}}"}}
+`
+	cfg, err := Parse("b.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := cfg.Targets[0].Steps[0]
+	b := st.Browser
+	if st.Kind() != "browser" || b.Width != 1024 || b.ActionTimeout != DefaultActionTimeout || b.Settings != cfg.Browser ||
+		cfg.Browser.Path != exe || cfg.Browser.Pool != 3 || cfg.Targets[1].Steps[0].Browser.Settings != cfg.Browser {
+		t.Fatalf("step %+v, settings %+v", b, cfg.Browser)
+	}
+	var got []string
+	for _, a := range b.Actions {
+		got = append(got, fmt.Sprintf("%s/%v/%s", a.Describe(), a.Secret, a.Timeout))
+	}
+	want := "navigate/false/0s type `#password`/true/0s click `#login`/false/9s wait_visible `#welcome`/false/0s expect `#welcome`/false/0s"
+	if strings.Join(got, " ") != want {
+		t.Errorf("actions %q\nwant %q", strings.Join(got, " "), want)
+	}
+	if len(st.Extract) != 1 || st.Extract[0].Selector != "#token" || !st.Checks.HasBrowserChecks() {
+		t.Errorf("extract %+v, checks %+v", st.Extract, st.Checks)
+	}
+}

@@ -162,6 +162,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 	}
 	switch v.Kind() {
 	case reflect.Struct:
+		if d.decodeShorthand(n, v) {
+			return
+		}
 		d.decodeStruct(n, v)
 	case reflect.Map:
 		d.decodeMap(n, v)
@@ -291,6 +294,31 @@ func yamlFields(t reflect.Type) map[string]fieldInfo {
 	}
 	fieldCache.Store(t, fields)
 	return fields
+}
+
+// shorthand is a struct that may also be written as one scalar (a selector alone).
+type shorthand interface{ fromScalar(string) }
+
+// HasShorthand reports whether a struct type may also be written as one scalar, for
+// the schema generator (config/schemagen).
+func HasShorthand(t reflect.Type) bool {
+	_, ok := reflect.New(t).Interface().(shorthand)
+	return ok
+}
+
+// decodeShorthand decodes a scalar into a struct that accepts one, and reports whether
+// it did; a mapping goes through decodeStruct as usual.
+func (d *decoder) decodeShorthand(n *yaml.Node, v reflect.Value) bool {
+	if n.Kind != yaml.ScalarNode || isNull(n) || !v.CanAddr() {
+		return false
+	}
+	s, ok := v.Addr().Interface().(shorthand)
+	if !ok {
+		return false
+	}
+	d.maps[v.Addr().Interface()] = n
+	s.fromScalar(n.Value)
+	return true
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value) {

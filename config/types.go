@@ -27,6 +27,7 @@ type File struct {
 	API         APISpec                  `yaml:"api"`
 	Shard       *ShardSpec               `yaml:"shard"`
 	Cluster     *ClusterSpec             `yaml:"cluster"`
+	Browser     *BrowserConfigSpec       `yaml:"browser"`
 
 	Public *PublicSpec `yaml:"public"`
 	Comms  *CommsSpec  `yaml:"comms"`
@@ -129,6 +130,7 @@ type StepSpec struct {
 	TLS     *TLSCheckSpec           `yaml:"tls"`
 	GRPC    *GRPCSpec               `yaml:"grpc"`
 	ICMP    *ICMPSpec               `yaml:"icmp"`
+	Browser *BrowserSpec            `yaml:"browser"`
 	Expect  expect.Spec             `yaml:"expect"`
 	Extract map[string]*ExtractSpec `yaml:"extract"`
 	Poll    *PollSpec               `yaml:"poll"`
@@ -207,6 +209,8 @@ type ExtractSpec struct {
 	JSON   string `yaml:"json"`   // gjson path into the body
 	Header string `yaml:"header"` // header name
 	Regex  string `yaml:"regex"`  // regexp over the body; group 1 if any, else the match
+	// Selector takes the text of the first element a CSS selector finds (browser steps).
+	Selector string `yaml:"selector"`
 }
 
 // PollSpec repeats a step until its expectations hold.
@@ -333,4 +337,63 @@ type HeartbeatSpec struct {
 // APISpec guards the write API.
 type APISpec struct {
 	Token string `yaml:"token"` // a template, usually "{{.secret.api_token}}"
+}
+
+// BrowserConfigSpec sets up the headless browsers that browser steps run in.
+type BrowserConfigSpec struct {
+	Path               string `yaml:"path"`                 // Chromium or Chrome; default: found on PATH
+	Pool               *int   `yaml:"pool"`                 // browser processes, one run each at a time; default 2
+	MaxMemoryMB        *int   `yaml:"max_memory_mb"`        // a browser over it is killed and replaced; default 1024
+	NoSandbox          bool   `yaml:"no_sandbox"`           // for containers without user namespaces (as root it is implied)
+	KeepScreenshots    *int   `yaml:"keep_screenshots"`     // failure screenshots kept in state_dir; default 200, 0: none
+	MaxScreenshotBytes *int   `yaml:"max_screenshot_bytes"` // a bigger PNG is retaken at half scale, then dropped; default 1 MiB
+}
+
+// BrowserSpec is a scripted visit with a real browser: ordered actions in one fresh
+// incognito context.
+type BrowserSpec struct {
+	Actions       []*BrowserActionSpec `yaml:"actions"`
+	ActionTimeout *time.Duration       `yaml:"action_timeout"` // each waiting action's; default 5s
+	Viewport      *ViewportSpec        `yaml:"viewport"`       // default 1280x800
+}
+
+// ViewportSpec is the browser window's size in CSS pixels.
+type ViewportSpec struct {
+	Width  int `yaml:"width"`
+	Height int `yaml:"height"`
+}
+
+// BrowserActionSpec is one action; exactly one key is set.
+type BrowserActionSpec struct {
+	Navigate    string          `yaml:"navigate"`     // URL; a template
+	WaitVisible *SelectorSpec   `yaml:"wait_visible"` // "#id" or {selector, timeout}
+	Click       *SelectorSpec   `yaml:"click"`
+	Type        *TypeSpec       `yaml:"type"`
+	Expect      *PageExpectSpec `yaml:"expect"`
+}
+
+// SelectorSpec is a CSS selector, written alone or with its own timeout.
+type SelectorSpec struct {
+	Selector string         `yaml:"selector"`
+	Timeout  *time.Duration `yaml:"timeout"`
+}
+
+// fromScalar lets `wait_visible: "#welcome"` stand for {selector: "#welcome"}.
+func (s *SelectorSpec) fromScalar(v string) { s.Selector = v }
+
+// TypeSpec types text (a template: secrets allowed, never shown) into an element.
+type TypeSpec struct {
+	Selector string         `yaml:"selector"`
+	Text     string         `yaml:"text"`
+	Timeout  *time.Duration `yaml:"timeout"`
+}
+
+// PageExpectSpec waits until the page shows something: text (in selector, or anywhere),
+// an element (selector alone), a title or a URL (each a substring; templates).
+type PageExpectSpec struct {
+	Selector string         `yaml:"selector"`
+	Text     string         `yaml:"text"`
+	Title    string         `yaml:"title"`
+	URL      string         `yaml:"url"`
+	Timeout  *time.Duration `yaml:"timeout"`
 }

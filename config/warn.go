@@ -32,6 +32,9 @@ func (b *builder) warnings() []Error {
 	if w, ok := b.concurrencyWarning(); ok {
 		out = append(out, w)
 	}
+	if w, ok := b.browserPoolWarning(); ok {
+		out = append(out, w)
+	}
 	return append(out, b.slackChannelWarnings()...)
 }
 

@@ -93,15 +93,24 @@ type Exchange struct {
 	Wire   Wire              // protocol facts for the blackbox-compatible series
 	buf    *bytes.Buffer
 	pool   *sync.Pool
+	// A browser step's tab stays open until Release: failed takes a screenshot of the
+	// failure the journey judged, release closes the tab.
+	failed  func() (string, error)
+	release func()
 }
 
-// Release gives the body buffer back; the Exchange must not be used afterwards.
+// Release gives the body buffer back (and closes a browser step's tab); the Exchange
+// must not be used afterwards.
 func (e *Exchange) Release() {
 	if e.buf != nil && e.pool != nil && e.buf.Cap() <= 4<<20 {
 		e.buf.Reset()
 		e.pool.Put(e.buf)
 	}
 	e.buf = nil
+	if e.release != nil {
+		e.release()
+		e.release, e.failed = nil, nil
+	}
 }
 
 // Probe performs one HTTP request of step with data.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,19 +27,40 @@ const excerptLen = 160
 // Runner runs journeys. It is safe for concurrent use.
 type Runner struct {
 	HTTP    *HTTPProber
+	Browser *BrowserProber
 	probers map[string]Prober // by step kind
 	now     func() time.Time
 }
 
-// NewRunner returns a Runner with its own HTTP prober.
-func NewRunner() *Runner {
-	r := &Runner{HTTP: NewHTTPProber(), now: time.Now}
+// RunnerOption configures NewRunner.
+type RunnerOption func(*runnerOptions)
+
+type runnerOptions struct{ screenshotDir string }
+
+// WithScreenshotDir keeps the screenshots of failed browser steps in dir (created when
+// first needed); without it they keep none.
+func WithScreenshotDir(dir string) RunnerOption {
+	return func(o *runnerOptions) { o.screenshotDir = dir }
+}
+
+// NewRunner returns a Runner with its own HTTP prober and browser prober (which starts
+// browsers only when a browser step runs).
+func NewRunner(opts ...RunnerOption) *Runner {
+	var o runnerOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	r := &Runner{HTTP: NewHTTPProber(), Browser: NewBrowserProber(o.screenshotDir), now: time.Now}
 	r.probers = r.buildProbers()
 	return r
 }
 
-// Close releases the probers' resources.
-func (r *Runner) Close() { r.HTTP.Close() }
+// Close releases the probers' resources: idle connections, idle browsers (a browser
+// still in a run is killed as the run ends).
+func (r *Runner) Close() {
+	r.HTTP.Close()
+	r.Browser.Close()
+}
 
 // Run runs the target's journey, re-running it at once up to t.Retries times when it
 // fails. ctx bounds the whole run; each try has the journey's timeout.
@@ -171,14 +193,32 @@ func (r *Runner) attempt(ctx context.Context, t *config.Target, step *config.Ste
 		sr.Wire.TLSVersion = ex.Obs.TLS.Version
 	}
 	sr.CertWarning = certWarning(step, &ex.Obs)
+	err := verdict(step, ex, data, vars, t.Redact)
+	if err != nil && ex.failed != nil {
+		path, shotErr := ex.failed()
+		switch {
+		case path != "":
+			sr.Screenshot, sr.Info["screenshot"] = filepath.Base(path), path
+		case shotErr != nil:
+			sr.Info["screenshot_error"] = t.Redact(shotErr.Error())
+		}
+	}
+	return err
+}
+
+// verdict judges what an attempt saw and extracts values into vars.
+func verdict(step *config.Step, ex *Exchange, data tmpl.Data, vars map[string]string, redact func(string) string) error {
 	if ex.Err != nil {
 		return ex.Err
 	}
 	ex.Obs.Vars = vars
-	if err := judge(step, &ex.Obs, data, t.Redact); err != nil {
-		return withExcerpt(err, ex.Obs.Body, t.Redact)
+	if err := judge(step, &ex.Obs, data, redact); err != nil {
+		if step.Browser != nil {
+			return err // the body is the rendered page: the reason says what failed without it
+		}
+		return withExcerpt(err, ex.Obs.Body, redact)
 	}
-	return extract(step.Extract, &ex.Obs, vars, t.Redact)
+	return extract(step.Extract, &ex.Obs, vars, redact)
 }
 
 // judge evaluates the step. The verdict comes from what was observed; the reason, on
@@ -267,6 +307,7 @@ func defaultExpectation(step *config.Step, o *expect.Observation) error {
 			return fmt.Errorf("grpc health %s, want SERVING", o.GRPCStatus)
 		}
 	}
+	// A browser step's navigate actions already want 2xx or 3xx (browser.go).
 	return nil
 }
 
@@ -319,6 +360,15 @@ func extractOne(e config.Extractor, o *expect.Observation, redact func(string) s
 		return v, nil
 	case e.Regex != nil:
 		return regexValue(e.Regex, o.Body)
+	case e.Selector != "":
+		v, ok := "", false
+		if o.Browser != nil {
+			v, ok = o.Browser.Texts[e.Selector]
+		}
+		if !ok {
+			return "", fmt.Errorf("no element matches `%s`", e.Selector)
+		}
+		return v, nil
 	}
 	return "", errors.New("no source")
 }

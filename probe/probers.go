@@ -25,12 +25,13 @@ var _ Prober = (*HTTPProber)(nil)
 // buildProbers maps step kinds to their probers (one file per protocol).
 func (r *Runner) buildProbers() map[string]Prober {
 	return map[string]Prober{
-		"http": r.HTTP,
-		"dns":  NewDNSProber(),
-		"tcp":  NewTCPProber(),
-		"tls":  NewTLSProber(),
-		"grpc": NewGRPCProber(),
-		"icmp": NewICMPProber(),
+		"http":    r.HTTP,
+		"dns":     NewDNSProber(),
+		"tcp":     NewTCPProber(),
+		"tls":     NewTLSProber(),
+		"grpc":    NewGRPCProber(),
+		"icmp":    NewICMPProber(),
+		"browser": r.Browser,
 	}
 }
 

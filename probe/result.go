@@ -47,6 +47,9 @@ type StepResult struct {
 	// expiry: a warning that leaves Status as it is.
 	CertWarning *CertWarning
 	BodyBytes   int64
+	// Screenshot is the file name of the PNG a failed browser step left in the
+	// screenshot folder ("" for none); Info["screenshot"] has its path.
+	Screenshot string
 	// Info holds facts of non-HTTP steps for output: rcode and answers, TLS version and
 	// cipher, gRPC health status, packet loss and round trips.
 	Info map[string]string
@@ -117,6 +120,16 @@ func (r *Result) EarliestCertWarning() *CertWarning {
 		}
 	}
 	return first
+}
+
+// Screenshot is the failed step's screenshot file name, "" when it has none.
+func (r *Result) Screenshot() string {
+	for i := range r.Steps {
+		if s := &r.Steps[i]; s.Name == r.FailedStep && s.Status != StatusUp {
+			return s.Screenshot
+		}
+	}
+	return ""
 }
 
 // Up reports whether the run counts as passing (degraded is a pass with a warning).

@@ -42,6 +42,7 @@ type Notification struct {
 	Class     string         `json:"class"`     // the journey, when one
 	Details   map[string]any `json:"details"`   // evidence: targets, since, last errors, timings
 	Links     []Link         `json:"links,omitempty"`
+	Images    []Image        `json:"images,omitempty"` // shown by receivers that take images (PagerDuty: HTTPS only)
 	Created   time.Time      `json:"created"`
 	// Opened is when the incident opened (zero for notices): a fleet tells a resolve of
 	// this incident from one of an earlier incident with the same key.
@@ -52,6 +53,13 @@ type Notification struct {
 type Link struct {
 	Href string `json:"href"`
 	Text string `json:"text"`
+}
+
+// Image is a picture of the failure (a browser step's screenshot), linked.
+type Image struct {
+	Src  string `json:"src"`
+	Href string `json:"href,omitempty"`
+	Alt  string `json:"alt,omitempty"`
 }
 
 // Notifier delivers notifications to one channel. Notify returns nil only when the

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/picket-dev/picket/alert"
+	"github.com/picket-dev/picket/probe"
 )
 
 // Page bounds.
@@ -56,6 +58,7 @@ type pageView struct {
 	Uptime     []uptimeView
 	UptimeMore int // targets left out of the bars
 	UptimeErr  string
+	ShotsOn    bool // incidents show their screenshots (the page has a screenshot folder)
 }
 
 type bannerView struct {
@@ -91,7 +94,11 @@ type incidentView struct {
 	HeldUntil time.Time
 	Timeline  []alert.Event
 	Updates   []alert.Update // the humans' updates for customers, oldest first
+	// Screenshots of the failures of browser steps, by target (with a screenshot folder).
+	Screenshots []shotView
 }
+
+type shotView struct{ Target, Name string }
 
 var pageFuncs = template.FuncMap{
 	"utc":  func(t time.Time) string { return t.UTC().Format(timeLayout) },
@@ -116,10 +123,11 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request) {
 		Regions:   regionHeaders(st),
 		Rows:      matrixRows(st),
 		Fleet:     fleetOf(st.Fleet, st.Generated),
+		ShotsOn:   h.shots != "",
 	}
 	view.Alone, view.Isolated = fleetBanners(st.Fleet)
 	for _, inc := range st.Incidents {
-		view.Open = append(view.Open, incidentOf(inc, now))
+		view.Open = append(view.Open, h.withShots(incidentOf(inc, now), inc))
 	}
 	h.addClosed(&view, now)
 	h.addUptime(&view, st, now)
@@ -144,7 +152,7 @@ func (h *Handler) addClosed(view *pageView, now time.Time) {
 		return
 	}
 	for _, inc := range closed {
-		view.Closed = append(view.Closed, incidentOf(inc, now))
+		view.Closed = append(view.Closed, h.withShots(incidentOf(inc, now), inc))
 	}
 }
 
@@ -281,6 +289,19 @@ func incidentOf(inc alert.Incident, now time.Time) incidentView {
 	}
 	if inc.Open() && len(inc.Targets) == 0 && !inc.FlapUntil.IsZero() {
 		v.HeldUntil, v.Targets = inc.FlapUntil, inc.PeakTargets // what it covered, recovered now
+	}
+	return v
+}
+
+// withShots adds the incident's screenshots, by target, when the page serves them.
+func (h *Handler) withShots(v incidentView, inc alert.Incident) incidentView {
+	if h.shots == "" {
+		return v
+	}
+	for _, target := range slices.Sorted(maps.Keys(inc.Screenshots)) {
+		if name := inc.Screenshots[target]; probe.ScreenshotName.MatchString(name) {
+			v.Screenshots = append(v.Screenshots, shotView{Target: target, Name: name})
+		}
 	}
 	return v
 }

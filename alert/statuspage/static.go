@@ -6,7 +6,11 @@ import (
 	"encoding/hex"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
+
+	"github.com/picket-dev/picket/probe"
 )
 
 // assets are compiled in: the page must work when the internet (and any CDN) is half down.
@@ -63,4 +67,28 @@ func serveFile(w http.ResponseWriter, r *http.Request, f staticFile) {
 		return
 	}
 	_, _ = w.Write(f.body)
+}
+
+// serveScreenshot serves one failure screenshot from the screenshot folder; only names
+// a prober gives (no path), and 404 without a folder.
+func (h *Handler) serveScreenshot(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if h.shots == "" || !probe.ScreenshotName.MatchString(name) {
+		http.NotFound(w, r)
+		return
+	}
+	f, err := os.Open(filepath.Join(h.shots, name))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "private, max-age=86400") // a screenshot never changes
+	http.ServeContent(w, r, name, fi.ModTime(), f)
 }

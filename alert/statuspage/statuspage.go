@@ -38,6 +38,9 @@ type Options struct {
 	Title  string        // page title, default "Platform status"
 	Logger *slog.Logger  // nil: discard
 	Now    func() time.Time
+	// ScreenshotDir holds the failure screenshots of browser steps; set, the page shows
+	// them on their incidents and serves them at /screenshots/NAME.
+	ScreenshotDir string
 }
 
 // DefaultTitle is the page title when Options.Title is empty.
@@ -54,6 +57,7 @@ type Handler struct {
 	page   *template.Template
 	static map[string]staticFile
 	scrub  *scrub.Redactor
+	shots  string // ScreenshotDir
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -62,7 +66,7 @@ var _ http.Handler = (*Handler)(nil)
 // the package's tests rule out.
 func New(src Source, o Options) *Handler {
 	h := &Handler{
-		src: src, token: o.Token, title: o.Title, log: o.Logger, now: o.Now,
+		src: src, token: o.Token, title: o.Title, log: o.Logger, now: o.Now, shots: o.ScreenshotDir,
 		page:   template.Must(template.New("page.html").Funcs(pageFuncs).ParseFS(assets, "templates/page.html")),
 		static: loadStatic(),
 		scrub:  scrub.NewWithForms(o.Token.Reveal()),
@@ -85,6 +89,7 @@ func (h *Handler) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", only(map[string]http.HandlerFunc{http.MethodGet: h.servePage}))
 	mux.HandleFunc("/static/{file}", only(map[string]http.HandlerFunc{http.MethodGet: h.serveStatic}))
+	mux.HandleFunc("/screenshots/{name}", only(map[string]http.HandlerFunc{http.MethodGet: h.serveScreenshot}))
 	mux.HandleFunc("/api/v1/status", only(map[string]http.HandlerFunc{http.MethodGet: h.apiStatus}))
 	mux.HandleFunc("/api/v1/incidents", only(map[string]http.HandlerFunc{http.MethodGet: h.apiIncidents}))
 	mux.HandleFunc("/api/v1/incidents/{key}/timeline", only(map[string]http.HandlerFunc{http.MethodGet: h.apiTimeline}))

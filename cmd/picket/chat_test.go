@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +23,10 @@ func TestValidateExamplesWithoutWarnings(t *testing.T) {
 	}
 	for _, f := range files {
 		r := picket(t, "validate", "-c", f)
+		if r.code != 0 && strings.Contains(r.stderr, "no Chromium found") && os.Getenv("PICKET_REQUIRE_BROWSER") != "1" {
+			t.Logf("%s has browser steps and this host has no Chromium: not validated", f)
+			continue
+		}
 		if r.code != 0 || r.stderr != "" {
 			t.Errorf("validate %s: exit %d, want 0 and nothing on stderr:\n%s", f, r.code, r.stderr)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -85,7 +86,7 @@ func runCheck(cmd *cobra.Command, f checkFlags) error {
 	if f.concurrency > 0 {
 		concurrency = f.concurrency
 	}
-	runner := probe.NewRunner()
+	runner := probe.NewRunner(probe.WithScreenshotDir(checkScreenshotDir(cfg, f)))
 	defer runner.Close()
 	started := time.Now()
 	results := runner.RunAll(cmd.Context(), targets, concurrency)
@@ -113,6 +114,16 @@ func runCheck(cmd *cobra.Command, f checkFlags) error {
 		return &exitError{code: exitDown}
 	}
 	return nil
+}
+
+// checkScreenshotDir is where check keeps the screenshots of failed browser steps: in
+// --state's folder, else in the config's state_dir (each reason names its file).
+func checkScreenshotDir(cfg *config.Config, f checkFlags) string {
+	dir := cfg.StateDir
+	if f.stateDir != "" {
+		dir = f.stateDir
+	}
+	return filepath.Join(dir, "screenshots")
 }
 
 // sendPages pages what the run found and tells what became of each notification: one

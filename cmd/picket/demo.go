@@ -58,7 +58,7 @@ func newDemoCmd() *cobra.Command {
 			simDir := filepath.Join(filepath.Dir(path), "sim")
 			plat, err := probetest.Start(probetest.Options{
 				Regions: []string{"eu1", "us1", "us3", "ap1"}, Addrs: demoRegions, ControlAddr: demoControl,
-				APIKey: demoAPIKey(path), Logger: log,
+				APIKey: demoSecret(path, "platform_api_key"), WebPassword: demoSecret(path, "web_password"), Logger: log,
 				DNSAddr: demoDNS, TLSAddrs: demoTLS, TCPAddrs: demoIntake, GRPCAddrs: demoGRPC,
 				CACertFile: filepath.Join(simDir, "ca.pem"), CAKeyFile: filepath.Join(simDir, "ca-key.pem"),
 			})
@@ -104,9 +104,10 @@ func newDemoCmd() *cobra.Command {
 	return cmd
 }
 
-// demoAPIKey reads the key the demo config sends, so the simulated platform checks it.
-func demoAPIKey(configPath string) string {
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(configPath), "secrets", "platform_api_key"))
+// demoSecret reads a secret the demo configs send (the API key, the web app's password),
+// so the simulated platform checks it.
+func demoSecret(configPath, name string) string {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(configPath), "secrets", name))
 	if err != nil {
 		return ""
 	}
@@ -139,6 +140,10 @@ A global outage (two regions at once: one page, "Major outage" on the public pag
   curl -s -X POST http://%[3]s/faults -d '{"region":"eu1","kind":"down"}'; curl -s -X POST http://%[3]s/faults -d '{"region":"us1","kind":"down"}'
 Post the customer update (stored with the incident, on both pages, in the feed and the export):
   bin/picket update post picket/global -c examples/demo.yaml --status identified --text "A storage failure in two regions; we are failing over."
+Break the web app for browsers only (HTTP checks still see 200s; js_error, blank_page,
+slow_asset, blocked_api), and watch it with real Chromium in examples/browser.yaml:
+  curl -s -X POST http://%[3]s/faults -d '{"region":"eu1","product":"web","kind":"blank_page"}'
+  picket check -c examples/browser.yaml
 Heal everything:
   curl -s -X DELETE http://%[3]s/faults
 

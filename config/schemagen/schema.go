@@ -94,6 +94,9 @@ func (g *generator) of(t reflect.Type) map[string]any {
 			g.defs[name] = nil // placeholder: a type that refers to itself
 			g.defs[name] = g.object(t)
 		}
+		if config.HasShorthand(t) { // `click: "#id"` or `click: {selector: "#id"}`
+			return map[string]any{"anyOf": []any{map[string]any{"type": "string"}, map[string]any{"$ref": "#/definitions/" + name}}}
+		}
 		return map[string]any{"$ref": "#/definitions/" + name}
 	case reflect.Map:
 		return map[string]any{"type": []string{"object", "null"}, "additionalProperties": g.of(t.Elem())}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,11 +106,13 @@ type daemon struct {
 	cluster *cluster.Cluster   // nil: a lone vantage
 	fleet   *fleet.GossipFleet // the engine's view of the cluster
 	runner  atomic.Pointer[probe.Runner]
-	sched   *probe.Scheduler
-	history *recorder
-	started time.Time
-	reloads chan chan error
-	page    atomic.Pointer[http.Handler] // status page and API; swapped on reload
+	// screenshots is the folder of browser steps' failure screenshots, in the state folder.
+	screenshots string
+	sched       *probe.Scheduler
+	history     *recorder
+	started     time.Time
+	reloads     chan chan error
+	page        atomic.Pointer[http.Handler] // status page and API; swapped on reload
 	// publicPage is the customers' page of public.listen; swapped on reload.
 	publicPage atomic.Pointer[statuspage.PublicHandler]
 	skipLog    rateLimit // skipped runs are counted always, logged rarely
@@ -150,6 +153,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	clk := clock.Or(o.Clock)
 	d := &daemon{
 		o: o, log: o.Logger, clock: clk, cfg: cfg, store: st, started: clk.Now(),
+		screenshots:   filepath.Join(cfg.StateDir, "screenshots"),
 		metrics:       NewMetrics(cfg.Vantage, o.Version, o.Commit),
 		history:       newRecorder(st, o.Logger),
 		reloads:       make(chan chan error),
@@ -190,7 +194,7 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	if d.cluster != nil {
 		d.metrics.Registry.MustRegister(newClusterCollector(d.cluster, engine))
 	}
-	d.runner.Store(probe.NewRunner())
+	d.runner.Store(d.newRunner())
 	d.sched = probe.NewScheduler(probe.SchedulerOptions{
 		Run:            func(ctx context.Context, t *config.Target) probe.Result { return d.runner.Load().Run(ctx, t) },
 		Concurrency:    cfg.Concurrency,
@@ -211,6 +215,12 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 	d.metrics.KnowNotifiers(cfg)
 	d.metrics.lastReload.SetToCurrentTime()
 	return d, nil
+}
+
+// newRunner keeps the screenshots of failed browser steps in the state folder (the one
+// of the start: a reload does not move it), where the status page serves them from.
+func (d *daemon) newRunner() *probe.Runner {
+	return probe.NewRunner(probe.WithScreenshotDir(d.screenshots))
 }
 
 // outboxOptions wires the outbox to the metrics and the fleet (NewPaging wires it to
@@ -391,7 +401,7 @@ func (d *daemon) reload() error {
 	d.engine.Reload(engineConfig(cfg))
 	d.setStatusPage(cfg)
 	// A new runner drops HTTP transports of the old config's TLS settings.
-	d.runner.Swap(probe.NewRunner()).Close()
+	d.runner.Swap(d.newRunner()).Close()
 	d.sched.SetTargets(cfg.Targets)
 	wake(d.wakeHeartbeat)
 	wake(d.wakeSelfCheck)

@@ -113,7 +113,7 @@ func (d *daemon) servePublic(ctx context.Context, ln net.Listener) {
 // setStatusPage builds the page and API for cfg; a reload swaps it, so a new api.token
 // takes effect at once.
 func (d *daemon) setStatusPage(cfg *config.Config) {
-	var h http.Handler = statuspage.New(source{d}, statuspage.Options{Token: cfg.APIToken, Logger: d.log})
+	var h http.Handler = statuspage.New(source{d}, statuspage.Options{Token: cfg.APIToken, Logger: d.log, ScreenshotDir: d.screenshots})
 	d.page.Store(&h)
 	if cfg.Public != nil { // a reload that drops public: keeps the page until the next start
 		d.publicPage.Store(statuspage.NewPublic(source{d}, statuspage.PublicOptions{

@@ -21,6 +21,7 @@ type probeSeries struct {
 	dnsAnswer, dnsAuthority, dnsAdditional                        *prometheus.GaugeVec
 	grpcHealth, grpcStatusCode                                    *prometheus.GaugeVec
 	icmpRTT, icmpDuration                                         *prometheus.GaugeVec
+	browser                                                       []browserGauge
 }
 
 func gaugeVec(name, help string, labels []string, extra ...string) *prometheus.GaugeVec {
@@ -49,14 +50,19 @@ func newProbeSeries() *probeSeries {
 		grpcStatusCode: gaugeVec("probe_grpc_status_code", "gRPC status code of a step's last health check call (0 OK).", step),
 		icmpRTT:        gaugeVec("probe_icmp_rtt_seconds", "Average round trip of the last ping of a step.", step),
 		icmpDuration:   gaugeVec("probe_icmp_duration_seconds", "Duration of the last ping of a step by phase (rtt: the average round trip).", step, "phase"),
+		browser:        newBrowserGauges(step),
 	}
 }
 
 // all lists every vector: for registering and for forgetting a target.
 func (p *probeSeries) all() []*prometheus.GaugeVec {
-	return []*prometheus.GaugeVec{p.success, p.duration, p.dnsLookup, p.httpDuration, p.httpStatus, p.httpVersion, p.httpSSL,
+	all := []*prometheus.GaugeVec{p.success, p.duration, p.dnsLookup, p.httpDuration, p.httpStatus, p.httpVersion, p.httpSSL,
 		p.httpRedirects, p.certExpiry, p.tlsVersion, p.dnsAnswer, p.dnsAuthority, p.dnsAdditional, p.grpcHealth,
 		p.grpcStatusCode, p.icmpRTT, p.icmpDuration}
+	for _, g := range p.browser {
+		all = append(all, g.vec)
+	}
+	return all
 }
 
 func (p *probeSeries) collectors() []prometheus.Collector {
@@ -85,6 +91,10 @@ func (p *probeSeries) observeStep(l []string, st probe.StepResult, s *targetSeri
 		return st.Duration // a dns step is a lookup, as blackbox's dns prober counts it
 	case "grpc":
 		p.observeGRPC(l, st)
+		return st.Phases.DNS
+	case "browser":
+		p.observeHTTP(l, st) // the phases and status of the document it ended on
+		p.observeBrowser(l, st)
 		return st.Phases.DNS
 	case "icmp":
 		if ms, err := strconv.ParseFloat(st.Info["rtt_avg_ms"], 64); err == nil {
@@ -149,3 +159,33 @@ func (s *targetSeries) setTLSVersion(vec *prometheus.GaugeVec, l []string, versi
 
 // blackboxTLSVersion spells a version as blackbox_exporter's label does: "TLS 1.3".
 func blackboxTLSVersion(v string) string { return "TLS " + v }
+
+// browserGauge is one fact of a browser step's page, from its info.
+type browserGauge struct {
+	info  string  // key in the step's info
+	scale float64 // to the metric's unit
+	vec   *prometheus.GaugeVec
+}
+
+func newBrowserGauges(step []string) []browserGauge {
+	gauge := func(info string, scale float64, name, help string) browserGauge {
+		return browserGauge{info, scale, gaugeVec(name, help, step)}
+	}
+	return []browserGauge{
+		gauge("lcp_ms", 1e-3, "probe_browser_lcp_seconds", "Largest contentful paint of the page a browser step ended on (0: nothing painted)."),
+		gauge("cls", 1, "probe_browser_cls", "Cumulative layout shift of the page a browser step ended on."),
+		gauge("load_ms", 1e-3, "probe_browser_load_seconds", "Navigation start to the load event's end, of the page a browser step ended on."),
+		gauge("console_errors", 1, "probe_browser_console_errors", "Console errors and uncaught exceptions in the last run of a browser step."),
+		gauge("failed_requests", 1, "probe_browser_failed_requests", "Requests with status >= 400, blocked or failed in the last run of a browser step."),
+		gauge("bytes", 1, "probe_browser_transfer_bytes", "Bytes the last run of a browser step received over the network."),
+		gauge("browser_memory_mb", 1<<20, "probe_browser_memory_bytes", "Memory of the browser (all its processes) after the last run of a browser step."),
+	}
+}
+
+func (p *probeSeries) observeBrowser(l []string, st probe.StepResult) {
+	for _, g := range p.browser {
+		if v, err := strconv.ParseFloat(st.Info[g.info], 64); err == nil {
+			g.vec.WithLabelValues(l...).Set(v * g.scale)
+		}
+	}
+}

@@ -37,6 +37,14 @@ type Spec struct {
 	GRPCStatus    string        `yaml:"grpc_status"`   // grpc: SERVING, NOT_SERVING, ...
 	MaxLoss       *float64      `yaml:"max_loss"`      // icmp: lost fraction, 0 to 1
 	MaxRTT        time.Duration `yaml:"max_rtt"`       // icmp: average round trip
+
+	// Browser expectations (browser.go): what only a real browser sees.
+	MaxLCP           time.Duration `yaml:"max_lcp"`            // largest contentful paint
+	MaxCLS           *float64      `yaml:"max_cls"`            // cumulative layout shift
+	MaxLoad          time.Duration `yaml:"max_load"`           // navigation start to load event end
+	MaxBytes         int64         `yaml:"max_bytes"`          // bytes over the network, all requests
+	NoConsoleErrors  bool          `yaml:"no_console_errors"`  // console.error calls and uncaught exceptions
+	NoFailedRequests bool          `yaml:"no_failed_requests"` // status >= 400, blocked or failed requests
 }
 
 // FieldError is a compile problem of one field, so config can point at FILE:LINE:COL.
@@ -69,6 +77,7 @@ type Observation struct {
 	TLS        *TLSInfo  // steps that did a TLS handshake
 	GRPCStatus string    // grpc steps: the health status name
 	Ping       *PingInfo // icmp steps
+	Browser    *BrowserInfo
 }
 
 // Checks is a compiled Spec. It is immutable, so one value may be evaluated by many
@@ -83,6 +92,7 @@ type Checks struct {
 	bodyMatches  *bodyPattern
 	expr         *exprCheck
 	proto        protocolChecks
+	browser      browserChecks
 }
 
 // Compile checks and compiles s, returning every problem rather than only the first.
@@ -135,6 +145,7 @@ func Compile(s Spec) (*Checks, []*FieldError) {
 	}
 
 	c.proto = compileProtocol(s, add)
+	c.browser = compileBrowser(s, add)
 
 	if len(errs) > 0 {
 		return nil, errs
@@ -146,7 +157,7 @@ func Compile(s Spec) (*Checks, []*FieldError) {
 func (c *Checks) Empty() bool {
 	return c == nil || (c.status == nil && c.latency == 0 && c.certMinDays == 0 &&
 		len(c.headers) == 0 && len(c.json) == 0 && c.bodyContains == nil &&
-		c.bodyMatches == nil && c.expr == nil && c.proto.empty())
+		c.bodyMatches == nil && c.expr == nil && c.proto.empty() && c.browser.empty())
 }
 
 // NeedsBody reports whether any check looks at the body; when false the prober may skip
@@ -214,6 +225,7 @@ func (c *Checks) Evaluate(o *Observation, data tmpl.Data) error {
 	}
 
 	c.proto.check(o, fail)
+	c.browser.check(o.Browser, fail)
 
 	body := bodyView{raw: o.Body}
 	c.checkJSON(&body, data, fail)

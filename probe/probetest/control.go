@@ -152,6 +152,7 @@ func (p *Platform) helpText() string {
 	fmt.Fprintf(&b, "take region %s down (connections close unanswered):\n  curl -s -X POST %s/faults -d '{\"region\":\"%s\",\"kind\":\"down\"}'\n", first, c, first)
 	fmt.Fprintf(&b, "make logs slow in %s:\n  curl -s -X POST %s/faults -d '{\"region\":\"%s\",\"product\":\"logs\",\"kind\":\"slow\",\"delay\":\"3s\"}'\n", first, c, first)
 	fmt.Fprintf(&b, "make metrics fail in every region:\n  curl -s -X POST %s/faults -d '{\"product\":\"metrics\",\"kind\":\"error\"}'\n", c)
+	fmt.Fprintf(&b, "break the web app for browsers only (js_error, blank_page, slow_asset, blocked_api; HTTP still sees 200s):\n  curl -s -X POST %s/faults -d '{\"region\":\"%s\",\"product\":\"web\",\"kind\":\"blank_page\"}'\n", c, first)
 	fmt.Fprintf(&b, "clear one rule:\n  curl -s -X DELETE '%s/faults?region=%s&product=logs'\n", c, first)
 	fmt.Fprintf(&b, "clear all faults:\n  curl -s -X DELETE %s/faults\n", c)
 	fmt.Fprintf(&b, "requests served per region and product:\n  curl -s %s/requests\n", c)

@@ -30,6 +30,18 @@ const (
 	FaultStale FaultKind = "stale"
 	// FaultHang never answers; the handler ends when the client gives up or on Close.
 	FaultHang FaultKind = "hang"
+
+	// Faults of the web app (/app, webapp.go) that a browser sees and an HTTP check
+	// does not: every page still answers 200 with its usual HTML.
+
+	// FaultJSError: the app's script throws an uncaught TypeError (the page still renders).
+	FaultJSError FaultKind = "js_error"
+	// FaultBlankPage: the dashboard is a 200 with an empty app (its script is empty).
+	FaultBlankPage FaultKind = "blank_page"
+	// FaultSlowAsset: the render-blocking stylesheet takes Delay (default 3s).
+	FaultSlowAsset FaultKind = "slow_asset"
+	// FaultBlockedAPI: the dashboard's Content-Security-Policy blocks its API call.
+	FaultBlockedAPI FaultKind = "blocked_api"
 )
 
 // defaultSlowDelay is what FaultSlow waits when no Delay is given: longer than a
@@ -41,12 +53,23 @@ func (k FaultKind) known() bool {
 	case FaultNone, FaultDown, FaultError, FaultSlow, FaultWrongBody, FaultStale, FaultHang:
 		return true
 	}
+	return k.browserOnly()
+}
+
+// browserOnly: the web app acts the fault out (Delay included); the front door lets
+// the request through as it is.
+func (k FaultKind) browserOnly() bool {
+	switch k {
+	case FaultJSError, FaultBlankPage, FaultSlowAsset, FaultBlockedAPI:
+		return true
+	}
 	return false
 }
 
 // faultKinds lists the kinds that can be set, for help texts and error messages.
 func faultKinds() []FaultKind {
-	return []FaultKind{FaultDown, FaultError, FaultSlow, FaultWrongBody, FaultStale, FaultHang}
+	return []FaultKind{FaultDown, FaultError, FaultSlow, FaultWrongBody, FaultStale, FaultHang,
+		FaultJSError, FaultBlankPage, FaultSlowAsset, FaultBlockedAPI}
 }
 
 // Fault is what one (region, product) does wrong. For every kind but hang, a

@@ -73,6 +73,9 @@ func errString(err error) string {
 // expectFor says what a journey on product sees under kind; wide means the
 // fault was set for the whole region.
 func expectFor(kind FaultKind, product string, wide bool) expectation {
+	if kind.browserOnly() {
+		return wantNoError // only a browser sees them (webapp_test.go, probe/browser_test.go)
+	}
 	switch kind {
 	case FaultDown:
 		if wide {

@@ -30,6 +30,9 @@ type Options struct {
 	Addrs       map[string]string // optional fixed listen address per region; default 127.0.0.1:0
 	ControlAddr string            // optional fixed address of the control API; default 127.0.0.1:0
 	APIKey      string            // if set, every /v1 request needs "Authorization: Bearer <APIKey>" else 401
+	// WebPassword, if set, is the only password the web app's login form (/app/login)
+	// accepts; empty: any non-empty password.
+	WebPassword string
 	// IngestDelay is how long a written log or event takes to become readable.
 	// Zero means 200ms; a negative value makes writes readable at once.
 	IngestDelay time.Duration
@@ -70,6 +73,7 @@ func Products() []string { return []string{"logs", "metrics", "events", "web"} }
 type Platform struct {
 	logger      *slog.Logger
 	apiKey      []byte
+	webPassword string
 	ingestDelay time.Duration
 	regions     []string
 	byRegion    map[string]*regionServer
@@ -230,6 +234,7 @@ func newPlatform(opts Options) *Platform {
 	p := &Platform{
 		logger:      logger,
 		apiKey:      []byte(opts.APIKey),
+		webPassword: opts.WebPassword,
 		ingestDelay: ingest,
 		regions:     append([]string(nil), opts.Regions...),
 		byRegion:    make(map[string]*regionServer, len(opts.Regions)),

@@ -26,6 +26,7 @@ type regionServer struct {
 	events   *recordStore
 	counters map[string]*atomic.Int64 // by product and "healthz"; fixed after construction
 	pages    webPages
+	web      *webApp
 	tls      *tlsFrontDoor // nil unless Options.TLSAddrs names the region
 	line     *lineIntake   // nil unless Options.TCPAddrs names the region
 	grpc     *grpcHealth   // nil unless Options.GRPCAddrs names the region
@@ -40,6 +41,7 @@ func newRegionServer(p *Platform, name string, ln net.Listener) *regionServer {
 		events:   newRecordStore(),
 		counters: map[string]*atomic.Int64{"healthz": new(atomic.Int64)},
 		pages:    newWebPages(name),
+		web:      newWebApp(name, p.webPassword),
 	}
 	for _, product := range Products() {
 		rs.counters[product] = new(atomic.Int64)
@@ -78,6 +80,7 @@ func (rs *regionServer) routes() *http.ServeMux {
 	mux.HandleFunc("GET /{$}", rs.handleWebPage(rs.pages.index))
 	mux.HandleFunc("GET /login", rs.handleWebPage(rs.pages.login))
 	mux.HandleFunc("GET /healthz", rs.handleHealthz)
+	rs.webRoutes(mux)
 	return mux
 }
 
@@ -92,7 +95,7 @@ func classify(path string) route {
 	switch {
 	case path == "/healthz":
 		return route{counter: "healthz"}
-	case path == "/" || path == "/login":
+	case path == "/" || path == "/login", under(path, "/app"):
 		return route{product: "web", counter: "web"}
 	case under(path, "/v1/logs"):
 		return route{product: "logs", counter: "logs", needsKey: true}
@@ -139,7 +142,7 @@ func (rs *regionServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // product should still answer (no fault, slow, and the faults the product itself
 // shows: wrong_body, stale).
 func (rs *regionServer) injectFault(w http.ResponseWriter, r *http.Request, f Fault, wide bool) bool {
-	if f.Kind == FaultNone {
+	if f.Kind == FaultNone || f.Kind.browserOnly() {
 		return true
 	}
 	if f.Kind == FaultHang {

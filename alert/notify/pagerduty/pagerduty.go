@@ -180,6 +180,9 @@ func (n *Notifier) event(msg notify.Notification) (*pagerduty.V2Event, error) {
 	if len(msg.Links) > 0 {
 		ev.ClientURL = msg.Links[0].Href
 	}
+	for _, im := range msg.Images {
+		ev.Images = append(ev.Images, map[string]string{"src": im.Src, "href": im.Href, "alt": im.Alt})
+	}
 	return ev, nil
 }
 

@@ -80,6 +80,7 @@ func trigger() notify.Notification {
 			"count":   3,
 		},
 		Links:   []notify.Link{{Href: "http://status.example/incidents/1", Text: "timeline"}, {Href: "http://status.example/", Text: "status"}},
+		Images:  []notify.Image{{Src: "https://status.example/screenshots/a.png", Href: "https://status.example/screenshots/a.png", Alt: "Screenshot of web/checkout@eu1"}},
 		Created: time.Date(2025, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600)),
 	}
 }
@@ -150,6 +151,17 @@ func checkTrigger(t *testing.T, ev pdtest.Event, msg notify.Notification) {
 	}
 	if !reflect.DeepEqual(links, msg.Links) {
 		t.Errorf("links %+v, want %+v", links, msg.Links)
+	}
+	var images []notify.Image
+	for _, raw := range ev.Images {
+		var im notify.Image
+		if err := json.Unmarshal(raw, &im); err != nil {
+			t.Fatalf("image %s: %v", raw, err)
+		}
+		images = append(images, im)
+	}
+	if !reflect.DeepEqual(images, msg.Images) {
+		t.Errorf("images %+v, want %+v", images, msg.Images)
 	}
 	// custom_details round-trip: what PagerDuty got decodes to what the details encode to.
 	if got, want := decodeAny(t, ev.Payload.CustomDetails), roundTrip(t, msg.Details); !reflect.DeepEqual(got, want) {

@@ -228,6 +228,22 @@
       });
       art.appendChild(ups);
     }
+    var shots = document.body.dataset.screenshots !== "1" ? [] : Object.keys(inc.screenshots || {}).sort().filter(function (target) {
+      return /^[A-Za-z0-9._-]+\.png$/.test(inc.screenshots[target]); // as the server serves them
+    });
+    if (shots.length > 0) {
+      var box = el("div", { "class": "shots" });
+      shots.forEach(function (target) {
+        var src = "screenshots/" + inc.screenshots[target];
+        var fig = el("figure");
+        var a = el("a", { href: src });
+        a.appendChild(el("img", { src: src, alt: "Screenshot of " + target + " when it failed", loading: "lazy" }));
+        fig.appendChild(a);
+        fig.appendChild(el("figcaption", {}, target));
+        box.appendChild(fig);
+      });
+      art.appendChild(box);
+    }
     var timeline = inc.timeline || [];
     var details = el("details", { open: "" });
     details.appendChild(el("summary", {}, "Timeline (" + timeline.length + " events)"));
