@@ -18,7 +18,7 @@ import (
 func TestValidateSaysWhenNoBrowser(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
 	r := picket(t, "validate", "-c", "../../examples/browser.yaml")
-	if r.code != 2 || !strings.Contains(r.stderr, "../../examples/browser.yaml:34:15: no Chromium found for the browser steps") ||
+	if r.code != 2 || !strings.Contains(r.stderr, "../../examples/browser.yaml:35:15: no Chromium found for the browser steps") ||
 		!strings.Contains(r.stderr, "apt-get install chromium") {
 		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}

@@ -53,7 +53,11 @@ type Message struct {
 	Received time.Time `json:"received"`
 	// Text is what a person reads first: Slack's text (or its first block's text when
 	// there is none), the webhook notification's summary.
-	Text     string          `json:"text"`
+	Text string `json:"text"`
+	// Hook is the incoming webhook it came through: "" for /slack, NAME for /slack/NAME
+	// (a Slack webhook posts to the one channel it was made for, so a stand-in of
+	// several channels has one URL each).
+	Hook     string          `json:"hook,omitempty"`
 	Action   string          `json:"action,omitempty"`    // webhook: trigger | resolve
 	DedupKey string          `json:"dedup_key,omitempty"` // webhook
 	Body     json.RawMessage `json:"body"`                // as posted
@@ -78,6 +82,7 @@ func New(opts Options) (*Receiver, error) {
 	r := &Receiver{log: srv.Log, srv: srv, changed: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathSlack, r.handleSlack)
+	mux.HandleFunc("POST "+PathSlack+"/{hook}", r.handleSlack)
 	mux.HandleFunc("POST "+PathHook, r.handleHook)
 	mux.HandleFunc("GET "+PathChat, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, r.Messages()) })
 	srv.Start(mux)
@@ -172,7 +177,7 @@ func (r *Receiver) handleSlack(w http.ResponseWriter, req *http.Request) {
 		r.slackError(w, "no_text")
 		return
 	}
-	r.keep(Message{Kind: KindSlack, Text: text, Body: body})
+	r.keep(Message{Kind: KindSlack, Text: text, Hook: req.PathValue("hook"), Body: body})
 	w.Header().Set("Content-Type", "text/plain")
 	_, _ = w.Write([]byte("ok"))
 }
