@@ -103,8 +103,8 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 			Name: "picket_outbox_dropped_total", Help: "Notifications dropped unsent: coalesced (a later one of the same key and notifier made them moot) or shed (the outbox was full)."},
 			[]string{"notifier", "action", "reason"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "picket_scheduler_lag_seconds", Help: "Actual minus planned start of journey runs.",
-			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+			Name: "picket_scheduler_lag_seconds", Help: "Deviation of journey runs from the plan: actual minus planned start (the plan is regular, a fixed offset per target).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "picket_scheduler_skipped_total", Help: "Runs skipped because the previous run of the target was still going."}),
 		impaired: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -93,7 +93,7 @@ func pageRow(p PageFigures) Row {
 	what := fmt.Sprintf("%s outage, %s (%d trials)", p.Outage, timetopage.TimingLabel(t), p.Trials)
 	fig := fmt.Sprintf("page p50 %s, p99 %s · resolve p50 %s, p99 %s · over bound %d of %d (as built %d) · trials with other keys %d",
 		secs(p.Page.P50MS), secs(p.Page.P99MS), secs(p.Resolve.P50MS), secs(p.Resolve.P99MS), p.OverBound, p.Trials, p.OverAsBuilt, p.WithOtherKeys)
-	ref := fmt.Sprintf("bound %d × %s + %s + group_wait %s = %s (%s without group_wait, which Picket adds on purpose; %s as built: + the engine tick + jitter); resolve bound %s",
+	ref := fmt.Sprintf("bound %d × %s + %s + group_wait %s = %s (%s without group_wait, which Picket adds on purpose; %s as built: + the engine tick); resolve bound %s",
 		t.FailureThreshold, secs(t.IntervalMS), secs(t.TimeoutMS), secs(t.GroupWaitMS), secs(t.PageBoundMS),
 		secs(t.DetectBoundMS), secs(t.AsBuiltPageBoundMS), secs(t.ResolveBoundMS))
 	return Row{Area: "time to page", What: what, Figure: fig, Reference: ref}
