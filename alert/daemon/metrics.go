@@ -1,13 +1,17 @@
 package daemon
 
 import (
+	"bufio"
+	"compress/gzip"
+	"io"
+	"log/slog"
+	"net/http"
 	"runtime"
-	"strconv"
-	"sync"
-	"time"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
@@ -17,73 +21,36 @@ import (
 
 // Metrics are Picket's Prometheus series. Names follow blackbox_exporter where they mean
 // the same, so its dashboards carry over. Nothing here is global: the daemon owns one
-// registry. No label ever holds a secret: labels are product, journey, region, step,
-// vantage, phase, notifier and fixed words.
+// registry, and the per-target series beside it. No label ever holds a secret: labels
+// are product, journey, region, step, vantage, phase, notifier and fixed words.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	success      *prometheus.GaugeVec
-	duration     *prometheus.GaugeVec
-	httpDuration *prometheus.GaugeVec
-	httpStatus   *prometheus.GaugeVec
-	certExpiry   *prometheus.GaugeVec
-	grpcHealth   *prometheus.GaugeVec
-	icmpRTT      *prometheus.GaugeVec
-	dnsLookup    *prometheus.GaugeVec
-	runs         *prometheus.CounterVec
-	state        *prometheus.GaugeVec
-	incidents    *prometheus.GaugeVec
-	notifies     *prometheus.CounterVec
-	outboxDepth  prometheus.Gauge
-	outboxMax    prometheus.Gauge
-	dropped      *prometheus.CounterVec
-	lag          prometheus.Histogram
-	skipped      prometheus.Counter
-	impaired     prometheus.Gauge
-	reloads      *prometheus.CounterVec
-	lastReload   prometheus.Gauge
+	targets     *targetMetrics // every target's series (targetmetrics.go)
+	incidents   *prometheus.GaugeVec
+	notifies    *prometheus.CounterVec
+	outboxDepth prometheus.Gauge
+	outboxMax   prometheus.Gauge
+	dropped     *prometheus.CounterVec
+	lag         prometheus.Histogram
+	skipped     prometheus.Counter
+	impaired    prometheus.Gauge
+	reloads     *prometheus.CounterVec
+	lastReload  prometheus.Gauge
 
 	// The state store's trouble (state.go): pages go out regardless, these say so.
 	outboxUnpersisted prometheus.Gauge
 	storeWriteErrors  prometheus.Counter
 	storeResets       prometheus.Counter
-
-	vantage string
-	mu      sync.Mutex
-	cache   map[string]*targetSeries // by target id; children resolved once, not per probe
 }
 
-var targetLabels = []string{"product", "journey", "region", "vantage"}
-
-// NewMetrics registers every series on a fresh registry.
+// NewMetrics registers every series on a fresh registry; the per-target series
+// (probe_*, picket_target_state, picket_probe_runs_total) are kept beside it and
+// written by Handler.
 func NewMetrics(vantage, version, commit string) *Metrics {
-	stepLabels := append(append([]string{}, targetLabels...), "step")
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		vantage:  vantage,
-		cache:    map[string]*targetSeries{},
-		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_success", Help: "Whether the last run of the journey succeeded (degraded counts as success)."}, targetLabels),
-		duration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_duration_seconds", Help: "How long the last run of the journey took."}, targetLabels),
-		httpDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_http_duration_seconds", Help: "Duration of the last HTTP request of a step by phase (resolve, connect, tls, processing, transfer)."},
-			append(append([]string{}, stepLabels...), "phase")),
-		httpStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_http_status_code", Help: "HTTP status code of the last answer of a step (0: no answer)."}, stepLabels),
-		certExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_ssl_earliest_cert_expiry", Help: "Unix time of the earliest certificate expiry in the peer chain of a step."}, stepLabels),
-		grpcHealth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_grpc_healthcheck_response", Help: "1 for the serving status the last gRPC health check of a step returned."},
-			append(append([]string{}, stepLabels...), "serving_status")),
-		icmpRTT: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_icmp_rtt_seconds", Help: "Average round trip of the last ping of a step."}, stepLabels),
-		dnsLookup: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "probe_dns_lookup_time_seconds", Help: "Time spent resolving names in the last run of the journey."}, targetLabels),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "picket_probe_runs_total", Help: "Journey runs by outcome."}, append(append([]string{}, targetLabels...), "status")),
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "picket_target_state", Help: "Alert state of a target: 0 ok, 1 pending, 2 firing."}, targetLabels),
+		targets:  newTargetMetrics(vantage),
 		incidents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "picket_incidents_open", Help: "Open incidents by scope."}, []string{"scope"}),
 		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -119,91 +86,54 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "picket_build_info", Help: "Build information."},
 		[]string{"version", "commit", "goversion"})
 	info.WithLabelValues(version, commit, runtime.Version()).Set(1)
-	m.Registry.MustRegister(m.success, m.duration, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT, m.dnsLookup, m.runs,
-		m.state, m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
+	m.Registry.MustRegister(m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.outboxUnpersisted, m.storeWriteErrors, m.storeResets)
 	return m
 }
 
-// targetSeries caches one target's children.
-type targetSeries struct {
-	success, duration, dns, state prometheus.Gauge
-	runs                          map[probe.Status]prometheus.Counter
+// Handler serves /metrics in the text format: the registry's series, then every
+// target's, written straight from their values (gzip when the scraper asks for it).
+func (m *Metrics) Handler(log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			log.Error("metrics: gather", "err", err)
+			http.Error(w, "gathering metrics failed: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		var out io.Writer = w
+		if gzipAccepted(r.Header.Get("Accept-Encoding")) {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // (the level is valid)
+			defer zw.Close()
+			out = zw
+		}
+		bw := bufio.NewWriterSize(out, 64<<10)
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+				return // the scraper went away
+			}
+		}
+		if bw.Flush() != nil || m.targets.writeTo(out) != nil {
+			return
+		}
+	})
 }
 
-func (m *Metrics) series(t *config.Target) *targetSeries {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s, ok := m.cache[t.ID]; ok {
-		return s
+func gzipAccepted(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(coding, "gzip") {
+			return true
+		}
 	}
-	l := []string{t.Product, t.Journey, t.Region, m.vantage}
-	s := &targetSeries{
-		success: m.success.WithLabelValues(l...), duration: m.duration.WithLabelValues(l...),
-		dns: m.dnsLookup.WithLabelValues(l...), state: m.state.WithLabelValues(l...),
-		runs: map[probe.Status]prometheus.Counter{},
-	}
-	for _, st := range []probe.Status{probe.StatusUp, probe.StatusDegraded, probe.StatusDown} {
-		s.runs[st] = m.runs.WithLabelValues(append(l, string(st))...)
-	}
-	m.cache[t.ID] = s
-	return s
+	return false
 }
 
 // ObserveResult records one run.
-func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) {
-	s := m.series(t)
-	if r.Up() {
-		s.success.Set(1)
-	} else {
-		s.success.Set(0)
-	}
-	s.duration.Set(r.Duration.Seconds())
-	if c := s.runs[r.Status]; c != nil {
-		c.Inc()
-	}
-	var dns time.Duration
-	for _, st := range r.Steps {
-		l := []string{t.Product, t.Journey, t.Region, m.vantage, st.Name}
-		if !st.CertExpiry.IsZero() {
-			m.certExpiry.WithLabelValues(l...).Set(float64(st.CertExpiry.Unix()))
-		}
-		switch st.Kind {
-		case "http":
-			dns += st.Phases.DNS
-			m.observeHTTP(l, st)
-		case "dns":
-			dns += st.Duration // a dns step is a lookup, as blackbox's dns prober counts it
-		case "grpc":
-			dns += st.Phases.DNS
-			for _, status := range []string{"SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNKNOWN"} {
-				v := 0.0
-				if st.Info["grpc_status"] == status {
-					v = 1
-				}
-				m.grpcHealth.WithLabelValues(append(l, status)...).Set(v)
-			}
-		case "icmp":
-			if ms, err := strconv.ParseFloat(st.Info["rtt_avg_ms"], 64); err == nil {
-				m.icmpRTT.WithLabelValues(l...).Set(ms / 1000)
-			}
-		default:
-			dns += st.Phases.DNS
-		}
-	}
-	s.dns.Set(dns.Seconds())
-}
-
-func (m *Metrics) observeHTTP(l []string, st probe.StepResult) {
-	m.httpStatus.WithLabelValues(l...).Set(float64(st.HTTPStatus))
-	for _, ph := range []struct {
-		name string
-		d    time.Duration
-	}{{"resolve", st.Phases.DNS}, {"connect", st.Phases.Connect}, {"tls", st.Phases.TLS}, {"processing", st.Phases.Processing}, {"transfer", st.Phases.Transfer}} {
-		m.httpDuration.WithLabelValues(append(l, ph.name)...).Set(ph.d.Seconds())
-	}
-}
+func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) { m.targets.observe(t, r) }
 
 // ObserveState records a target's alert state.
 func (m *Metrics) ObserveState(t *config.Target, st alert.State) {
@@ -214,7 +144,7 @@ func (m *Metrics) ObserveState(t *config.Target, st alert.State) {
 	case alert.StateFiring:
 		v = 2
 	}
-	m.series(t).state.Set(v)
+	m.targets.setState(t, v)
 }
 
 // ObserveIncidents sets the open incidents by scope.
@@ -246,38 +176,7 @@ func (m *Metrics) ObserveDrop(d notify.Dropped) {
 }
 
 // Forget drops the series of targets no longer configured (after a reload).
-func (m *Metrics) Forget(keep map[string]bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for id := range m.cache {
-		if keep[id] {
-			continue
-		}
-		delete(m.cache, id)
-		product, journey, region := splitID(id)
-		l := prometheus.Labels{"product": product, "journey": journey, "region": region, "vantage": m.vantage}
-		for _, v := range []*prometheus.GaugeVec{m.success, m.duration, m.dnsLookup, m.state, m.httpDuration, m.httpStatus, m.certExpiry, m.grpcHealth, m.icmpRTT} {
-			v.DeletePartialMatch(l)
-		}
-		m.runs.DeletePartialMatch(l)
-	}
-}
-
-func splitID(id string) (product, journey, region string) {
-	var rest string
-	for i := 0; i < len(id); i++ {
-		if id[i] == '/' {
-			product, rest = id[:i], id[i+1:]
-			break
-		}
-	}
-	for i := len(rest) - 1; i >= 0; i-- {
-		if rest[i] == '@' {
-			return product, rest[:i], rest[i+1:]
-		}
-	}
-	return product, rest, ""
-}
+func (m *Metrics) Forget(keep map[string]bool) { m.targets.forget(keep) }
 
 // schedulerCollector exposes the scheduler's lateness at each scrape, from one Stats:
 // late runs, the runs waiting to start now and the longest wait, and the slots.
