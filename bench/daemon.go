@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -161,6 +162,7 @@ func runDaemonMeasured(ctx context.Context, o DaemonOptions, servers *serverChil
 	}
 	defer d.stop()
 	m := &daemonMeter{o: o, d: d, base: "http://" + addr, rep: rep, client: &http.Client{Timeout: time.Minute}}
+	defer m.client.CloseIdleConnections()
 	began := time.Now()
 	if err := m.awaitReady(ctx, 5*time.Minute); err != nil {
 		return err
@@ -248,6 +250,7 @@ type daemonMeter struct {
 	rep    *DaemonReport
 	client *http.Client
 	ready  time.Time
+	mu     sync.Mutex // rep, written by the sampler and the readers
 }
 
 func (m *daemonMeter) awaitReady(ctx context.Context, within time.Duration) error {
@@ -279,20 +282,59 @@ func (m *daemonMeter) get(ctx context.Context, path string) (*http.Response, err
 	return m.client.Do(req)
 }
 
-// measure samples every second and reads /metrics and /api/v1/status on their cadence
-// until the run's duration has passed.
+// measure samples every second, with a scraper and a status page viewer reading the
+// API beside it on their own cadence, until the run's duration has passed.
 func (m *daemonMeter) measure(ctx context.Context) error {
+	readCtx, stopReaders := context.WithCancel(ctx)
+	readErrs := make(chan error, 2)
+	var wg sync.WaitGroup
+	for _, r := range []struct {
+		every time.Duration
+		read  func(context.Context) error
+	}{{m.o.ScrapeEvery, func(ctx context.Context) error { _, err := m.scrape(ctx); return err }}, {m.o.StatusEvery, m.readStatus}} {
+		if r.every <= 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); readErrs <- m.readEvery(readCtx, r.every, r.read) }()
+	}
+	err := m.sample(ctx, readErrs)
+	stopReaders()
+	wg.Wait()
+	return err
+}
+
+// readEvery calls read every `every` until ctx ends; an error other than ctx's ends it.
+func (m *daemonMeter) readEvery(ctx context.Context, every time.Duration, read func(context.Context) error) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := read(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+	}
+}
+
+// sample reads the daemon's memory and CPU every second until the run's end.
+func (m *daemonMeter) sample(ctx context.Context, readErrs <-chan error) error {
 	pid := m.d.cmd.Process.Pid
-	end := m.ready.Add(m.o.Duration)
-	steadyFrom := m.ready.Add(m.o.Interval)
+	end, steadyFrom := m.ready.Add(m.o.Duration), m.ready.Add(m.o.Interval)
 	var cpuAtSteady time.Duration
-	nextScrape, nextStatus := m.ready.Add(m.o.ScrapeEvery), m.ready.Add(m.o.StatusEvery)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for steady := false; ; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case err := <-readErrs:
+			if err != nil {
+				return err
+			}
 		case err := <-m.d.done:
 			return fmt.Errorf("daemon exited during the run: %v: %s", err, m.d.stderr)
 		case now := <-tick.C:
@@ -300,6 +342,7 @@ func (m *daemonMeter) measure(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			m.mu.Lock()
 			m.rep.Samples = append(m.rep.Samples, DaemonSample{AtS: now.Sub(m.ready).Round(100 * time.Millisecond).Seconds(), RSS: u.RSS, CPUS: u.CPU.Seconds()})
 			m.rep.Threads = max(m.rep.Threads, u.Threads)
 			if !steady && !now.Before(steadyFrom) {
@@ -310,20 +353,10 @@ func (m *daemonMeter) measure(ctx context.Context) error {
 			}
 			if !now.Before(end) {
 				m.rep.Cores = (u.CPU - cpuAtSteady).Seconds() / now.Sub(steadyFrom).Seconds()
+				m.mu.Unlock()
 				return nil
 			}
-			if m.o.ScrapeEvery > 0 && !now.Before(nextScrape) {
-				nextScrape = now.Add(m.o.ScrapeEvery)
-				if _, err := m.scrape(ctx); err != nil {
-					return err
-				}
-			}
-			if m.o.StatusEvery > 0 && !now.Before(nextStatus) {
-				nextStatus = now.Add(m.o.StatusEvery)
-				if err := m.readStatus(ctx); err != nil {
-					return err
-				}
-			}
+			m.mu.Unlock()
 		}
 	}
 }
@@ -342,6 +375,8 @@ func (m *daemonMeter) scrape(ctx context.Context) (scrape, error) {
 		return scrape{}, fmt.Errorf("scrape: want 200, got %d", resp.StatusCode)
 	}
 	s, err := readScrape(resp.Body, "picket_scheduler_lag_seconds", scrapeSums)
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.rep.Scrapes++
 	m.rep.ScrapeMaxS = max(m.rep.ScrapeMaxS, time.Since(began).Seconds())
 	m.rep.ScrapeMB = float64(s.bytes) / (1 << 20)
@@ -358,6 +393,8 @@ func (m *daemonMeter) readStatus(ctx context.Context) error {
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status: %d %v", resp.StatusCode, err)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.rep.StatusReads++
 	m.rep.StatusMaxS = max(m.rep.StatusMaxS, time.Since(began).Seconds())
 	return nil
