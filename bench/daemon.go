@@ -30,8 +30,9 @@ type DaemonOptions struct {
 	// never, but once at the end); StatusEvery how often /api/v1/status is, as one open
 	// status page does (default 10s; < 0: never).
 	ScrapeEvery, StatusEvery time.Duration
-	// HeapProfile, when set, receives a heap profile of the daemon taken at the end.
-	HeapProfile string
+	// HeapProfile, when set, receives a heap profile of the daemon taken at the end;
+	// CPUProfile a CPU profile of it after its first interval.
+	HeapProfile, CPUProfile string
 	// Dir holds the config and the state; default a fresh temporary directory, removed.
 	Dir string
 }
@@ -74,14 +75,18 @@ type DaemonReport struct {
 	PerSecond float64            `json:"runs_per_s"`
 	Expected  float64            `json:"expected_per_s"`
 
-	Scrapes      int            `json:"scrapes"`
-	ScrapeMaxS   float64        `json:"scrape_max_s"`
-	ScrapeMB     float64        `json:"scrape_mb"`
-	StatusReads  int            `json:"status_reads"`
-	StatusMaxS   float64        `json:"status_max_s"`
-	ServerCores  float64        `json:"servers_cpu_cores"`
-	DaemonStderr string         `json:"daemon_stderr,omitempty"` // its last warnings
-	Samples      []DaemonSample `json:"samples"`
+	Scrapes     int     `json:"scrapes"`
+	ScrapeMaxS  float64 `json:"scrape_max_s"`
+	ScrapeMB    float64 `json:"scrape_mb"`
+	StatusReads int     `json:"status_reads"`
+	StatusMaxS  float64 `json:"status_max_s"`
+	// ReadErrors counts the scrapes and status reads that failed (LastReadError says
+	// how): a daemon too busy to answer within a minute.
+	ReadErrors    int            `json:"read_errors"`
+	LastReadError string         `json:"last_read_error,omitempty"`
+	ServerCores   float64        `json:"servers_cpu_cores"`
+	DaemonStderr  string         `json:"daemon_stderr,omitempty"` // its last warnings
+	Samples       []DaemonSample `json:"samples"`
 }
 
 // DaemonSample is the daemon's memory and CPU at one second of the run.
@@ -156,7 +161,7 @@ func runDaemonMeasured(ctx context.Context, o DaemonOptions, servers *serverChil
 	if err != nil {
 		return err
 	}
-	d, err := startDaemonChild(path, o.HeapProfile)
+	d, err := startDaemonChild(path, o.HeapProfile, o.CPUProfile)
 	if err != nil {
 		return err
 	}
@@ -202,13 +207,13 @@ type daemonChild struct {
 	done   chan error
 }
 
-func startDaemonChild(configPath, heapProfile string) (*daemonChild, error) {
+func startDaemonChild(configPath, heapProfile, cpuProfile string) (*daemonChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary to start the daemon child: %w", err)
 	}
 	d := &daemonChild{cmd: exec.Command(exe), lines: make(chan string, 8), stderr: &tailBuffer{max: 8 << 10}, done: make(chan error, 1)}
-	d.cmd.Env = append(os.Environ(), daemonEnv+"="+configPath, heapEnv+"="+heapProfile)
+	d.cmd.Env = append(os.Environ(), daemonEnv+"="+configPath, heapEnv+"="+heapProfile, cpuEnv+"="+cpuProfile)
 	d.cmd.Stderr = d.stderr
 	stdout, err := d.cmd.StdoutPipe()
 	if err != nil {
@@ -304,7 +309,9 @@ func (m *daemonMeter) measure(ctx context.Context) error {
 	return err
 }
 
-// readEvery calls read every `every` until ctx ends; an error other than ctx's ends it.
+// readEvery calls read every `every` until ctx ends. A read that fails (a daemon too
+// busy to answer within the client's timeout) is counted and noted, not fatal: that is
+// a figure too.
 func (m *daemonMeter) readEvery(ctx context.Context, every time.Duration, read func(context.Context) error) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -314,7 +321,10 @@ func (m *daemonMeter) readEvery(ctx context.Context, every time.Duration, read f
 			return nil
 		case <-t.C:
 			if err := read(ctx); err != nil && ctx.Err() == nil {
-				return err
+				m.mu.Lock()
+				m.rep.ReadErrors++
+				m.rep.LastReadError = err.Error()
+				m.mu.Unlock()
 			}
 		}
 	}
@@ -347,6 +357,7 @@ func (m *daemonMeter) sample(ctx context.Context, readErrs <-chan error) error {
 			m.rep.Threads = max(m.rep.Threads, u.Threads)
 			if !steady && !now.Before(steadyFrom) {
 				steady, cpuAtSteady, steadyFrom = true, u.CPU, now
+				m.toggleCPUProfile()
 			}
 			if steady {
 				m.rep.SteadyRSS = max(m.rep.SteadyRSS, u.RSS)
@@ -354,6 +365,7 @@ func (m *daemonMeter) sample(ctx context.Context, readErrs <-chan error) error {
 			if !now.Before(end) {
 				m.rep.Cores = (u.CPU - cpuAtSteady).Seconds() / now.Sub(steadyFrom).Seconds()
 				m.mu.Unlock()
+				m.toggleCPUProfile()
 				return nil
 			}
 			m.mu.Unlock()
@@ -429,6 +441,13 @@ func (m *daemonMeter) finish(ctx context.Context) error {
 	m.rep.Expected = float64(m.o.Targets) / m.o.Interval.Seconds()
 	m.rep.DaemonStderr = m.d.stderr.String()
 	return nil
+}
+
+// toggleCPUProfile starts (or stops) the daemon's CPU profile, if one is asked for.
+func (m *daemonMeter) toggleCPUProfile() {
+	if m.o.CPUProfile != "" {
+		_ = m.d.cmd.Process.Signal(syscall.SIGUSR2)
+	}
 }
 
 func (m *daemonMeter) heapProfile() error {

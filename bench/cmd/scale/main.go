@@ -37,7 +37,7 @@ func run(args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "every journey's timeout")
 	fs.IntVar(&o.Concurrency, "concurrency", 256, "the scheduler's bound on runs at once (not with -daemon)")
 	out := fs.String("out", "", "write the report as JSON to this file (default: stdout)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (not with -daemon)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file (with -daemon: of the daemon, after its first interval)")
 	daemon := fs.Bool("daemon", false, "run the whole daemon (picket run: engine, store, metrics, status page) in a process of its own")
 	heapProfile := fs.String("heapprofile", "", "with -daemon: write a heap profile of the daemon at the end to this file")
 	scrapeEvery := fs.Duration("scrape-every", 15*time.Second, "with -daemon: read /metrics this often (negative: only at the end)")
@@ -53,7 +53,7 @@ func run(args []string, stdout io.Writer) error {
 	defer stop()
 	if *daemon {
 		rep, err := bench.RunDaemon(ctx, bench.DaemonOptions{Targets: o.Targets, Duration: o.Duration, Interval: o.Interval,
-			Timeout: o.Timeout, ScrapeEvery: *scrapeEvery, StatusEvery: *statusEvery, HeapProfile: *heapProfile})
+			Timeout: o.Timeout, ScrapeEvery: *scrapeEvery, StatusEvery: *statusEvery, HeapProfile: *heapProfile, CPUProfile: *cpuProfile})
 		if rep != nil {
 			fmt.Fprint(os.Stderr, bench.DaemonTable([]*bench.DaemonReport{rep}))
 		}
