@@ -64,6 +64,7 @@ func (b *builder) build() {
 	b.buildProducts()
 	b.buildAlerting()
 	b.buildCluster()
+	b.buildConfirm()
 	b.cfg.AllTargets = b.cfg.Targets
 	b.applyShard()
 }

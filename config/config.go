@@ -53,6 +53,7 @@ type Config struct {
 	// Targets: a fleet's engine judges all of them from the vantages' shared verdicts.
 	AllTargets []*Target
 	Cluster    *Cluster // nil: a lone vantage
+	Confirm    Confirm
 	// Warnings are problems that do not stop a load, as FILE:LINE:COL (validate prints
 	// them and still exits 0; the daemon logs them at start and reload).
 	Warnings []Error
