@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -372,6 +373,30 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 		}
 	}
 	return tr, changed, changed || s.Condition != before.Condition || certMoved
+}
+
+// ScopeKnown is told that the confirmation runs asked for these targets have all
+// reported (probe.Confirmer): their thresholds are met or not, and the targets around
+// the failing ones have run, so the scope is what it will be for now. A held first
+// page of an incident that covers any of them goes out at once rather than at the end
+// of its group wait, which is there to let the scope form.
+func (e *Engine) ScopeKnown(targets []string) {
+	ran := make(map[string]bool, len(targets))
+	for _, id := range targets {
+		ran[id] = true
+	}
+	e.mu.Lock()
+	defer e.unlock()
+	now := e.now()
+	for _, inc := range e.incidents.Open() {
+		if inc.Triggered || inc.AbsorbedInto != "" || !now.Before(inc.SendAfter) || !slices.ContainsFunc(inc.Targets, func(id string) bool { return ran[id] }) {
+			continue
+		}
+		inc.SendAfter = now
+		inc.note(now, "confirmed", fmt.Sprintf("scope confirmed by the runs of %d targets; the first page goes out without waiting out the group wait", len(targets)))
+		e.saveIncident(inc)
+	}
+	e.sendDue(now)
 }
 
 // moment is now, with the clock's monotonic reading.

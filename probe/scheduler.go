@@ -56,6 +56,7 @@ type Scheduler struct {
 	held    *heldRun // the run the dispatcher holds while it waits for a slot; nil: none
 	wake    chan struct{}
 	wg      sync.WaitGroup
+	runCtx  atomic.Pointer[context.Context] // Run's, for RunNow; nil while not running
 
 	runs        atomic.Int64
 	skipped     atomic.Int64
@@ -76,6 +77,7 @@ type entry struct {
 	next    time.Time
 	index   int // in the heap; -1 when removed
 	running atomic.Bool
+	extra   atomic.Bool // the run going is an extra one (RunNow), not of the plan
 }
 
 // NewScheduler returns a scheduler with no targets.
@@ -169,7 +171,9 @@ func (s *Scheduler) poke() {
 // Run dispatches until ctx ends, then cancels runs in flight and waits for them.
 func (s *Scheduler) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
+	s.runCtx.Store(&runCtx)
 	defer func() {
+		s.runCtx.Store(nil)
 		cancel()
 		s.wg.Wait()
 	}()
@@ -211,6 +215,9 @@ func (s *Scheduler) dispatchDue(ctx context.Context) time.Duration {
 		s.mu.Unlock()
 
 		if !e.running.CompareAndSwap(false, true) {
+			if e.extra.Load() {
+				continue // an extra run (RunNow) is going: it stands for this one
+			}
 			s.skipped.Add(1)
 			if s.o.OnSkip != nil {
 				s.o.OnSkip(target)
@@ -270,13 +277,25 @@ func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, plann
 	if s.o.OnStart != nil {
 		s.o.OnStart(t, lag)
 	}
+	s.launch(ctx, e, t, nil)
+}
+
+// launch runs t once in its own goroutine, holding a slot taken for it; done, if set,
+// is called after OnResult (or when the run was cut short).
+func (s *Scheduler) launch(ctx context.Context, e *entry, t *config.Target, done func()) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		if done != nil {
+			defer done()
+		}
 		// The slot is held until OnResult returns: a verdict that waits for its consumer
 		// (the engine) is late too, and is seen as runs waiting for a slot.
 		defer s.slots.release()
-		defer e.running.Store(false)
+		defer func() {
+			e.extra.Store(false)
+			e.running.Store(false)
+		}()
 		r := s.o.Run(ctx, t)
 		if stopping(ctx) {
 			return // shutting down: a cut-short run says nothing about the platform
@@ -285,6 +304,39 @@ func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, plann
 			s.o.OnResult(t, r)
 		}
 	}()
+}
+
+// RunNow runs target id once at once, out of its plan (a confirmation run: see
+// Confirmer), and calls done after its result was handed to OnResult. It does not move
+// the plan, and its start is not a deviation from it; a planned run that comes due
+// meanwhile is left out, not counted as skipped. False (done not called) when the
+// target is unknown, a run of it is going (its result is as fresh), or the scheduler
+// is not running.
+func (s *Scheduler) RunNow(id string, done func()) bool {
+	ctxp := s.runCtx.Load()
+	if ctxp == nil || (*ctxp).Err() != nil {
+		return false
+	}
+	ctx := *ctxp
+	s.mu.Lock()
+	e := s.entries[id]
+	s.mu.Unlock()
+	if e == nil || !e.running.CompareAndSwap(false, true) {
+		return false
+	}
+	e.extra.Store(true)
+	if !s.slots.acquire(ctx) {
+		e.extra.Store(false)
+		e.running.Store(false)
+		return false
+	}
+	s.mu.Lock()
+	t := e.target // read under the lock: SetTargets replaces it on reload
+	s.mu.Unlock()
+	s.runs.Add(1)
+	s.lastStart.Store(s.o.Clock.Now().UnixNano())
+	s.launch(ctx, e, t, done)
+	return true
 }
 
 // stopping reports whether the scheduler's context has ended or reached its deadline:
