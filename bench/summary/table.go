@@ -30,6 +30,9 @@ func (s *Summary) rows() []Row {
 	for _, sc := range s.Scale {
 		rows = append(rows, scaleRow(sc))
 	}
+	for _, d := range s.Daemon {
+		rows = append(rows, daemonRow(d))
+	}
 	for _, p := range s.TimeToPage {
 		rows = append(rows, pageRow(p))
 	}
@@ -85,6 +88,16 @@ func scaleRow(sc ScaleFigures) Row {
 		Figure: fmt.Sprintf("%.0f probes/s (expected %.0f) · lag p50 %s, p99 %s · %.2f CPU cores · peak RSS %.0f MiB · %d goroutines max · %d skipped, %d failed",
 			sc.ProbesPerS, sc.ExpectedPerS, msText(sc.LagP50MS), msText(sc.LagP99MS), sc.CPUCores, sc.PeakRSSMB, sc.MaxGoroutines, sc.Skipped, sc.Failures),
 		Reference: fmt.Sprintf("%s; load avg %s", filepath.Base(sc.File), sc.LoadAvg),
+	}
+}
+
+func daemonRow(d DaemonFigures) Row {
+	return Row{
+		Area: "daemon scale",
+		What: fmt.Sprintf("picket run, %s targets every %gs for %gs (metrics, engine, status API)", thousands(d.Targets), d.IntervalS, d.DurationS),
+		Figure: fmt.Sprintf("RSS peak %.0f MiB (steady %.0f) · %.2f cores · plan deviation p99 %s · gap deviation p99 %s · %.1f %% in the first interval · %.0f runs/s (expected %.0f)",
+			d.PeakRSSMB, d.SteadyRSSMB, d.Cores, msText(d.PlanDeviationP99MS), msText(d.GapDeviationP99MS), d.FirstIntervalPct, d.RunsPerS, d.ExpectedPerS),
+		Reference: fmt.Sprintf("%s; load avg %s", filepath.Base(d.File), d.LoadAvg),
 	}
 }
 

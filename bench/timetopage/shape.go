@@ -16,6 +16,9 @@ type Shape struct {
 	FailureThreshold int
 	SuccessThreshold int
 	GroupWait        time.Duration
+	// NoConfirm turns confirmation runs off (confirm: {enabled: false}), to measure
+	// what the first page took without them.
+	NoConfirm bool
 }
 
 // ShortShape is the timing the issue names: every second, two failures, 800 ms
@@ -30,6 +33,21 @@ func ShortShape() Shape {
 // timeout 667ms are written; the thresholds and group_wait are left to the defaults.
 func DefaultsScaledShape() Shape {
 	return Shape{Name: "defaults/15", Interval: 2 * time.Second, Timeout: 667 * time.Millisecond}
+}
+
+// Defaults30Shape is Picket's defaults themselves: interval 30s and timeout 10s are
+// written, the thresholds (2 and 2) and group_wait (one round: 30s) are left to the
+// defaults, and so are confirmation runs (on).
+func Defaults30Shape() Shape {
+	return Shape{Name: "defaults30", Interval: 30 * time.Second, Timeout: 10 * time.Second}
+}
+
+// Defaults30NoConfirmShape is Defaults30Shape without confirmation runs: as Picket
+// paged before them.
+func Defaults30NoConfirmShape() Shape {
+	s := Defaults30Shape()
+	s.Name, s.NoConfirm = "defaults30-noconfirm", true
+	return s
 }
 
 // QuickShape is ShortShape at half the interval, for the check that runs in every

@@ -16,7 +16,7 @@ var (
 	ttpGlobal = flag.Int("timetopage.global", 3, "trials of a global outage (4 regions × 5 products) per timing")
 	ttpOut    = flag.String("timetopage.out", "bench/out/timetopage.json", "report file (relative: from the module root)")
 	ttpSeed   = flag.Int64("timetopage.seed", 1, "seed of the regions, faults and moments of T0")
-	ttpShapes = flag.String("timetopage.shapes", "short,defaults", "timings to run: short (1s, ×2, 800ms, group_wait 1s) and/or defaults (Picket's defaults / 15)")
+	ttpShapes = flag.String("timetopage.shapes", "short,defaults", "timings to run: short (1s, ×2, 800ms, group_wait 1s), defaults (Picket's defaults / 15), defaults30 (Picket's defaults: 30s, 10s, ×2, group_wait 30s), defaults30-noconfirm (the same without confirmation runs)")
 )
 
 func TestMain(m *testing.M) {
@@ -40,8 +40,12 @@ func shapesNamed(t *testing.T, list string) []Shape {
 			out = append(out, ShortShape())
 		case "defaults":
 			out = append(out, DefaultsScaledShape())
+		case "defaults30":
+			out = append(out, Defaults30Shape())
+		case "defaults30-noconfirm":
+			out = append(out, Defaults30NoConfirmShape())
 		default:
-			t.Fatalf("-timetopage.shapes: unknown timing %q, want short or defaults", name)
+			t.Fatalf("-timetopage.shapes: unknown timing %q, want short, defaults, defaults30 or defaults30-noconfirm", name)
 		}
 	}
 	return out
