@@ -135,14 +135,14 @@ func TestLoadMakesOneRowPerFigure(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
 	}
-	if n := strings.Count(md, "\n"); n != 2+9 {
-		t.Errorf("want one table of 9 rows and nothing else, got %d lines:\n%s", n, md)
+	if n := strings.Count(md, "\n"); n != 2+10 {
+		t.Errorf("want one table of 10 rows and nothing else, got %d lines:\n%s", n, md)
 	}
 }
 
 func TestLoadListsWhatIsMissingAndRejectsWhatDoesNotParse(t *testing.T) {
 	empty, err := Load(t.TempDir())
-	if err != nil || len(empty.Rows) != 0 || len(empty.Missing) != 4 {
+	if err != nil || len(empty.Rows) != 0 || len(empty.Missing) != 5 {
 		t.Errorf("empty dir: err %v, rows %d, missing %v", err, len(empty.Rows), empty.Missing)
 	}
 	dir := fixtures(t)
@@ -151,8 +151,8 @@ func TestLoadListsWhatIsMissingAndRejectsWhatDoesNotParse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), TimeToPageFile) {
 		t.Errorf("want an error naming %s, got %v", TimeToPageFile, err)
 	}
-	if len(s.Rows) != 7 {
-		t.Errorf("the other files still give their rows: want 7, got %d", len(s.Rows))
+	if len(s.Rows) != 8 {
+		t.Errorf("the other files still give their rows: want 8, got %d", len(s.Rows))
 	}
 }
 
