@@ -254,3 +254,23 @@ func TestClosedReadsWhatIsDecided(t *testing.T) {
 		t.Errorf("closed incidents %v, want picket/region/eu1", closed)
 	}
 }
+
+// TestScopeKnownReleasesWideIncidentsOnly: once the confirmation runs around them have
+// reported, a region's held first page goes out at once; one target's incident still
+// waits out its group wait (on a lossy path that wait lets two unlucky targets share a
+// page).
+func TestScopeKnownReleasesWideIncidentsOnly(t *testing.T) {
+	e, c, ob := memEngine(t, engineConfig(t, "30s"))
+	e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "down"), resultOf("metrics/q@eu1", "down"), resultOf("logs/a@us1", "down")})
+	c.t = c.t.Add(time.Second)
+	e.ScopeKnown([]string{"logs/a@eu1", "metrics/q@eu1", "logs/a@us1"})
+	got := ob.lines()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "trigger picket/region/eu1 ") {
+		t.Fatalf("after the scope was known: %v, want only the region's page", got)
+	}
+	c.t = c.t.Add(30 * time.Second)
+	e.Tick()
+	if got := ob.lines(); len(got) != 2 || !strings.HasPrefix(got[1], "trigger picket/target/logs/a@us1 ") {
+		t.Errorf("after the group wait: %v, want the lone target's page too", got)
+	}
+}
