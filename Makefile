@@ -39,7 +39,7 @@ bench:
 	bash -o pipefail -c '$(GO) test -run "^$$" -bench . -benchmem -benchtime 2s ./... | tee bench/out/gobench.txt'
 	bench/run-scale.sh $(SCALE_DURATION) 10000
 	status=0; \
-	bench/run-daemon-scale.sh $(DAEMON_DURATION) $(DAEMON_SIZES) || status=$$?; \
+	bench/run-scale.sh --daemon $(DAEMON_DURATION) $(DAEMON_SIZES) || status=$$?; \
 	$(GO) test -count=1 -timeout 30m ./bench/timetopage -run 'TestTimeToPage$$' \
 	  -timetopage.trials=$(TTP_TRIALS) -timetopage.global=3 -timetopage.out=bench/out/timetopage.json || status=$$?; \
 	$(GO) run ./bench/cmd/summary -dir bench/out -json bench/out/summary.json || status=$$?; \
@@ -57,7 +57,7 @@ bench-scale:
 	bench/run-scale.sh $(SCALE_DURATION) 1000 10000 50000
 
 bench-daemon:
-	bench/run-daemon-scale.sh $(DAEMON_DURATION) $(DAEMON_SIZES)
+	bench/run-scale.sh --daemon $(DAEMON_DURATION) $(DAEMON_SIZES)
 
 # Pass/fail: delivery under receiver faults and crashes, hostile targets, a flaky
 # network, and every fuzz target for FUZZTIME (failing inputs are kept in testdata/fuzz

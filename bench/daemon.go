@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,18 +98,8 @@ type DaemonSample struct {
 }
 
 func (o DaemonOptions) withDefaults() (DaemonOptions, error) {
-	if o.Interval == 0 {
-		o.Interval = 10 * time.Second
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 5 * time.Second
-	}
-	if o.ScrapeEvery == 0 {
-		o.ScrapeEvery = 15 * time.Second
-	}
-	if o.StatusEvery == 0 {
-		o.StatusEvery = 10 * time.Second
-	}
+	o.Interval, o.Timeout = cmp.Or(o.Interval, 10*time.Second), cmp.Or(o.Timeout, 5*time.Second)
+	o.ScrapeEvery, o.StatusEvery = cmp.Or(o.ScrapeEvery, 15*time.Second), cmp.Or(o.StatusEvery, 10*time.Second)
 	if len(o.Hosts) == 0 {
 		o.Hosts = DefaultHosts(float64(o.Targets) / o.Interval.Seconds())
 	}

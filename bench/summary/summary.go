@@ -209,59 +209,48 @@ func ratio(a, b float64) float64 {
 }
 
 func (s *Summary) loadScale(dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, ScaleGlob))
-	if err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		s.Missing = append(s.Missing, filepath.Join(dir, ScaleGlob))
-	}
-	var errs []error
-	for _, path := range files {
-		b, _, err := s.open(path)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var r bench.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", path, err))
-			continue
-		}
-		s.Scale = append(s.Scale, scaleFigures(path, &r))
-	}
+	err := loadReports(s, dir, ScaleGlob, func(path string, r *bench.Report) { s.Scale = append(s.Scale, scaleFigures(path, r)) })
 	sort.SliceStable(s.Scale, func(i, j int) bool { return s.Scale[i].Targets < s.Scale[j].Targets })
-	return errors.Join(errs...)
+	return err
 }
 
 func (s *Summary) loadDaemon(dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, DaemonGlob))
-	if err != nil {
-		return err
-	}
-	if len(files) == 0 {
-		s.Missing = append(s.Missing, filepath.Join(dir, DaemonGlob))
-	}
-	var errs []error
-	for _, path := range files {
-		b, _, err := s.open(path)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var r bench.DaemonReport
-		if err := json.Unmarshal(b, &r); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", path, err))
-			continue
-		}
+	err := loadReports(s, dir, DaemonGlob, func(path string, r *bench.DaemonReport) {
 		s.Daemon = append(s.Daemon, DaemonFigures{
 			File: path, Targets: r.Targets, DurationS: r.DurationS, IntervalS: r.IntervalS, PeakRSSMB: r.PeakRSS,
 			SteadyRSSMB: r.SteadyRSS, Cores: r.Cores, PlanDeviationP99MS: r.PlanDeviationP99MS, GapDeviationP99MS: r.Gaps.Deviation.P99,
 			FirstIntervalPct: r.FirstIntervalPct, RunsPerS: r.PerSecond, ExpectedPerS: r.Expected,
 			LoadAvg: oneMinute(r.LoadAvgStart) + " → " + oneMinute(r.LoadAvgEnd),
 		})
-	}
+	})
 	sort.SliceStable(s.Daemon, func(i, j int) bool { return s.Daemon[i].Targets < s.Daemon[j].Targets })
+	return err
+}
+
+// loadReports decodes every file of dir matching glob as a T and hands it to add; no
+// file is noted as missing, a file that does not decode is an error.
+func loadReports[T any](s *Summary, dir, glob string, add func(path string, r *T)) error {
+	files, err := filepath.Glob(filepath.Join(dir, glob))
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		s.Missing = append(s.Missing, filepath.Join(dir, glob))
+	}
+	var errs []error
+	for _, path := range files {
+		b, _, err := s.open(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r := new(T)
+		if err := json.Unmarshal(b, r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			continue
+		}
+		add(path, r)
+	}
 	return errors.Join(errs...)
 }
 
