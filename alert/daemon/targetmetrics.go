@@ -207,31 +207,24 @@ var targetFamilies = []family{
 		func(e *expo, s *targetSeries) { e.sample(s, "", "", s.state) }},
 	{"picket_probe_runs_total", "Journey runs by outcome.", "counter", writeRuns},
 	{"probe_http_status_code", "HTTP status code of the last answer of a step (0: no answer).", "gauge",
-		func(e *expo, s *targetSeries) {
-			for _, ss := range s.steps {
-				if ss.http {
-					e.stepSample(s, ss, "", ss.httpStatus)
-				}
-			}
-		}},
+		stepGauge(func(ss *stepSeries) (float64, bool) { return ss.httpStatus, ss.http })},
 	{"probe_http_duration_seconds", "Duration of the last HTTP request of a step by phase (resolve, connect, tls, processing, transfer).", "gauge", writePhases},
 	{"probe_ssl_earliest_cert_expiry", "Unix time of the earliest certificate expiry in the peer chain of a step.", "gauge",
-		func(e *expo, s *targetSeries) {
-			for _, ss := range s.steps {
-				if ss.hasCert {
-					e.stepSample(s, ss, "", ss.certExpiry)
-				}
-			}
-		}},
+		stepGauge(func(ss *stepSeries) (float64, bool) { return ss.certExpiry, ss.hasCert })},
 	{"probe_grpc_healthcheck_response", "1 for the serving status the last gRPC health check of a step returned.", "gauge", writeGRPC},
 	{"probe_icmp_rtt_seconds", "Average round trip of the last ping of a step.", "gauge",
-		func(e *expo, s *targetSeries) {
-			for _, ss := range s.steps {
-				if ss.hasICMP {
-					e.stepSample(s, ss, "", ss.icmpRTT)
-				}
+		stepGauge(func(ss *stepSeries) (float64, bool) { return ss.icmpRTT, ss.hasICMP })},
+}
+
+// stepGauge writes one sample per step that has the value (ok).
+func stepGauge(value func(*stepSeries) (v float64, ok bool)) func(e *expo, s *targetSeries) {
+	return func(e *expo, s *targetSeries) {
+		for _, ss := range s.steps {
+			if v, ok := value(ss); ok {
+				e.stepSample(s, ss, "", v)
 			}
-		}},
+		}
+	}
 }
 
 func writeRuns(e *expo, s *targetSeries) {
