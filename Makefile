@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build test demo bench bench-scale soak lint resilience release image clean
+.PHONY: build test demo bench bench-scale bench-daemon soak lint resilience release image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/picket ./cmd/picket
@@ -42,18 +42,24 @@ image:
 	docker build -f examples/deploy/Dockerfile --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE):$(VERSION) .
 
 # Figures, not pass/fail: Go benchmarks (bench/out/gobench.txt), the scheduler at 10,000
-# targets for SCALE_DURATION, time to page over TTP_TRIALS trials, then one summary table
-# (bench/out/summary.json). bench-scale runs 1,000, 10,000 and 50,000 targets; soak runs
-# the daemon for SOAK_DURATION and checks goroutines and heap stay flat.
-SCALE_DURATION ?= 60s
-TTP_TRIALS     ?= 20
-SOAK_DURATION  ?= 10m
-SOAK_TIMEOUT   ?= 30m
+# targets for SCALE_DURATION, the whole daemon at DAEMON_SIZES targets for DAEMON_DURATION
+# each (bench/out/daemon-scale.md: RSS, cores, deviation p99, first-interval coverage),
+# time to page over TTP_TRIALS trials, then one summary table (bench/out/summary.json).
+# bench-daemon runs only the daemon sizes (PROFILE=1 adds heap and CPU profiles);
+# bench-scale runs the scheduler at 1,000, 10,000 and 50,000 targets; soak runs the
+# daemon for SOAK_DURATION and checks goroutines and heap stay flat.
+SCALE_DURATION  ?= 60s
+DAEMON_DURATION ?= 60s
+DAEMON_SIZES    ?= 1000 10000 50000 100000
+TTP_TRIALS      ?= 20
+SOAK_DURATION   ?= 10m
+SOAK_TIMEOUT    ?= 30m
 bench:
 	mkdir -p bench/out
 	bash -o pipefail -c '$(GO) test -run "^$$" -bench . -benchmem -benchtime 2s ./... | tee bench/out/gobench.txt'
 	bench/run-scale.sh $(SCALE_DURATION) 10000
 	status=0; \
+	bench/run-scale.sh --daemon $(DAEMON_DURATION) $(DAEMON_SIZES) || status=$$?; \
 	$(GO) test -count=1 -timeout 30m ./bench/timetopage -run 'TestTimeToPage$$' \
 	  -timetopage.trials=$(TTP_TRIALS) -timetopage.global=3 -timetopage.out=bench/out/timetopage.json || status=$$?; \
 	$(GO) run ./bench/cmd/summary -dir bench/out -json bench/out/summary.json || status=$$?; \
@@ -69,6 +75,9 @@ soak:
 
 bench-scale:
 	bench/run-scale.sh $(SCALE_DURATION) 1000 10000 50000
+
+bench-daemon:
+	bench/run-scale.sh --daemon $(DAEMON_DURATION) $(DAEMON_SIZES)
 
 # Pass/fail: delivery under receiver faults and crashes, hostile targets, a flaky
 # network, and every fuzz target for FUZZTIME (failing inputs are kept in testdata/fuzz

@@ -121,7 +121,7 @@ func restoreSeeds(tb testing.TB) (st *memStore, closed []byte) {
 			after.putRaw(bucket, k, v)
 		}
 	}
-	e.store = after
+	e.store, e.j = after, newJournal(after, e.savesFailed) // (the engine writes through its journal)
 	e.Observe(resultOf(seedTargetA, "up"))
 	e.Observe(resultOf(seedTargetQ, "up"))
 	for k, raw := range after.buckets[BucketClosed] {

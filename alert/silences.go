@@ -105,7 +105,7 @@ func (e *Engine) AddSilence(s Silence) (Silence, error) {
 // DeleteSilence ends a run-time silence; held incidents it covered are paged at once.
 func (e *Engine) DeleteSilence(id string) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock()
 	for i, s := range e.runtime {
 		if s.ID == id {
 			if e.store != nil {

@@ -198,6 +198,9 @@ func (e *Engine) Closed(limit int) ([]Incident, error) {
 	if e.store == nil {
 		return nil, nil
 	}
+	// Read what is already decided: an incident closed a moment ago may still be in
+	// the journal (the closing caller's commit runs after the lock is released).
+	e.j.wait(e.j.ticket())
 	var all []Incident
 	err := e.store.ForEach(BucketClosed, func(key string, raw []byte) error {
 		var inc Incident

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,16 +26,28 @@ const serveEnv = "PICKET_BENCH_SERVE"
 // responseBody is what every target gets: a small JSON health answer.
 const responseBody = `{"status":"ok","version":"1.2.3"}`
 
-// ServeChildIfAsked turns this process into the harness's server child when it was
-// started as one, and exits when the parent closes its standard input. Call it first in
+// ServeChildIfAsked turns this process into the harness's server child (or daemon
+// child) when it was started as one, and exits when the parent closes its standard
+// input (or signals the daemon). Call it first in
 // TestMain and main of every binary that calls Run: the harness re-executes its own
 // binary so that the servers' CPU and memory do not count as Picket's.
 func ServeChildIfAsked() {
+	if path := os.Getenv(daemonEnv); path != "" {
+		if err := runDaemonChild(path); err != nil {
+			fmt.Fprintln(os.Stderr, "bench daemon child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	hosts := os.Getenv(serveEnv)
 	if hosts == "" {
 		return
 	}
-	if err := serve(strings.Split(hosts, ","), os.Stdin, os.Stdout); err != nil {
+	var gaps *gapRecorder
+	if ns, err := strconv.ParseInt(os.Getenv(gapsEnv), 10, 64); err == nil && ns > 0 {
+		gaps = newGapRecorder(time.Duration(ns))
+	}
+	if err := serve(strings.Split(hosts, ","), gaps, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench server child:", err)
 		os.Exit(1)
 	}
@@ -46,14 +59,20 @@ type ServerUsage struct {
 	CPUSeconds float64 `json:"cpu_s"`
 	PeakRSSMB  float64 `json:"rss_peak_mb"`
 	Requests   int64   `json:"requests"`
+	// Gaps is what the servers saw of each target's schedule (only when asked).
+	Gaps *GapReport `json:"gaps,omitempty"`
 }
 
 // serve listens on each host, prints "listen URL" per server and then "ready", serves
-// until in reaches EOF (the parent closed it, or died), then prints "usage JSON".
-func serve(hosts []string, in io.Reader, out io.Writer) error {
+// until in reaches EOF (the parent closed it, or died), then prints "usage JSON". A line
+// "ready NANOS" on in says when the prober was ready (unix nanos), for gaps.
+func serve(hosts []string, gaps *gapRecorder, in io.Reader, out io.Writer) error {
 	var requests atomic.Int64
-	handler := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
+		if gaps != nil {
+			gaps.arrive(r.URL.Path, time.Now())
+		}
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, responseBody)
 	})
@@ -77,8 +96,18 @@ func serve(hosts []string, in io.Reader, out io.Writer) error {
 		fmt.Fprintf(out, "listen http://%s\n", ln.Addr())
 	}
 	fmt.Fprintln(out, "ready")
-	_, _ = io.Copy(io.Discard, in)
+	var readyAt int64
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		if ns, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
+			readyAt, _ = strconv.ParseInt(ns, 10, 64)
+		}
+	}
 	u := ServerUsage{CPUSeconds: cpuTime().Seconds(), PeakRSSMB: statusMB("VmHWM"), Requests: requests.Load()}
+	if gaps != nil {
+		g := gaps.report(readyAt)
+		u.Gaps = &g
+	}
 	b, _ := json.Marshal(u)
 	fmt.Fprintf(out, "usage %s\n", b)
 	return nil
@@ -95,13 +124,13 @@ type serverChild struct {
 
 // startServerChild re-executes this binary as the server child and waits until it
 // listens on every host.
-func startServerChild(ctx context.Context, hosts []string) (*serverChild, error) {
+func startServerChild(ctx context.Context, hosts []string, env ...string) (*serverChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own binary to start the server child: %w", err)
 	}
 	c := &serverChild{cmd: exec.Command(exe), lines: make(chan string, len(hosts)+8), stderr: &tailBuffer{max: 4 << 10}}
-	c.cmd.Env = append(os.Environ(), serveEnv+"="+strings.Join(hosts, ","))
+	c.cmd.Env = append(append(os.Environ(), serveEnv+"="+strings.Join(hosts, ",")), env...)
 	c.cmd.Stderr = c.stderr
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		return nil, fmt.Errorf("server child stdin: %w", err)

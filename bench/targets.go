@@ -30,7 +30,8 @@ func layout(n int) (regions, journeys int, err error) {
 }
 
 // scaleConfig writes a Picket config of n targets, each one GET expecting 200; region i
-// points at urls[i % len(urls)].
+// points at urls[i % len(urls)], under a path of its own (/r0007/p00/j003), so that
+// the servers can tell every target's requests apart.
 func scaleConfig(n int, urls []string, interval, timeout time.Duration) ([]byte, error) {
 	regions, journeys, err := layout(n)
 	if err != nil {
@@ -42,7 +43,7 @@ func scaleConfig(n int, urls []string, interval, timeout time.Duration) ([]byte,
 	var b strings.Builder
 	fmt.Fprintf(&b, "vantage: bench\ndefaults: {interval: %s, timeout: %s}\nregions:\n", interval, timeout)
 	for i := range regions {
-		fmt.Fprintf(&b, "  r%04d: {vars: {api: %q}}\n", i, urls[i%len(urls)])
+		fmt.Fprintf(&b, "  r%04d: {vars: {api: %q}}\n", i, fmt.Sprintf("%s/r%04d", urls[i%len(urls)], i))
 	}
 	b.WriteString("products:\n")
 	for j := range journeys {

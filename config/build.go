@@ -72,6 +72,7 @@ func (b *builder) build() {
 	b.buildPublic()
 	b.buildComms()
 	b.buildCluster()
+	b.buildConfirm()
 	b.cfg.AllTargets = b.cfg.Targets
 	b.applyShard()
 }

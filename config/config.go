@@ -55,6 +55,7 @@ type Config struct {
 	Cluster    *Cluster // nil: a lone vantage
 	// Browser sets up the browsers of browser steps (shared by every such step).
 	Browser *BrowserSettings
+	Confirm Confirm
 	// Warnings are problems that do not stop a load, as FILE:LINE:COL (validate prints
 	// them and still exits 0; the daemon logs them at start and reload).
 	Warnings []Error

@@ -464,3 +464,25 @@ products:
 		t.Errorf("extract %+v, checks %+v", st.Extract, st.Checks)
 	}
 }
+
+// TestConfirmDefaultsAndSwitch: confirmation runs are on by default at 50 a second;
+// confirm: can turn them off or set the rate.
+func TestConfirmDefaultsAndSwitch(t *testing.T) {
+	base := "regions: {eu1: {vars: {api: \"http://127.0.0.1:1\"}}}\nproducts: [{name: web, journeys: [{name: home, steps: [{http: {url: \"{{.region.api}}/\"}}]}]}]\n"
+	for _, c := range []struct {
+		extra string
+		want  Confirm
+	}{
+		{"", Confirm{Enabled: true, MaxPerSecond: DefaultConfirmPerSecond}},
+		{"confirm: {enabled: false}\n", Confirm{Enabled: false, MaxPerSecond: DefaultConfirmPerSecond}},
+		{"confirm: {max_per_second: 2.5}\n", Confirm{Enabled: true, MaxPerSecond: 2.5}},
+	} {
+		cfg, err := Parse("c.yaml", []byte(base+c.extra))
+		if err != nil {
+			t.Fatalf("%q: %v", c.extra, err)
+		}
+		if cfg.Confirm != c.want {
+			t.Errorf("%q: confirm %+v, want %+v", c.extra, cfg.Confirm, c.want)
+		}
+	}
+}

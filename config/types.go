@@ -28,6 +28,7 @@ type File struct {
 	Shard       *ShardSpec               `yaml:"shard"`
 	Cluster     *ClusterSpec             `yaml:"cluster"`
 	Browser     *BrowserConfigSpec       `yaml:"browser"`
+	Confirm     *ConfirmSpec             `yaml:"confirm"`
 
 	Public *PublicSpec `yaml:"public"`
 	Comms  *CommsSpec  `yaml:"comms"`
@@ -54,6 +55,14 @@ type ClusterSpec struct {
 	GossipInterval   *time.Duration `yaml:"gossip_interval"`
 	ProbeInterval    *time.Duration `yaml:"probe_interval"`
 	PushPullInterval *time.Duration `yaml:"push_pull_interval"`
+}
+
+// ConfirmSpec: on a target's first failure, run it again at once, and once it fails,
+// the targets that share its region or its product, so that thresholds and scope are
+// known within seconds (see Confirm).
+type ConfirmSpec struct {
+	Enabled      *bool    `yaml:"enabled"`        // default true
+	MaxPerSecond *float64 `yaml:"max_per_second"` // extra runs a second, at most; default 50
 }
 
 // ShardSpec makes this instance probe one share of the targets (by a stable hash of the

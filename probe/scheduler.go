@@ -5,7 +5,6 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,25 +26,27 @@ type SchedulerOptions struct {
 	MaxConcurrency int
 	// OnResult gets every result, from the run's goroutine.
 	OnResult func(t *config.Target, r Result)
-	// OnStart gets every run's lag: actual start minus planned start.
+	// OnStart gets every run's deviation from the plan: actual start minus planned start.
 	OnStart func(t *config.Target, lag time.Duration)
 	// OnSkip is told when a run is skipped because the previous one is still going.
 	OnSkip func(t *config.Target)
 	Logger *slog.Logger
-	// JitterFraction spreads each run by up to ± this fraction of the interval (capped at
-	// 1s), so targets that started together drift apart. Default 0.05.
-	JitterFraction float64
 	// Clock plans the runs; nil: the real clock.
 	Clock clock.Clock
 }
 
-// Scheduler runs every target on its own interval. One dispatcher goroutine keeps a
-// heap of planned runs; each run gets one goroutine, bounded by slots sized from the
-// targets (slotsFor). A run that starts more than its interval after its plan is late,
-// and counted; a run waiting for a slot is seen while it waits (Stats). A run that
-// would overlap the previous run of the same target is skipped and counted, never
-// stacked. First runs are spread over the interval by a hash of the target id, so a
-// start or a reload does not fire every target at once.
+// Scheduler runs every target on its own interval, on a regular plan: a target runs at
+// every instant whose Unix time modulo its interval is its offset, a hash of its id
+// (planOffset). The offsets spread the targets over the interval, so a start or a
+// reload does not fire every target at once, and the plan is the same every time (a
+// restart keeps each target's phase). There is no per-run jitter: a target's gaps are
+// its interval, and how far a start strays from its plan is what OnStart reports.
+//
+// One dispatcher goroutine keeps a heap of planned runs; each run gets one goroutine,
+// bounded by slots sized from the targets (slotsFor). A run that starts more than its
+// interval after its plan is late, and counted; a run waiting for a slot is seen while
+// it waits (Stats). A run that would overlap the previous run of the same target is
+// skipped and counted, never stacked.
 type Scheduler struct {
 	o       SchedulerOptions
 	slots   *slots
@@ -55,6 +56,7 @@ type Scheduler struct {
 	held    *heldRun // the run the dispatcher holds while it waits for a slot; nil: none
 	wake    chan struct{}
 	wg      sync.WaitGroup
+	runCtx  atomic.Pointer[context.Context] // Run's, for RunNow; nil while not running
 
 	runs        atomic.Int64
 	skipped     atomic.Int64
@@ -75,6 +77,7 @@ type entry struct {
 	next    time.Time
 	index   int // in the heap; -1 when removed
 	running atomic.Bool
+	extra   atomic.Bool // the run going is an extra one (RunNow), not of the plan
 }
 
 // NewScheduler returns a scheduler with no targets.
@@ -84,9 +87,6 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.JitterFraction == 0 {
-		o.JitterFraction = 0.05
 	}
 	o.Clock = clock.Or(o.Clock)
 	return &Scheduler{
@@ -98,8 +98,8 @@ func NewScheduler(o SchedulerOptions) *Scheduler {
 }
 
 // SetTargets replaces the target set. Targets with an unchanged fingerprint keep their
-// schedule; new or changed ones start at their spread offset; removed ones stop (a run
-// in flight finishes, its result is still reported).
+// schedule; new or changed ones start at the next instant of their plan; removed ones
+// stop (a run in flight finishes, its result is still reported).
 func (s *Scheduler) SetTargets(targets []*config.Target) {
 	now := s.o.Clock.Now()
 	s.mu.Lock()
@@ -112,7 +112,7 @@ func (s *Scheduler) SetTargets(targets []*config.Target) {
 		} else if ok {
 			s.remove(e)
 		}
-		e := &entry{target: t, next: now.Add(spread(t))}
+		e := &entry{target: t, next: firstRun(now, t)}
 		s.entries[t.ID] = e
 		heap.Push(&s.queue, e)
 	}
@@ -133,11 +133,32 @@ func (s *Scheduler) remove(e *entry) {
 	delete(s.entries, e.target.ID)
 }
 
-// spread places a target's first run within its interval, the same way every time.
-func spread(t *config.Target) time.Duration {
+// planOffset is where in its interval a target runs: a hash of its id, so the targets
+// spread evenly and each lands on the same place every time.
+func planOffset(t *config.Target) time.Duration {
 	h := fnv.New64a()
 	h.Write([]byte(t.ID))
 	return time.Duration(h.Sum64() % uint64(t.Interval))
+}
+
+// firstRun is the first instant of t's plan at or after now: Unix time ≡ offset
+// (mod interval).
+func firstRun(now time.Time, t *config.Target) time.Time {
+	return planAfter(now, t.Interval, planOffset(t))
+}
+
+// planAfter is the first instant at or after now whose Unix time modulo interval is
+// offset.
+func planAfter(now time.Time, interval, offset time.Duration) time.Time {
+	phase := time.Duration(now.UnixNano() % int64(interval))
+	if phase < 0 {
+		phase += interval // before 1970
+	}
+	wait := offset - phase
+	if wait < 0 {
+		wait += interval
+	}
+	return now.Add(wait)
 }
 
 func (s *Scheduler) poke() {
@@ -150,7 +171,9 @@ func (s *Scheduler) poke() {
 // Run dispatches until ctx ends, then cancels runs in flight and waits for them.
 func (s *Scheduler) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
+	s.runCtx.Store(&runCtx)
 	defer func() {
+		s.runCtx.Store(nil)
 		cancel()
 		s.wg.Wait()
 	}()
@@ -187,11 +210,14 @@ func (s *Scheduler) dispatchDue(ctx context.Context) time.Duration {
 		}
 		planned := e.next
 		target := e.target // read under the lock: SetTargets replaces it on reload
-		e.next = nextRun(planned, now, target.Interval, s.o.JitterFraction)
+		e.next = nextRun(planned, now, target.Interval)
 		heap.Fix(&s.queue, 0)
 		s.mu.Unlock()
 
 		if !e.running.CompareAndSwap(false, true) {
+			if e.extra.Load() {
+				continue // an extra run (RunNow) is going: it stands for this one
+			}
 			s.skipped.Add(1)
 			if s.o.OnSkip != nil {
 				s.o.OnSkip(target)
@@ -206,19 +232,14 @@ func (s *Scheduler) dispatchDue(ctx context.Context) time.Duration {
 	}
 }
 
-// nextRun keeps the cadence (planned + interval), with jitter; a target that fell far
-// behind skips ahead instead of running back to back.
-func nextRun(planned, now time.Time, interval time.Duration, jitterFraction float64) time.Time {
+// nextRun is the run of the plan after planned: planned + interval. A target that fell
+// more than an interval behind skips the runs it missed and goes on with the first
+// instant of its plan after now, rather than running back to back or leaving its plan.
+func nextRun(planned, now time.Time, interval time.Duration) time.Time {
 	next := planned.Add(interval)
 	if next.Before(now) {
-		next = now.Add(interval)
-	}
-	j := time.Duration(float64(interval) * jitterFraction)
-	if j > time.Second {
-		j = time.Second
-	}
-	if j > 0 {
-		next = next.Add(time.Duration(rand.Int64N(int64(2*j))) - j)
+		missed := now.Sub(next)/interval + 1
+		next = next.Add(missed * interval)
 	}
 	return next
 }
@@ -256,13 +277,25 @@ func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, plann
 	if s.o.OnStart != nil {
 		s.o.OnStart(t, lag)
 	}
+	s.launch(ctx, e, t, nil)
+}
+
+// launch runs t once in its own goroutine, holding a slot taken for it; done, if set,
+// is called after OnResult (or when the run was cut short).
+func (s *Scheduler) launch(ctx context.Context, e *entry, t *config.Target, done func()) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		if done != nil {
+			defer done()
+		}
 		// The slot is held until OnResult returns: a verdict that waits for its consumer
 		// (the engine) is late too, and is seen as runs waiting for a slot.
 		defer s.slots.release()
-		defer e.running.Store(false)
+		defer func() {
+			e.extra.Store(false)
+			e.running.Store(false)
+		}()
 		r := s.o.Run(ctx, t)
 		if stopping(ctx) {
 			return // shutting down: a cut-short run says nothing about the platform
@@ -271,6 +304,39 @@ func (s *Scheduler) start(ctx context.Context, e *entry, t *config.Target, plann
 			s.o.OnResult(t, r)
 		}
 	}()
+}
+
+// RunNow runs target id once at once, out of its plan (a confirmation run: see
+// Confirmer), and calls done after its result was handed to OnResult. It does not move
+// the plan, and its start is not a deviation from it; a planned run that comes due
+// meanwhile is left out, not counted as skipped. False (done not called) when the
+// target is unknown, a run of it is going (its result is as fresh), or the scheduler
+// is not running.
+func (s *Scheduler) RunNow(id string, done func()) bool {
+	ctxp := s.runCtx.Load()
+	if ctxp == nil || (*ctxp).Err() != nil {
+		return false
+	}
+	ctx := *ctxp
+	s.mu.Lock()
+	e := s.entries[id]
+	s.mu.Unlock()
+	if e == nil || !e.running.CompareAndSwap(false, true) {
+		return false
+	}
+	e.extra.Store(true)
+	if !s.slots.acquire(ctx) {
+		e.extra.Store(false)
+		e.running.Store(false)
+		return false
+	}
+	s.mu.Lock()
+	t := e.target // read under the lock: SetTargets replaces it on reload
+	s.mu.Unlock()
+	s.runs.Add(1)
+	s.lastStart.Store(s.o.Clock.Now().UnixNano())
+	s.launch(ctx, e, t, done)
+	return true
 }
 
 // stopping reports whether the scheduler's context has ended or reached its deadline:

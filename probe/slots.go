@@ -15,7 +15,7 @@ import (
 // them (6.4 runs/s; with 1,000 targets the first page came after 192 s). Now the bound
 // follows the targets: config.RunsInFlight is how many runs are under way, on average,
 // when every run lasts its timeout; twice that absorbs the runs that bunch up (first
-// runs are spread by a hash, jitter drifts them, a reload adds some at once). More than
+// runs are spread by a hash, slow runs bunch, a reload adds some at once). More than
 // one slot per target is never needed, because a target's runs never overlap: so the
 // pool also bounds memory by the target count (a goroutine of 4–8 KB and a socket each;
 // 2,000 targets of timeout 10s every 30s keep about 670 in flight). The pool stays,

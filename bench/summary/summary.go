@@ -22,6 +22,7 @@ import (
 const (
 	GoBenchFile    = "gobench.txt"
 	ScaleGlob      = "scale-*.json"
+	DaemonGlob     = "daemon-*.json"
 	TimeToPageFile = "timetopage.json"
 	SoakFile       = "soak.json"
 )
@@ -35,15 +36,16 @@ const (
 
 // Summary is every figure found, and the table made of them.
 type Summary struct {
-	Generated  string         `json:"generated"`
-	Dir        string         `json:"dir"`
-	Sources    []string       `json:"sources"`
-	Missing    []string       `json:"missing,omitempty"`
-	ProbeCost  *ProbeCost     `json:"probe_cost,omitempty"`
-	Scale      []ScaleFigures `json:"scale,omitempty"`
-	TimeToPage []PageFigures  `json:"time_to_page,omitempty"`
-	Soak       *SoakFigures   `json:"soak,omitempty"`
-	Rows       []Row          `json:"rows"`
+	Generated  string          `json:"generated"`
+	Dir        string          `json:"dir"`
+	Sources    []string        `json:"sources"`
+	Missing    []string        `json:"missing,omitempty"`
+	ProbeCost  *ProbeCost      `json:"probe_cost,omitempty"`
+	Scale      []ScaleFigures  `json:"scale,omitempty"`
+	Daemon     []DaemonFigures `json:"daemon,omitempty"`
+	TimeToPage []PageFigures   `json:"time_to_page,omitempty"`
+	Soak       *SoakFigures    `json:"soak,omitempty"`
+	Rows       []Row           `json:"rows"`
 }
 
 // ProbeCost is the three probe benchmarks and the probe's overhead over the floor.
@@ -75,6 +77,23 @@ type ScaleFigures struct {
 	Skipped       int64   `json:"skipped"`
 	Failures      int64   `json:"failures"`
 	LoadAvg       string  `json:"load_avg"` // start → end
+}
+
+// DaemonFigures are the headline figures of one daemon-level scale report.
+type DaemonFigures struct {
+	File               string  `json:"file"`
+	Targets            int     `json:"targets"`
+	DurationS          float64 `json:"duration_s"`
+	IntervalS          float64 `json:"interval_s"`
+	PeakRSSMB          float64 `json:"rss_peak_mb"`
+	SteadyRSSMB        float64 `json:"rss_steady_max_mb"`
+	Cores              float64 `json:"cores"`
+	PlanDeviationP99MS float64 `json:"plan_deviation_p99_ms"`
+	GapDeviationP99MS  float64 `json:"gap_deviation_p99_ms"`
+	FirstIntervalPct   float64 `json:"first_interval_pct"`
+	RunsPerS           float64 `json:"runs_per_s"`
+	ExpectedPerS       float64 `json:"expected_per_s"`
+	LoadAvg            string  `json:"load_avg"` // start → end
 }
 
 // PageFigures are one time-to-page series without its trials.
@@ -120,6 +139,7 @@ func Load(dir string) (*Summary, error) {
 	var errs []error
 	errs = append(errs, s.loadGoBench(filepath.Join(dir, GoBenchFile)))
 	errs = append(errs, s.loadScale(dir))
+	errs = append(errs, s.loadDaemon(dir))
 	errs = append(errs, s.loadTimeToPage(filepath.Join(dir, TimeToPageFile)))
 	errs = append(errs, s.loadSoak(filepath.Join(dir, SoakFile)))
 	s.Rows = s.rows()
@@ -189,12 +209,33 @@ func ratio(a, b float64) float64 {
 }
 
 func (s *Summary) loadScale(dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, ScaleGlob))
+	err := loadReports(s, dir, ScaleGlob, func(path string, r *bench.Report) { s.Scale = append(s.Scale, scaleFigures(path, r)) })
+	sort.SliceStable(s.Scale, func(i, j int) bool { return s.Scale[i].Targets < s.Scale[j].Targets })
+	return err
+}
+
+func (s *Summary) loadDaemon(dir string) error {
+	err := loadReports(s, dir, DaemonGlob, func(path string, r *bench.DaemonReport) {
+		s.Daemon = append(s.Daemon, DaemonFigures{
+			File: path, Targets: r.Targets, DurationS: r.DurationS, IntervalS: r.IntervalS, PeakRSSMB: r.PeakRSS,
+			SteadyRSSMB: r.SteadyRSS, Cores: r.Cores, PlanDeviationP99MS: r.PlanDeviationP99MS, GapDeviationP99MS: r.Gaps.Deviation.P99,
+			FirstIntervalPct: r.FirstIntervalPct, RunsPerS: r.PerSecond, ExpectedPerS: r.Expected,
+			LoadAvg: oneMinute(r.LoadAvgStart) + " → " + oneMinute(r.LoadAvgEnd),
+		})
+	})
+	sort.SliceStable(s.Daemon, func(i, j int) bool { return s.Daemon[i].Targets < s.Daemon[j].Targets })
+	return err
+}
+
+// loadReports decodes every file of dir matching glob as a T and hands it to add; no
+// file is noted as missing, a file that does not decode is an error.
+func loadReports[T any](s *Summary, dir, glob string, add func(path string, r *T)) error {
+	files, err := filepath.Glob(filepath.Join(dir, glob))
 	if err != nil {
 		return err
 	}
 	if len(files) == 0 {
-		s.Missing = append(s.Missing, filepath.Join(dir, ScaleGlob))
+		s.Missing = append(s.Missing, filepath.Join(dir, glob))
 	}
 	var errs []error
 	for _, path := range files {
@@ -203,14 +244,13 @@ func (s *Summary) loadScale(dir string) error {
 			errs = append(errs, err)
 			continue
 		}
-		var r bench.Report
-		if err := json.Unmarshal(b, &r); err != nil {
+		r := new(T)
+		if err := json.Unmarshal(b, r); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
 			continue
 		}
-		s.Scale = append(s.Scale, scaleFigures(path, &r))
+		add(path, r)
 	}
-	sort.SliceStable(s.Scale, func(i, j int) bool { return s.Scale[i].Targets < s.Scale[j].Targets })
 	return errors.Join(errs...)
 }
 

@@ -83,6 +83,9 @@ func fixtures(t *testing.T) string {
 		ProbesPerS: 1001, ExpectedPerS: 1000, Lag: bench.Quantiles{P50: 0.33, P99: 1.1}, CPUCores: 0.31, PeakRSS: 30,
 		MaxGoroutines: 37, LoadAvgStart: "1.89 1.81 1.73", LoadAvgEnd: "1.73 1.77 1.72"})
 	writeFile(t, filepath.Join(dir, "scale-1000.json"), bench.Report{Targets: 1000, DurationS: 60, IntervalS: 10})
+	writeFile(t, filepath.Join(dir, "daemon-10000.json"), bench.DaemonReport{Targets: 10000, DurationS: 60, IntervalS: 10, PeakRSS: 89,
+		SteadyRSS: 76, Cores: 0.43, PlanDeviationP99MS: 4.2, FirstIntervalPct: 100, PerSecond: 1000, Expected: 1000,
+		Gaps: bench.GapReport{Deviation: bench.Quantiles{P99: 6.5}}, LoadAvgStart: "9.63 9.72 9.37", LoadAvgEnd: "10.87 9.99 9.48"})
 	timing := timetopage.Timing{Shape: "short", IntervalMS: 1000, TimeoutMS: 800, FailureThreshold: 2, SuccessThreshold: 2,
 		GroupWaitMS: 1000, PageBoundMS: 3800, DetectBoundMS: 2800, ResolveBoundMS: 2800, AsBuiltPageBoundMS: 4900}
 	writeFile(t, filepath.Join(dir, TimeToPageFile), timetopage.Report{Series: []timetopage.Series{
@@ -100,12 +103,12 @@ func TestLoadMakesOneRowPerFigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Missing) != 0 || len(s.Sources) != 5 {
+	if len(s.Missing) != 0 || len(s.Sources) != 6 {
 		t.Errorf("missing %v, sources %v", s.Missing, s.Sources)
 	}
-	// 4 probe-cost rows (probe, floor, ratio, journey), 2 scale, 2 time to page, 1 soak.
-	if len(s.Rows) != 9 {
-		t.Fatalf("want 9 rows, got %d:\n%s", len(s.Rows), s.Markdown())
+	// 4 probe-cost rows (probe, floor, ratio, journey), 2 scale, 1 daemon, 2 time to page, 1 soak.
+	if len(s.Rows) != 10 {
+		t.Fatalf("want 10 rows, got %d:\n%s", len(s.Rows), s.Markdown())
 	}
 	if pc := s.ProbeCost; pc.NsRatio != 1.19 || pc.CPURatio != 1.2 || pc.AllocsRatio != 1.31 {
 		t.Errorf("ratios probe/floor: %+v", pc)
@@ -121,6 +124,8 @@ func TestLoadMakesOneRowPerFigure(t *testing.T) {
 		"| area | what | figure | reference |",
 		"| probe cost | ratio probe / floor | CPU 1.20 · time 1.19 · bytes 1.13 · allocs 1.31 |",
 		"10,000 targets every 10s for 60s, concurrency 256",
+		"picket run, 10,000 targets every 10s for 60s (metrics, engine, status API) | RSS peak 89 MiB (steady 76) · 0.43 cores · plan deviation p99 4.2 ms · gap deviation p99 6.5 ms · 100.0 % in the first interval",
+		"daemon-10000.json; load avg 9.63 → 10.87",
 		"page p50 3.10 s, p99 4.20 s",
 		"over bound 3 of 20",
 		"bound 2 × 1.00 s + 0.80 s + group_wait 1.00 s = 3.80 s (2.80 s without group_wait",
@@ -130,14 +135,14 @@ func TestLoadMakesOneRowPerFigure(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, md)
 		}
 	}
-	if n := strings.Count(md, "\n"); n != 2+9 {
-		t.Errorf("want one table of 9 rows and nothing else, got %d lines:\n%s", n, md)
+	if n := strings.Count(md, "\n"); n != 2+10 {
+		t.Errorf("want one table of 10 rows and nothing else, got %d lines:\n%s", n, md)
 	}
 }
 
 func TestLoadListsWhatIsMissingAndRejectsWhatDoesNotParse(t *testing.T) {
 	empty, err := Load(t.TempDir())
-	if err != nil || len(empty.Rows) != 0 || len(empty.Missing) != 4 {
+	if err != nil || len(empty.Rows) != 0 || len(empty.Missing) != 5 {
 		t.Errorf("empty dir: err %v, rows %d, missing %v", err, len(empty.Rows), empty.Missing)
 	}
 	dir := fixtures(t)
@@ -146,8 +151,8 @@ func TestLoadListsWhatIsMissingAndRejectsWhatDoesNotParse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), TimeToPageFile) {
 		t.Errorf("want an error naming %s, got %v", TimeToPageFile, err)
 	}
-	if len(s.Rows) != 7 {
-		t.Errorf("the other files still give their rows: want 7, got %d", len(s.Rows))
+	if len(s.Rows) != 8 {
+		t.Errorf("the other files still give their rows: want 8, got %d", len(s.Rows))
 	}
 }
 

@@ -31,6 +31,9 @@ func (s *Summary) rows() []Row {
 	for _, sc := range s.Scale {
 		rows = append(rows, scaleRow(sc))
 	}
+	for _, d := range s.Daemon {
+		rows = append(rows, daemonRow(d))
+	}
 	for _, p := range s.TimeToPage {
 		rows = append(rows, pageRow(p))
 	}
@@ -89,12 +92,22 @@ func scaleRow(sc ScaleFigures) Row {
 	}
 }
 
+func daemonRow(d DaemonFigures) Row {
+	return Row{
+		Area: "daemon scale",
+		What: fmt.Sprintf("picket run, %s targets every %gs for %gs (metrics, engine, status API)", thousands(d.Targets), d.IntervalS, d.DurationS),
+		Figure: fmt.Sprintf("RSS peak %.0f MiB (steady %.0f) · %.2f cores · plan deviation p99 %s · gap deviation p99 %s · %.1f %% in the first interval · %.0f runs/s (expected %.0f)",
+			d.PeakRSSMB, d.SteadyRSSMB, d.Cores, bench.FormatMS(d.PlanDeviationP99MS), bench.FormatMS(d.GapDeviationP99MS), d.FirstIntervalPct, d.RunsPerS, d.ExpectedPerS),
+		Reference: fmt.Sprintf("%s; load avg %s", filepath.Base(d.File), d.LoadAvg),
+	}
+}
+
 func pageRow(p PageFigures) Row {
 	t := p.Timing
 	what := fmt.Sprintf("%s outage, %s (%d trials)", p.Outage, timetopage.TimingLabel(t), p.Trials)
 	fig := fmt.Sprintf("page p50 %s, p99 %s · resolve p50 %s, p99 %s · over bound %d of %d (as built %d) · trials with other keys %d",
 		secs(p.Page.P50MS), secs(p.Page.P99MS), secs(p.Resolve.P50MS), secs(p.Resolve.P99MS), p.OverBound, p.Trials, p.OverAsBuilt, p.WithOtherKeys)
-	ref := fmt.Sprintf("bound %d × %s + %s + group_wait %s = %s (%s without group_wait, which Picket adds on purpose; %s as built: + the engine tick + jitter); resolve bound %s",
+	ref := fmt.Sprintf("bound %d × %s + %s + group_wait %s = %s (%s without group_wait, which Picket adds on purpose; %s as built: + the engine tick); resolve bound %s",
 		t.FailureThreshold, secs(t.IntervalMS), secs(t.TimeoutMS), secs(t.GroupWaitMS), secs(t.PageBoundMS),
 		secs(t.DetectBoundMS), secs(t.AsBuiltPageBoundMS), secs(t.ResolveBoundMS))
 	return Row{Area: "time to page", What: what, Figure: fig, Reference: ref}

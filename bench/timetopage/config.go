@@ -44,6 +44,9 @@ func renderConfig(spec configSpec) string {
 	if spec.shape.GroupWait > 0 {
 		fmt.Fprintf(&b, "alerting: {group_wait: %s}\n", spec.shape.GroupWait)
 	}
+	if spec.shape.NoConfirm {
+		b.WriteString("confirm: {enabled: false}\n")
+	}
 	b.WriteString("regions:\n")
 	for _, r := range Regions() {
 		fmt.Fprintf(&b, "  %s: {vars: {api: %q}}\n", r, spec.regionURL[r])

@@ -92,7 +92,7 @@ func NewReport(seed int64) *Report {
 			"page bound = failure_threshold x interval + timeout + group_wait; Picket holds a new incident's first page for group_wait on purpose, so that the first page says how wide the outage is (detect bound = the same without group_wait)",
 			"detect = the incident opened (its scope formed) - T0; hold = its trigger handed to the outbox - opened (group_wait, then the daemon's engine tick, every 100 ms, unless another target changes state first); deliver = accepted - handed over",
 			"T0 falls at a seeded random moment within one interval of quiet; each trial breaks with a seeded fault kind (down: connection dropped, error: 500, hang: no answer, failed by the timeout)",
-			"as-built bound = the bound + one engine tick (100 ms: internal/daemon/daemon.go tick) + the scheduler's jitter of each counted run (5 % of the interval)",
+			"as-built bound = the bound + one engine tick (100 ms: internal/daemon/daemon.go tick)",
 			"other keys: dedup keys triggered besides the expected one during a trial (pages beyond the one)",
 			"quantiles are nearest-rank: with 20 trials p99 is the largest",
 		},

@@ -16,6 +16,9 @@ type Shape struct {
 	FailureThreshold int
 	SuccessThreshold int
 	GroupWait        time.Duration
+	// NoConfirm turns confirmation runs off (confirm: {enabled: false}), to measure
+	// what the first page took without them.
+	NoConfirm bool
 }
 
 // ShortShape is the timing the issue names: every second, two failures, 800 ms
@@ -32,6 +35,21 @@ func DefaultsScaledShape() Shape {
 	return Shape{Name: "defaults/15", Interval: 2 * time.Second, Timeout: 667 * time.Millisecond}
 }
 
+// Defaults30Shape is Picket's defaults themselves: interval 30s and timeout 10s are
+// written, the thresholds (2 and 2) and group_wait (one round: 30s) are left to the
+// defaults, and so are confirmation runs (on).
+func Defaults30Shape() Shape {
+	return Shape{Name: "defaults30", Interval: 30 * time.Second, Timeout: 10 * time.Second}
+}
+
+// Defaults30NoConfirmShape is Defaults30Shape without confirmation runs: as Picket
+// paged before them.
+func Defaults30NoConfirmShape() Shape {
+	s := Defaults30Shape()
+	s.Name, s.NoConfirm = "defaults30-noconfirm", true
+	return s
+}
+
 // QuickShape is ShortShape at half the interval, for the check that runs in every
 // `go test`: three trials in a few seconds.
 func QuickShape() Shape {
@@ -46,9 +64,6 @@ const (
 	// over (internal/daemon/daemon.go, tick): a held page goes out at the first tick after
 	// group_wait, unless another target changes state first.
 	engineTick = 100 * time.Millisecond
-	// jitterFraction is the scheduler's default spread of each run (probe/scheduler.go):
-	// up to ±5 % of the interval, at most 1 s.
-	jitterFraction = 0.05
 )
 
 // Timing is what the daemon runs with once the config is loaded (defaults filled in),
@@ -69,12 +84,12 @@ type Timing struct {
 	DetectBoundMS float64 `json:"detect_bound_ms"`
 	// ResolveBoundMS is success_threshold × interval + timeout (resolves are not held).
 	ResolveBoundMS float64 `json:"resolve_bound_ms"`
-	// AsBuiltPageBoundMS adds what the daemon adds today: one engine tick and each
-	// counted run's jitter. AsBuiltResolveBoundMS adds the jitter of the passing runs.
+	// AsBuiltPageBoundMS adds what the daemon adds today: one engine tick (the
+	// scheduler's plan is regular: no per-run jitter). AsBuiltResolveBoundMS is the
+	// resolve bound (resolves are not held for a tick).
 	AsBuiltPageBoundMS    float64 `json:"as_built_page_bound_ms"`
 	AsBuiltResolveBoundMS float64 `json:"as_built_resolve_bound_ms"`
 	EngineTickMS          float64 `json:"engine_tick_ms"`
-	JitterMS              float64 `json:"jitter_ms"` // per run, at most
 }
 
 // timingOf reads the effective timing from a loaded config; every target shares it.
@@ -91,14 +106,13 @@ func timingOf(s Shape, cfg *config.Config) (Timing, error) {
 	gw := cfg.Alerting.GroupWait
 	detect := time.Duration(t.FailureThreshold)*t.Interval + t.Timeout
 	resolve := time.Duration(t.SuccessThreshold)*t.Interval + t.Timeout
-	jitter := min(time.Duration(jitterFraction*float64(t.Interval)), time.Second)
 	tm := Timing{
 		Shape: s.Name, IntervalMS: ms(t.Interval), TimeoutMS: ms(t.Timeout),
 		FailureThreshold: t.FailureThreshold, SuccessThreshold: t.SuccessThreshold, GroupWaitMS: ms(gw),
 		PageBoundMS: ms(detect + gw), DetectBoundMS: ms(detect), ResolveBoundMS: ms(resolve),
-		AsBuiltPageBoundMS:    ms(detect + gw + engineTick + time.Duration(t.FailureThreshold)*jitter),
-		AsBuiltResolveBoundMS: ms(resolve + time.Duration(t.SuccessThreshold)*jitter),
-		EngineTickMS:          ms(engineTick), JitterMS: ms(jitter),
+		AsBuiltPageBoundMS:    ms(detect + gw + engineTick),
+		AsBuiltResolveBoundMS: ms(resolve),
+		EngineTickMS:          ms(engineTick),
 	}
 	if s.FailureThreshold == 0 {
 		tm.Defaulted = append(tm.Defaulted, "failure_threshold")

@@ -40,7 +40,7 @@ type Trial struct {
 	// OtherKeys are the other dedup keys triggered during the trial: pages beyond the one.
 	OtherKeys []string `json:"other_keys,omitempty"`
 	OverBound bool     `json:"over_bound"` // PageMS > failure_threshold × interval + timeout + group_wait
-	// OverAsBuilt: PageMS over that bound plus one engine tick and the runs' jitter.
+	// OverAsBuilt: PageMS over that bound plus one engine tick.
 	OverAsBuilt bool `json:"over_as_built_bound"`
 	// Events are what the receiver accepted during the trial, timed from T0.
 	Events []EventAt `json:"events"`

@@ -109,6 +109,7 @@ type daemon struct {
 	// screenshots is the folder of browser steps' failure screenshots, in the state folder.
 	screenshots string
 	sched       *probe.Scheduler
+	confirm     *probe.Confirmer // confirmation runs (confirm:)
 	history     *recorder
 	started     time.Time
 	reloads     chan chan error
@@ -211,6 +212,8 @@ func newDaemon(cfg *config.Config, o Options) (*daemon, error) {
 		Clock:  clk,
 	})
 	d.sched.SetTargets(cfg.Targets)
+	d.confirm = probe.NewConfirmer(probe.ConfirmOptions{RunNow: d.sched.RunNow, OnSettled: engine.ScopeKnown, Clock: clk})
+	d.confirm.SetConfig(cfg.Confirm, cfg.Targets)
 	d.metrics.Registry.MustRegister(newSchedulerCollector(d.sched))
 	d.metrics.KnowNotifiers(cfg)
 	d.metrics.lastReload.SetToCurrentTime()
@@ -256,6 +259,12 @@ func (d *daemon) onResult(t *config.Target, r probe.Result) {
 	d.metrics.ObserveResult(t, r)
 	if tr, changed := d.engine.Observe(r); changed {
 		d.metrics.ObserveState(t, tr.To)
+		switch {
+		case tr.To == alert.StatePending && tr.From == alert.StateOK:
+			d.confirm.FirstFailure(t) // its threshold is known in a moment, not an interval
+		case tr.To == alert.StateFiring:
+			d.confirm.Firing(t) // and the scope: its region's and its journey's targets run
+		}
 	}
 	d.history.add(store.Result{Target: t.ID, At: r.Started, Status: string(r.Status)})
 }
@@ -309,6 +318,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}()
 	}
 	goRun("scheduler", func(ctx context.Context) { _ = d.sched.Run(ctx) })
+	goRun("confirm", d.confirm.Run)
 	goRun("store-watch", d.store.Watch) // a state file deleted, replaced or damaged under us
 	goRun("ticker", d.tick)
 	goRun("heartbeat", d.heartbeat)
@@ -403,6 +413,7 @@ func (d *daemon) reload() error {
 	// A new runner drops HTTP transports of the old config's TLS settings.
 	d.runner.Swap(d.newRunner()).Close()
 	d.sched.SetTargets(cfg.Targets)
+	d.confirm.SetConfig(cfg.Confirm, cfg.Targets)
 	wake(d.wakeHeartbeat)
 	wake(d.wakeSelfCheck)
 	keep := make(map[string]bool, len(cfg.Targets))

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/alert/statuspage"
@@ -24,7 +22,7 @@ import (
 func (d *daemon) routes() http.Handler {
 	cfg := d.config()
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{Registry: d.metrics.Registry}))
+	mux.Handle("GET /metrics", d.metrics.Handler(d.log))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

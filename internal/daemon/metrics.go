@@ -1,12 +1,17 @@
 package daemon
 
 import (
+	"bufio"
+	"compress/gzip"
+	"io"
+	"log/slog"
+	"net/http"
 	"runtime"
-	"sync"
-	"time"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/picket-dev/picket/alert"
 	"github.com/picket-dev/picket/alert/notify"
@@ -16,14 +21,12 @@ import (
 
 // Metrics are Picket's Prometheus series. Names follow blackbox_exporter where they mean
 // the same, so its dashboards carry over. Nothing here is global: the daemon owns one
-// registry. No label ever holds a secret: labels are product, journey, region, step,
-// vantage, phase, notifier and fixed words.
+// registry, and the per-target series beside it. No label ever holds a secret: labels
+// are product, journey, region, step, vantage, phase, notifier and fixed words.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	probes      *probeSeries
-	runs        *prometheus.CounterVec
-	state       *prometheus.GaugeVec
+	targets     *targetMetrics // every target's series (targetmetrics.go)
 	incidents   *prometheus.GaugeVec
 	notifies    *prometheus.CounterVec
 	outboxDepth prometheus.Gauge
@@ -39,25 +42,15 @@ type Metrics struct {
 	outboxUnpersisted prometheus.Gauge
 	storeWriteErrors  prometheus.Counter
 	storeResets       prometheus.Counter
-
-	vantage string
-	mu      sync.Mutex
-	cache   map[string]*targetSeries // by target id; children resolved once, not per probe
 }
 
-var targetLabels = []string{"product", "journey", "region", "vantage"}
-
-// NewMetrics registers every series on a fresh registry.
+// NewMetrics registers every series on a fresh registry; the per-target series
+// (probe_*, picket_target_state, picket_probe_runs_total) are kept beside it and
+// written by Handler.
 func NewMetrics(vantage, version, commit string) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		vantage:  vantage,
-		cache:    map[string]*targetSeries{},
-		probes:   newProbeSeries(),
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "picket_probe_runs_total", Help: "Journey runs by outcome."}, append(append([]string{}, targetLabels...), "status")),
-		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "picket_target_state", Help: "Alert state of a target: 0 ok, 1 pending, 2 firing."}, targetLabels),
+		targets:  newTargetMetrics(vantage),
 		incidents: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "picket_incidents_open", Help: "Open incidents by scope."}, []string{"scope"}),
 		notifies: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -77,8 +70,8 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 			Name: "picket_outbox_dropped_total", Help: "Notifications dropped unsent: coalesced (a later one of the same key and notifier made them moot) or shed (the outbox was full)."},
 			[]string{"notifier", "action", "reason"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "picket_scheduler_lag_seconds", Help: "Actual minus planned start of journey runs.",
-			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+			Name: "picket_scheduler_lag_seconds", Help: "Deviation of journey runs from the plan: actual minus planned start (the plan is regular, a fixed offset per target).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "picket_scheduler_skipped_total", Help: "Runs skipped because the previous run of the target was still going."}),
 		impaired: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -93,8 +86,7 @@ func NewMetrics(vantage, version, commit string) *Metrics {
 	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "picket_build_info", Help: "Build information."},
 		[]string{"version", "commit", "goversion"})
 	info.WithLabelValues(version, commit, runtime.Version()).Set(1)
-	m.Registry.MustRegister(m.probes.collectors()...)
-	m.Registry.MustRegister(m.runs, m.state, m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
+	m.Registry.MustRegister(m.incidents, m.notifies, m.outboxDepth, m.outboxMax, m.dropped, m.lag, m.skipped, m.impaired, m.reloads, m.lastReload, up, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Registry.MustRegister(m.outboxUnpersisted, m.storeWriteErrors, m.storeResets)
 	// Counters exist at 0 before their first event: increase() and rate() in alerting
@@ -116,48 +108,48 @@ func (m *Metrics) KnowNotifiers(cfg *config.Config) {
 	}
 }
 
-// targetSeries caches one target's children.
-type targetSeries struct {
-	success, duration, dns, state prometheus.Gauge
-	runs                          map[probe.Status]prometheus.Counter
-
-	mu         sync.Mutex
-	tlsVersion map[string]string // by step: the version its probe_tls_version_info says
+// Handler serves /metrics in the text format: the registry's series, then every
+// target's, written straight from their values (gzip when the scraper asks for it).
+func (m *Metrics) Handler(log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			log.Error("metrics: gather", "err", err)
+			http.Error(w, "gathering metrics failed: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		var out io.Writer = w
+		if gzipAccepted(r.Header.Get("Accept-Encoding")) {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // (the level is valid)
+			defer zw.Close()
+			out = zw
+		}
+		bw := bufio.NewWriterSize(out, 64<<10)
+		for _, mf := range mfs {
+			if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+				return // the scraper went away
+			}
+		}
+		if bw.Flush() != nil || m.targets.writeTo(out) != nil {
+			return
+		}
+	})
 }
 
-func (m *Metrics) series(t *config.Target) *targetSeries {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if s, ok := m.cache[t.ID]; ok {
-		return s
+func gzipAccepted(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, _, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(coding, "gzip") {
+			return true
+		}
 	}
-	l := []string{t.Product, t.Journey, t.Region, m.vantage}
-	s := &targetSeries{
-		success: m.probes.success.WithLabelValues(l...), duration: m.probes.duration.WithLabelValues(l...),
-		dns: m.probes.dnsLookup.WithLabelValues(l...), state: m.state.WithLabelValues(l...),
-		runs: map[probe.Status]prometheus.Counter{},
-	}
-	for _, st := range []probe.Status{probe.StatusUp, probe.StatusDegraded, probe.StatusDown} {
-		s.runs[st] = m.runs.WithLabelValues(append(l, string(st))...)
-	}
-	m.cache[t.ID] = s
-	return s
+	return false
 }
 
 // ObserveResult records one run.
-func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) {
-	s := m.series(t)
-	s.success.Set(boolValue(r.Up()))
-	s.duration.Set(r.Duration.Seconds())
-	if c := s.runs[r.Status]; c != nil {
-		c.Inc()
-	}
-	var dns time.Duration
-	for _, st := range r.Steps {
-		dns += m.probes.observeStep([]string{t.Product, t.Journey, t.Region, m.vantage, st.Name}, st, s)
-	}
-	s.dns.Set(dns.Seconds())
-}
+func (m *Metrics) ObserveResult(t *config.Target, r probe.Result) { m.targets.observe(t, r) }
 
 // ObserveState records a target's alert state.
 func (m *Metrics) ObserveState(t *config.Target, st alert.State) {
@@ -168,7 +160,7 @@ func (m *Metrics) ObserveState(t *config.Target, st alert.State) {
 	case alert.StateFiring:
 		v = 2
 	}
-	m.series(t).state.Set(v)
+	m.targets.setState(t, v)
 }
 
 // ObserveIncidents sets the open incidents by scope.
@@ -200,38 +192,7 @@ func (m *Metrics) ObserveDrop(d notify.Dropped) {
 }
 
 // Forget drops the series of targets no longer configured (after a reload).
-func (m *Metrics) Forget(keep map[string]bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for id := range m.cache {
-		if keep[id] {
-			continue
-		}
-		delete(m.cache, id)
-		product, journey, region := splitID(id)
-		l := prometheus.Labels{"product": product, "journey": journey, "region": region, "vantage": m.vantage}
-		for _, v := range append(m.probes.all(), m.state) {
-			v.DeletePartialMatch(l)
-		}
-		m.runs.DeletePartialMatch(l)
-	}
-}
-
-func splitID(id string) (product, journey, region string) {
-	var rest string
-	for i := 0; i < len(id); i++ {
-		if id[i] == '/' {
-			product, rest = id[:i], id[i+1:]
-			break
-		}
-	}
-	for i := len(rest) - 1; i >= 0; i-- {
-		if rest[i] == '@' {
-			return product, rest[:i], rest[i+1:]
-		}
-	}
-	return product, rest, ""
-}
+func (m *Metrics) Forget(keep map[string]bool) { m.targets.forget(keep) }
 
 // schedulerCollector exposes the scheduler's lateness at each scrape, from one Stats:
 // late runs, the runs waiting to start now and the longest wait, and the slots.

@@ -3,8 +3,8 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -29,10 +29,17 @@ const (
 // maxHistorySlots bounds one History answer (a year of hours is 8760).
 const maxHistorySlots = 10_000
 
-// historyBucket holds one nested bucket per target, and in it one per resolution,
-// keyed by the bucket's start (Unix seconds, 8 bytes big-endian, so bytewise order is
-// time order) with three uint32 counts (up, degraded, down) as the value.
-const historyBucket = reservedPrefix + "history"
+// History is kept in rows, one per time slot and resolution: a row holds the counts of
+// every target in that slot, at the target's column (rows.go). A flush of results
+// from every target rewrites only the rows of the slots they fall in, a few pages
+// however many targets there are. (The first layout kept a nested bucket per target:
+// each flush copied and wrote a page or more per target, and the file's pages it
+// touched stayed in the daemon's memory, 8 KB a target; it is still read and pruned,
+// legacy.go, until it has aged out.)
+const (
+	slotsBucket   = reservedPrefix + "slots"   // per resolution: slot start -> row
+	columnsBucket = reservedPrefix + "columns" // target id -> its column and last hour
+)
 
 // Bucket is one time slot of a target's history: how many results of each status
 // started in [Start, Start+step). A slot with no result has all counts zero.
@@ -69,29 +76,46 @@ func resolutionFor(step time.Duration) (resolution, error) {
 }
 
 // RecordResult counts one result of target at time at in both resolutions, and drops
-// that target's slots that fell out of each resolution's retention (measured from
-// at), so each target keeps at most 288 fine and 2160 coarse slots. It costs one
-// fsync; RecordResults (batch.go) shares one among many results.
+// the slots that fell out of each resolution's retention (measured from at), so at
+// most 288 fine and 2160 coarse slots are kept. It costs one fsync; RecordResults
+// shares one among many results.
 func (s *Store) RecordResult(target string, at time.Time, status string) error {
-	index, err := statusIndex(status)
-	if err != nil {
-		return err
+	return s.RecordResults([]Result{{Target: target, At: at, Status: status}})
+}
+
+// Result is one run for RecordResults.
+type Result struct {
+	Target string
+	At     time.Time
+	Status string // up | degraded | down
+}
+
+// RecordResults counts many results in one transaction: one fsync for a batch instead
+// of one per probe, which is what lets the daemon keep history at thousands of probes
+// per second. An invalid result is left out and reported; the others are recorded.
+func (s *Store) RecordResults(results []Result) error {
+	if len(results) == 0 {
+		return nil
 	}
-	if err := checkHistoryInput(target, at); err != nil {
-		return err
-	}
-	return s.update("record result of "+target, func(tx *Tx) error {
-		tb, err := targetBucket(tx.tx, target)
-		if err != nil {
-			return err
-		}
-		for _, r := range resolutions() {
-			if err := record(tb, r, at, index); err != nil {
-				return fmt.Errorf("store: record result of %s (%s): %w", target, r.name, err)
+	var bad []error
+	err := s.update("record results", func(tx *Tx) error {
+		w := newRowWriter(tx.tx)
+		for _, res := range results {
+			index, err := statusIndex(res.Status)
+			if err == nil {
+				err = checkHistoryInput(res.Target, res.At)
+			}
+			if err != nil {
+				bad = append(bad, err)
+				continue
+			}
+			if err := w.add(res.Target, res.At, index); err != nil {
+				return fmt.Errorf("store: record result of %s: %w", res.Target, err)
 			}
 		}
-		return nil
+		return w.commit()
 	})
+	return errors.Join(append(bad, err)...)
 }
 
 func statusIndex(status string) (int, error) {
@@ -114,37 +138,6 @@ func checkHistoryInput(target string, at time.Time) error {
 		return fmt.Errorf("store: history of %s: expected a time after 1970, got %s", target, at)
 	}
 	return nil
-}
-
-func targetBucket(tx *bolt.Tx, target string) (*bolt.Bucket, error) {
-	hb, err := tx.CreateBucketIfNotExists([]byte(historyBucket))
-	if err != nil {
-		return nil, fmt.Errorf("store: history bucket: %w", err)
-	}
-	tb, err := hb.CreateBucketIfNotExists([]byte(target))
-	if err != nil {
-		return nil, fmt.Errorf("store: history of %s: %w", target, err)
-	}
-	return tb, nil
-}
-
-// record adds one to a slot's count, then prunes what r no longer keeps.
-func record(tb *bolt.Bucket, r resolution, at time.Time, index int) error {
-	rb, err := tb.CreateBucketIfNotExists([]byte(r.name))
-	if err != nil {
-		return err
-	}
-	start := at.Truncate(r.step)
-	key := slotKey(start)
-	counts := decodeCounts(rb.Get(key))
-	if counts[index] < math.MaxUint32 {
-		counts[index]++
-	}
-	if err := rb.Put(key, encodeCounts(counts)); err != nil {
-		return err
-	}
-	// Keep the keep/step slots ending with this one.
-	return deleteBefore(rb, start.Add(-r.keep+r.step))
 }
 
 // deleteBefore removes the slots that start before cutoff. Keys are collected first:
@@ -183,11 +176,14 @@ func (s *Store) History(target string, from, to time.Time, step time.Duration) (
 		return nil, fmt.Errorf("store: history of %s: %w", target, err)
 	}
 	err = s.view(func(tx *Tx) error {
-		rb := resolutionBucket(tx.tx, target, r)
-		if rb == nil {
-			return nil
+		if rb := legacyBucket(tx.tx, target, r); rb != nil {
+			fill(rb, slots, step, to, legacyCounts)
 		}
-		fill(rb, slots, step, to)
+		if col, ok := columnOf(tx.tx, target); ok {
+			if rb := rowsBucket(tx.tx, r); rb != nil {
+				fill(rb, slots, step, to, func(v []byte) [3]uint32 { return rowCounts(v, col) })
+			}
+		}
 		return nil
 	})
 	return slots, err
@@ -210,20 +206,9 @@ func emptySlots(first, to time.Time, step time.Duration) ([]Bucket, error) {
 	return slots, nil
 }
 
-func resolutionBucket(tx *bolt.Tx, target string, r resolution) *bolt.Bucket {
-	hb := tx.Bucket([]byte(historyBucket))
-	if hb == nil {
-		return nil
-	}
-	tb := hb.Bucket([]byte(target))
-	if tb == nil {
-		return nil
-	}
-	return tb.Bucket([]byte(r.name))
-}
-
-// fill copies the stored counts of [slots[0].Start, to) into slots.
-func fill(rb *bolt.Bucket, slots []Bucket, step time.Duration, to time.Time) {
+// fill adds the stored counts of [slots[0].Start, to) to slots; decode reads a slot's
+// value.
+func fill(rb *bolt.Bucket, slots []Bucket, step time.Duration, to time.Time, decode func([]byte) [3]uint32) {
 	first := slots[0].Start
 	end := slotKey(to)
 	c := rb.Cursor()
@@ -233,59 +218,31 @@ func fill(rb *bolt.Bucket, slots []Bucket, step time.Duration, to time.Time) {
 		if i < 0 || i >= len(slots) || !start.Truncate(step).Equal(start) {
 			continue // a damaged key: not the start of a slot, it would overwrite the real one
 		}
-		counts := decodeCounts(v)
-		slots[i].Up, slots[i].Degraded, slots[i].Down = int(counts[0]), int(counts[1]), int(counts[2])
+		counts := decode(v)
+		slots[i].Up += int(counts[0])
+		slots[i].Degraded += int(counts[1])
+		slots[i].Down += int(counts[2])
 	}
 }
 
-// PruneHistory removes, for every target and both resolutions, the slots that start
-// before before, and the history of targets left with none (targets removed from the
-// config). RecordResult already bounds each recorded target; this is for the rest.
+// PruneHistory removes, for both resolutions, the slots that start before before, and
+// the columns of targets not recorded since (targets removed from the config), so that
+// new targets take them. RecordResults already bounds what is kept; this is for the
+// rest, and for the first layout's history (legacy.go).
 func (s *Store) PruneHistory(before time.Time) error {
 	return s.update("prune history", func(tx *Tx) error {
-		hb := tx.tx.Bucket([]byte(historyBucket))
-		if hb == nil {
-			return nil
-		}
-		var emptied [][]byte
-		err := hb.ForEachBucket(func(target []byte) error {
-			empty, err := pruneTarget(hb.Bucket(target), before)
-			if err != nil {
-				return fmt.Errorf("store: prune history of %s: %w", target, err)
-			}
-			if empty {
-				emptied = append(emptied, append([]byte(nil), target...))
-			}
-			return nil
-		})
-		if err != nil {
+		if err := pruneLegacy(tx.tx, before); err != nil {
 			return err
 		}
-		for _, target := range emptied {
-			if err := hb.DeleteBucket(target); err != nil {
-				return fmt.Errorf("store: prune history of %s: %w", target, err)
+		for _, r := range resolutions() {
+			if rb := rowsBucket(tx.tx, r); rb != nil {
+				if err := deleteBefore(rb, before); err != nil {
+					return fmt.Errorf("store: prune history (%s): %w", r.name, err)
+				}
 			}
 		}
-		return nil
+		return pruneColumns(tx.tx, before)
 	})
-}
-
-// pruneTarget prunes one target's resolutions and reports whether nothing is left.
-func pruneTarget(tb *bolt.Bucket, before time.Time) (bool, error) {
-	empty := true
-	for _, r := range resolutions() {
-		rb := tb.Bucket([]byte(r.name))
-		if rb == nil {
-			continue
-		}
-		if err := deleteBefore(rb, before); err != nil {
-			return false, err
-		}
-		if k, _ := rb.Cursor().First(); k != nil {
-			empty = false
-		}
-	}
-	return empty, nil
 }
 
 func slotKey(start time.Time) []byte {
@@ -297,24 +254,4 @@ func keyTime(k []byte) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(int64(binary.BigEndian.Uint64(k)), 0).UTC()
-}
-
-func encodeCounts(c [3]uint32) []byte {
-	out := make([]byte, 0, 12)
-	for _, n := range c {
-		out = binary.BigEndian.AppendUint32(out, n)
-	}
-	return out
-}
-
-// decodeCounts reads a slot's value; an absent or malformed one counts as empty.
-func decodeCounts(v []byte) [3]uint32 {
-	var c [3]uint32
-	if len(v) != 12 {
-		return c
-	}
-	for i := range c {
-		c[i] = binary.BigEndian.Uint32(v[4*i:])
-	}
-	return c
 }

@@ -106,11 +106,11 @@ func TestHistoryRetentionPerResolution(t *testing.T) {
 		t.Errorf("coarse slot 90 days back kept: %s", counts(got))
 	}
 
-	// The sizes stay fixed: 288 fine and 2160 coarse slots at most.
+	// The sizes stay fixed: 288 fine and 2160 coarse rows at most.
 	err := s.View(func(tx *Tx) error {
 		for _, r := range resolutions() {
 			n := 0
-			_ = resolutionBucket(tx.tx, target, r).ForEach(func(_, _ []byte) error { n++; return nil })
+			_ = rowsBucket(tx.tx, r).ForEach(func(_, _ []byte) error { n++; return nil })
 			if limit := int(r.keep / r.step); n > limit {
 				t.Errorf("%s: %d slots stored, want at most %d", r.name, n, limit)
 			}
@@ -162,13 +162,13 @@ func TestPruneHistory(t *testing.T) {
 	}
 	var targets []string
 	err := s.View(func(tx *Tx) error {
-		return tx.tx.Bucket([]byte(historyBucket)).ForEachBucket(func(k []byte) error {
+		return tx.tx.Bucket([]byte(columnsBucket)).ForEach(func(k, _ []byte) error {
 			targets = append(targets, string(k))
 			return nil
 		})
 	})
 	if err != nil || strings.Join(targets, ",") != "kept@eu1" {
-		t.Errorf("targets after prune %v (%v), want the emptied one gone", targets, err)
+		t.Errorf("targets after prune %v (%v), want the emptied one's column freed", targets, err)
 	}
 	if err := open(t, t.TempDir(), Options{}).PruneHistory(base); err != nil {
 		t.Errorf("PruneHistory on an empty store: %v", err)
@@ -265,4 +265,101 @@ func BenchmarkRecordResults(b *testing.B) {
 		n++
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perBatch), "ns/result")
+}
+
+// TestHistoryFlushWritesRowsNotPagesPerTarget: a flush of one result for each of 5,000
+// targets writes the rows of its slots, a few dozen pages, not pages per target. The
+// first layout (a bucket per target) wrote over 5,000 pages a flush, and every page it
+// touched stayed in the daemon's resident memory (about 8 KB a target).
+func TestHistoryFlushWritesRowsNotPagesPerTarget(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	flush := func(at time.Time) {
+		batch := make([]Result, 5000)
+		for i := range batch {
+			batch[i] = Result{Target: fmt.Sprintf("p%02d/j%03d@r%04d", i%10, i%100, i/100), At: at, Status: StatusUp}
+		}
+		if err := s.RecordResults(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(base) // the first flush gives every target its column
+	f, err := s.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.db.Stats().TxStats
+	flush(base.Add(10 * time.Second))
+	after := f.db.Stats().TxStats
+	if written := after.GetWrite() - before.GetWrite(); written > 60 {
+		t.Errorf("a flush of 5,000 targets' results wrote %d pages, want a few rows' worth (at most 60)", written)
+	}
+	if got := history(t, s, "p07/j007@r0000", base, base.Add(FineStep), FineStep); got[0].Up != 2 {
+		t.Errorf("p07/j007@r0000 = %s, want 2 up", counts(got))
+	}
+}
+
+// TestHistoryColumnsOfRemovedTargetsAreReused: a target no longer recorded loses its
+// column once its last hour is older than the prune, and a new target takes that
+// column without inheriting its counts.
+func TestHistoryColumnsOfRemovedTargetsAreReused(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	mustRecord(t, s, "a@eu1", base, StatusDown)
+	mustRecord(t, s, "b@eu1", base, StatusUp)
+	mustRecord(t, s, "b@eu1", base.Add(5*time.Hour), StatusUp)
+	if err := s.PruneHistory(base.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mustRecord(t, s, "c@eu1", base.Add(5*time.Hour), StatusUp)
+	err := s.View(func(tx *Tx) error {
+		ca, aok := columnOf(tx.tx, "a@eu1")
+		cc, cok := columnOf(tx.tx, "c@eu1")
+		if aok || !cok || cc != 0 {
+			t.Errorf("columns: a %d (%v), c %d (%v); want a's column 0 freed and taken by c", ca, aok, cc, cok)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(history(t, s, "c@eu1", base, base.Add(6*time.Hour), CoarseStep)); got != "0/0/0 0/0/0 0/0/0 0/0/0 0/0/0 1/0/0" {
+		t.Errorf("c@eu1 = %s, want only its own result", got)
+	}
+	if got := counts(history(t, s, "a@eu1", base, base.Add(CoarseStep), CoarseStep)); got != "0/0/0" {
+		t.Errorf("a@eu1 after prune = %s, want nothing", got)
+	}
+}
+
+// TestHistoryReadsAndAgesOutTheFirstLayout: a state file written by the first layout
+// (a bucket per target) keeps its uptime bars after the upgrade: they are read beside
+// the rows, added up, and pruned as before.
+func TestHistoryReadsAndAgesOutTheFirstLayout(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	err := s.Update(func(tx *Tx) error {
+		for _, r := range resolutions() {
+			names := [][]byte{[]byte(historyBucket), []byte("old@eu1"), []byte(r.name)}
+			if err := putRaw(tx.tx, names, slotKey(base), encodeCounts([3]uint32{7, 1, 2})); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRecord(t, s, "old@eu1", base.Add(time.Minute), StatusDown)
+	if got := counts(history(t, s, "old@eu1", base, base.Add(FineStep), FineStep)); got != "7/1/3" {
+		t.Errorf("after the upgrade: %s, want the first layout's 7/1/2 plus the new down", got)
+	}
+	if err := s.PruneHistory(base.Add(2 * time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Tx) error {
+		if hb := tx.tx.Bucket([]byte(historyBucket)); hb != nil && hb.Bucket([]byte("old@eu1")) != nil {
+			t.Error("the first layout's history of old@eu1 outlived the prune")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -278,6 +278,40 @@ func (s *Store) Batch(bucket string, puts map[string]any, deletes []string) erro
 	})
 }
 
+// Write is one record of Commit: Raw, a JSON value (the caller's encoding: it is not
+// checked again), stored under Bucket/Key, or with Delete the key removed.
+type Write struct {
+	Bucket, Key string
+	Raw         []byte
+	Delete      bool
+}
+
+// CommitWrites makes every write, in order, in one transaction: many records of several
+// buckets for one fsync (the engine's group commit). It is all or nothing: a name that
+// cannot be stored fails it before anything is written. Durable on return. (Commit is
+// the outbox's: numbered records and their writes in one transaction.)
+func (s *Store) CommitWrites(writes []Write) error {
+	for _, w := range writes {
+		if err := checkNames(w.Bucket, w.Key); err != nil {
+			return err
+		}
+	}
+	return s.update(fmt.Sprintf("commit of %d records", len(writes)), func(tx *Tx) error {
+		for _, w := range writes {
+			var err error
+			if w.Delete {
+				err = tx.Delete(w.Bucket, w.Key)
+			} else {
+				err = tx.putRaw(w.Bucket, w.Key, w.Raw)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // NextSeq returns the bucket's next sequence number (1, 2, ...), creating the bucket;
 // durable on return, so a number is never handed out twice, even across a crash.
 func (s *Store) NextSeq(bucket string) (seq uint64, err error) {

@@ -467,6 +467,44 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 	}
 }
 
+// TestCommitWritesSeveralBucketsInOrderAllOrNothing: the engine's group commit puts
+// and deletes records of several buckets in one transaction, in order (a put then a
+// delete of one key leaves it deleted); a bad name fails it before anything is
+// written.
+func TestCommitWritesSeveralBucketsInOrderAllOrNothing(t *testing.T) {
+	s := open(t, t.TempDir(), Options{})
+	if err := s.Put("incidents", "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	err := s.CommitWrites([]Write{
+		{Bucket: "states", Key: "a", Raw: []byte(`{"state":"firing"}`)},
+		{Bucket: "closed", Key: "t k", Raw: []byte(`2`)},
+		{Bucket: "incidents", Key: "k", Delete: true},
+		{Bucket: "states", Key: "b", Raw: []byte(`3`)},
+		{Bucket: "states", Key: "b", Delete: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		bucket, key string
+		want        bool
+	}{{"states", "a", true}, {"closed", "t k", true}, {"incidents", "k", false}, {"states", "b", false}} {
+		if ok, _ := s.Get(c.bucket, c.key, new(any)); ok != c.want {
+			t.Errorf("%s/%s present %v, want %v", c.bucket, c.key, ok, c.want)
+		}
+	}
+	for name, bad := range map[string]Write{"empty key": {Bucket: "states", Raw: []byte("1")}, "empty bucket": {Key: "c", Raw: []byte("1")}} {
+		err := s.CommitWrites([]Write{{Bucket: "states", Key: "d", Raw: []byte("4")}, bad})
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		}
+		if ok, _ := s.Get("states", "d", new(int)); ok {
+			t.Errorf("%s: a failed commit wrote d", name)
+		}
+	}
+}
+
 // TestCommitNumbersAndWritesInOneTransaction: n records get the next n numbers, above
 // what memory numbered, and land together with the other writes (in any bucket, deletes
 // too); a failing fill writes nothing and uses no number; n 0 numbers nothing.
