@@ -147,8 +147,11 @@ func (f *Fake) set(t time.Time) {
 		}
 	}
 	f.timers = keep
-	f.mu.Unlock()
+	// Sorted under the lock: a timer's deadline is written by Reset under it, and a
+	// due timer may be reset (by its owner, on another goroutine) the moment it is out
+	// of f.timers.
 	sort.SliceStable(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
+	f.mu.Unlock()
 	for _, tm := range due {
 		select {
 		case tm.c <- t:
