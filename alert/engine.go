@@ -386,7 +386,12 @@ func (e *Engine) apply1(r probe.Result) (tr Transition, changed, moved bool) {
 // One target's incident still waits it out: the runs around it found nothing else
 // failing, and on a path that loses a run now and then the wait is what lets two
 // unlucky targets share one page (sent at once, a 10 %-loss path had twice the pages).
+// In a fleet the group wait stays: within it the vantages settle who sends (two shards
+// of one vantage both paging at once resolved the page twice).
 func (e *Engine) ScopeKnown(targets []string) {
+	if _, solo := e.peers.(Solo); !solo {
+		return
+	}
 	ran := make(map[string]bool, len(targets))
 	for _, id := range targets {
 		ran[id] = true

@@ -77,7 +77,13 @@ func (p *HTTPProber) transport(base *tls.Config, sni string) *http.Transport {
 		DisableKeepAlives:      true,
 		ForceAttemptHTTP2:      true,
 		MaxResponseHeaderBytes: maxHeaderBytes,
-		TLSClientConfig:        tc,
+		// A connection carries one request: 1 KiB buffers each way (4 KiB by default)
+		// hold a probe's request and the start of its answer, and a third less garbage a
+		// run (19 → 13 KB) is less GC at thousands of runs a second. Longer header lines
+		// and bodies are read in more pieces, not cut.
+		WriteBufferSize: 1 << 10,
+		ReadBufferSize:  1 << 10,
+		TLSClientConfig: tc,
 	}
 	p.transports[key] = t
 	return t
