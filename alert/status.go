@@ -173,8 +173,7 @@ func (e *Engine) OpenIncidents() []Incident {
 	open := e.incidents.Open()
 	out := make([]Incident, len(open))
 	for i, inc := range open {
-		out[i] = *inc
-		out[i].Targets = slices.Clone(inc.Targets)
+		out[i] = copyIncident(inc)
 		out[i].Timeline = nil
 	}
 	return out

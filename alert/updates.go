@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -172,8 +173,12 @@ func (i Incident) LatestUpdate() (Update, bool) {
 // copyIncident copies an incident for a reader: nothing in it aliases engine state.
 func copyIncident(inc *Incident) Incident {
 	c := *inc
-	c.Targets = slices.Clone(inc.Targets)
+	c.Targets, c.Regions, c.Products = slices.Clone(inc.Targets), slices.Clone(inc.Regions), slices.Clone(inc.Products)
+	c.PeakTargets, c.PeakRegions, c.PeakProducts = slices.Clone(inc.PeakTargets), slices.Clone(inc.PeakRegions), slices.Clone(inc.PeakProducts)
 	c.Timeline = slices.Clone(inc.Timeline)
 	c.Updates = slices.Clone(inc.Updates)
+	// The maps too: the engine writes an open incident's reasons and screenshots while
+	// the status API encodes its copy (the race detector saw the shared map).
+	c.Reasons, c.Screenshots = maps.Clone(inc.Reasons), maps.Clone(inc.Screenshots)
 	return c
 }
