@@ -45,6 +45,7 @@ func (e *Engine) enqueueComms(now time.Time, inc *Incident, n notify.Notificatio
 	if len(to) == 0 || e.outbox == nil {
 		return false
 	}
+	e.flush() // what the message stands on is on disk before it is queued (as send's)
 	if err := e.outbox.Enqueue(notify.Delivery{Notification: n, Notify: to}); err != nil {
 		e.log.Error("could not queue a communications message", "key", inc.Key, "err", err)
 		inc.note(now, "failed", "could not queue "+what+" "+strings.Join(to, ", ")+": "+err.Error())

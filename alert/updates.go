@@ -71,15 +71,18 @@ func (e *Engine) PostUpdate(key string, u Update) (Incident, Update, error) {
 		return Incident{}, Update{}, err
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.unlock() // the update is on disk when the caller hears it was made
 	now := e.now()
 	u.At, u.Text, u.Author = now.UTC(), strings.TrimSpace(u.Text), strings.TrimSpace(u.Author)
 	if inc := e.incidents.Get(key); inc != nil {
 		made := e.addUpdate(now, inc, u)
 		e.saveIncident(inc)
-		e.sendUpdate(now, inc, made)
+		if e.sendUpdate(now, inc, made) {
+			e.saveIncident(inc) // with the timeline's note of the message
+		}
 		return copyIncident(inc), made, nil
 	}
+	e.flush() // an incident closed a moment ago may still be in the journal, not in the store
 	storeKey, inc, ok, err := e.latestClosed(key)
 	switch {
 	case err != nil:
@@ -91,7 +94,9 @@ func (e *Engine) PostUpdate(key string, u Update) (Incident, Update, error) {
 	if err := e.store.Put(BucketClosed, storeKey, &inc); err != nil {
 		return Incident{}, Update{}, fmt.Errorf("save the update of closed incident %s: %w", key, err)
 	}
-	e.sendUpdate(now, &inc, made)
+	if e.sendUpdate(now, &inc, made) {
+		e.j.put("save closed incident", BucketClosed, storeKey, &inc) // with the timeline's note of the message
+	}
 	return inc, made, nil
 }
 
@@ -146,10 +151,10 @@ func (e *Engine) latestClosed(key string) (storeKey string, found Incident, ok b
 
 // sendUpdate posts an update to comms.updates_notify: a trigger of the incident's key
 // while it is open, a resolve once it is closed (a webhook reading dedup keys must not
-// see a closed incident reopen).
-func (e *Engine) sendUpdate(now time.Time, inc *Incident, u Update) {
-	if e.cfg.Comms == nil || len(e.cfg.Comms.UpdatesNotify) == 0 {
-		return
+// see a closed incident reopen). It reports whether it noted anything on inc's timeline.
+func (e *Engine) sendUpdate(now time.Time, inc *Incident, u Update) bool {
+	if e.cfg.Comms == nil || len(e.cfg.Comms.UpdatesNotify) == 0 || e.outbox == nil {
+		return false
 	}
 	action := notify.ActionTrigger
 	if !inc.Open() {
@@ -160,6 +165,7 @@ func (e *Engine) sendUpdate(now time.Time, inc *Incident, u Update) {
 	n.Details["update"] = map[string]any{"id": u.ID, "status": u.Status, "text": u.Text, "author": u.Author, "at": u.At.Format(time.RFC3339)}
 	n.Details["text"] = u.Text
 	e.enqueueComms(now, inc, n, e.cfg.Comms.UpdatesNotify, "update sent to")
+	return true
 }
 
 // LatestUpdate is the incident's last human update, if any.
