@@ -199,7 +199,7 @@ func (e *Engine) Closed(limit int) ([]Incident, error) {
 	}
 	// Read what is already decided: an incident closed a moment ago may still be in
 	// the journal (the closing caller's commit runs after the lock is released).
-	e.j.wait(e.j.ticket())
+	e.flush()
 	var all []Incident
 	err := e.store.ForEach(BucketClosed, func(key string, raw []byte) error {
 		var inc Incident
@@ -226,16 +226,8 @@ func (e *Engine) FindIncident(key string) (Incident, bool, error) {
 	if inc, ok := e.Incident(key); ok {
 		return inc, true, nil
 	}
-	closed, err := e.Closed(0)
-	if err != nil {
-		return Incident{}, false, err
-	}
-	for _, inc := range closed {
-		if inc.Key == key {
-			return inc, true, nil
-		}
-	}
-	return Incident{}, false, nil
+	_, inc, ok, err := e.latestClosed(key)
+	return inc, ok, err
 }
 
 // LoadIncident reads an incident by key straight from a store (open first, else the
@@ -253,15 +245,6 @@ func LoadIncident(st Store, key string) (Incident, bool, error) {
 	if err != nil || ok {
 		return found, ok, err
 	}
-	err = st.ForEach(BucketClosed, func(_ string, raw []byte) error {
-		var inc Incident
-		if err := json.Unmarshal(raw, &inc); err != nil {
-			return nil // damaged: whatever it was, it cannot be the one asked for
-		}
-		if inc.Key == key {
-			found, ok = inc, true // keys sort by opening time: the last one wins
-		}
-		return nil
-	})
+	_, found, ok, err = findClosed(st, key)
 	return found, ok, err
 }

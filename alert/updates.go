@@ -82,7 +82,6 @@ func (e *Engine) PostUpdate(key string, u Update) (Incident, Update, error) {
 		}
 		return copyIncident(inc), made, nil
 	}
-	e.flush() // an incident closed a moment ago may still be in the journal, not in the store
 	storeKey, inc, ok, err := e.latestClosed(key)
 	switch {
 	case err != nil:
@@ -130,12 +129,21 @@ func cellNames(states map[Cell]ComponentState) []string {
 }
 
 // latestClosed reads the latest closed incident with key, and the key it is stored
-// under. Without a store there is none.
+// under, once the journal's pending writes are committed (an incident closed a moment
+// ago may still be in the journal). Without a store there is none.
 func (e *Engine) latestClosed(key string) (storeKey string, found Incident, ok bool, err error) {
 	if e.store == nil {
 		return "", Incident{}, false, nil
 	}
-	err = e.store.ForEach(BucketClosed, func(k string, raw []byte) error {
+	e.flush()
+	return findClosed(e.store, key)
+}
+
+// findClosed reads the latest closed incident with key from st, and the key it is
+// stored under. A damaged record is skipped: whatever it was, it cannot be the one
+// asked for.
+func findClosed(st Store, key string) (storeKey string, found Incident, ok bool, err error) {
+	err = st.ForEach(BucketClosed, func(k string, raw []byte) error {
 		var inc Incident
 		if json.Unmarshal(raw, &inc) != nil || inc.Key != key {
 			return nil // damaged, or another incident
