@@ -1,6 +1,8 @@
 package alert
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -221,7 +223,7 @@ func (n Names) clause(states map[Cell]ComponentState, s ComponentState) string {
 	}
 	var groups []*group
 	byRegions := map[string]*group{}
-	for _, p := range n.sortedProducts(regionsOf) {
+	for _, p := range n.sortedProducts(slices.Collect(maps.Keys(regionsOf))) {
 		rs := n.sortedRegions(regionsOf[p])
 		key := strings.Join(rs, ",")
 		g := byRegions[key]
@@ -243,11 +245,8 @@ func (n Names) clause(states map[Cell]ComponentState, s ComponentState) string {
 	return strings.Join(parts, "; ")
 }
 
-func (n Names) sortedProducts(m map[string][]string) []string {
-	out := make([]string, 0, len(m))
-	for p := range m {
-		out = append(out, p)
-	}
+// sortedProducts sorts product names (in place) as the config lists them (by priority).
+func (n Names) sortedProducts(out []string) []string {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := indexOf(n.products, out[i]), indexOf(n.products, out[j])
 		return a < b || a == b && out[i] < out[j]

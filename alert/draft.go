@@ -2,6 +2,7 @@ package alert
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ func (e *Engine) draftUpdate(now time.Time, inc *Incident) string {
 	if s := e.symptoms(names, cells, group, affected); s != "" {
 		b.WriteString(" " + s)
 	}
-	b.WriteString(" " + e.recovered(names, inc, affected))
+	b.WriteString(" " + e.recovered(names, cells, inc, affected))
 	return b.String()
 }
 
@@ -78,9 +79,9 @@ func (e *Engine) symptoms(names Names, cells Cells, group []Incident, affected m
 		}
 	}
 	var parts []string
-	for _, p := range names.sortedProducts(toLists(perProduct)) {
+	for _, p := range names.sortedProducts(slices.Collect(maps.Keys(perProduct))) {
 		var said []string
-		for _, sym := range sortedSymptoms(perProduct[p]) {
+		for _, sym := range sortedSymptoms(slices.Collect(maps.Keys(perProduct[p]))) {
 			w := perProduct[p][sym]
 			line := sym + " in " + regionTitles(names, w.regions)
 			line += freshnessNote(sym, w.freshness)
@@ -91,24 +92,13 @@ func (e *Engine) symptoms(names Names, cells Cells, group []Incident, affected m
 	return strings.Join(parts, " ")
 }
 
-func toLists[V any](m map[string]V) map[string][]string {
-	out := make(map[string][]string, len(m))
-	for k := range m {
-		out[k] = nil
-	}
-	return out
-}
-
 // symptomOrder: the worst for a customer first.
 var symptomOrder = []string{SymptomNotLoading, SymptomErrors, SymptomUnreadable, SymptomSlow, "recovering"}
 
-func sortedSymptoms[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for s := range m {
-		out = append(out, s)
-	}
-	slices.SortFunc(out, func(a, b string) int { return slices.Index(symptomOrder, a) - slices.Index(symptomOrder, b) })
-	return out
+// sortedSymptoms sorts symptoms (in place) the worst first.
+func sortedSymptoms(symptoms []string) []string {
+	slices.SortFunc(symptoms, func(a, b string) int { return slices.Index(symptomOrder, a) - slices.Index(symptomOrder, b) })
+	return symptoms
 }
 
 func regionTitles(names Names, regions []string) string {
@@ -137,7 +127,7 @@ func freshnessNote(symptom string, lag time.Duration) string {
 
 // recovered says what recovered since the last human update (or since the incident
 // began, before there is one).
-func (e *Engine) recovered(names Names, inc *Incident, affected map[Cell]ComponentState) string {
+func (e *Engine) recovered(names Names, cells Cells, inc *Incident, affected map[Cell]ComponentState) string {
 	var baseline []string
 	since := "since it began"
 	if u, ok := e.lastUpdate(inc); ok {
@@ -146,7 +136,7 @@ func (e *Engine) recovered(names Names, inc *Incident, affected map[Cell]Compone
 	} else {
 		peak := *inc
 		peak.Targets = union(inc.PeakTargets, inc.Targets)
-		baseline = cellNames(CellsOfConfig(e.cfg).IncidentCells(peak))
+		baseline = cellNames(cells.IncidentCells(peak))
 	}
 	back := map[Cell]ComponentState{}
 	for _, name := range baseline {
