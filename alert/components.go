@@ -312,6 +312,21 @@ func (st Status) PublicStates() map[Cell]ComponentState {
 	return CellsOf(st.Targets).States(st.PublicIncidents())
 }
 
+// PublicStates is Snapshot().PublicStates() without the snapshot: the status sync asks
+// every second, and a snapshot copies every target's view (and in a fleet words its
+// votes) under the engine's lock.
+func (e *Engine) PublicStates() map[Cell]ComponentState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var open []Incident
+	for _, inc := range e.incidents.Open() {
+		if inc.Public() {
+			open = append(open, *inc) // read under the lock only: no copy of its lists needed
+		}
+	}
+	return CellsOfConfig(e.cfg).States(open)
+}
+
 // PublicIncidents are the open incidents customers hear of.
 func (st Status) PublicIncidents() []Incident {
 	var out []Incident

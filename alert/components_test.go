@@ -104,3 +104,38 @@ products:
 		}
 	}
 }
+
+// TestEnginePublicStatesIsTheSnapshots: the engine's PublicStates judges the cells as
+// the snapshot's does, with incidents of every kind open.
+func TestEnginePublicStatesIsTheSnapshots(t *testing.T) {
+	e, _, _ := memEngine(t, engineConfig(t, "0s"))
+	e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "down"), resultOf("metrics/q@eu1", "down"), resultOf("logs/a@us1", "degraded")})
+	want, got := e.Snapshot().PublicStates(), e.PublicStates()
+	if len(Affected(want)) != 3 || len(got) != len(want) {
+		t.Fatalf("engine %v, snapshot %v; want the same three cells affected", got, want)
+	}
+	for c, s := range want {
+		if got[c] != s {
+			t.Errorf("%v: engine %s, snapshot %s", c, got[c], s)
+		}
+	}
+}
+
+// BenchmarkPublicStates: what the status sync's one question a second costs at 10,000
+// targets, through a snapshot and from the engine.
+func BenchmarkPublicStates(b *testing.B) {
+	e, err := NewEngine(EngineOptions{Config: manyTargetsConfig(&testing.T{}, 10000), Outbox: &recordingOutbox{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("snapshot", func(b *testing.B) {
+		for b.Loop() {
+			_ = e.Snapshot().PublicStates()
+		}
+	})
+	b.Run("engine", func(b *testing.B) {
+		for b.Loop() {
+			_ = e.PublicStates()
+		}
+	})
+}

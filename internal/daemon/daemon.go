@@ -329,7 +329,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if cfg.Public != nil && cfg.Public.Sync != nil {
 		syncer := statussync.New(statussync.Options{Sync: cfg.Public.Sync, Clock: d.clock, Logger: d.log,
-			States: func() map[alert.Cell]alert.ComponentState { return d.engine.Snapshot().PublicStates() }})
+			States: func() map[alert.Cell]alert.ComponentState { return d.engine.PublicStates() }})
 		goRun("status sync", syncer.Run) // public.sync changes take effect at the next start
 	}
 	serveErr := make(chan error, 1)
