@@ -50,19 +50,27 @@ type timelineAnswer struct {
 // apiTimeline takes the dedup key with "/" written as "~" (picket~region~eu1), or
 // URL-escaped as %2F, since a raw "/" would end the path segment.
 func (h *Handler) apiTimeline(w http.ResponseWriter, r *http.Request) {
-	key := keyFromPath(r.PathValue("key"))
-	inc, ok, err := h.src.FindIncident(key)
-	if err != nil {
-		h.fail(w, "find incident", err)
-		return
-	}
+	inc, ok := h.incidentOfPath(w, r)
 	if !ok {
-		writeError(w, h.scrub, http.StatusNotFound, fmt.Sprintf("no open or closed incident with key %q", key))
 		return
 	}
 	timeline := nonNil(inc.Timeline)
 	inc.Timeline = nil // once is enough: the answer carries it beside the incident
 	writeJSON(w, h.scrub, http.StatusOK, timelineAnswer{Incident: inc, Timeline: timeline})
+}
+
+// incidentOfPath finds the incident the path's {key} names, open or closed; else it
+// answers the error (404, or 500 when the store failed) and reports false.
+func (h *Handler) incidentOfPath(w http.ResponseWriter, r *http.Request) (alert.Incident, bool) {
+	key := keyFromPath(r.PathValue("key"))
+	inc, ok, err := h.src.FindIncident(key)
+	switch {
+	case err != nil:
+		h.fail(w, "find incident", err)
+	case !ok:
+		writeError(w, h.scrub, http.StatusNotFound, fmt.Sprintf("no open or closed incident with key %q", key))
+	}
+	return inc, err == nil && ok
 }
 
 // keyFromPath undoes the "~" spelling of a dedup key's slashes.

@@ -45,14 +45,7 @@ func (h *Handler) apiPostUpdate(w http.ResponseWriter, r *http.Request) {
 
 // apiUpdates lists an incident's updates, oldest first.
 func (h *Handler) apiUpdates(w http.ResponseWriter, r *http.Request) {
-	key := keyFromPath(r.PathValue("key"))
-	inc, ok, err := h.src.FindIncident(key)
-	switch {
-	case err != nil:
-		h.fail(w, "find incident", err)
-	case !ok:
-		writeError(w, h.scrub, http.StatusNotFound, fmt.Sprintf("no open or closed incident with key %q", key))
-	default:
+	if inc, ok := h.incidentOfPath(w, r); ok {
 		writeJSON(w, h.scrub, http.StatusOK, nonNil(inc.Updates))
 	}
 }
