@@ -19,7 +19,7 @@ type cellUptime struct {
 const uptimeDays = 30
 
 // uptimeOf reads every cell's targets' history: two reads per target.
-func uptimeOf(src PublicSource, cells alert.Cells, now time.Time) (map[alert.Cell]cellUptime, error) {
+func uptimeOf(src historyReader, cells alert.Cells, now time.Time) (map[alert.Cell]cellUptime, error) {
 	day, _ := windowFor("24h", now)
 	quarter, _ := windowFor("90d", now)
 	monthFrom := quarter.to.Add(-uptimeDays * 24 * time.Hour)
@@ -27,11 +27,7 @@ func uptimeOf(src PublicSource, cells alert.Cells, now time.Time) (map[alert.Cel
 	for c, targets := range cells {
 		var fine, coarse []store.Bucket
 		for _, t := range targets {
-			f, err := src.History(t, day.from, day.to, day.step)
-			if err != nil {
-				return nil, err
-			}
-			q, err := src.History(t, quarter.from, quarter.to, quarter.step)
+			f, q, err := readWindows(src, t, day, quarter)
 			if err != nil {
 				return nil, err
 			}

@@ -74,15 +74,28 @@ func (h *Handler) addUptime(view *pageView, st alert.Status, now time.Time) {
 }
 
 func (h *Handler) uptimeOf(target string, day, quarter window) (uptimeView, error) {
-	fine, err := h.src.History(target, day.from, day.to, day.step)
-	if err != nil {
-		return uptimeView{}, err
-	}
-	coarse, err := h.src.History(target, quarter.from, quarter.to, quarter.step)
+	fine, coarse, err := readWindows(h.src, target, day, quarter)
 	if err != nil {
 		return uptimeView{}, err
 	}
 	return uptimeView{Target: target, Day: fineBar(fine), Quarter: dailyBar(coarse)}, nil
+}
+
+// historyReader is the history half of Source and PublicSource.
+type historyReader interface {
+	History(target string, from, to time.Time, step time.Duration) ([]store.Bucket, error)
+}
+
+// readWindows reads a target's history in the day's and the quarter's buckets: the two
+// reads behind both pages' uptime.
+func readWindows(src historyReader, target string, day, quarter window) (fine, coarse []store.Bucket, err error) {
+	if fine, err = src.History(target, day.from, day.to, day.step); err != nil {
+		return nil, nil, err
+	}
+	if coarse, err = src.History(target, quarter.from, quarter.to, quarter.step); err != nil {
+		return nil, nil, err
+	}
+	return fine, coarse, nil
 }
 
 // fineBar: one segment per 5-minute bucket.
