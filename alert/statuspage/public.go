@@ -207,9 +207,12 @@ var publicFuncs = template.FuncMap{
 	"join":   func(s []string) string { return strings.Join(s, ", ") },
 	"words":  func(s alert.ComponentState) string { return s.Words() },
 	"symbol": stateSymbol,
-	"status": func(s string) string { return strings.ToUpper(s[:1]) + s[1:] },
+	"status": statusWord,
 	"since":  func(a, b time.Time) string { return humanDuration(b.Sub(a)) },
 }
+
+// statusWord is an update status as a heading says it: "Investigating".
+func statusWord(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
 // stateSymbol gives each state a sign, so colour is never the only cue.
 func stateSymbol(s alert.ComponentState) string {

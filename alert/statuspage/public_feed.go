@@ -81,7 +81,7 @@ func (h *PublicHandler) feed(m publicModel, base string) ([]byte, error) {
 
 // entryTitle: "Resolved: Major outage: Logs in Europe 1" (the latest status first).
 func entryTitle(inc publicIncident) string {
-	return publicFuncs["status"].(func(string) string)(inc.Status) + ": " + inc.Title
+	return statusWord(inc.Status) + ": " + inc.Title
 }
 
 func entryHTML(inc publicIncident) string {
