@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -262,7 +263,7 @@ func TestCommsCadence(t *testing.T) {
 		t.Errorf("the team's chat did not get the update: %q", s)
 	}
 	// web recovers in us1; 30 minutes after the update the next one is due, saying so.
-	outage := copyMap(globalOutage)
+	outage := maps.Clone(globalOutage)
 	delete(outage, "web/home@us1")
 	r.round(outage)
 	r.clock.Advance(30*time.Minute - time.Second)
@@ -341,12 +342,4 @@ func containsText(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

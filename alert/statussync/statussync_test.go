@@ -3,6 +3,7 @@ package statussync_test
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -48,11 +49,7 @@ func newSyncRig(t *testing.T, key string) *syncRig {
 		States: func() map[alert.Cell]alert.ComponentState {
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			out := map[alert.Cell]alert.ComponentState{}
-			for k, v := range r.states {
-				out[k] = v
-			}
-			return out
+			return maps.Clone(r.states)
 		},
 		Clock:  r.clock,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
