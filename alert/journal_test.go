@@ -45,6 +45,25 @@ func (g *gatedStore) CommitWrites(writes []store.Write) error {
 	return g.Store.CommitWrites(writes)
 }
 
+// holdArchives shuts the gate for the commits that archive an incident (that write
+// to the closed bucket).
+func (g *gatedStore) holdArchives() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shut = make(chan struct{})
+	g.holds = func(ws []store.Write) bool {
+		return slices.ContainsFunc(ws, func(w store.Write) bool { return w.Bucket == BucketClosed })
+	}
+}
+
+// open lets every commit through, the held ones too.
+func (g *gatedStore) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.shut)
+	g.shut = nil
+}
+
 func manyTargetsConfig(t *testing.T, regions int) *config.Config {
 	t.Helper()
 	var b strings.Builder
@@ -113,10 +132,7 @@ func TestEngineWritesAreGroupCommitted(t *testing.T) {
 	if n := returned.Load(); n != 0 {
 		t.Fatalf("%d Observe calls returned before their writes were committed", n)
 	}
-	g.mu.Lock()
-	close(g.shut)
-	g.shut = nil
-	g.mu.Unlock()
+	g.open()
 	wg.Wait()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -227,12 +243,7 @@ func TestClosedReadsWhatIsDecided(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "down"), resultOf("metrics/q@eu1", "down")})
-	g.mu.Lock()
-	g.shut = make(chan struct{})
-	g.holds = func(ws []store.Write) bool {
-		return slices.ContainsFunc(ws, func(w store.Write) bool { return w.Bucket == BucketClosed })
-	}
-	g.mu.Unlock()
+	g.holdArchives()
 	go e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "up"), resultOf("metrics/q@eu1", "up")}) // resolves; the archive's commit waits at the gate
 	testkit.WaitFor(t, 5*time.Second, "the archiving commit at the gate", func() bool { return g.entered.Load() == 1 })
 	got := make(chan []Incident, 1)
@@ -245,10 +256,7 @@ func TestClosedReadsWhatIsDecided(t *testing.T) {
 		t.Fatalf("Closed answered %d incidents while the closing commit was held", len(c))
 	case <-time.After(100 * time.Millisecond):
 	}
-	g.mu.Lock()
-	close(g.shut)
-	g.shut = nil
-	g.mu.Unlock()
+	g.open()
 	closed := <-got
 	if !slices.ContainsFunc(closed, func(inc Incident) bool { return inc.Key == "picket/region/eu1" }) {
 		t.Errorf("closed incidents %v, want picket/region/eu1", closed)

@@ -65,12 +65,7 @@ func TestPostedUpdateIsOnDiskWhenPostReturns(t *testing.T) {
 // archive was still in the journal), with the note of its message.
 func TestUpdateOfIncidentClosedAMomentAgo(t *testing.T) {
 	e, g := updatesEngine(t)
-	g.mu.Lock()
-	g.shut = make(chan struct{})
-	g.holds = func(ws []store.Write) bool {
-		return slices.ContainsFunc(ws, func(w store.Write) bool { return w.Bucket == BucketClosed })
-	}
-	g.mu.Unlock()
+	g.holdArchives()
 	go e.ObserveAll([]probe.Result{resultOf("logs/a@eu1", "up"), resultOf("metrics/q@eu1", "up")}) // resolves; the archive's commit waits at the gate
 	testkit.WaitFor(t, 5*time.Second, "the archiving commit at the gate", func() bool { return g.entered.Load() == 1 })
 	posted := make(chan error, 1)
@@ -83,10 +78,7 @@ func TestUpdateOfIncidentClosedAMomentAgo(t *testing.T) {
 		t.Fatalf("PostUpdate answered (%v) while the closing commit was held", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	g.mu.Lock()
-	close(g.shut)
-	g.shut = nil
-	g.mu.Unlock()
+	g.open()
 	if err := <-posted; err != nil {
 		t.Fatalf("update of the incident closed a moment ago: %v", err)
 	}
