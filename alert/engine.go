@@ -285,7 +285,8 @@ func (e *Engine) Reload(cfg *config.Config) {
 // Results that arrive while the engine is busy are taken together: the caller that
 // gets the lock applies every result waiting and reconciles once, as ObserveAll does.
 // One at a time, 2,000 targets failing at once cost 2,000 reconciles, each encoding the
-// incident they widen (4,000 results took 87 s); together they cost a few.
+// incident they widen; together they cost a few (BenchmarkFailingAtOnce: 62.9 s before
+// the group commit and this, 0.34 s after).
 func (e *Engine) Observe(r probe.Result) (Transition, bool) {
 	o := &observation{r: r}
 	e.inbox.mu.Lock()
