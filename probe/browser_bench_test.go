@@ -83,29 +83,12 @@ func runnerBrowserCPU(r *Runner) time.Duration {
 		if p == nil {
 			return
 		}
-		for _, pid := range treePIDs(p.pid) {
+		pids, _ := procTree(p.pid)
+		for _, pid := range pids {
 			total += processCPU(pid)
 		}
 	})
 	return total
-}
-
-// treePIDs lists pid and its descendants.
-func treePIDs(pid int) []int {
-	entries, _ := os.ReadDir("/proc")
-	children := map[int][]int{}
-	for _, e := range entries {
-		if id, err := strconv.Atoi(e.Name()); err == nil {
-			if ppid, _, ok := readStat(id); ok {
-				children[ppid] = append(children[ppid], id)
-			}
-		}
-	}
-	out := []int{pid}
-	for i := 0; i < len(out); i++ {
-		out = append(out, children[out[i]]...)
-	}
-	return out
 }
 
 // processCPU is utime+stime+cutime+cstime of a process (clock ticks of 10 ms).
