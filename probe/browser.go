@@ -154,7 +154,7 @@ type browserRun struct {
 	redact  func(string) string // the config's secrets out of what the page said
 	timeout bool                // an action ran out of time: the browser may be hung
 	hung    bool                // and it did not answer
-	mem     int64               // the browser's memory after the actions; 0: not read
+	mem     int64               // the browser's memory after the actions (facts reads it)
 	secrets []string
 }
 
@@ -221,9 +221,6 @@ func (r *browserRun) close() {
 	r.stopParent()
 	if r.timeout && !r.hung {
 		r.hung = !r.proc.responsive()
-	}
-	if r.mem == 0 {
-		r.mem = r.proc.memory()
 	}
 	keep := r.proc.alive() && !r.hung && r.memErr.Load() == nil && r.mem <= r.pool.set.MaxMemory
 	r.cancelActs()
