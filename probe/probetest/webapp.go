@@ -126,7 +126,7 @@ func (rs *regionServer) handleAppSignIn(w http.ResponseWriter, r *http.Request) 
 // blank_page fault serves an app with nothing in it, blocked_api a Content-Security-
 // Policy that refuses the API call: both still 200.
 func (rs *regionServer) handleAppShell(w http.ResponseWriter, r *http.Request) {
-	if _, ok := rs.web.session(r); !ok {
+	if _, _, ok := rs.web.session(r); !ok {
 		http.Redirect(w, r, "/app/login", http.StatusSeeOther)
 		return
 	}
@@ -174,15 +174,12 @@ func (rs *regionServer) handleAppStyle(w http.ResponseWriter, r *http.Request) {
 
 // handleAppSession is the app's API: who is signed in, by cookie or bearer token.
 func (rs *regionServer) handleAppSession(w http.ResponseWriter, r *http.Request) {
-	token, ok := rs.web.session(r)
+	token, user, ok := rs.web.session(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeJSON(w, http.StatusUnauthorized, errorBody{"not signed in"})
 		return
 	}
-	rs.web.mu.Lock()
-	user := rs.web.sessions[token]
-	rs.web.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"user": user, "region": rs.name, "token": token})
 }
 
@@ -201,16 +198,16 @@ func (a *webApp) start(user string) string {
 	return token
 }
 
-// session finds the request's session token: the cookie, else "Authorization: Bearer".
-func (a *webApp) session(r *http.Request) (string, bool) {
-	token := ""
+// session finds the request's session token (the cookie, else "Authorization:
+// Bearer") and its user.
+func (a *webApp) session(r *http.Request) (token, user string, ok bool) {
 	if c, err := r.Cookie(webSessionCookie); err == nil {
 		token = c.Value
-	} else if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+	} else if t, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
 		token = t
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, ok := a.sessions[token]
-	return token, ok && token != ""
+	user, ok = a.sessions[token]
+	return token, user, ok && token != ""
 }
