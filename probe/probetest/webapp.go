@@ -99,10 +99,16 @@ func (rs *regionServer) webRoutes(mux *http.ServeMux) {
 }
 
 func writeHTML(w http.ResponseWriter, status int, page []byte) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	writeAsset(w, status, "text/html; charset=utf-8", page)
+}
+
+// writeAsset answers body as contentType, never cached: a fault set or cleared shows
+// on the next load.
+func writeAsset(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(page)
+	_, _ = w.Write(body)
 }
 
 func (rs *regionServer) handleAppLogin(w http.ResponseWriter, r *http.Request) {
@@ -150,9 +156,7 @@ func (rs *regionServer) handleAppScript(w http.ResponseWriter, r *http.Request) 
 	case FaultBlankPage:
 		body = nil // the app's bundle came out empty
 	}
-	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(body)
+	writeAsset(w, http.StatusOK, "text/javascript; charset=utf-8", body)
 }
 
 // handleAppStyle serves the stylesheet; the slow_asset fault holds it for the fault's
@@ -167,9 +171,7 @@ func (rs *regionServer) handleAppStyle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(rs.web.style)
+	writeAsset(w, http.StatusOK, "text/css; charset=utf-8", rs.web.style)
 }
 
 // handleAppSession is the app's API: who is signed in, by cookie or bearer token.
