@@ -230,17 +230,18 @@ func (b *browserProc) memory() int64 {
 	if b == nil || b.pid == 0 {
 		return 0
 	}
-	return treeMemory(b.pid)
+	return proportional(procTree(b.pid))
 }
 
-// treeMemory sums the memory of pid and its descendants, found through /proc/*/stat.
-func treeMemory(pid int) int64 {
+// procTree is pid and its descendants, found through /proc/*/stat, with the resident
+// bytes of each.
+func procTree(pid int) (pids []int, rss map[int]int64) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return nil, nil
 	}
 	children := map[int][]int{}
-	rss := map[int]int64{}
+	rss = map[int]int64{}
 	page := int64(os.Getpagesize())
 	for _, e := range entries {
 		id, err := strconv.Atoi(e.Name())
@@ -252,11 +253,18 @@ func treeMemory(pid int) int64 {
 			rss[id] = pages * page
 		}
 	}
+	pids = []int{pid}
+	for i := 0; i < len(pids) && len(pids) < 10_000; i++ {
+		pids = append(pids, children[pids[i]]...)
+	}
+	return pids, rss
+}
+
+// proportional sums the proportional set sizes of pids, or the resident set where
+// smaps_rollup cannot be read.
+func proportional(pids []int, rss map[int]int64) int64 {
 	total := int64(0)
-	queue := []int{pid}
-	for n := 0; len(queue) > 0 && n < 10_000; n++ {
-		id := queue[0]
-		queue = append(queue[1:], children[id]...)
+	for _, id := range pids {
 		if pss, ok := readPSS(id); ok {
 			total += pss
 		} else {

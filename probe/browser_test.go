@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/picket-dev/picket/config"
+	"github.com/picket-dev/picket/internal/testkit"
 	"github.com/picket-dev/picket/probe/probetest"
 )
 
@@ -284,34 +285,34 @@ func browserPIDs(t testing.TB) []int {
 // waitForBrowser waits (bounded) until a browser of this test runs, and returns it.
 func waitForBrowser(t *testing.T, not int) int {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	found := 0
+	testkit.WaitFor(t, 20*time.Second, "a browser process to start", func() bool {
 		for _, pid := range browserPIDs(t) {
 			if pid != not {
-				return pid
+				found = pid
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("no browser process started within 20s")
-	return 0
+		return false
+	})
+	return found
 }
 
 // waitForRequest waits (bounded) until the web app has served a request: a run is in
 // its navigation.
 func waitForRequest(t *testing.T, plat *probetest.Platform, done <-chan Result) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	testkit.WaitFor(t, 20*time.Second, "the browser to ask the web app for something", func() bool {
 		if plat.Requests("eu1", "web") > 0 {
-			return
+			return true
 		}
 		select {
 		case res := <-done:
 			t.Fatalf("the run ended before the browser asked the web app for anything: %s", res.Error)
 		default:
 		}
-	}
-	t.Fatal("the browser asked the web app for nothing within 20s")
+		return false
+	})
 }
 
 // slowJourney waits on the slow stylesheet long enough for a test to act on the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // confirmRig is a real Scheduler and Confirmer on a fake clock; runs answer at once
@@ -73,18 +74,14 @@ func gridTargets(products, regions int) []*config.Target {
 
 func (r *confirmRig) waitSettled(t *testing.T, n int) [][]string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	var got [][]string
+	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("%d confirmation rounds to settle", n), func() bool {
 		r.mu.Lock()
-		got := slices.Clone(r.settled)
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatalf("confirmation rounds settled: want %d within 5s", n)
-	return nil
+		defer r.mu.Unlock()
+		got = slices.Clone(r.settled)
+		return len(got) >= n
+	})
+	return got
 }
 
 // TestConfirmRunsAFirstFailureAgainAtOnce: a first failure runs the target again at

@@ -8,6 +8,7 @@ import (
 
 	"github.com/picket-dev/picket/config"
 	"github.com/picket-dev/picket/internal/clock"
+	"github.com/picket-dev/picket/internal/testkit"
 )
 
 // planRecord is what OnStart saw, in virtual time.
@@ -101,16 +102,10 @@ func TestSchedulerKeepsARegularPlan(t *testing.T) {
 // waitForTimer waits (bounded) until the dispatcher has armed its first timer.
 func waitForTimer(t *testing.T, fake *clock.Fake) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ok := fake.NextTimer(); ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the dispatcher armed no timer within 5s")
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
+	testkit.WaitFor(t, 5*time.Second, "the dispatcher to arm a timer", func() bool {
+		_, ok := fake.NextTimer()
+		return ok
+	})
 }
 
 // TestPlanInstants: the plan's instants and how a target that fell behind rejoins its

@@ -3,13 +3,14 @@ package probetest
 import (
 	"context"
 	"errors"
-	"github.com/picket-dev/picket/internal/loopback"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/picket-dev/picket/internal/loopback"
 )
 
 // maxBodyBytes bounds every request body the platform reads.

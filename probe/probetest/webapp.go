@@ -99,10 +99,16 @@ func (rs *regionServer) webRoutes(mux *http.ServeMux) {
 }
 
 func writeHTML(w http.ResponseWriter, status int, page []byte) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	writeAsset(w, status, "text/html; charset=utf-8", page)
+}
+
+// writeAsset answers body as contentType, never cached: a fault set or cleared shows
+// on the next load.
+func writeAsset(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write(page)
+	_, _ = w.Write(body)
 }
 
 func (rs *regionServer) handleAppLogin(w http.ResponseWriter, r *http.Request) {
@@ -126,7 +132,7 @@ func (rs *regionServer) handleAppSignIn(w http.ResponseWriter, r *http.Request) 
 // blank_page fault serves an app with nothing in it, blocked_api a Content-Security-
 // Policy that refuses the API call: both still 200.
 func (rs *regionServer) handleAppShell(w http.ResponseWriter, r *http.Request) {
-	if _, ok := rs.web.session(r); !ok {
+	if _, _, ok := rs.web.session(r); !ok {
 		http.Redirect(w, r, "/app/login", http.StatusSeeOther)
 		return
 	}
@@ -150,9 +156,7 @@ func (rs *regionServer) handleAppScript(w http.ResponseWriter, r *http.Request) 
 	case FaultBlankPage:
 		body = nil // the app's bundle came out empty
 	}
-	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(body)
+	writeAsset(w, http.StatusOK, "text/javascript; charset=utf-8", body)
 }
 
 // handleAppStyle serves the stylesheet; the slow_asset fault holds it for the fault's
@@ -167,22 +171,17 @@ func (rs *regionServer) handleAppStyle(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(rs.web.style)
+	writeAsset(w, http.StatusOK, "text/css; charset=utf-8", rs.web.style)
 }
 
 // handleAppSession is the app's API: who is signed in, by cookie or bearer token.
 func (rs *regionServer) handleAppSession(w http.ResponseWriter, r *http.Request) {
-	token, ok := rs.web.session(r)
+	token, user, ok := rs.web.session(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeJSON(w, http.StatusUnauthorized, errorBody{"not signed in"})
 		return
 	}
-	rs.web.mu.Lock()
-	user := rs.web.sessions[token]
-	rs.web.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"user": user, "region": rs.name, "token": token})
 }
 
@@ -201,16 +200,16 @@ func (a *webApp) start(user string) string {
 	return token
 }
 
-// session finds the request's session token: the cookie, else "Authorization: Bearer".
-func (a *webApp) session(r *http.Request) (string, bool) {
-	token := ""
+// session finds the request's session token (the cookie, else "Authorization:
+// Bearer") and its user.
+func (a *webApp) session(r *http.Request) (token, user string, ok bool) {
 	if c, err := r.Cookie(webSessionCookie); err == nil {
 		token = c.Value
-	} else if t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+	} else if t, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
 		token = t
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	_, ok := a.sessions[token]
-	return token, ok && token != ""
+	user, ok = a.sessions[token]
+	return token, user, ok && token != ""
 }
