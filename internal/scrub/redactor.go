@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Redactor replaces secrets with Marker. A nil Redactor redacts nothing; all methods
@@ -78,18 +79,30 @@ func jsonForm(s string) string {
 // templateForms renders s the way html/template does in text, attribute and URL
 // contexts.
 func templateForms(s string) []string {
-	contexts := [][2]string{{"<p>", "</p>"}, {`<p title="`, `">`}, {`<a href="/x/`, `">`}}
 	var forms []string
-	for _, c := range contexts {
-		t, err := template.New("form").Parse(c[0] + "{{.}}" + c[1])
-		if err != nil {
-			continue
-		}
+	for _, c := range formContexts() {
 		var b strings.Builder
-		if t.Execute(&b, s) != nil {
+		if c.t.Execute(&b, s) != nil {
 			continue
 		}
-		forms = append(forms, strings.TrimSuffix(strings.TrimPrefix(b.String(), c[0]), c[1]))
+		forms = append(forms, strings.TrimSuffix(strings.TrimPrefix(b.String(), c.before), c.after))
 	}
 	return forms
 }
+
+// formContext is one place html/template may write a secret: its template, and the
+// text around the value.
+type formContext struct {
+	t             *template.Template
+	before, after string
+}
+
+// formContexts are parsed once: a redactor is built per browser run, and parsing
+// three templates for each secret each time cost more than the rest of building it.
+var formContexts = sync.OnceValue(func() []formContext {
+	var out []formContext
+	for _, c := range [][2]string{{"<p>", "</p>"}, {`<p title="`, `">`}, {`<a href="/x/`, `">`}} {
+		out = append(out, formContext{template.Must(template.New("form").Parse(c[0] + "{{.}}" + c[1])), c[0], c[1]})
+	}
+	return out
+})
