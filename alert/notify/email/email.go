@@ -59,8 +59,7 @@ type Notifier struct {
 // New builds a notifier from its config. A config that is not an email one yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Email != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: notify.ChannelOptions{Logger: opts.Logger}})}
+	n := &Notifier{Channel: notify.ChannelOf(Kind, cfg, cfg.Email != nil, notify.ChannelOptions{Logger: opts.Logger})}
 	if n.Misconfig != nil {
 		return n
 	}
