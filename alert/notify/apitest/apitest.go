@@ -8,6 +8,7 @@ package apitest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/internal/testkit"
@@ -168,6 +170,24 @@ func NoLeak(t testing.TB, secret string, texts map[string]string) {
 			t.Errorf("%s leaks the secret: %s", what, text)
 		}
 	}
+}
+
+// TimeoutText is the error text of send against a stand-in that answers only after the
+// 50 ms deadline of send's ctx has passed: the timeout leg of a leak check. A send that
+// succeeds anyway fails t.
+func TimeoutText(t testing.TB, send func(ctx context.Context, baseURL string) error) string {
+	t.Helper()
+	slow := Start(t, func(Request) Answer {
+		time.Sleep(300 * time.Millisecond)
+		return Answer{Status: http.StatusOK}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	err := send(ctx, slow.URL)
+	if err == nil {
+		t.Error("TimeoutText: send succeeded: the timeout leg checks nothing")
+	}
+	return ErrText(err)
 }
 
 // ErrText is err's text, "" for nil.
