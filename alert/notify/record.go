@@ -249,7 +249,10 @@ func (o *Outbox) writesOf(c *change) map[string]map[string]any {
 			}
 		}
 	}
-	open := o.openMarks(c)
+	open := map[string]any{}
+	for k, v := range o.openMarks(c) {
+		open[k] = v
+	}
 	for k, v := range c.open {
 		open[k] = v
 	}
@@ -269,7 +272,7 @@ func (o *Outbox) writesOf(c *change) map[string]map[string]any {
 func (o *Outbox) committed(c *change, err error) {
 	for k, v := range o.openMarks(c) {
 		if _, closed := c.open[k]; !closed {
-			o.open[k] = v.(openRecord)
+			o.open[k] = v
 		}
 	}
 	for _, e := range c.fresh {
