@@ -203,10 +203,10 @@ func (o *Outbox) commit(c *change) error {
 			o.number(c, first)
 			return o.writesOf(c), nil
 		})
-		if err != nil {
-			first = o.lastSeq + 1 // the store's numbers were rolled back with the rest
+		if err != nil { // the store's numbers, if fill took any, were rolled back with the rest
+			first = o.lastSeq + 1
+			o.number(c, first)
 		}
-		o.number(c, first)
 		o.lastSeq = max(o.lastSeq, first+uint64(len(c.fresh))-1)
 	}
 	o.committed(c, err)
