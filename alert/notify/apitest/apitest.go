@@ -190,6 +190,16 @@ func TimeoutText(t testing.TB, send func(ctx context.Context, baseURL string) er
 	return ErrText(err)
 }
 
+// MustJSON is v as JSON; t fails at once if v cannot be encoded.
+func MustJSON(t testing.TB, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
 // ErrText is err's text, "" for nil.
 func ErrText(err error) string {
 	if err == nil {

@@ -445,7 +445,7 @@ func TestRoutingKeyNeverLeaks(t *testing.T) {
 		},
 	}
 	for _, f := range []pdtest.Fault{{Status: 400}, {Status: 429, RetryAfter: time.Second}, {Status: 500}, {Status: 503}, {Close: true}, {Delay: 2 * time.Second}} {
-		failures["fault "+mustJSON(t, f)] = func() error {
+		failures["fault "+apitest.MustJSON(t, f)] = func() error {
 			r.SetFault(f)
 			defer r.ClearFault()
 			n := newNotifier(t, r.BaseURL(), marker, log)
@@ -483,15 +483,6 @@ func TestRoutingKeyNeverLeaks(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func jsonKeys(t *testing.T, raw []byte) []string {
 	t.Helper()
 	var m map[string]json.RawMessage
@@ -515,4 +506,4 @@ func decodeAny(t *testing.T, raw []byte) any {
 	return v
 }
 
-func roundTrip(t *testing.T, v any) any { return decodeAny(t, []byte(mustJSON(t, v))) }
+func roundTrip(t *testing.T, v any) any { return decodeAny(t, []byte(apitest.MustJSON(t, v))) }

@@ -171,7 +171,7 @@ func TestDetailsFromJSON(t *testing.T) {
 	if _, ok := decoded.Details["matrix"].(map[string]any); !ok {
 		t.Fatalf("decoded matrix is %T, the test assumes map[string]any", decoded.Details["matrix"])
 	}
-	want, got := mustJSON(t, BuildMessage(typed, "")), mustJSON(t, BuildMessage(decoded, ""))
+	want, got := apitest.MustJSON(t, BuildMessage(typed, "")), apitest.MustJSON(t, BuildMessage(decoded, ""))
 	if want != got {
 		t.Errorf("decoded details render differently:\n got %s\nwant %s", got, want)
 	}
@@ -393,15 +393,6 @@ func fieldTexts(b Block) string {
 }
 
 func runes(s string) int { return len([]rune(s)) }
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // TestTextDetailIsASection: details["text"] (a human or drafted update) is shown in
 // a section of its own, escaped, so a comms channel reads the draft without opening

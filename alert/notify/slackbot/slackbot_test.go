@@ -245,7 +245,7 @@ func TestOtherConfigsAreNotABot(t *testing.T) {
 	}
 	api := startSlackAPI(t)
 	a, b := newBot(t, api, Options{}), New(botConfig(api.URL+"/api", "xoxb-other-bot-token-0000"), Options{})
-	if a.Identity() == b.Identity() || strings.Contains(mustJSON(t, a.Identity()), testToken) {
+	if a.Identity() == b.Identity() || strings.Contains(apitest.MustJSON(t, a.Identity()), testToken) {
 		t.Errorf("identities %s %s", a.Identity(), b.Identity())
 	}
 }
