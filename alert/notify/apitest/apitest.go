@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -188,6 +189,19 @@ func TimeoutText(t testing.TB, send func(ctx context.Context, baseURL string) er
 		t.Error("TimeoutText: send succeeded: the timeout leg checks nothing")
 	}
 	return ErrText(err)
+}
+
+// ClosedAddr is a loopback host:port where nothing listens (it was listened on, then
+// closed): a connection there is refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
 
 // MustJSON is v as JSON; t fails at once if v cannot be encoded.

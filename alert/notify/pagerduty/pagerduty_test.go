@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -341,7 +340,7 @@ func checkTimedOut(t *testing.T, notifyOnce func() error) {
 func TestConnectionFailuresAreRetryable(t *testing.T) {
 	r := startReceiver(t)
 	t.Run("refused", func(t *testing.T) {
-		n := newNotifier(t, "http://"+closedAddr(t), testKey, nil)
+		n := newNotifier(t, "http://"+apitest.ClosedAddr(t), testKey, nil)
 		err := n.Notify(t.Context(), trigger())
 		if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "connection refused") {
 			t.Fatalf("error %v, want a retryable refusal", err)
@@ -357,17 +356,6 @@ func TestConnectionFailuresAreRetryable(t *testing.T) {
 }
 
 // closedAddr is a loopback address nothing listens on any more.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestForeignAnswers covers answers that are not the Events API's: a proxy's HTML page,
 // an empty 202, a redirect.
 func TestForeignAnswers(t *testing.T) {
@@ -441,7 +429,7 @@ func TestRoutingKeyNeverLeaks(t *testing.T) {
 	failures := map[string]func() error{
 		"echoing 400": func() error { return newNotifier(t, echo.URL, marker, log).Notify(t.Context(), trigger()) },
 		"refused": func() error {
-			return newNotifier(t, "http://"+closedAddr(t), marker, log).Notify(t.Context(), trigger())
+			return newNotifier(t, "http://"+apitest.ClosedAddr(t), marker, log).Notify(t.Context(), trigger())
 		},
 	}
 	for _, f := range []pdtest.Fault{{Status: 400}, {Status: 429, RetryAfter: time.Second}, {Status: 500}, {Status: 503}, {Close: true}, {Delay: 2 * time.Second}} {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -294,7 +293,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 }
 
 func TestConnectionRefusedIsRetryable(t *testing.T) {
-	err := newNotifier(t, "http://"+closedAddr(t)+hookPath, nil).Notify(t.Context(), trigger())
+	err := newNotifier(t, "http://"+apitest.ClosedAddr(t)+hookPath, nil).Notify(t.Context(), trigger())
 	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("error %v, want a retryable refusal", err)
 	}
@@ -340,11 +339,11 @@ func TestWebhookURLNeverLeaks(t *testing.T) {
 		"502 echoing the URL":   echo.URL + secretPath + "?mode=full",
 		"redirect":              echo.URL + secretPath + "?mode=redirect",
 		"404 echoing the token": echo.URL + secretPath + "?mode=segment",
-		"refused":               "http://" + closedAddr(t) + secretPath,
+		"refused":               "http://" + apitest.ClosedAddr(t) + secretPath,
 		"timeout":               slow.URL + secretPath,
 		"unparsable":            "http://[::1" + secretPath,
 		"wrong scheme":          "ftp://127.0.0.1" + secretPath,
-		"user info":             "http://" + marker + ":" + marker + "@" + closedAddr(t) + "/",
+		"user info":             "http://" + marker + ":" + marker + "@" + apitest.ClosedAddr(t) + "/",
 	}
 	for name, url := range urls {
 		n := newNotifier(t, url, log)
@@ -363,17 +362,6 @@ func TestWebhookURLNeverLeaks(t *testing.T) {
 	if !strings.Contains(logs.String(), "notification failed") || strings.Contains(logs.String(), marker) {
 		t.Errorf("logs lack failures or carry the URL:\n%s", logs.String())
 	}
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func blockTypes(m Message) []string {

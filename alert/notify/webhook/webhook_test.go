@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -198,7 +197,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 }
 
 func TestConnectionFailuresAreRetryable(t *testing.T) {
-	err := newNotifier(t, "http://"+closedAddr(t)+"/hook", nil, nil).Notify(t.Context(), trigger())
+	err := newNotifier(t, "http://"+apitest.ClosedAddr(t)+"/hook", nil, nil).Notify(t.Context(), trigger())
 	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("refused: %v, want a retryable refusal", err)
 	}
@@ -251,8 +250,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		"400 echoing path and headers": echo.URL + "/hook/" + marker,
 		"503 echoing the query":        echo.URL + "/hook?token=" + marker + "&mode=5xx",
 		"400 echoing a query value":    echo.URL + "/hook?mode=x&token=" + marker,
-		"refused":                      "http://" + closedAddr(t) + "/hook/" + marker,
-		"user info":                    "http://user:" + marker + "@" + closedAddr(t) + "/",
+		"refused":                      "http://" + apitest.ClosedAddr(t) + "/hook/" + marker,
+		"user info":                    "http://user:" + marker + "@" + apitest.ClosedAddr(t) + "/",
 		"unparsable":                   "http://[::1/" + marker,
 	}
 	for name, url := range urls {
@@ -270,17 +269,6 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if !strings.Contains(logs.String(), "notification failed") || strings.Contains(logs.String(), marker) {
 		t.Errorf("logs lack failures or carry a secret:\n%s", logs.String())
 	}
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // TestDefaultClient: with no client injected, the notifier uses its own, which does not
