@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/picket-dev/picket/config"
 )
 
-// Channel is what every HTTP channel (pagerduty, slack, webhook) shares, embedded in
-// each: its config's name, timeout and rate, its HTTP client and logger, and the
-// permanent error that a notifier built from another kind's config answers every
-// Notify with. The channel adds only what it sends and where.
+// Channel is what every channel shares, embedded in each: its config's name, timeout
+// and rate, its HTTP client (unused by email) and logger, and the permanent error that
+// a notifier built from another kind's config answers every Notify with. The channel
+// adds only what it sends and where.
 type Channel struct {
 	name, kind string
 	timeout    time.Duration
@@ -51,6 +53,13 @@ func NewChannel(s ChannelSpec) Channel {
 		c.Misconfig = Permanent(fmt.Errorf("%s %s: expected a %s notifier config, got kind %s", s.Kind, s.Name, s.Kind, s.ConfigKind))
 	}
 	return c
+}
+
+// ChannelOf is NewChannel for a notifier's config (its name, kind, timeout and rate);
+// matches says whether cfg holds this channel's section.
+func ChannelOf(kind string, cfg *config.Notifier, matches bool, opts ChannelOptions) Channel {
+	return NewChannel(ChannelSpec{Kind: kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: matches,
+		Timeout: cfg.Timeout, Rate: Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})
 }
 
 func (c *Channel) Name() string { return c.name }

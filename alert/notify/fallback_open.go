@@ -51,15 +51,15 @@ func (o *Outbox) loadOpen() error {
 // longer come between a fallback trigger and its record (one transaction), but a file
 // of the old layout may hold such a trigger: load marks every queued one again.
 // Held: mu.
-func (o *Outbox) openMarks(c *change) map[string]any {
-	out := map[string]any{}
+func (o *Outbox) openMarks(c *change) map[string]openRecord {
+	out := map[string]openRecord{}
 	for _, e := range c.marks {
 		n := e.notification()
 		k := openKey(n.DedupKey, e.part.Notifier)
 		if old, ok := o.open[k]; ok && keySeq(old.Trigger) >= keySeq(e.key) {
 			continue
 		}
-		if prev, ok := out[k].(openRecord); ok && keySeq(prev.Trigger) >= keySeq(e.key) {
+		if prev, ok := out[k]; ok && keySeq(prev.Trigger) >= keySeq(e.key) {
 			continue
 		}
 		out[k] = openRecord{DedupKey: n.DedupKey, Notifier: e.part.Notifier, Identity: e.part.Identity, Trigger: e.key}

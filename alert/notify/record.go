@@ -203,10 +203,10 @@ func (o *Outbox) commit(c *change) error {
 			o.number(c, first)
 			return o.writesOf(c), nil
 		})
-		if err != nil {
-			first = o.lastSeq + 1 // the store's numbers were rolled back with the rest
+		if err != nil { // the store's numbers, if fill took any, were rolled back with the rest
+			first = o.lastSeq + 1
+			o.number(c, first)
 		}
-		o.number(c, first)
 		o.lastSeq = max(o.lastSeq, first+uint64(len(c.fresh))-1)
 	}
 	o.committed(c, err)
@@ -249,7 +249,10 @@ func (o *Outbox) writesOf(c *change) map[string]map[string]any {
 			}
 		}
 	}
-	open := o.openMarks(c)
+	open := map[string]any{}
+	for k, v := range o.openMarks(c) {
+		open[k] = v
+	}
 	for k, v := range c.open {
 		open[k] = v
 	}
@@ -269,7 +272,7 @@ func (o *Outbox) writesOf(c *change) map[string]map[string]any {
 func (o *Outbox) committed(c *change, err error) {
 	for k, v := range o.openMarks(c) {
 		if _, closed := c.open[k]; !closed {
-			o.open[k] = v.(openRecord)
+			o.open[k] = v
 		}
 	}
 	for _, e := range c.fresh {

@@ -4,9 +4,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/picket-dev/picket/config"
 	"slices"
 	"time"
+
+	"github.com/picket-dev/picket/config"
 )
 
 // Sending is small stages, as in Alertmanager's notify pipeline: takeDue waits by rank

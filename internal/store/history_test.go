@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
@@ -24,6 +25,16 @@ func history(t testing.TB, s *Store, target string, from, to time.Time, step tim
 		t.Fatalf("History(%s, %s..%s, %s): %v", target, from, to, step, err)
 	}
 	return got
+}
+
+// encodeCounts writes a slot's value of the first layout (legacy.go), which only the
+// tests still write.
+func encodeCounts(c [3]uint32) []byte {
+	out := make([]byte, 0, 12)
+	for _, n := range c {
+		out = binary.BigEndian.AppendUint32(out, n)
+	}
+	return out
 }
 
 // counts renders buckets as "up/degraded/down" per slot.

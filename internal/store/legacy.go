@@ -75,14 +75,6 @@ func pruneTarget(tb *bolt.Bucket, before time.Time) (bool, error) {
 	return empty, nil
 }
 
-func encodeCounts(c [3]uint32) []byte {
-	out := make([]byte, 0, 12)
-	for _, n := range c {
-		out = binary.BigEndian.AppendUint32(out, n)
-	}
-	return out
-}
-
 // legacyCounts reads a first-layout slot's value; an absent or malformed one counts as
 // empty.
 func legacyCounts(v []byte) [3]uint32 {

@@ -96,10 +96,7 @@ func (w *rowWriter) add(target string, at time.Time, index int) error {
 	}
 	for i, r := range resolutions() {
 		start := at.Truncate(r.step).Unix()
-		row, err := w.row(i, r, start)
-		if err != nil {
-			return err
-		}
+		row := w.row(i, r, start)
 		if need := (col + 1) * colWidth; len(row) < need {
 			row = append(row, make([]byte, need-len(row))...)
 		}
@@ -115,16 +112,16 @@ func (w *rowWriter) add(target string, at time.Time, index int) error {
 
 // row is the row of slot start being written, read from the file the first time (a
 // damaged tail, not a whole column, is dropped).
-func (w *rowWriter) row(i int, r resolution, start int64) ([]byte, error) {
+func (w *rowWriter) row(i int, r resolution, start int64) []byte {
 	if row, ok := w.rows[i][start]; ok {
-		return row, nil
+		return row
 	}
 	var row []byte
 	if rb := rowsBucket(w.tx, r); rb != nil {
 		v := rb.Get(slotKey(time.Unix(start, 0)))
 		row = append(make([]byte, 0, len(v)), v[:len(v)-len(v)%colWidth]...)
 	}
-	return row, nil
+	return row
 }
 
 // column is target's column; a target new to the history (or whose record is damaged)

@@ -250,36 +250,23 @@ func (s *Store) ForEach(bucket string, fn func(key string, raw []byte) error) er
 // nothing: a key or value that cannot be stored fails the batch before anything is
 // written. Durable on return; absent keys to delete are not an error.
 func (s *Store) Batch(bucket string, puts map[string]any, deletes []string) error {
-	raws := make(map[string][]byte, len(puts))
+	writes := make([]Write, 0, len(puts)+len(deletes))
 	for key, v := range puts {
-		raw, err := encode(bucket, key, v) // outside the transaction: keep the write lock short
+		w, err := encodeWrite(bucket, key, v) // outside the transaction: keep the write lock short
 		if err != nil {
 			return err
 		}
-		raws[key] = raw
+		writes = append(writes, w)
 	}
 	for _, key := range deletes {
-		if err := checkNames(bucket, key); err != nil {
-			return err
-		}
+		writes = append(writes, Write{Bucket: bucket, Key: key, Delete: true})
 	}
-	return s.update(fmt.Sprintf("batch of %d records in %s", len(raws)+len(deletes), bucket), func(tx *Tx) error {
-		for key, raw := range raws {
-			if err := tx.putRaw(bucket, key, raw); err != nil {
-				return err
-			}
-		}
-		for _, key := range deletes {
-			if err := tx.Delete(bucket, key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.commitWrites(fmt.Sprintf("batch of %d records in %s", len(writes), bucket), writes)
 }
 
-// Write is one record of Commit: Raw, a JSON value (the caller's encoding: it is not
-// checked again), stored under Bucket/Key, or with Delete the key removed.
+// Write is one change of a commit: Raw, a JSON value (the caller's encoding: it is not
+// checked again), stored under Bucket/Key, or with Delete the key removed. Batch,
+// CommitWrites and Commit all end in the same apply of a list of them.
 type Write struct {
 	Bucket, Key string
 	Raw         []byte
@@ -287,29 +274,19 @@ type Write struct {
 }
 
 // CommitWrites makes every write, in order, in one transaction: many records of several
-// buckets for one fsync (the engine's group commit). It is all or nothing: a name that
-// cannot be stored fails it before anything is written. Durable on return. (Commit is
-// the outbox's: numbered records and their writes in one transaction.)
+// buckets for one fsync (the engine's group commit, which encodes each record under its
+// own lock). It is all or nothing: a name that cannot be stored fails it before anything
+// is written. Durable on return. (Commit is the outbox's: numbered records and their
+// writes in one transaction.)
 func (s *Store) CommitWrites(writes []Write) error {
-	for _, w := range writes {
-		if err := checkNames(w.Bucket, w.Key); err != nil {
-			return err
-		}
+	return s.commitWrites(fmt.Sprintf("commit of %d records", len(writes)), writes)
+}
+
+func (s *Store) commitWrites(what string, writes []Write) error {
+	if err := checkWrites(writes); err != nil {
+		return err
 	}
-	return s.update(fmt.Sprintf("commit of %d records", len(writes)), func(tx *Tx) error {
-		for _, w := range writes {
-			var err error
-			if w.Delete {
-				err = tx.Delete(w.Bucket, w.Key)
-			} else {
-				err = tx.putRaw(w.Bucket, w.Key, w.Raw)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return s.update(what, func(tx *Tx) error { return tx.apply(writes) })
 }
 
 // NextSeq returns the bucket's next sequence number (1, 2, ...), creating the bucket;
@@ -333,7 +310,11 @@ func (s *Store) Commit(bucket string, n int, after uint64, fill func(first uint6
 		if first, err = tx.takeSeqs(bucket, n, after); err != nil {
 			return err
 		}
-		writes, err := fill(first)
+		values, err := fill(first)
+		if err != nil {
+			return err
+		}
+		writes, err := encodeWrites(values)
 		if err != nil {
 			return err
 		}
@@ -369,24 +350,51 @@ func (t *Tx) takeSeqs(bucket string, n int, after uint64) (first uint64, err err
 	return first, nil
 }
 
-// apply stores every non-nil value of writes under its bucket and key, and deletes the
-// keys whose value is nil.
-func (t *Tx) apply(writes map[string]map[string]any) error {
-	for bucket, records := range writes {
+// encodeWrites is Commit's values as writes: each non-nil one stored as JSON under its
+// bucket and key, the keys whose value is nil deleted.
+func encodeWrites(values map[string]map[string]any) ([]Write, error) {
+	var writes []Write
+	for bucket, records := range values {
 		for key, v := range records {
 			if v == nil {
-				if err := t.Delete(bucket, key); err != nil {
-					return err
-				}
+				writes = append(writes, Write{Bucket: bucket, Key: key, Delete: true})
 				continue
 			}
-			raw, err := encode(bucket, key, v)
+			w, err := encodeWrite(bucket, key, v)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			if err := t.putRaw(bucket, key, raw); err != nil {
-				return err
-			}
+			writes = append(writes, w)
+		}
+	}
+	return writes, nil
+}
+
+func encodeWrite(bucket, key string, v any) (Write, error) {
+	raw, err := encode(bucket, key, v)
+	return Write{Bucket: bucket, Key: key, Raw: raw}, err
+}
+
+func checkWrites(writes []Write) error {
+	for _, w := range writes {
+		if err := checkNames(w.Bucket, w.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply makes every write, in order.
+func (t *Tx) apply(writes []Write) error {
+	for _, w := range writes {
+		var err error
+		if w.Delete {
+			err = t.Delete(w.Bucket, w.Key)
+		} else {
+			err = t.putRaw(w.Bucket, w.Key, w.Raw)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -8,15 +8,18 @@ package apitest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/internal/testkit"
@@ -168,6 +171,47 @@ func NoLeak(t testing.TB, secret string, texts map[string]string) {
 			t.Errorf("%s leaks the secret: %s", what, text)
 		}
 	}
+}
+
+// TimeoutText is the error text of send against a stand-in that answers only after the
+// 50 ms deadline of send's ctx has passed: the timeout leg of a leak check. A send that
+// succeeds anyway fails t.
+func TimeoutText(t testing.TB, send func(ctx context.Context, baseURL string) error) string {
+	t.Helper()
+	slow := Start(t, func(Request) Answer {
+		time.Sleep(300 * time.Millisecond)
+		return Answer{Status: http.StatusOK}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	err := send(ctx, slow.URL)
+	if err == nil {
+		t.Error("TimeoutText: send succeeded: the timeout leg checks nothing")
+	}
+	return ErrText(err)
+}
+
+// ClosedAddr is a loopback host:port where nothing listens (it was listened on, then
+// closed): a connection there is refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// MustJSON is v as JSON; t fails at once if v cannot be encoded.
+func MustJSON(t testing.TB, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }
 
 // ErrText is err's text, "" for nil.

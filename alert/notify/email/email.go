@@ -11,6 +11,7 @@
 package email
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,8 +59,7 @@ type Notifier struct {
 // New builds a notifier from its config. A config that is not an email one yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Email != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: notify.ChannelOptions{Logger: opts.Logger}})}
+	n := &Notifier{Channel: notify.ChannelOf(Kind, cfg, cfg.Email != nil, notify.ChannelOptions{Logger: opts.Logger})}
 	if n.Misconfig != nil {
 		return n
 	}
@@ -151,7 +152,7 @@ func (n *Notifier) dial(ctx context.Context) (net.Conn, error) {
 // STARTTLS is refused for good: the password and the incident must not travel in
 // the clear because a server (or someone on the path) left STARTTLS out.
 func (n *Notifier) open(c *smtp.Client) error {
-	if err := c.Hello(orDefault(n.localName, "localhost")); err != nil {
+	if err := c.Hello(cmp.Or(n.localName, "localhost")); err != nil {
 		return err
 	}
 	if n.cfg.TLS == config.EmailStartTLS {
@@ -182,9 +183,9 @@ func (n *Notifier) auth(c *smtp.Client) (smtp.Auth, error) {
 	mech := strings.ToUpper(n.cfg.Auth)
 	switch {
 	case mech != "":
-	case contains(mechs, "PLAIN"):
+	case slices.Contains(mechs, "PLAIN"):
 		mech = "PLAIN"
-	case contains(mechs, "LOGIN"):
+	case slices.Contains(mechs, "LOGIN"):
 		mech = "LOGIN"
 	default:
 		return nil, fmt.Errorf("expected the server to offer AUTH PLAIN or LOGIN, it offers %s", scrub.Excerpt([]byte(offered), 80))
@@ -246,20 +247,4 @@ func (n *Notifier) classify(ctx context.Context, step string, err error) error {
 func isClientRefusal(err error) bool {
 	msg := err.Error()
 	return msg == "unencrypted connection" || msg == "wrong host name"
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -304,3 +304,17 @@ func TestOtherConfigsAreNotEmail(t *testing.T) {
 		t.Errorf("a Teams config: %v, identity %q", err, n.Identity())
 	}
 }
+
+// TestLoginQuotesAnOddPromptAsAnExcerpt: a LOGIN prompt that is neither Username: nor
+// Password: is refused, quoting one short line of it (scrub.Excerpt), not its raw bytes.
+func TestLoginQuotesAnOddPromptAsAnExcerpt(t *testing.T) {
+	a := &loginAuth{username: smtpUser, password: smtpPass, host: "smtp.example.test"}
+	_, err := a.Next([]byte("Tell me\r\nyour secret "+strings.Repeat("x", 200)), true)
+	if err == nil {
+		t.Fatal("an odd prompt was answered")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, `"Tell me your secret x`) || strings.Contains(msg, `\r\n`) || len(msg) > 120 {
+		t.Errorf("error %q: want one short line of the prompt", msg)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/smtp"
 	"strings"
+
+	"github.com/picket-dev/picket/internal/scrub"
 )
 
 // loginAuth is the LOGIN mechanism (draft-murchison-sasl-login), which net/smtp does
@@ -37,15 +39,8 @@ func (a *loginAuth) Next(fromServer []byte, more bool) ([]byte, error) {
 	case strings.HasPrefix(prompt, "password"):
 		return []byte(a.password), nil
 	default:
-		return nil, fmt.Errorf("LOGIN: expected a Username: or Password: prompt, got %q", cutPrompt(string(fromServer)))
+		return nil, fmt.Errorf("LOGIN: expected a Username: or Password: prompt, got %q", scrub.Excerpt(fromServer, 40))
 	}
-}
-
-func cutPrompt(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }
 
 func isLoopback(host string) bool {

@@ -81,7 +81,7 @@ func Subject(msg notify.Notification, prefix string) string {
 	if msg.Action == notify.ActionResolve {
 		summary = "Resolved: " + summary
 	}
-	return cut(oneLine(prefix)+" "+summary, maxSubjectRunes)
+	return notify.Cut(oneLine(prefix)+" "+summary, maxSubjectRunes)
 }
 
 // Body is the text: the summary, the facts, the affected targets, the links, the
@@ -129,12 +129,12 @@ func writeTargets(b *strings.Builder, v any) {
 			fmt.Fprintf(b, "  … and %d more\n", len(list)-i)
 			break
 		}
-		line := "  - " + cut(oneLine(text(t["target"])), maxDetailRunes) + " " + cut(oneLine(text(t["status"])), 20)
+		line := "  - " + notify.Cut(oneLine(text(t["target"])), maxDetailRunes) + " " + notify.Cut(oneLine(text(t["status"])), 20)
 		if since := text(t["since"]); since != "" {
-			line += " since " + cut(oneLine(since), 40)
+			line += " since " + notify.Cut(oneLine(since), 40)
 		}
 		if e := text(t["error"]); e != "" {
-			line += ": " + cut(oneLine(e), maxErrorRunes)
+			line += ": " + notify.Cut(oneLine(e), maxErrorRunes)
 		}
 		b.WriteString(line + "\n")
 	}
@@ -154,7 +154,7 @@ func writeDetails(b *strings.Builder, details map[string]any) {
 	sort.Strings(keys)
 	b.WriteString("\nDetails:\n")
 	for _, k := range keys {
-		fmt.Fprintf(b, "  %s: %s\n", cut(oneLine(k), 60), cut(oneLine(text(details[k])), maxDetailRunes))
+		fmt.Fprintf(b, "  %s: %s\n", notify.Cut(oneLine(k), 60), notify.Cut(oneLine(text(details[k])), maxDetailRunes))
 	}
 }
 
@@ -193,13 +193,6 @@ func digest(parts ...string) string {
 
 // oneLine folds white space (CR and LF included) to single spaces.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
-}
 
 // cutBytes cuts s to at most n bytes, at a rune boundary.
 func cutBytes(s string, n int) string {

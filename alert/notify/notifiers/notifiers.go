@@ -44,24 +44,25 @@ func Build(cfg *config.Config, client *http.Client, logger *slog.Logger) map[str
 // BuildWith is Build with every option.
 func BuildWith(cfg *config.Config, o Options) map[string]notify.Notifier {
 	out := make(map[string]notify.Notifier, len(cfg.Notifiers))
+	ch := notify.ChannelOptions{HTTPClient: o.HTTPClient, Logger: o.Logger} // the Options of the channels that take no more
 	for name, n := range cfg.Notifiers {
 		switch {
 		case n.PagerDuty != nil:
-			out[name] = pagerduty.New(n, pagerduty.Options{HTTPClient: o.HTTPClient, Logger: o.Logger})
+			out[name] = pagerduty.New(n, ch)
 		case n.Opsgenie != nil:
-			out[name] = opsgenie.New(n, opsgenie.Options{HTTPClient: o.HTTPClient, Logger: o.Logger})
+			out[name] = opsgenie.New(n, ch)
 		case n.Slack != nil && !n.Slack.Token.IsZero():
 			out[name] = slackbot.New(n, slackbot.Options{HTTPClient: o.HTTPClient, Logger: o.Logger, Threads: o.Threads})
 		case n.Slack != nil:
-			out[name] = slack.New(n, slack.Options{HTTPClient: o.HTTPClient, Logger: o.Logger})
+			out[name] = slack.New(n, ch)
 		case n.Teams != nil:
-			out[name] = teams.New(n, teams.Options{HTTPClient: o.HTTPClient, Logger: o.Logger})
+			out[name] = teams.New(n, ch)
 		case n.Email != nil:
 			out[name] = email.New(n, email.Options{Logger: o.Logger})
 		case n.Webhook != nil && n.Webhook.Body != nil:
-			out[name] = templatehook.New(n, templatehook.Options{HTTPClient: o.HTTPClient, Logger: o.Logger})
+			out[name] = templatehook.New(n, ch)
 		case n.Webhook != nil:
-			out[name] = webhook.New(n, webhook.Options{HTTPClient: o.HTTPClient, Logger: o.Logger})
+			out[name] = webhook.New(n, ch)
 		}
 	}
 	return out

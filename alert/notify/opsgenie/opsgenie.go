@@ -51,8 +51,7 @@ type Notifier struct {
 // New builds a notifier from its config. A config that is not Opsgenie's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Opsgenie != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
+	n := &Notifier{Channel: notify.ChannelOf(Kind, cfg, cfg.Opsgenie != nil, opts)}
 	if n.Misconfig != nil {
 		return n
 	}
@@ -99,7 +98,7 @@ func (n *Notifier) request(msg notify.Notification) (string, []byte, error) {
 		v = NewAlert(msg)
 	case notify.ActionResolve:
 		endpoint += "/" + url.PathEscape(Alias(msg.DedupKey)) + "/close?identifierType=alias"
-		v = Close{User: user, Source: cut(msg.Source, MaxSourceRunes), Note: cut("Resolved: "+summary(msg), MaxNoteRunes)}
+		v = Close{User: user, Source: notify.Cut(msg.Source, MaxSourceRunes), Note: notify.Cut("Resolved: "+summary(msg), MaxNoteRunes)}
 	default:
 		return "", nil, fmt.Errorf("expected action %s or %s, got %q", notify.ActionTrigger, notify.ActionResolve, msg.Action)
 	}
@@ -137,13 +136,13 @@ func NewAlert(msg notify.Notification) Alert {
 		entity = msg.Component
 	}
 	return Alert{
-		Message:     cut(summary(msg), MaxMessageRunes),
+		Message:     notify.Cut(summary(msg), MaxMessageRunes),
 		Alias:       Alias(msg.DedupKey),
-		Description: cut(description(msg), MaxDescriptionRunes),
+		Description: notify.Cut(description(msg), MaxDescriptionRunes),
 		Tags:        tags(msg),
 		Details:     details(msg.Details),
-		Entity:      cut(entity, MaxEntityRunes),
-		Source:      cut(msg.Source, MaxSourceRunes),
+		Entity:      notify.Cut(entity, MaxEntityRunes),
+		Source:      notify.Cut(msg.Source, MaxSourceRunes),
 		Priority:    Priority(msg),
 		User:        user,
 	}
@@ -239,14 +238,6 @@ func details(d map[string]any) map[string]string {
 		return nil
 	}
 	return out
-}
-
-// cut shortens s to n runes, ending in "…" when cut.
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }
 
 // cutPlain shortens s to n runes without a mark, for identifiers.

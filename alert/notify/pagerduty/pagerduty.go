@@ -53,8 +53,7 @@ type Notifier struct {
 // New builds a notifier from its config. A config that is not PagerDuty's yields a
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.PagerDuty != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
+	n := &Notifier{Channel: notify.ChannelOf(Kind, cfg, cfg.PagerDuty != nil, opts)}
 	if n.Misconfig != nil {
 		return n
 	}

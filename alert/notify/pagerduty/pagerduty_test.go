@@ -1,13 +1,11 @@
 package pagerduty
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -21,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/notify/apitest"
 	"github.com/picket-dev/picket/alert/notify/pdtest"
 	"github.com/picket-dev/picket/config"
 )
@@ -43,14 +42,6 @@ func startReceiver(t *testing.T) *pdtest.Receiver {
 	return r
 }
 
-// testClient is a client of the test's own, so goleak sees its connections closed.
-func testClient(t *testing.T) *http.Client {
-	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, CheckRedirect: notify.NoRedirects}
-}
-
 func newNotifier(t *testing.T, eventsURL, key string, log *slog.Logger) *Notifier {
 	t.Helper()
 	cfg := &config.Notifier{
@@ -58,7 +49,7 @@ func newNotifier(t *testing.T, eventsURL, key string, log *slog.Logger) *Notifie
 		Timeout:   5 * time.Second,
 		PagerDuty: &config.PagerDuty{RoutingKey: config.NewSecret(key), EventsURL: eventsURL},
 	}
-	return New(cfg, Options{HTTPClient: testClient(t), Logger: log})
+	return New(cfg, Options{HTTPClient: apitest.Client(t), Logger: log})
 }
 
 func trigger() notify.Notification {
@@ -223,48 +214,28 @@ func TestEndpointBase(t *testing.T) {
 	}
 }
 
-type outcome int
-
-const (
-	delivered outcome = iota
-	retryable
-	permanent
-)
-
-func (o outcome) String() string { return [...]string{"delivered", "retryable", "permanent"}[o] }
-
-func outcomeOf(err error) outcome {
-	switch {
-	case err == nil:
-		return delivered
-	case notify.IsPermanent(err):
-		return permanent
-	}
-	return retryable
-}
-
 func TestRetryMatrix(t *testing.T) {
 	cases := []struct {
 		status     int
 		retryAfter time.Duration
-		want       outcome
+		want       apitest.Outcome
 		wantText   string
 	}{
-		{status: 200, want: delivered},
-		{status: 202, want: delivered},
-		{status: 400, want: permanent, wantText: "injected fault (pdtest)"},
-		{status: 401, want: permanent},
-		{status: 403, want: permanent},
-		{status: 404, want: permanent},
-		{status: 408, want: retryable},
-		{status: 413, want: permanent},
-		{status: 429, want: retryable, wantText: "throttle exceeded"},
-		{status: 429, retryAfter: 7 * time.Second, want: retryable},
-		{status: 500, want: retryable},
-		{status: 502, want: retryable},
-		{status: 503, want: retryable},
-		{status: 503, retryAfter: 3 * time.Second, want: retryable},
-		{status: 504, want: retryable},
+		{status: 200, want: apitest.Delivered},
+		{status: 202, want: apitest.Delivered},
+		{status: 400, want: apitest.Permanent, wantText: "injected fault (pdtest)"},
+		{status: 401, want: apitest.Permanent},
+		{status: 403, want: apitest.Permanent},
+		{status: 404, want: apitest.Permanent},
+		{status: 408, want: apitest.Retryable},
+		{status: 413, want: apitest.Permanent},
+		{status: 429, want: apitest.Retryable, wantText: "throttle exceeded"},
+		{status: 429, retryAfter: 7 * time.Second, want: apitest.Retryable},
+		{status: 500, want: apitest.Retryable},
+		{status: 502, want: apitest.Retryable},
+		{status: 503, want: apitest.Retryable},
+		{status: 503, retryAfter: 3 * time.Second, want: apitest.Retryable},
+		{status: 504, want: apitest.Retryable},
 	}
 	r := startReceiver(t)
 	n := newNotifier(t, r.BaseURL(), testKey, nil)
@@ -272,7 +243,7 @@ func TestRetryMatrix(t *testing.T) {
 		t.Run(http.StatusText(tc.status)+"/retry-after-"+tc.retryAfter.String(), func(t *testing.T) {
 			r.SetFault(pdtest.Fault{Status: tc.status, RetryAfter: tc.retryAfter, Count: 1})
 			err := n.Notify(t.Context(), trigger())
-			if got := outcomeOf(err); got != tc.want {
+			if got := apitest.OutcomeOf(err); got != tc.want {
 				t.Fatalf("status %d: %s (%v), want %s", tc.status, got, err, tc.want)
 			}
 			if got := notify.RetryAfter(err); got != tc.retryAfter {
@@ -321,7 +292,7 @@ func TestRejectedBeforeSending(t *testing.T) {
 			return newNotifier(t, r.BaseURL(), testKey, nil), m
 		},
 		"not a pagerduty config": func() (*Notifier, notify.Notification) {
-			return New(&config.Notifier{Name: "chat", Slack: &config.Slack{}}, Options{HTTPClient: testClient(t)}), trigger()
+			return New(&config.Notifier{Name: "chat", Slack: &config.Slack{}}, Options{HTTPClient: apitest.Client(t)}), trigger()
 		},
 	}
 	for name, build := range cases {
@@ -358,7 +329,7 @@ func checkTimedOut(t *testing.T, notifyOnce func() error) {
 	started := time.Now()
 	err := notifyOnce()
 	elapsed := time.Since(started)
-	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "timed out") {
+	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("error %v, want a retryable timeout", err)
 	}
 	if elapsed > 2*time.Second {
@@ -369,58 +340,47 @@ func checkTimedOut(t *testing.T, notifyOnce func() error) {
 func TestConnectionFailuresAreRetryable(t *testing.T) {
 	r := startReceiver(t)
 	t.Run("refused", func(t *testing.T) {
-		n := newNotifier(t, "http://"+closedAddr(t), testKey, nil)
+		n := newNotifier(t, "http://"+apitest.ClosedAddr(t), testKey, nil)
 		err := n.Notify(t.Context(), trigger())
-		if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "connection refused") {
+		if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "connection refused") {
 			t.Fatalf("error %v, want a retryable refusal", err)
 		}
 	})
 	t.Run("dropped", func(t *testing.T) {
 		r.SetFault(pdtest.Fault{Close: true, Count: 1})
 		n := newNotifier(t, r.BaseURL(), testKey, nil)
-		if err := n.Notify(t.Context(), trigger()); outcomeOf(err) != retryable {
+		if err := n.Notify(t.Context(), trigger()); apitest.OutcomeOf(err) != apitest.Retryable {
 			t.Fatalf("error %v, want retryable", err)
 		}
 	})
 }
 
 // closedAddr is a loopback address nothing listens on any more.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestForeignAnswers covers answers that are not the Events API's: a proxy's HTML page,
 // an empty 202, a redirect.
 func TestForeignAnswers(t *testing.T) {
 	cases := []struct {
 		name     string
 		handler  http.HandlerFunc
-		want     outcome
+		want     apitest.Outcome
 		wantText string
 	}{
 		{"html 502", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(502)
 			io.WriteString(w, "<html>\n<body>Bad   gateway</body>"+strings.Repeat("x", 1000))
-		}, retryable, "<html> <body>Bad gateway</body>"},
-		{"empty 202", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(202) }, delivered, ""},
+		}, apitest.Retryable, "<html> <body>Bad gateway</body>"},
+		{"empty 202", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(202) }, apitest.Delivered, ""},
 		{"redirect", func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
-		}, permanent, "302"},
+		}, apitest.Permanent, "302"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.handler)
 			defer srv.Close()
 			err := newNotifier(t, srv.URL, testKey, nil).Notify(t.Context(), trigger())
-			if outcomeOf(err) != tc.want || (err != nil && !strings.Contains(err.Error(), tc.wantText)) {
+			if apitest.OutcomeOf(err) != tc.want || (err != nil && !strings.Contains(err.Error(), tc.wantText)) {
 				t.Fatalf("error %v, want %s quoting %q", err, tc.want, tc.wantText)
 			}
 			if err != nil && len(err.Error()) > 400 {
@@ -456,8 +416,7 @@ func TestUserAgent(t *testing.T) {
 // echoes the request.
 func TestRoutingKeyNeverLeaks(t *testing.T) {
 	const marker = "LEAKMARKER0123456789abcdefLEAKMK" // 32 characters, as PagerDuty requires
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := apitest.Logger()
 	r := startReceiver(t)
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -470,11 +429,11 @@ func TestRoutingKeyNeverLeaks(t *testing.T) {
 	failures := map[string]func() error{
 		"echoing 400": func() error { return newNotifier(t, echo.URL, marker, log).Notify(t.Context(), trigger()) },
 		"refused": func() error {
-			return newNotifier(t, "http://"+closedAddr(t), marker, log).Notify(t.Context(), trigger())
+			return newNotifier(t, "http://"+apitest.ClosedAddr(t), marker, log).Notify(t.Context(), trigger())
 		},
 	}
 	for _, f := range []pdtest.Fault{{Status: 400}, {Status: 429, RetryAfter: time.Second}, {Status: 500}, {Status: 503}, {Close: true}, {Delay: 2 * time.Second}} {
-		failures["fault "+mustJSON(t, f)] = func() error {
+		failures["fault "+apitest.MustJSON(t, f)] = func() error {
 			r.SetFault(f)
 			defer r.ClearFault()
 			n := newNotifier(t, r.BaseURL(), marker, log)
@@ -512,26 +471,6 @@ func TestRoutingKeyNeverLeaks(t *testing.T) {
 	}
 }
 
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func jsonKeys(t *testing.T, raw []byte) []string {
 	t.Helper()
 	var m map[string]json.RawMessage
@@ -555,4 +494,4 @@ func decodeAny(t *testing.T, raw []byte) any {
 	return v
 }
 
-func roundTrip(t *testing.T, v any) any { return decodeAny(t, []byte(mustJSON(t, v))) }
+func roundTrip(t *testing.T, v any) any { return decodeAny(t, []byte(apitest.MustJSON(t, v))) }

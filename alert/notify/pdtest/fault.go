@@ -3,11 +3,12 @@ package pdtest
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/picket-dev/picket/internal/loopback"
 	"math"
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/picket-dev/picket/internal/loopback"
 )
 
 // Fault says how to answer the next requests to the enqueue endpoint, to

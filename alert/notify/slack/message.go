@@ -57,7 +57,7 @@ func BuildMessage(msg notify.Notification, channel string) Message {
 	}
 	if msg.Action == notify.ActionResolve {
 		title := "✅ Resolved: " + summary
-		return Message{Text: escape(cut(title, maxFallback)), Channel: channel, Blocks: compact(
+		return Message{Text: escape(notify.Cut(title, maxFallback)), Channel: channel, Blocks: compact(
 			header(title), facts(msg), textBlock(msg.Details), footer(msg),
 		)}
 	}
@@ -66,7 +66,7 @@ func BuildMessage(msg notify.Notification, channel string) Message {
 	if msg.Severity != "" {
 		fallback += " (" + msg.Severity + ")"
 	}
-	return Message{Text: escape(cut(fallback, maxFallback)), Channel: channel, Blocks: compact(
+	return Message{Text: escape(notify.Cut(fallback, maxFallback)), Channel: channel, Blocks: compact(
 		header(title), facts(msg), textBlock(msg.Details), matrixBlock(msg.Details), targetsBlock(msg.Details), footer(msg),
 	)}
 }
@@ -83,7 +83,7 @@ func compact(blocks ...*Block) []Block {
 }
 
 func header(title string) *Block {
-	return &Block{Type: "header", Text: plain(cut(oneLine(title), maxHeaderRunes))}
+	return &Block{Type: "header", Text: plain(notify.Cut(oneLine(title), maxHeaderRunes))}
 }
 
 func severityEmoji(severity string) string {
@@ -117,7 +117,7 @@ func facts(msg notify.Notification) *Block {
 	var fields []Text
 	for _, p := range pairs {
 		if strings.TrimSpace(p[1]) != "" {
-			fields = append(fields, mrkdwn(cut("*"+p[0]+"*\n"+escape(p[1]), maxFieldRunes)))
+			fields = append(fields, mrkdwn(notify.Cut("*"+p[0]+"*\n"+escape(p[1]), maxFieldRunes)))
 		}
 	}
 	if len(fields) == 0 {
@@ -133,7 +133,7 @@ func textBlock(details map[string]any) *Block {
 	if strings.TrimSpace(text) == "" {
 		return nil
 	}
-	return &Block{Type: "section", Text: ptr(mrkdwn(cut(escape(text), maxSectionRunes)))}
+	return &Block{Type: "section", Text: ptr(mrkdwn(notify.Cut(escape(text), maxSectionRunes)))}
 }
 
 // footer is a context line: the links, and the dedup key to search the timeline by.
@@ -150,7 +150,7 @@ func footer(msg notify.Notification) *Block {
 	if len(parts) == 0 {
 		return nil
 	}
-	return &Block{Type: "context", Elements: []Text{mrkdwn(cut(strings.Join(parts, " · "), maxSectionRunes))}}
+	return &Block{Type: "context", Elements: []Text{mrkdwn(notify.Cut(strings.Join(parts, " · "), maxSectionRunes))}}
 }
 
 // slackLink writes <href|text>; "|" and ">" would end the link early, so they are
@@ -215,19 +215,19 @@ func hiddenNote(products, regions int) string {
 func matrixTable(matrix map[string]map[string]string, products, regions []string) string {
 	nameWidth := len("product")
 	for _, p := range products {
-		nameWidth = max(nameWidth, utf8.RuneCountInString(cut(code(p), maxNameRunes)))
+		nameWidth = max(nameWidth, utf8.RuneCountInString(notify.Cut(code(p), maxNameRunes)))
 	}
 	widths := make([]int, len(regions))
 	var b strings.Builder
 	b.WriteString(pad("", nameWidth))
 	for i, r := range regions {
-		name := cut(code(r), maxNameRunes)
+		name := notify.Cut(code(r), maxNameRunes)
 		widths[i] = max(utf8.RuneCountInString(name), 2)
 		b.WriteString("  " + pad(name, widths[i]))
 	}
 	b.WriteString("\n")
 	for _, p := range products {
-		b.WriteString(pad(cut(code(p), maxNameRunes), nameWidth))
+		b.WriteString(pad(notify.Cut(code(p), maxNameRunes), nameWidth))
 		for i, r := range regions {
 			status, ok := matrix[p][r]
 			cell := "  " // the product does not run in that region
@@ -307,7 +307,7 @@ func targetsBlock(details map[string]any) *Block {
 
 func targetLine(t map[string]any) string {
 	status := str(t["status"])
-	line := "• " + statusEmoji(status) + " `" + code(cut(str(t["target"]), 100)) + "`"
+	line := "• " + statusEmoji(status) + " `" + code(notify.Cut(str(t["target"]), 100)) + "`"
 	if status != "" {
 		line += " " + escape(status)
 	}
@@ -315,7 +315,7 @@ func targetLine(t map[string]any) string {
 		line += " since " + since
 	}
 	if e := str(t["error"]); e != "" {
-		line += ": " + escape(cut(oneLine(e), maxErrorRunes))
+		line += ": " + escape(notify.Cut(oneLine(e), maxErrorRunes))
 	}
 	return line
 }
@@ -332,11 +332,11 @@ func sinceText(v any) string {
 	case string:
 		parsed, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return escape(cut(oneLine(s), 40))
+			return escape(notify.Cut(oneLine(s), 40))
 		}
 		at = parsed
 	default:
-		return escape(cut(oneLine(fmt.Sprint(v)), 40))
+		return escape(notify.Cut(oneLine(fmt.Sprint(v)), 40))
 	}
 	if at.IsZero() {
 		return ""
@@ -364,15 +364,6 @@ func escape(s string) string {
 func code(s string) string { return strings.ReplaceAll(oneLine(s), "`", "'") }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-// cut shortens s to n runes, ending in "…" when cut.
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	runes := []rune(s)
-	return string(runes[:n-1]) + "…"
-}
 
 func pad(s string, width int) string {
 	return s + strings.Repeat(" ", max(width-utf8.RuneCountInString(s), 0))

@@ -1,12 +1,10 @@
 package slack
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -18,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/notify/apitest"
 	"github.com/picket-dev/picket/config"
 )
 
@@ -67,18 +66,11 @@ func (f *fakeSlack) seen() []request {
 	return append([]request(nil), f.requests...)
 }
 
-func testClient(t *testing.T) *http.Client {
-	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, CheckRedirect: notify.NoRedirects}
-}
-
 func newNotifier(t *testing.T, url string, log *slog.Logger) *Notifier {
 	t.Helper()
 	cfg := &config.Notifier{Name: "chat", Timeout: 5 * time.Second,
 		Slack: &config.Slack{WebhookURL: config.NewSecret(url), Channel: "#ops"}}
-	return New(cfg, Options{HTTPClient: testClient(t), Logger: log})
+	return New(cfg, Options{HTTPClient: apitest.Client(t), Logger: log})
 }
 
 func trigger() notify.Notification {
@@ -178,7 +170,7 @@ func TestDetailsFromJSON(t *testing.T) {
 	if _, ok := decoded.Details["matrix"].(map[string]any); !ok {
 		t.Fatalf("decoded matrix is %T, the test assumes map[string]any", decoded.Details["matrix"])
 	}
-	want, got := mustJSON(t, BuildMessage(typed, "")), mustJSON(t, BuildMessage(decoded, ""))
+	want, got := apitest.MustJSON(t, BuildMessage(typed, "")), apitest.MustJSON(t, BuildMessage(decoded, ""))
 	if want != got {
 		t.Errorf("decoded details render differently:\n got %s\nwant %s", got, want)
 	}
@@ -239,23 +231,23 @@ func TestRetryMatrix(t *testing.T) {
 		status     int
 		body       string
 		retryAfter string
-		want       outcome
+		want       apitest.Outcome
 		wantWait   time.Duration
 	}{
-		{status: 200, body: "ok", want: delivered},
-		{status: 202, want: delivered},
-		{status: 400, body: "invalid_payload", want: permanent},
-		{status: 401, want: permanent},
-		{status: 403, body: "action_prohibited", want: permanent},
-		{status: 404, body: "no_service", want: permanent},
-		{status: 408, want: retryable},
-		{status: 413, want: permanent},
-		{status: 429, body: "rate_limited", want: retryable},
-		{status: 429, body: "rate_limited", retryAfter: "30", want: retryable, wantWait: 30 * time.Second},
-		{status: 500, want: retryable},
-		{status: 502, want: retryable},
-		{status: 503, retryAfter: time.Now().Add(time.Hour + time.Minute).UTC().Format(http.TimeFormat), want: retryable, wantWait: time.Hour},
-		{status: 504, want: retryable},
+		{status: 200, body: "ok", want: apitest.Delivered},
+		{status: 202, want: apitest.Delivered},
+		{status: 400, body: "invalid_payload", want: apitest.Permanent},
+		{status: 401, want: apitest.Permanent},
+		{status: 403, body: "action_prohibited", want: apitest.Permanent},
+		{status: 404, body: "no_service", want: apitest.Permanent},
+		{status: 408, want: apitest.Retryable},
+		{status: 413, want: apitest.Permanent},
+		{status: 429, body: "rate_limited", want: apitest.Retryable},
+		{status: 429, body: "rate_limited", retryAfter: "30", want: apitest.Retryable, wantWait: 30 * time.Second},
+		{status: 500, want: apitest.Retryable},
+		{status: 502, want: apitest.Retryable},
+		{status: 503, retryAfter: time.Now().Add(time.Hour + time.Minute).UTC().Format(http.TimeFormat), want: apitest.Retryable, wantWait: time.Hour},
+		{status: 504, want: apitest.Retryable},
 	}
 	for _, tc := range cases {
 		t.Run(strconv.Itoa(tc.status)+tc.retryAfter, func(t *testing.T) {
@@ -267,7 +259,7 @@ func TestRetryMatrix(t *testing.T) {
 				io.WriteString(w, tc.body)
 			})
 			err := newNotifier(t, slack.URL+hookPath, nil).Notify(t.Context(), trigger())
-			if got := outcomeOf(err); got != tc.want {
+			if got := apitest.OutcomeOf(err); got != tc.want {
 				t.Fatalf("status %d: %s (%v), want %s", tc.status, got, err, tc.want)
 			}
 			if got := notify.RetryAfter(err); got != tc.wantWait {
@@ -292,7 +284,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 	n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, ChannelOptions: notify.ChannelOptions{HTTPClient: n.HTTP, Logger: n.Log}})
 	started := time.Now()
 	err := n.Notify(t.Context(), trigger())
-	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "timed out") {
+	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("error %v, want a retryable timeout", err)
 	}
 	if elapsed := time.Since(started); elapsed > 2*time.Second {
@@ -301,8 +293,8 @@ func TestTimeoutIsRetryable(t *testing.T) {
 }
 
 func TestConnectionRefusedIsRetryable(t *testing.T) {
-	err := newNotifier(t, "http://"+closedAddr(t)+hookPath, nil).Notify(t.Context(), trigger())
-	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "connection refused") {
+	err := newNotifier(t, "http://"+apitest.ClosedAddr(t)+hookPath, nil).Notify(t.Context(), trigger())
+	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("error %v, want a retryable refusal", err)
 	}
 }
@@ -314,7 +306,7 @@ func TestRejectedBeforeSending(t *testing.T) {
 	if err := newNotifier(t, slack.URL+hookPath, nil).Notify(t.Context(), bad); !notify.IsPermanent(err) {
 		t.Errorf("unknown action: %v, want permanent", err)
 	}
-	notSlack := New(&config.Notifier{Name: "hook", Webhook: &config.Webhook{}}, Options{HTTPClient: testClient(t)})
+	notSlack := New(&config.Notifier{Name: "hook", Webhook: &config.Webhook{}}, Options{HTTPClient: apitest.Client(t)})
 	if err := notSlack.Notify(t.Context(), trigger()); !notify.IsPermanent(err) {
 		t.Errorf("webhook config: %v, want permanent", err)
 	}
@@ -341,18 +333,17 @@ func TestWebhookURLNeverLeaks(t *testing.T) {
 		}
 	})
 	slow := startSlack(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := apitest.Logger()
 	urls := map[string]string{
 		"404 echoing the path":  echo.URL + secretPath,
 		"502 echoing the URL":   echo.URL + secretPath + "?mode=full",
 		"redirect":              echo.URL + secretPath + "?mode=redirect",
 		"404 echoing the token": echo.URL + secretPath + "?mode=segment",
-		"refused":               "http://" + closedAddr(t) + secretPath,
+		"refused":               "http://" + apitest.ClosedAddr(t) + secretPath,
 		"timeout":               slow.URL + secretPath,
 		"unparsable":            "http://[::1" + secretPath,
 		"wrong scheme":          "ftp://127.0.0.1" + secretPath,
-		"user info":             "http://" + marker + ":" + marker + "@" + closedAddr(t) + "/",
+		"user info":             "http://" + marker + ":" + marker + "@" + apitest.ClosedAddr(t) + "/",
 	}
 	for name, url := range urls {
 		n := newNotifier(t, url, log)
@@ -373,37 +364,6 @@ func TestWebhookURLNeverLeaks(t *testing.T) {
 	}
 }
 
-type outcome int
-
-const (
-	delivered outcome = iota
-	retryable
-	permanent
-)
-
-func (o outcome) String() string { return [...]string{"delivered", "retryable", "permanent"}[o] }
-
-func outcomeOf(err error) outcome {
-	switch {
-	case err == nil:
-		return delivered
-	case notify.IsPermanent(err):
-		return permanent
-	}
-	return retryable
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func blockTypes(m Message) []string {
 	var types []string
 	for _, b := range m.Blocks {
@@ -421,26 +381,6 @@ func fieldTexts(b Block) string {
 }
 
 func runes(s string) int { return len([]rune(s)) }
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
 
 // TestTextDetailIsASection: details["text"] (a human or drafted update) is shown in
 // a section of its own, escaped, so a comms channel reads the draft without opening

@@ -1,7 +1,6 @@
 package slackbot
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -186,13 +185,4 @@ func (f *fakeSlackAPI) warnings() []string {
 		out = append(out, m.Warnings...)
 	}
 	return out
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	data, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
 }

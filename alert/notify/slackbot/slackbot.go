@@ -72,8 +72,7 @@ type Notifier struct {
 // notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
 	matches := cfg.Slack != nil && !cfg.Slack.Token.IsZero()
-	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: matches,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: notify.ChannelOptions{HTTPClient: opts.HTTPClient, Logger: opts.Logger}})}
+	n := &Notifier{Channel: notify.ChannelOf(Kind, cfg, matches, notify.ChannelOptions{HTTPClient: opts.HTTPClient, Logger: opts.Logger})}
 	if n.Misconfig != nil {
 		return n
 	}

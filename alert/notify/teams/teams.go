@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/picket-dev/picket/alert/notify"
 	"github.com/picket-dev/picket/config"
@@ -45,8 +44,7 @@ type Notifier struct {
 // New builds a notifier from its config. A config that is not Teams' yields a notifier
 // whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
-	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: cfg.Teams != nil,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
+	n := &Notifier{Channel: notify.ChannelOf(Kind, cfg, cfg.Teams != nil, opts)}
 	if n.Misconfig != nil {
 		return n
 	}
@@ -177,7 +175,7 @@ func title(msg notify.Notification) *Element {
 	case msg.Severity == notify.SeverityInfo:
 		color = "Accent"
 	}
-	return &Element{Type: "TextBlock", Text: escape(cut(text, maxTitleRunes)), Size: "Large", Weight: "Bolder",
+	return &Element{Type: "TextBlock", Text: escape(notify.Cut(text, maxTitleRunes)), Size: "Large", Weight: "Bolder",
 		Color: color, Style: "heading", Wrap: true}
 }
 
@@ -190,7 +188,7 @@ func facts(msg notify.Notification) *Element {
 	var out []Fact
 	for _, p := range pairs {
 		if strings.TrimSpace(p[1]) != "" {
-			out = append(out, Fact{Title: p[0], Value: escape(cut(p[1], maxFactRunes))})
+			out = append(out, Fact{Title: p[0], Value: escape(notify.Cut(p[1], maxFactRunes))})
 		}
 	}
 	if len(out) == 0 {
@@ -212,12 +210,12 @@ func targets(details map[string]any, shown int) *Element {
 			lines = append(lines, fmt.Sprintf("… and %d more", len(list)-i))
 			break
 		}
-		line := "- " + escape(cut(str(t["target"]), maxFactRunes)) + " " + escape(cut(str(t["status"]), 20))
+		line := "- " + escape(notify.Cut(str(t["target"]), maxFactRunes)) + " " + escape(notify.Cut(str(t["status"]), 20))
 		if since := str(t["since"]); since != "" {
-			line += " since " + escape(cut(since, 40))
+			line += " since " + escape(notify.Cut(since, 40))
 		}
 		if e := str(t["error"]); e != "" {
-			line += ": " + escape(cut(strings.Join(strings.Fields(e), " "), maxErrorRunes))
+			line += ": " + escape(notify.Cut(strings.Join(strings.Fields(e), " "), maxErrorRunes))
 		}
 		lines = append(lines, line)
 	}
@@ -242,7 +240,7 @@ func actions(links []notify.Link) []Action {
 		if text == "" {
 			text = "Open"
 		}
-		out = append(out, Action{Type: "Action.OpenUrl", Title: cut(text, 50), URL: href})
+		out = append(out, Action{Type: "Action.OpenUrl", Title: notify.Cut(text, 50), URL: href})
 		if len(out) == maxActions {
 			break
 		}
@@ -265,11 +263,4 @@ func str(v any) string {
 	}
 	data, _ := json.Marshal(v)
 	return strings.Trim(string(data), `"`)
-}
-
-func cut(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }

@@ -39,8 +39,7 @@ type Notifier struct {
 // yields a notifier whose every Notify fails permanently, saying so.
 func New(cfg *config.Notifier, opts Options) *Notifier {
 	matches := cfg.Webhook != nil && cfg.Webhook.Body != nil
-	n := &Notifier{Channel: notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: cfg.Name, ConfigKind: cfg.Kind(), Matches: matches,
-		Timeout: cfg.Timeout, Rate: notify.Rate{Events: cfg.Rate.Events, Per: cfg.Rate.Per}, ChannelOptions: opts})}
+	n := &Notifier{Channel: notify.ChannelOf(Kind, cfg, matches, opts)}
 	if n.Misconfig != nil {
 		return n
 	}

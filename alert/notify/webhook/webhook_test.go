@@ -1,12 +1,10 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -19,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/picket-dev/picket/alert/notify"
+	"github.com/picket-dev/picket/alert/notify/apitest"
 	"github.com/picket-dev/picket/config"
 )
 
@@ -66,13 +65,6 @@ func (e *endpoint) seen() []request {
 	return append([]request(nil), e.requests...)
 }
 
-func testClient(t *testing.T) *http.Client {
-	t.Helper()
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, CheckRedirect: notify.NoRedirects}
-}
-
 func newNotifier(t *testing.T, url string, headers map[string]string, log *slog.Logger) *Notifier {
 	t.Helper()
 	secrets := map[string]config.Secret{}
@@ -81,7 +73,7 @@ func newNotifier(t *testing.T, url string, headers map[string]string, log *slog.
 	}
 	cfg := &config.Notifier{Name: "hook", Timeout: 5 * time.Second,
 		Webhook: &config.Webhook{URL: config.NewSecret(url), Headers: secrets}}
-	return New(cfg, Options{HTTPClient: testClient(t), Logger: log})
+	return New(cfg, Options{HTTPClient: apitest.Client(t), Logger: log})
 }
 
 func trigger() notify.Notification {
@@ -141,25 +133,25 @@ func TestRetryMatrix(t *testing.T) {
 	cases := []struct {
 		status     int
 		retryAfter string
-		want       outcome
+		want       apitest.Outcome
 		wantWait   time.Duration
 	}{
-		{status: 200, want: delivered},
-		{status: 202, want: delivered},
-		{status: 204, want: delivered},
-		{status: 301, want: permanent},
-		{status: 400, want: permanent},
-		{status: 401, want: permanent},
-		{status: 403, want: permanent},
-		{status: 404, want: permanent},
-		{status: 408, want: retryable},
-		{status: 413, want: permanent},
-		{status: 429, want: retryable},
-		{status: 429, retryAfter: "12", want: retryable, wantWait: 12 * time.Second},
-		{status: 500, want: retryable},
-		{status: 502, want: retryable},
-		{status: 503, retryAfter: "soon", want: retryable},
-		{status: 504, want: retryable},
+		{status: 200, want: apitest.Delivered},
+		{status: 202, want: apitest.Delivered},
+		{status: 204, want: apitest.Delivered},
+		{status: 301, want: apitest.Permanent},
+		{status: 400, want: apitest.Permanent},
+		{status: 401, want: apitest.Permanent},
+		{status: 403, want: apitest.Permanent},
+		{status: 404, want: apitest.Permanent},
+		{status: 408, want: apitest.Retryable},
+		{status: 413, want: apitest.Permanent},
+		{status: 429, want: apitest.Retryable},
+		{status: 429, retryAfter: "12", want: apitest.Retryable, wantWait: 12 * time.Second},
+		{status: 500, want: apitest.Retryable},
+		{status: 502, want: apitest.Retryable},
+		{status: 503, retryAfter: "soon", want: apitest.Retryable},
+		{status: 504, want: apitest.Retryable},
 	}
 	for _, tc := range cases {
 		t.Run(strconv.Itoa(tc.status)+tc.retryAfter, func(t *testing.T) {
@@ -171,7 +163,7 @@ func TestRetryMatrix(t *testing.T) {
 				io.WriteString(w, "answer "+strconv.Itoa(tc.status))
 			})
 			err := newNotifier(t, ep.URL, nil, nil).Notify(t.Context(), trigger())
-			if got := outcomeOf(err); got != tc.want {
+			if got := apitest.OutcomeOf(err); got != tc.want {
 				t.Fatalf("status %d: %s (%v), want %s", tc.status, got, err, tc.want)
 			}
 			if got := notify.RetryAfter(err); got != tc.wantWait {
@@ -196,7 +188,7 @@ func TestTimeoutIsRetryable(t *testing.T) {
 	n.Channel = notify.NewChannel(notify.ChannelSpec{Kind: Kind, Name: n.Name(), Matches: true, Timeout: 200 * time.Millisecond, ChannelOptions: notify.ChannelOptions{HTTPClient: n.HTTP, Logger: n.Log}})
 	started := time.Now()
 	err := n.Notify(t.Context(), trigger())
-	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "timed out") {
+	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("error %v, want a retryable timeout", err)
 	}
 	if elapsed := time.Since(started); elapsed > 2*time.Second {
@@ -205,8 +197,8 @@ func TestTimeoutIsRetryable(t *testing.T) {
 }
 
 func TestConnectionFailuresAreRetryable(t *testing.T) {
-	err := newNotifier(t, "http://"+closedAddr(t)+"/hook", nil, nil).Notify(t.Context(), trigger())
-	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "connection refused") {
+	err := newNotifier(t, "http://"+apitest.ClosedAddr(t)+"/hook", nil, nil).Notify(t.Context(), trigger())
+	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("refused: %v, want a retryable refusal", err)
 	}
 	drop := startEndpoint(t, func(w http.ResponseWriter, _ *http.Request) {
@@ -216,7 +208,7 @@ func TestConnectionFailuresAreRetryable(t *testing.T) {
 		}
 	})
 	err = newNotifier(t, drop.URL, nil, nil).Notify(t.Context(), trigger())
-	if outcomeOf(err) != retryable || !strings.Contains(err.Error(), "connection closed before an answer") {
+	if apitest.OutcomeOf(err) != apitest.Retryable || !strings.Contains(err.Error(), "connection closed before an answer") {
 		t.Fatalf("dropped: %v, want a retryable error", err)
 	}
 }
@@ -252,15 +244,14 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 		http.Error(w, b.String(), status)
 	})
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log, logs := apitest.Logger()
 	headers := map[string]string{"Authorization": "Bearer " + marker, "X-Token": marker + "-2"}
 	urls := map[string]string{
 		"400 echoing path and headers": echo.URL + "/hook/" + marker,
 		"503 echoing the query":        echo.URL + "/hook?token=" + marker + "&mode=5xx",
 		"400 echoing a query value":    echo.URL + "/hook?mode=x&token=" + marker,
-		"refused":                      "http://" + closedAddr(t) + "/hook/" + marker,
-		"user info":                    "http://user:" + marker + "@" + closedAddr(t) + "/",
+		"refused":                      "http://" + apitest.ClosedAddr(t) + "/hook/" + marker,
+		"user info":                    "http://user:" + marker + "@" + apitest.ClosedAddr(t) + "/",
 		"unparsable":                   "http://[::1/" + marker,
 	}
 	for name, url := range urls {
@@ -278,48 +269,6 @@ func TestSecretsNeverLeak(t *testing.T) {
 	if !strings.Contains(logs.String(), "notification failed") || strings.Contains(logs.String(), marker) {
 		t.Errorf("logs lack failures or carry a secret:\n%s", logs.String())
 	}
-}
-
-type outcome int
-
-const (
-	delivered outcome = iota
-	retryable
-	permanent
-)
-
-func (o outcome) String() string { return [...]string{"delivered", "retryable", "permanent"}[o] }
-
-func outcomeOf(err error) outcome {
-	switch {
-	case err == nil:
-		return delivered
-	case notify.IsPermanent(err):
-		return permanent
-	}
-	return retryable
-}
-
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestDefaultClient: with no client injected, the notifier uses its own, which does not
