@@ -160,19 +160,6 @@ func (b *builder) syncRegions(mapping *yaml.Node, product string, regions map[st
 	return out
 }
 
-// valueAt is the value node of key in a mapping node (nil when absent).
-func valueAt(mapping *yaml.Node, key string) *yaml.Node {
-	if mapping == nil || mapping.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(mapping.Content); i += 2 {
-		if mapping.Content[i].Value == key {
-			return mapping.Content[i+1]
-		}
-	}
-	return nil
-}
-
 // buildComms compiles comms: its notifiers must exist and must not be pagers (a
 // reminder to write a customer update is nobody's page).
 func (b *builder) buildComms() {

@@ -78,10 +78,8 @@ func (d *decoder) at(structPtr any, key string) *yaml.Node {
 	if key == "" {
 		return m
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
+	if _, v := entry(m, key); v != nil {
+		return v
 	}
 	return m
 }
@@ -95,17 +93,33 @@ func (d *decoder) value(structPtr any, key string) *yaml.Node {
 	return n
 }
 
-// keyAt returns the key node of a map entry (for errors about a name).
+// keyAt returns the key node of a map entry (for errors about a name), or the mapping
+// when the key is absent.
 func keyAt(mapping *yaml.Node, key string) *yaml.Node {
+	if k, _ := entry(mapping, key); k != nil {
+		return k
+	}
+	return mapping
+}
+
+// valueAt is the value node of key in a mapping node (nil when absent).
+func valueAt(mapping *yaml.Node, key string) *yaml.Node {
+	_, v := entry(mapping, key)
+	return v
+}
+
+// entry returns the key and value nodes of key in a mapping node (nils when absent or
+// when the node is no mapping).
+func entry(mapping *yaml.Node, key string) (k, v *yaml.Node) {
 	if mapping == nil || mapping.Kind != yaml.MappingNode {
-		return mapping
+		return nil, nil
 	}
 	for i := 0; i+1 < len(mapping.Content); i += 2 {
 		if mapping.Content[i].Value == key {
-			return mapping.Content[i]
+			return mapping.Content[i], mapping.Content[i+1]
 		}
 	}
-	return mapping
+	return nil, nil
 }
 
 // keysInOrder lists a mapping's keys as written.
