@@ -291,23 +291,36 @@ func yamlFields(t reflect.Type) map[string]fieldInfo {
 	fields := map[string]fieldInfo{}
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
-		if isInline(sf) { // its keys are the parent's
+		key, inline := YAMLKey(sf)
+		switch {
+		case inline: // its keys are the parent's
 			for tag, f := range yamlFields(sf.Type) {
 				fields[tag] = fieldInfo{index: append([]int{i}, f.index...), name: tag}
 			}
-			continue
+		case key != "":
+			fields[key] = fieldInfo{index: []int{i}, name: key}
 		}
-		tag := strings.Split(sf.Tag.Get("yaml"), ",")[0]
-		if tag == "-" || !sf.IsExported() {
-			continue
-		}
-		if tag == "" {
-			tag = strings.ToLower(sf.Name)
-		}
-		fields[tag] = fieldInfo{index: []int{i}, name: tag}
 	}
 	fieldCache.Store(t, fields)
 	return fields
+}
+
+// YAMLKey is the key a struct field is read from: its yaml tag's name, else its name
+// in lower case; "" for a field that is not read (unexported, or tagged "-"). inline
+// is true for an embedded struct tagged `yaml:",inline"`, whose keys are the parent's.
+// The schema generator (config/schemagen) names keys by it too.
+func YAMLKey(sf reflect.StructField) (key string, inline bool) {
+	if isInline(sf) {
+		return "", true
+	}
+	key = strings.Split(sf.Tag.Get("yaml"), ",")[0]
+	switch {
+	case key == "-" || !sf.IsExported():
+		return "", false
+	case key == "":
+		return strings.ToLower(sf.Name), false
+	}
+	return key, false
 }
 
 // shorthand is a struct that may also be written as one scalar (a selector alone).
