@@ -21,24 +21,37 @@ func cpuTime() time.Duration {
 
 // StatusKiB reads one "Name:   1234 kB" line of /proc/self/status (VmRSS, VmHWM).
 func StatusKiB(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
+	fields, err := readStatus("/proc/self/status")
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", field, err)
 	}
+	kb, ok := fields[field]
+	if !ok {
+		return 0, fmt.Errorf("%s: not in /proc/self/status as a number of kB", field)
+	}
+	return kb, nil
+}
+
+// readStatus reads the numbers of a /proc/PID/status file by name: the "1234 kB" of
+// VmRSS and the like, and plain counts (Threads); lines of other values are left out.
+func readStatus(path string) (map[string]int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
+	fields := map[string]int64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
+		if !ok {
 			continue
 		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: want a number of kB, got %q: %w", field, rest, err)
+		if n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64); err == nil {
+			fields[name] = n
 		}
-		return kb, nil
 	}
-	return 0, fmt.Errorf("%s: not in /proc/self/status", field)
+	return fields, sc.Err()
 }
 
 // statusMB is StatusKiB in MiB, 0 where /proc is unreadable (the figure is then missing,

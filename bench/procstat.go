@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"strconv"
@@ -22,35 +21,12 @@ type procUsage struct {
 
 // readProc reads /proc/PID/status and /proc/PID/stat.
 func readProc(pid int) (procUsage, error) {
-	var u procUsage
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := readStatus(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return u, err
+		return procUsage{}, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "VmRSS":
-			u.RSS = float64(n) / 1024
-		case "VmHWM":
-			u.HWM = float64(n) / 1024
-		case "RssAnon":
-			u.Anon = float64(n) / 1024
-		case "RssFile":
-			u.File = float64(n) / 1024
-		case "Threads":
-			u.Threads = int(n)
-		}
-	}
+	mib := func(name string) float64 { return float64(st[name]) / 1024 }
+	u := procUsage{RSS: mib("VmRSS"), HWM: mib("VmHWM"), Anon: mib("RssAnon"), File: mib("RssFile"), Threads: int(st["Threads"])}
 	u.CPU, err = procCPU(pid)
 	return u, err
 }

@@ -241,7 +241,7 @@ func TestDaemonScaleHarnessSmall(t *testing.T) {
 	if rep.Gaps.Targets != 200 || rep.Gaps.Deviation.Count < 200 {
 		t.Errorf("the servers saw %d targets and %d gaps, want 200 and at least 200", rep.Gaps.Targets, rep.Gaps.Deviation.Count)
 	}
-	if rep.PeakRSS <= 0 || rep.SteadyRSS <= 0 || rep.Cores <= 0 || rep.Scrapes < 2 || rep.StatusReads < 1 || rep.PlanDeviationP99MS <= 0 {
+	if rep.PeakRSS <= 0 || rep.SteadyRSS <= 0 || rep.EndAnon <= 0 || rep.Threads <= 0 || rep.Cores <= 0 || rep.Scrapes < 2 || rep.StatusReads < 1 || rep.PlanDeviationP99MS <= 0 {
 		t.Errorf("missing figures: %+v", rep)
 	}
 	if fi, err := os.Stat(heap); err != nil || fi.Size() == 0 {

@@ -1,6 +1,10 @@
 package config
 
-import "go.yaml.in/yaml/v3"
+import (
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+)
 
 // buildPublic compiles public: (and the deprecated public_listen, which is its listen
 // address) once products and notifiers are known.
@@ -52,12 +56,8 @@ func (b *builder) checkPublicListen(owner any, key, name, addr string) {
 // products and journeys that exist.
 func (b *builder) publicProducts(spec *PublicSpec) []PublicProduct {
 	node := b.d.value(spec, "products")
-	known := map[string]*Product{}
-	for i := range b.cfg.Products {
-		known[b.cfg.Products[i].Name] = &b.cfg.Products[i]
-	}
 	for _, name := range keysInOrder(node) {
-		p := known[name]
+		p := b.product(name)
 		if p == nil {
 			b.d.errorf(keyAt(node, name), "public.products: product %q is not defined under products: (defined: %s)", name, joinNames(b.productNames()))
 			continue
@@ -81,10 +81,20 @@ func (b *builder) publicProducts(spec *PublicSpec) []PublicProduct {
 func (b *builder) checkJourneysShown(ps *PublicProductSpec, p *Product) {
 	list := b.d.at(ps, "journeys_shown")
 	for i, j := range ps.JourneysShown {
-		if !contains(p.Journeys, j) {
+		if !slices.Contains(p.Journeys, j) {
 			b.d.errorf(item(list, i), "journeys_shown: journey %q is not a journey of product %s (journeys: %s)", j, p.Name, joinNames(p.Journeys))
 		}
 	}
+}
+
+// product is the compiled product of that name (nil: none).
+func (b *builder) product(name string) *Product {
+	for i := range b.cfg.Products {
+		if b.cfg.Products[i].Name == name {
+			return &b.cfg.Products[i]
+		}
+	}
+	return nil
 }
 
 func (b *builder) productNames() []string {
@@ -93,15 +103,6 @@ func (b *builder) productNames() []string {
 		names[i] = p.Name
 	}
 	return names
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // buildSync compiles public.sync: every mapped component must be a product offered in
@@ -135,12 +136,7 @@ func (b *builder) buildSync(spec *StatusSyncSpec) *StatusSync {
 }
 
 func (b *builder) syncRegions(mapping *yaml.Node, product string, regions map[string]string) map[string]string {
-	var p *Product
-	for i := range b.cfg.Products {
-		if b.cfg.Products[i].Name == product {
-			p = &b.cfg.Products[i]
-		}
-	}
+	p := b.product(product)
 	out := map[string]string{}
 	if p == nil {
 		b.d.errorf(keyAt(mapping, product), "public.sync.components: product %q is not defined under products:", product)
@@ -149,7 +145,7 @@ func (b *builder) syncRegions(mapping *yaml.Node, product string, regions map[st
 	rows := valueAt(mapping, product)
 	for _, region := range keysInOrder(rows) {
 		switch id := regions[region]; {
-		case !contains(p.Regions, region):
+		case !slices.Contains(p.Regions, region):
 			b.d.errorf(keyAt(rows, region), "public.sync.components.%s: region %q is not one of the product's regions (%s)", product, region, joinNames(p.Regions))
 		case id == "":
 			b.d.errorf(keyAt(rows, region), "public.sync.components.%s.%s: the component id is empty", product, region)
@@ -158,19 +154,6 @@ func (b *builder) syncRegions(mapping *yaml.Node, product string, regions map[st
 		}
 	}
 	return out
-}
-
-// valueAt is the value node of key in a mapping node (nil when absent).
-func valueAt(mapping *yaml.Node, key string) *yaml.Node {
-	if mapping == nil || mapping.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(mapping.Content); i += 2 {
-		if mapping.Content[i].Value == key {
-			return mapping.Content[i+1]
-		}
-	}
-	return nil
 }
 
 // buildComms compiles comms: its notifiers must exist and must not be pagers (a

@@ -78,10 +78,8 @@ func (d *decoder) at(structPtr any, key string) *yaml.Node {
 	if key == "" {
 		return m
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
-		}
+	if _, v := entry(m, key); v != nil {
+		return v
 	}
 	return m
 }
@@ -95,17 +93,33 @@ func (d *decoder) value(structPtr any, key string) *yaml.Node {
 	return n
 }
 
-// keyAt returns the key node of a map entry (for errors about a name).
+// keyAt returns the key node of a map entry (for errors about a name), or the mapping
+// when the key is absent.
 func keyAt(mapping *yaml.Node, key string) *yaml.Node {
+	if k, _ := entry(mapping, key); k != nil {
+		return k
+	}
+	return mapping
+}
+
+// valueAt is the value node of key in a mapping node (nil when absent).
+func valueAt(mapping *yaml.Node, key string) *yaml.Node {
+	_, v := entry(mapping, key)
+	return v
+}
+
+// entry returns the key and value nodes of key in a mapping node (nils when absent or
+// when the node is no mapping).
+func entry(mapping *yaml.Node, key string) (k, v *yaml.Node) {
 	if mapping == nil || mapping.Kind != yaml.MappingNode {
-		return mapping
+		return nil, nil
 	}
 	for i := 0; i+1 < len(mapping.Content); i += 2 {
 		if mapping.Content[i].Value == key {
-			return mapping.Content[i]
+			return mapping.Content[i], mapping.Content[i+1]
 		}
 	}
-	return mapping
+	return nil, nil
 }
 
 // keysInOrder lists a mapping's keys as written.
@@ -277,23 +291,36 @@ func yamlFields(t reflect.Type) map[string]fieldInfo {
 	fields := map[string]fieldInfo{}
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
-		if isInline(sf) { // its keys are the parent's
+		key, inline := YAMLKey(sf)
+		switch {
+		case inline: // its keys are the parent's
 			for tag, f := range yamlFields(sf.Type) {
 				fields[tag] = fieldInfo{index: append([]int{i}, f.index...), name: tag}
 			}
-			continue
+		case key != "":
+			fields[key] = fieldInfo{index: []int{i}, name: key}
 		}
-		tag := strings.Split(sf.Tag.Get("yaml"), ",")[0]
-		if tag == "-" || !sf.IsExported() {
-			continue
-		}
-		if tag == "" {
-			tag = strings.ToLower(sf.Name)
-		}
-		fields[tag] = fieldInfo{index: []int{i}, name: tag}
 	}
 	fieldCache.Store(t, fields)
 	return fields
+}
+
+// YAMLKey is the key a struct field is read from: its yaml tag's name, else its name
+// in lower case; "" for a field that is not read (unexported, or tagged "-"). inline
+// is true for an embedded struct tagged `yaml:",inline"`, whose keys are the parent's.
+// The schema generator (config/schemagen) names keys by it too.
+func YAMLKey(sf reflect.StructField) (key string, inline bool) {
+	if isInline(sf) {
+		return "", true
+	}
+	key = strings.Split(sf.Tag.Get("yaml"), ",")[0]
+	switch {
+	case key == "-" || !sf.IsExported():
+		return "", false
+	case key == "":
+		return strings.ToLower(sf.Name), false
+	}
+	return key, false
 }
 
 // shorthand is a struct that may also be written as one scalar (a selector alone).

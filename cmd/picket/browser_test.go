@@ -32,12 +32,8 @@ func TestCheckBrowserJourney(t *testing.T) {
 	if _, err := config.FindBrowser(""); err != nil && os.Getenv("PICKET_REQUIRE_BROWSER") != "1" {
 		t.Skipf("%v (PICKET_REQUIRE_BROWSER=1 makes this a failure)", err)
 	}
-	plat, err := probetest.Start(probetest.Options{Regions: []string{"eu1"}, WebPassword: cmdWebPassword})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plat.Close() })
-	dir := t.TempDir()
+	e := newEnvWith(t, probetest.Options{Regions: []string{"eu1"}, WebPassword: cmdWebPassword})
+	plat, dir := e.plat, e.dir
 	if err := os.WriteFile(filepath.Join(dir, "web_password"), []byte(cmdWebPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -55,11 +55,16 @@ directory is read directly.`,
 	return cmd
 }
 
+// incidentURL is the API address of an incident's resource (timeline, updates) on the
+// daemon at listen: the key's slashes written as ~, as the API reads them.
+func incidentURL(listen, key, resource string) string {
+	return "http://" + listen + "/api/v1/incidents/" + url.PathEscape(strings.ReplaceAll(key, "/", "~")) + "/" + resource
+}
+
 // fetchIncident asks a running daemon.
 func fetchIncident(listen, key string) (alert.Incident, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
-	u := "http://" + listen + "/api/v1/incidents/" + url.PathEscape(strings.ReplaceAll(key, "/", "~")) + "/timeline"
-	resp, err := client.Get(u)
+	resp, err := client.Get(incidentURL(listen, key, "timeline"))
 	if err != nil {
 		return alert.Incident{}, err
 	}

@@ -16,16 +16,9 @@ import (
 func TestMixedKindsJourney(t *testing.T) {
 	regions := []string{"eu1", "us1"}
 	tlsAddrs := map[string]string{"eu1": "", "us1": ""}
-	plat, err := probetest.Start(probetest.Options{Regions: regions, APIKey: testAPIKey, IngestDelay: 30 * time.Millisecond,
+	e := newEnvWith(t, probetest.Options{Regions: regions, APIKey: testAPIKey, IngestDelay: 30 * time.Millisecond,
 		DNSAddr: "127.0.0.1:0", TLSAddrs: tlsAddrs, TCPAddrs: map[string]string{"eu1": "", "us1": ""}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plat.Close() })
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "api_key"), []byte(testAPIKey), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	plat, dir := e.plat, e.dir
 	var b strings.Builder
 	fmt.Fprintf(&b, "vantage: kinds\nsecrets: {api_key: {file: api_key}}\ndefaults: {timeout: 2s}\nregions:\n")
 	for _, r := range regions {

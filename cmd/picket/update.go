@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -62,8 +61,7 @@ with api.token. Exit 0 posted, 1 refused or not reached, 2 usage.`,
 // postUpdate sends the update to the running daemon's API, with the token.
 func postUpdate(cfg *config.Config, key string, u alert.Update) (alert.Update, error) {
 	body, _ := json.Marshal(map[string]string{"status": u.Status, "text": u.Text, "author": u.Author})
-	target := "http://" + cfg.Listen + "/api/v1/incidents/" + url.PathEscape(strings.ReplaceAll(key, "/", "~")) + "/updates"
-	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, incidentURL(cfg.Listen, key, "updates"), bytes.NewReader(body))
 	if err != nil {
 		return alert.Update{}, err
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/picket-dev/picket/config"
@@ -131,17 +129,13 @@ func (g *generator) object(t reflect.Type) map[string]any {
 func (g *generator) addFields(t reflect.Type, props map[string]any) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")
-		key := tag[0]
-		if slices.Contains(tag[1:], "inline") && f.Type.Kind() == reflect.Struct {
+		key, inline := config.YAMLKey(f)
+		if inline {
 			g.addFields(f.Type, props)
 			continue
 		}
-		if key == "-" || !f.IsExported() {
-			continue
-		}
 		if key == "" {
-			key = strings.ToLower(f.Name)
+			continue
 		}
 		p := g.of(f.Type)
 		if _, isRef := p["$ref"]; isRef {

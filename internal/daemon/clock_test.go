@@ -131,7 +131,7 @@ func TestDaemonKeepsTimeByItsClock(t *testing.T) {
 func TestFleetIsAloneByItsClock(t *testing.T) {
 	start := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	fake := clock.NewFake(start)
-	f := newFixture(t, fmt.Sprintf("cluster: {bind: %s, insecure: true, notify: [ops], alone_after: 1h, gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s}\n", freeAddr(t)))
+	f := newFixture(t, fmt.Sprintf("cluster: {bind: %s, insecure: true, notify: [ops], alone_after: 1h, gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s}\n", freeLoopbackAddr(t)))
 	_, stop := f.startWith(Options{Clock: fake})
 	defer func() {
 		if err := stop(); err != nil {

@@ -54,8 +54,22 @@ func newFixtureOn(t *testing.T, opts probetest.Options) *fixture {
 func newFixture(t *testing.T, extra string) *fixture {
 	t.Helper()
 	f := newFixtureOn(t, probetest.Options{Regions: []string{"eu1", "us1"}})
-	plat, pd := f.plat, f.pd
-	cfg := fmt.Sprintf(`vantage: daemon-test
+	cfg := testConfig("daemon-test", filepath.Join(f.dir, "state"), f.plat, f.pd.BaseURL()) +
+		fmt.Sprintf(`  ops: {pagerduty: {routing_key: "daemontestroutingkey000000000002", events_url: %q}}
+routes:
+  - notify: [pd]
+%s`, f.pd.BaseURL(), extra)
+	if err := os.WriteFile(f.path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// testConfig is the config the fixture and the in-process fleet share, up to the
+// notifiers: their vantage and state folder, fast runs and no group wait, two products
+// in plat's eu1 and us1, and the pd notifier at eventsURL; the caller adds the rest.
+func testConfig(vantage, stateDir string, plat *probetest.Platform, eventsURL string) string {
+	return fmt.Sprintf(`vantage: %s
 listen: 127.0.0.1:0
 state_dir: %s
 defaults: {interval: 300ms, timeout: 250ms, failure_threshold: 1, success_threshold: 1}
@@ -70,14 +84,7 @@ products:
     journeys: [{name: home, steps: [{http: {url: "{{.region.api}}/"}}]}]
 notifiers:
   pd: {pagerduty: {routing_key: "daemontestroutingkey000000000001", events_url: %q}}
-  ops: {pagerduty: {routing_key: "daemontestroutingkey000000000002", events_url: %q}}
-routes:
-  - notify: [pd]
-%s`, filepath.Join(f.dir, "state"), plat.URL("eu1"), plat.URL("us1"), pd.BaseURL(), pd.BaseURL(), extra)
-	if err := os.WriteFile(f.path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
+`, vantage, stateDir, plat.URL("eu1"), plat.URL("us1"), eventsURL)
 }
 
 // start runs the daemon in this process; the returned stop waits for it to end (once:

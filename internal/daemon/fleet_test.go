@@ -120,16 +120,6 @@ func (c *cuttable) Shutdown() error {
 	return err
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // member is one in-process daemon of a fleet.
 type member struct {
 	name string
@@ -148,22 +138,13 @@ type inProcessFleet struct {
 
 func newInProcessFleet(t *testing.T) *inProcessFleet {
 	t.Helper()
-	plat, err := probetest.Start(probetest.Options{Regions: []string{"eu1", "us1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = plat.Close() })
-	pd, err := pdtest.New(pdtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pd.Close() })
+	f := newFixtureOn(t, probetest.Options{Regions: []string{"eu1", "us1"}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	return &inProcessFleet{plat: plat, pd: pd, selfCheck: ln.Addr().String(), dir: t.TempDir()}
+	return &inProcessFleet{plat: f.plat, pd: f.pd, selfCheck: ln.Addr().String(), dir: f.dir}
 }
 
 type memberSpec struct {
@@ -205,26 +186,11 @@ func (f *inProcessFleet) start(t *testing.T, cluster string, specs ...memberSpec
 		}
 		events := cmp.Or(s.eventsURL, f.pd.BaseURL())
 		vantage, _, _ := strings.Cut(s.name, "#")
-		cfg := fmt.Sprintf(`vantage: %s
-listen: 127.0.0.1:0
-state_dir: %s
-defaults: {interval: 300ms, timeout: 250ms, failure_threshold: 1, success_threshold: 1}
-alerting: {group_wait: 0s}
-regions:
-  eu1: {vars: {api: %q}}
-  us1: {vars: {api: %q}}
-products:
-  - name: metrics
-    journeys: [{name: query, steps: [{http: {url: "{{.region.api}}/v1/query?q=up"}, expect: {json: {status: ok}}}]}]
-  - name: web
-    journeys: [{name: home, steps: [{http: {url: "{{.region.api}}/"}}]}]
-notifiers:
-  pd: {pagerduty: {routing_key: "daemontestroutingkey000000000001", events_url: %q}}
-routes:
+		cfg := testConfig(vantage, filepath.Join(f.dir, "state-"+s.name), f.plat, events) + fmt.Sprintf(`routes:
   - notify: [pd]
 self_check: {targets: ["tcp://%s"], interval: 200ms}
 cluster: {bind: %s, peers: [%s], insecure: true, notify: [pd], gossip_interval: 50ms, probe_interval: 200ms, push_pull_interval: 1s, %s}
-`, vantage, filepath.Join(f.dir, "state-"+s.name), f.plat.URL("eu1"), f.plat.URL("us1"), events, f.selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
+`, f.selfCheck, binds[s.name], strings.Join(peers, ", "), cluster)
 		path := filepath.Join(f.dir, s.name+".yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

@@ -34,7 +34,7 @@ func reload(t *testing.T, base string) {
 // notice is resolved and the held page goes out; adding a failing self_check, or a
 // notifier to an impaired one, sends the notice at once and pages stay held.
 func TestSelfCheckFollowsReload(t *testing.T) {
-	dead := freeAddr(t) // nothing listens there: "the internet" is gone
+	dead := freeLoopbackAddr(t) // nothing listens there: "the internet" is gone
 	up := newOutside(t)
 	sc := func(targets, more string) string {
 		return fmt.Sprintf("self_check: {targets: [%s], interval: 1h, timeout: 500ms%s}\n", targets, more)
@@ -143,7 +143,7 @@ func TestHeartbeatFollowsReload(t *testing.T) {
 // ends; then it resolves the notice it sent before the restart (same dedup key, no new
 // trigger) and sends the held page, and the state dir no longer says it is impaired.
 func TestImpairedNoticeIsResolvedAfterRestart(t *testing.T) {
-	dead := freeAddr(t)
+	dead := freeLoopbackAddr(t)
 	release := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		select { // answers once released: the first round after the restart is slow

@@ -90,6 +90,35 @@ var grpcStatuses = [...]string{"SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNK
 
 var runStatuses = [...]probe.Status{probe.StatusUp, probe.StatusDegraded, probe.StatusDown}
 
+// The fixed labels, rendered once rather than at every sample of every scrape.
+var (
+	phaseLabels = renderLabels("phase", httpPhases[:])
+	grpcLabels  = renderLabels("serving_status", grpcStatuses[:])
+	runLabels   = renderLabels("status", runStatuses[:])
+	tlsLabels   = map[string]string{"1.0": tlsLabel("1.0"), "1.1": tlsLabel("1.1"), "1.2": tlsLabel("1.2"), "1.3": tlsLabel("1.3")}
+	// icmpRTTPhase is the one phase of probe_icmp_duration_seconds.
+	icmpRTTPhase = label("phase", "rtt")
+)
+
+func renderLabels[T ~string](name string, values []T) []string {
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = label(name, string(v))
+	}
+	return out
+}
+
+func tlsLabel(version string) string { return label("version", "TLS "+version) }
+
+// tlsVersionLabel is the version label of probe_tls_version_info: one of the versions
+// the prober names, else rendered (a version Go does not know, "0x0305").
+func tlsVersionLabel(version string) string {
+	if l, ok := tlsLabels[version]; ok {
+		return l
+	}
+	return tlsLabel(version)
+}
+
 func newTargetMetrics(vantage string) *targetMetrics {
 	return &targetMetrics{vantage: label("vantage", vantage), byID: map[string]*targetSeries{}}
 }
@@ -235,13 +264,13 @@ type family struct {
 
 var targetFamilies = append([]family{
 	{"probe_success", "Whether the last run of the journey succeeded (degraded counts as success).", "gauge",
-		func(e *expo, s *targetSeries) { e.sample(s, "", "", s.success) }},
+		func(e *expo, s *targetSeries) { e.sample(s, labels{}, s.success) }},
 	{"probe_duration_seconds", "How long the last run of the journey took.", "gauge",
-		func(e *expo, s *targetSeries) { e.sample(s, "", "", s.duration) }},
+		func(e *expo, s *targetSeries) { e.sample(s, labels{}, s.duration) }},
 	{"probe_dns_lookup_time_seconds", "Time spent resolving names in the last run of the journey.", "gauge",
-		func(e *expo, s *targetSeries) { e.sample(s, "", "", s.dns) }},
+		func(e *expo, s *targetSeries) { e.sample(s, labels{}, s.dns) }},
 	{"picket_target_state", "Alert state of a target: 0 ok, 1 pending, 2 firing.", "gauge",
-		func(e *expo, s *targetSeries) { e.sample(s, "", "", s.state) }},
+		func(e *expo, s *targetSeries) { e.sample(s, labels{}, s.state) }},
 	{"picket_probe_runs_total", "Journey runs by outcome.", "counter", writeRuns},
 	{"probe_http_status_code", "HTTP status code of the last answer of a step (0: no answer).", "gauge",
 		stepGauge(func(ss *stepSeries) (float64, bool) { return ss.httpStatus, ss.http })},
@@ -257,7 +286,7 @@ var targetFamilies = append([]family{
 		func(e *expo, s *targetSeries) {
 			for _, ss := range s.steps {
 				if ss.hasICMP {
-					e.stepSample(s, ss, `phase="rtt"`, ss.icmpRTT)
+					e.sample(s, labels{phase: icmpRTTPhase, step: ss.label}, ss.icmpRTT)
 				}
 			}
 		}},
@@ -271,7 +300,7 @@ var targetFamilies = append([]family{
 		func(e *expo, s *targetSeries) {
 			for _, ss := range s.steps {
 				if ss.wire.TLSVersion != "" { // one series a step, of the version it saw last, as blackbox does
-					e.sampleLast(s, "", ss.label, label("version", "TLS "+ss.wire.TLSVersion), 1)
+					e.sample(s, labels{step: ss.label, version: tlsVersionLabel(ss.wire.TLSVersion)}, 1)
 				}
 			}
 		}},
@@ -307,23 +336,23 @@ func stepGauge(value func(*stepSeries) (v float64, ok bool)) func(e *expo, s *ta
 	return func(e *expo, s *targetSeries) {
 		for _, ss := range s.steps {
 			if v, ok := value(ss); ok {
-				e.stepSample(s, ss, "", v)
+				e.sample(s, labels{step: ss.label}, v)
 			}
 		}
 	}
 }
 
 func writeRuns(e *expo, s *targetSeries) {
-	for i, st := range runStatuses {
-		e.sample(s, "", `status="`+string(st)+`"`, float64(s.runs[i]))
+	for i := range runStatuses {
+		e.sample(s, labels{status: runLabels[i]}, float64(s.runs[i]))
 	}
 }
 
 func writePhases(e *expo, s *targetSeries) {
 	for _, ss := range s.steps {
-		for i, ph := range httpPhases {
+		for i := range httpPhases {
 			if ss.hasPhase[i] {
-				e.stepSample(s, ss, `phase="`+ph+`"`, ss.phases[i])
+				e.sample(s, labels{phase: phaseLabels[i], step: ss.label}, ss.phases[i])
 			}
 		}
 	}
@@ -334,12 +363,12 @@ func writeGRPC(e *expo, s *targetSeries) {
 		if !ss.isGRPC {
 			continue
 		}
-		for _, status := range grpcStatuses {
+		for i, status := range grpcStatuses {
 			v := 0.0
 			if ss.grpc == status {
 				v = 1
 			}
-			e.stepSample(s, ss, `serving_status="`+status+`"`, v)
+			e.sample(s, labels{status: grpcLabels[i], step: ss.label}, v)
 		}
 	}
 }
@@ -376,29 +405,28 @@ type expo struct {
 	err     error
 }
 
-// sample writes name{journey,[before,]product,region[,after],vantage[,last]} value;
-// before is a label that sorts before product (phase), after one that sorts after
-// region, last one that sorts after vantage (version).
-func (e *expo) sample(s *targetSeries, before, after string, v float64) {
-	e.sampleLast(s, before, after, "", v)
+// labels are a sample's labels beside its target's, each `name="value"` or "" for
+// none, named by where they sort among journey, product, region and vantage (the text
+// format wants them sorted, as client_golang writes them).
+type labels struct {
+	phase   string // between journey and product
+	status  string // after region: status, serving_status
+	step    string // after status
+	version string // after vantage
 }
 
-func (e *expo) sampleLast(s *targetSeries, before, after, last string, v float64) {
+// sample writes name{journey,[phase,]product,region,[status,][step,]vantage[,version]} v.
+func (e *expo) sample(s *targetSeries, l labels, v float64) {
 	e.head()
 	e.buf = append(e.buf, e.family.name...)
 	e.buf = append(e.buf, '{')
 	e.buf = append(e.buf, s.journey...)
-	if before != "" {
-		e.buf = append(append(e.buf, ','), before...)
-	}
+	e.buf = appendLabel(e.buf, l.phase)
 	e.buf = append(append(e.buf, ','), s.rest...)
-	if after != "" {
-		e.buf = append(append(e.buf, ','), after...)
-	}
+	e.buf = appendLabel(e.buf, l.status)
+	e.buf = appendLabel(e.buf, l.step)
 	e.buf = append(append(e.buf, ','), e.vantage...)
-	if last != "" {
-		e.buf = append(append(e.buf, ','), last...)
-	}
+	e.buf = appendLabel(e.buf, l.version)
 	e.buf = append(e.buf, "} "...)
 	e.buf = appendFloat(e.buf, v)
 	e.buf = append(e.buf, '\n')
@@ -407,18 +435,12 @@ func (e *expo) sampleLast(s *targetSeries, before, after, last string, v float64
 	}
 }
 
-// stepSample is sample with the step label (and extra, which sorts after region:
-// serving_status; or phase, which sorts before product).
-func (e *expo) stepSample(s *targetSeries, ss *stepSeries, extra string, v float64) {
-	if strings.HasPrefix(extra, "phase=") {
-		e.sample(s, extra, ss.label, v)
-		return
+// appendLabel appends ",l", or nothing for no label.
+func appendLabel(b []byte, l string) []byte {
+	if l == "" {
+		return b
 	}
-	if extra != "" {
-		e.sample(s, "", extra+","+ss.label, v)
-		return
-	}
-	e.sample(s, "", ss.label, v)
+	return append(append(b, ','), l...)
 }
 
 func (e *expo) head() {

@@ -95,31 +95,37 @@ func summarize(files []string, daemon bool, stdout io.Writer) error {
 	if len(files) == 0 {
 		return fmt.Errorf("-summary: name the report files")
 	}
-	var reps []*bench.Report
-	var dreps []*bench.DaemonReport
-	for _, name := range files {
-		b, err := os.ReadFile(name)
+	var table string
+	if daemon {
+		reps, err := readReports[bench.DaemonReport](files, "a daemon scale report")
 		if err != nil {
 			return err
 		}
-		if daemon {
-			var r bench.DaemonReport
-			if err := json.Unmarshal(b, &r); err != nil {
-				return fmt.Errorf("%s: want a daemon scale report in JSON: %w", name, err)
-			}
-			dreps = append(dreps, &r)
-			continue
+		table = bench.DaemonTable(reps)
+	} else {
+		reps, err := readReports[bench.Report](files, "a scale report")
+		if err != nil {
+			return err
 		}
-		var r bench.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("%s: want a scale report in JSON: %w", name, err)
-		}
-		reps = append(reps, &r)
-	}
-	table := bench.Table(reps)
-	if daemon {
-		table = bench.DaemonTable(dreps)
+		table = bench.Table(reps)
 	}
 	_, err := io.WriteString(stdout, table)
 	return err
+}
+
+// readReports reads each file as a JSON report of type T (what names it in errors).
+func readReports[T any](files []string, what string) ([]*T, error) {
+	var reps []*T
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		r := new(T)
+		if err := json.Unmarshal(b, r); err != nil {
+			return nil, fmt.Errorf("%s: want %s in JSON: %w", name, what, err)
+		}
+		reps = append(reps, r)
+	}
+	return reps, nil
 }

@@ -41,6 +41,28 @@ func TestSummaryPrintsOneRowPerReport(t *testing.T) {
 	}
 }
 
+// TestDaemonSummaryPrintsOneRowPerReport: -daemon -summary reads daemon-level reports.
+func TestDaemonSummaryPrintsOneRowPerReport(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "daemon-10000.json")
+	b, err := json.Marshal(bench.DaemonReport{Targets: 10000, PerSecond: 1001, Expected: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run([]string{"-daemon", "-summary", name}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "| 1001 (1000) |"; !strings.Contains(out.String(), "| 10000 |") || !strings.Contains(out.String(), want) {
+		t.Errorf("summary lacks the 10000 row with %q:\n%s", want, out.String())
+	}
+	if err := run([]string{"-daemon", "-summary", name + ".missing"}, &bytes.Buffer{}); err == nil {
+		t.Error("-daemon -summary of a missing file: want an error")
+	}
+}
+
 func TestSummaryRejectsWhatIsNotAReport(t *testing.T) {
 	name := filepath.Join(t.TempDir(), "bad.json")
 	if err := os.WriteFile(name, []byte("not json"), 0o644); err != nil {
