@@ -314,6 +314,7 @@ type settings struct {
 	window                           Window
 	maxBody                          int64
 	maxRedirects                     int
+	keepAlive                        bool
 }
 
 func (b *builder) journeySettings(j *JourneySpec) settings {
@@ -327,6 +328,7 @@ func (b *builder) journeySettings(j *JourneySpec) settings {
 		retries:       pickInt(j.Retries, df.Retries, 0),
 		maxRedirects:  pickInt(nil, df.MaxRedirects, DefaultMaxRedirects),
 		maxBody:       DefaultMaxBodyBytes,
+		keepAlive:     df.KeepAlive != nil && *df.KeepAlive,
 	}
 	if df.MaxBodyBytes != nil {
 		s.maxBody = *df.MaxBodyBytes

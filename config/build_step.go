@@ -135,6 +135,7 @@ func (b *builder) buildHTTP(h *HTTPSpec, s settings) *HTTPRequest {
 		MaxBodyBytes:    s.maxBody,
 		MaxRedirects:    s.maxRedirects,
 		FollowRedirects: true,
+		KeepAlive:       s.keepAlive,
 	}
 	if !httpMethods[req.Method] {
 		b.d.errorf(b.d.at(h, "method"), "unknown HTTP method %q", h.Method)
@@ -169,6 +170,9 @@ func (b *builder) buildHTTP(h *HTTPSpec, s settings) *HTTPRequest {
 	}
 	if h.FollowRedirects != nil {
 		req.FollowRedirects = *h.FollowRedirects
+	}
+	if h.KeepAlive != nil {
+		req.KeepAlive = *h.KeepAlive
 	}
 	if h.TLS != nil {
 		req.TLS = b.buildTLS(h.TLS)

@@ -249,6 +249,7 @@ type HTTPRequest struct {
 	MaxBodyBytes    int64
 	MaxRedirects    int
 	FollowRedirects bool
+	KeepAlive       bool           // reuse connections between runs (pooled per host)
 	TLS             *tls.Config    // nil: Go's defaults
 	ServerName      *tmpl.Template // a templated tls.server_name, rendered per run; nil: in TLS
 }

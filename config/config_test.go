@@ -486,3 +486,25 @@ func TestConfirmDefaultsAndSwitch(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepAliveDefaultsOffAndIsSetInDefaultsOrPerStep(t *testing.T) {
+	for _, c := range []struct {
+		defaults, step string
+		want           bool
+	}{
+		{"", "", false},
+		{"defaults: {keep_alive: true}\n", "", true},
+		{"defaults: {keep_alive: true}\n", ", keep_alive: false", false},
+		{"", ", keep_alive: true", true},
+	} {
+		cfg, err := Parse("k.yaml", []byte(c.defaults+
+			"regions: {eu1: {vars: {api: \"http://127.0.0.1:1\"}}}\n"+
+			"products: [{name: web, journeys: [{name: home, steps: [{http: {url: \"{{.region.api}}/\""+c.step+"}}]}]}]\n"))
+		if err != nil {
+			t.Fatalf("%q %q: %v", c.defaults, c.step, err)
+		}
+		if got := cfg.Targets[0].Steps[0].HTTP.KeepAlive; got != c.want {
+			t.Errorf("%q %q: keep_alive %v, want %v", c.defaults, c.step, got, c.want)
+		}
+	}
+}

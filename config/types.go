@@ -77,6 +77,7 @@ type Defaults struct {
 	RunSpec      `yaml:",inline"`
 	MaxBodyBytes *int64 `yaml:"max_body_bytes"`
 	MaxRedirects *int   `yaml:"max_redirects"`
+	KeepAlive    *bool  `yaml:"keep_alive"` // HTTP steps reuse connections (see HTTPSpec)
 }
 
 // RunSpec is how often a journey runs, for how long, and how its runs are judged: said
@@ -154,7 +155,11 @@ type HTTPSpec struct {
 	MaxBodyBytes    *int64            `yaml:"max_body_bytes"`
 	MaxRedirects    *int              `yaml:"max_redirects"`
 	FollowRedirects *bool             `yaml:"follow_redirects"`
-	TLS             *TLSSpec          `yaml:"tls"`
+	// KeepAlive reuses connections between runs, as an SDK would, instead of opening a
+	// fresh one every run (default false: a fresh connection measures and tests DNS,
+	// connect and TLS each time).
+	KeepAlive *bool    `yaml:"keep_alive"`
+	TLS       *TLSSpec `yaml:"tls"`
 }
 
 // TLSSpec configures the client side of TLS for one step.

@@ -364,6 +364,112 @@ func TestEveryRunOpensAFreshConnection(t *testing.T) {
 	}
 }
 
+// keep_alive: one connection serves every run (connect and TLS are measured on the first
+// only), and a Close after the runs leaves no pooled connection open: the server sees it
+// closed, and goleak (TestMain) sees no transport goroutine left.
+func TestKeepAliveReusesOneConnectionAndCloseEndsIt(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		tls, h2 bool
+	}{
+		{"http/1.1", false, false},
+		{"https", true, false},
+		{"h2", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var accepted, closed atomic.Int32
+			srv := quietServer(httptest.NewUnstartedServer(http.HandlerFunc(answerOK)))
+			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+				switch s {
+				case http.StateNew:
+					accepted.Add(1)
+				case http.StateClosed, http.StateHijacked:
+					closed.Add(1)
+				}
+			}
+			srv.EnableHTTP2 = tc.h2
+			tlsYAML := ""
+			if tc.tls {
+				srv.StartTLS()
+				tlsYAML = fmt.Sprintf(", tls: {ca_file: %q}", writeCAFile(t, srv.Certificate()))
+			} else {
+				srv.Start()
+			}
+			t.Cleanup(srv.Close)
+			tg := targetFor(t, srv.URL, fmt.Sprintf(`[{name: j, timeout: 2s, steps: [{http: {url: "{{.region.api}}/", keep_alive: true%s}}]}]`, tlsYAML))
+			r := NewRunner()
+			for i := range 3 {
+				res := r.Run(context.Background(), tg)
+				if res.Status != StatusUp {
+					t.Fatalf("run %d: %s", i, res.Error)
+				}
+				if connect := res.Steps[0].Phases.Connect; (i == 0) != (connect > 0) {
+					t.Errorf("run %d: connect phase %v; want > 0 on the first run only (the others reuse its connection)", i, connect)
+				}
+			}
+			if n := accepted.Load(); n != 1 {
+				t.Errorf("server accepted %d connections over 3 keep_alive runs, want 1", n)
+			}
+			r.Close()
+			deadline := time.Now().Add(5 * time.Second)
+			for closed.Load() < 1 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if n := closed.Load(); n != 1 {
+				t.Errorf("after Close the server saw %d connections closed, want 1 (the pooled one)", n)
+			}
+		})
+	}
+}
+
+// A journey still in flight when its prober is closed (a reload) leaves no connection in
+// the pool: net/http closes the connection its current step returns, but a later step
+// asks for a new one, which undoes that; Probe closes it after such a step.
+func TestKeepAliveJourneyEndingAfterCloseLeavesNoConnection(t *testing.T) {
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var accepted, closed atomic.Int32
+	srv := quietServer(httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(arrived)
+			<-release
+		}
+		answerOK(w, r)
+	})))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		switch s {
+		case http.StateNew:
+			accepted.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tg := targetFor(t, srv.URL, `[{name: j, timeout: 5s, steps: [
+		{name: slow, http: {url: "{{.region.api}}/slow", keep_alive: true}},
+		{name: next, http: {url: "{{.region.api}}/next", keep_alive: true}}]}]`)
+	r := NewRunner()
+	done := make(chan Result, 1)
+	go func() { done <- r.Run(context.Background(), tg) }()
+	select {
+	case <-arrived:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first step never reached the server")
+	}
+	r.Close() // the reload: the journey is in its first step
+	close(release)
+	if res := <-done; res.Status != StatusUp {
+		t.Fatalf("run: %s", res.Error)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for closed.Load() < accepted.Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a, c := accepted.Load(), closed.Load(); c != a {
+		t.Errorf("server accepted %d connections and saw %d closed once the journey ended past Close; want all closed", a, c)
+	}
+}
+
 // --- hostile targets ----------------------------------------------------------------
 
 func TestHostileTargetsFailFastWithAReason(t *testing.T) {
